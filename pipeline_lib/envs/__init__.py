@@ -1,0 +1,24 @@
+"""Domain registry: build an environment from its config entry."""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from pipeline_lib.envs.base import EnumerableEnvironment, Environment
+from pipeline_lib.envs.hypergrid import HyperGrid
+
+DOMAINS = {"hypergrid": HyperGrid}
+
+
+def make_env(domain: str, params: dict[str, Any], device: torch.device | str = "cpu") -> Environment:
+    """Instantiate a domain by name; unknown names and bad parameters name the offending key."""
+    if domain not in DOMAINS:
+        raise ValueError(f"envs.*.domain: unknown domain {domain!r}; expected one of {sorted(DOMAINS)}")
+    try:
+        return DOMAINS[domain](**params, device=device)
+    except TypeError as err:
+        raise ValueError(f"envs.*.params for domain {domain!r}: {err}") from err
+
+
+__all__ = ["DOMAINS", "EnumerableEnvironment", "Environment", "HyperGrid", "make_env"]

@@ -1,0 +1,72 @@
+"""Parquet results and checkpoints, both written atomically (write to a temp file, then rename)."""
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+
+def _atomic(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def write_parquet(df: pd.DataFrame, path: str | Path, **meta: Any) -> None:
+    """Write a tidy table; ``meta`` (seed, resolved config, ...) is stored in the file's metadata."""
+    df = df.reset_index(drop=True)
+    df.attrs = {}
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    if meta:
+        extra = {b"pipeline_meta": json.dumps(meta, sort_keys=True, default=str).encode()}
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), **extra})
+    _atomic(Path(path), lambda tmp: pq.write_table(table, tmp))
+
+
+def read_parquet(path: str | Path) -> pd.DataFrame:
+    """Read a table written by ``write_parquet``, with a clear error for a missing file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"results table {path} does not exist; run the rule that writes it")
+    return pd.read_parquet(path)
+
+
+def read_meta(path: str | Path) -> dict[str, Any]:
+    """The metadata ``write_parquet`` stored (seed, config)."""
+    import pyarrow.parquet as pq
+
+    raw = (pq.read_schema(path).metadata or {}).get(b"pipeline_meta")
+    return json.loads(raw) if raw else {}
+
+
+def save_checkpoint(obj: dict[str, Any], path: str | Path) -> None:
+    """torch.save atomically, so a job killed mid-write leaves the previous checkpoint intact."""
+    _atomic(Path(path), lambda tmp: torch.save(obj, tmp))
+
+
+def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dict[str, Any]:
+    """torch.load with a clear error naming the file when it is truncated or corrupt."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        return torch.load(path, map_location=device, weights_only=False)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError) as err:
+        raise RuntimeError(f"checkpoint {path} is truncated or corrupt ({type(err).__name__}: {err}); "
+                           "delete it to restart that job from scratch") from err

@@ -1,0 +1,81 @@
+"""Networks: MLPs, the unconditional GFlowNet, the outcome-conditioned GFlowNet and RND."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+NEG_INF = -1e9  # finite "minus infinity" so masked log-softmax never produces NaN gradients
+
+
+def mlp(n_in: int, hidden: int, layers: int, n_out: int) -> nn.Sequential:
+    """``layers`` hidden layers of width ``hidden`` with LeakyReLU, then a linear head."""
+    mods: list[nn.Module] = []
+    for i in range(layers):
+        mods += [nn.Linear(n_in if i == 0 else hidden, hidden), nn.LeakyReLU()]
+    mods.append(nn.Linear(hidden if layers else n_in, n_out))
+    return nn.Sequential(*mods)
+
+
+def masked_log_softmax(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Log-probabilities over the valid entries of ``mask``; invalid entries get NEG_INF."""
+    return torch.log_softmax(logits.masked_fill(~mask, NEG_INF), dim=-1)
+
+
+def uniform_log_pb(back_mask: torch.Tensor) -> torch.Tensor:
+    """log P_B(s|s') of the uniform backward policy, per valid parent: -log #parents."""
+    return -back_mask.sum(-1).clamp(min=1).float().log()
+
+
+class GFlowNet(nn.Module):
+    """Unconditional DB GFlowNet: log F(s), P_F logits and (optionally learned) P_B logits."""
+
+    def __init__(self, feature_dim: int, n_actions: int, n_back: int, hidden: int, layers: int,
+                 learn_pb: bool) -> None:
+        super().__init__()
+        self.n_actions, self.n_back, self.learn_pb = n_actions, n_back, learn_pb
+        self.net = mlp(feature_dim, hidden, layers, 1 + n_actions + (n_back if learn_pb else 0))
+
+    def forward(self, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        out = self.net(feats)
+        pb = out[:, 1 + self.n_actions:] if self.learn_pb else None
+        return out[:, 0], out[:, 1:1 + self.n_actions], pb
+
+
+class OutcomeConditionedGFlowNet(nn.Module):
+    """OC-GFN: log F(s|y), logits of P_F(.|s,y) and P_B(.|s',y).
+
+    The outcome has its own embedding, concatenated with the state embedding (method.md 2).
+    log F(s0|y) is fixed to 0 because sum_x R(x|y) = 1, so F(s|y) is a visit probability.
+    """
+
+    def __init__(self, feature_dim: int, n_actions: int, n_back: int, hidden: int, layers: int,
+                 learn_pb: bool) -> None:
+        super().__init__()
+        self.n_actions, self.n_back, self.learn_pb = n_actions, n_back, learn_pb
+        self.embed_state = nn.Sequential(nn.Linear(feature_dim, hidden), nn.LeakyReLU())
+        self.embed_outcome = nn.Sequential(nn.Linear(feature_dim, hidden), nn.LeakyReLU())
+        self.trunk = mlp(2 * hidden, hidden, layers, 1 + n_actions + (n_back if learn_pb else 0))
+
+    def forward(self, state_feats: torch.Tensor, outcome_feats: torch.Tensor, initial: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        h = torch.cat([self.embed_state(state_feats), self.embed_outcome(outcome_feats)], dim=-1)
+        out = self.trunk(h)
+        log_flow = out[:, 0].masked_fill(initial, 0.0)
+        pb = out[:, 1 + self.n_actions:] if self.learn_pb else None
+        return log_flow, out[:, 1:1 + self.n_actions], pb
+
+
+class RND(nn.Module):
+    """Random network distillation: novelty = ||predictor(x) - target(x)||, target frozen."""
+
+    def __init__(self, feature_dim: int, hidden: int, out_dim: int) -> None:
+        super().__init__()
+        self.target = nn.Sequential(nn.Linear(feature_dim, hidden), nn.LeakyReLU(), nn.Linear(hidden, hidden),
+                                    nn.LeakyReLU(), nn.Linear(hidden, out_dim))
+        self.predictor = nn.Sequential(nn.Linear(feature_dim, hidden), nn.LeakyReLU(),
+                                       nn.Linear(hidden, hidden), nn.LeakyReLU(), nn.Linear(hidden, out_dim))
+        self.target.requires_grad_(False)
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        """Per-row prediction error (the novelty), differentiable w.r.t. the predictor."""
+        return (self.predictor(feats) - self.target(feats)).norm(dim=-1)

@@ -1,0 +1,86 @@
+"""Figures, drawn only from the parquet tables the workflow wrote."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+sns.set_theme(style="whitegrid", context="paper")
+
+
+def _save(grid, path: str | Path) -> None:
+    fig = grid.figure if hasattr(grid, "figure") else grid
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=130, bbox_inches="tight")
+    plt.close(fig)
+
+
+def pretrain_success(pretrain: pd.DataFrame, path: str | Path) -> None:
+    """Success rate vs pre-training steps, one line per variant (the OT / contrastive ablations)."""
+    long = pretrain.melt(id_vars=["env", "variant", "seed", "step"], value_vars=["success_sample", "success_greedy"],
+                         var_name="rollout", value_name="success rate")
+    long["rollout"] = long["rollout"].str.replace("success_", "")
+    grid = sns.relplot(data=long, x="step", y="success rate", hue="variant", style="rollout", col="env",
+                       kind="line", errorbar="sd", height=3.2, aspect=1.3, facet_kws={"sharex": False})
+    grid.set(ylim=(-0.02, 1.02))
+    _save(grid, path)
+
+
+def adaptation_curves(curves: pd.DataFrame, x: str, path: str | Path, y: str = "l1") -> None:
+    """A metric of every trained method vs ``x`` (steps or reward calls), per task; the exact
+    conversions (no training) are drawn as horizontal lines."""
+    trained = curves[curves["kind"] != "exact"]
+    grid = sns.relplot(data=trained, x=x, y=y, hue="method", col="task", row="env", kind="line", errorbar="sd",
+                       height=3.0, aspect=1.2, facet_kws={"sharex": False, "sharey": False})
+    exact = curves[curves["kind"] == "exact"]
+    palette = dict(zip(exact["method"].unique(), sns.color_palette("dark", exact["method"].nunique())))
+    for (env, task), ax in grid.axes_dict.items():  # keys are (row, col) = (env, task)
+        for method, rows in exact[(exact["env"] == env) & (exact["task"] == task)].groupby("method"):
+            ax.axhline(rows[y].mean(), ls="--", lw=1, color=palette[method], label=method)
+    if x != "step":
+        grid.set(xscale="log")
+    if y in ("l1", "kl"):
+        grid.set(yscale="log")
+    handles, labels = [], []
+    for ax in grid.axes.flat:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    if grid.legend is not None:
+        grid.legend.remove()
+    grid.figure.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
+    _save(grid, path)
+
+
+def heatmaps(samples: pd.DataFrame, targets: pd.DataFrame, env: str, path: str | Path) -> None:
+    """Target R/Z next to each method's empirical sample distribution (first two coordinates)."""
+    targets, samples = targets[targets["env"] == env], samples[samples["env"] == env]
+    tasks = list(targets["task"].unique())
+    methods = list(samples["method"].unique())
+    side = int(targets["x0"].max()) + 1
+    fig, axes = plt.subplots(len(tasks), 1 + len(methods), figsize=(2.0 * (1 + len(methods)), 2.1 * len(tasks)),
+                             squeeze=False)
+    for i, task in enumerate(tasks):
+        panels = [("target R/Z", targets[targets["task"] == task], "target_prob")]
+        panels += [(m, samples[(samples["task"] == task) & (samples["method"] == m)], None) for m in methods]
+        for j, (title, df, weight) in enumerate(panels):
+            img = np.zeros((side, side))
+            w = df[weight].to_numpy() if weight else np.full(len(df), 1.0 / max(len(df), 1))
+            np.add.at(img, (df["x0"].to_numpy(), df["x1"].to_numpy()), w)
+            ax = axes[i, j]
+            ax.imshow(img.T, origin="lower", cmap="viridis", interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(title, fontsize=7)
+            if j == 0:
+                ax.set_ylabel(task)
+    fig.suptitle(f"{env}: target vs sampled terminal distributions", fontsize=9)
+    _save(fig, path)

@@ -1,0 +1,179 @@
+"""Reward-free pre-training (method.md 2): a GAFlowNet explorer driven by RND novelty supplies
+outcomes and successful trajectories; the OC-GFN learns to reach any outcome with contrastive
+(hindsight) training and outcome teleportation."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from pipeline_lib.flows import transition_terms
+from pipeline_lib.losses import detailed_balance, masked_mse, outcome_teleportation
+from pipeline_lib.nets import RND, GFlowNet, OutcomeConditionedGFlowNet, masked_log_softmax
+from pipeline_lib.rollout import Trajectories, rollout
+from pipeline_lib.runtime import seed_everything
+from pipeline_lib.training import Trainer
+
+
+@dataclass
+class PretrainConfig:
+    """Pre-training settings; every [choice] of method.md is a field so it can be ablated."""
+
+    steps: int = 2000
+    batch_size: int = 64
+    lr: float = 1e-3
+    hidden: int = 256
+    layers: int = 2
+    learn_pb: bool = False
+    ot: str = "reachable"  # literal | reachable | off
+    contrastive: bool = True
+    log_eps_fail: float = -10.0
+    negative_epsilon: float = 0.0
+    explorer_lr: float = 1e-3
+    explorer_epsilon: float = 0.05
+    rnd_eta: float = 0.005
+    rnd_hidden: int = 256
+    rnd_dim: int = 128
+    rnd_lr: float = 1e-3
+    base_reward: float = 1e-8
+    eval_every: int = 250
+    eval_outcomes: int = 4096
+    checkpoint_every: int = 250
+
+
+class OCGFNPolicy:
+    """Callable views of an OC-GFN conditioned on a fixed batch of outcomes."""
+
+    def __init__(self, env, model: OutcomeConditionedGFlowNet, outcomes: torch.Tensor) -> None:
+        self.env, self.model, self.outcomes = env, model, outcomes
+        self.outcome_feats = env.featurize(outcomes)
+
+    def flows(self, states: torch.Tensor, rows: torch.Tensor):
+        return self.model(self.env.featurize(states), self.outcome_feats[rows], self.env.is_initial(states))
+
+    def __call__(self, states: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        _, logits, _ = self.flows(states, rows)
+        return masked_log_softmax(logits, self.env.forward_mask(states))
+
+
+def gfn_flows(env, model: GFlowNet):
+    """FlowFn of an unconditional GFlowNet."""
+    return lambda states, rows: model(env.featurize(states))
+
+
+def gfn_policy(env, model: GFlowNet):
+    """PolicyFn of an unconditional GFlowNet."""
+    def policy(states: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        return masked_log_softmax(model(env.featurize(states))[1], env.forward_mask(states))
+    return policy
+
+
+def ocgfn_loss(env, model: OutcomeConditionedGFlowNet, traj: Trajectories, outcomes: torch.Tensor,
+               cfg: PretrainConfig) -> torch.Tensor:
+    """Mean squared OT residual over the transitions of trajectories conditioned on ``outcomes``."""
+    terms = transition_terms(env, traj, OCGFNPolicy(env, model, outcomes).flows)
+    y = outcomes[terms.b]
+    success = env.same(traj.terminals, outcomes)[terms.b]
+    reach = env.can_reach(terms.state, y)
+    reach_next = torch.where(terms.is_stop, success, env.can_reach(terms.next_state, y))
+    residual, mask = outcome_teleportation(terms.log_f, terms.log_pf, terms.log_f_next, terms.log_pb,
+                                           terms.is_stop, success, reach, reach_next, cfg.ot, cfg.log_eps_fail)
+    return masked_mse(residual, mask)
+
+
+def db_loss(env, model: GFlowNet, traj: Trajectories, log_reward: torch.Tensor) -> torch.Tensor:
+    """Detailed-balance loss of an unconditional GFlowNet with per-trajectory terminal log-rewards."""
+    terms = transition_terms(env, traj, gfn_flows(env, model))
+    residual = detailed_balance(terms.log_f, terms.log_pf, terms.log_f_next, terms.log_pb, terms.is_stop,
+                                log_reward[terms.b])
+    return masked_mse(residual)
+
+
+@torch.no_grad()
+def success_rate(env, model: OutcomeConditionedGFlowNet, outcomes: torch.Tensor, greedy: bool,
+                 generator: torch.Generator | None, chunk: int = 4096) -> float:
+    """Fraction of outcomes y for which the y-conditioned sampler ends exactly at y (method.md 2.4)."""
+    hits = 0
+    for lo in range(0, len(outcomes), chunk):
+        y = outcomes[lo:lo + chunk]
+        traj = rollout(env, OCGFNPolicy(env, model, y), len(y), greedy=greedy, generator=generator)
+        hits += int(env.same(traj.terminals, y).sum())
+    return hits / len(outcomes)
+
+
+def evaluation_outcomes(env, n: int, generator: torch.Generator) -> torch.Tensor:
+    """All outcomes when the space is small enough, else ``n`` drawn uniformly with the generator."""
+    states = env.all_states()
+    if len(states) <= n:
+        return states
+    return states[torch.randperm(len(states), generator=generator, device=states.device)[:n]]
+
+
+class Pretrainer(Trainer):
+    """Holds the explorer, RND and OC-GFN with their optimisers; checkpointable and resumable."""
+
+    name = "pretrain"
+    stateful = ("model", "explorer", "rnd", "opt", "explorer_opt", "rnd_opt", "seen", "transitions")
+
+    def __init__(self, env, cfg: PretrainConfig, seed: int, device: torch.device) -> None:
+        super().__init__()
+        self.steps, self.eval_every, self.checkpoint_every = cfg.steps, cfg.eval_every, cfg.checkpoint_every
+        self.env, self.cfg, self.seed, self.device = env, cfg, seed, device
+        self.gen = seed_everything(seed, device)
+        f, a, nb = env.feature_dim, env.n_actions, env.n_backward_actions
+        self.model = OutcomeConditionedGFlowNet(f, a, nb, cfg.hidden, cfg.layers, cfg.learn_pb).to(device)
+        self.explorer = GFlowNet(f, a, nb, cfg.hidden, cfg.layers, cfg.learn_pb).to(device)
+        self.rnd = RND(f, cfg.rnd_hidden, cfg.rnd_dim).to(device)
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
+        self.explorer_opt = torch.optim.Adam(self.explorer.parameters(), lr=cfg.explorer_lr)
+        self.rnd_opt = torch.optim.Adam(self.rnd.predictor.parameters(), lr=cfg.rnd_lr)
+        self.seen = torch.zeros(getattr(env, "n_states", 0), dtype=torch.bool, device=device)
+        self.transitions = 0
+        self.eval_outcomes = evaluation_outcomes(env, cfg.eval_outcomes, torch.Generator(device).manual_seed(seed))
+
+    def train_step(self) -> dict[str, float]:
+        """One iteration of method.md 2.2: explore, relabel, roll out on-policy, update both."""
+        env, cfg = self.env, self.cfg
+        positives = rollout(env, gfn_policy(env, self.explorer), cfg.batch_size, cfg.explorer_epsilon,
+                            generator=self.gen)
+        feats = env.featurize(positives.terminals)
+        novelty = self.rnd(feats)
+        log_r = torch.log(cfg.base_reward + cfg.rnd_eta * novelty.detach())
+        explorer_loss = db_loss(env, self.explorer, positives, log_r)
+        self.explorer_opt.zero_grad()
+        explorer_loss.backward()
+        self.explorer_opt.step()
+        rnd_loss = novelty.pow(2).mean()
+        self.rnd_opt.zero_grad()
+        rnd_loss.backward()
+        self.rnd_opt.step()
+
+        outcomes = positives.terminals  # hindsight relabelling: y := x(tau+)
+        with torch.no_grad():
+            negatives = rollout(env, OCGFNPolicy(env, self.model, outcomes), len(outcomes),
+                                cfg.negative_epsilon, generator=self.gen)
+        loss = ocgfn_loss(env, self.model, negatives, outcomes, cfg)
+        if cfg.contrastive:
+            loss = 0.5 * (loss + ocgfn_loss(env, self.model, positives, outcomes, cfg))
+        self.opt.zero_grad()
+        loss.backward()
+        self.opt.step()
+        if len(self.seen):
+            self.seen[env.index(outcomes)] = True
+        self.transitions += int(positives.valid.sum() + negatives.valid.sum())
+        return {"oc_loss": loss.item(), "explorer_loss": explorer_loss.item(), "rnd_loss": rnd_loss.item(),
+                "neg_success": env.same(negatives.terminals, outcomes).float().mean().item()}
+
+    def evaluate(self, losses: dict[str, float]) -> dict[str, Any]:
+        """A metrics row: success rate (greedy and sampled) on the evaluation outcomes."""
+        self.model.eval()
+        row = {"step": self.step, "trajectories": 2 * self.step * self.cfg.batch_size,
+               "transitions": self.transitions, "elapsed_s": self.elapsed,
+               "success_greedy": success_rate(self.env, self.model, self.eval_outcomes, True, None),
+               "success_sample": success_rate(self.env, self.model, self.eval_outcomes, False, self.gen),
+               "explorer_coverage": self.seen.float().mean().item() if len(self.seen) else math.nan,
+               **losses}
+        self.model.train()
+        return row

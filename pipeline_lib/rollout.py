@@ -1,0 +1,68 @@
+"""Batched trajectory sampling: all trajectories advance together, one time step per iteration."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+# policy(states [b, ...], rows [b]) -> masked log-probabilities [b, n_actions]; ``rows`` say which
+# trajectories of the batch are still running, so conditioned policies can pick their outcomes.
+PolicyFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class Trajectories:
+    """A batch of padded trajectories. Transition t goes states[t] -> states[t+1] by actions[t];
+    a stop transition keeps the state. ``valid[t, b]`` says transition t of trajectory b exists."""
+
+    states: torch.Tensor  # [T+1, B, ...]
+    actions: torch.Tensor  # [T, B], -1 where invalid
+    valid: torch.Tensor  # [T, B]
+    terminals: torch.Tensor  # [B, ...]
+
+    @property
+    def n(self) -> int:
+        return self.terminals.shape[0]
+
+    def transitions(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Flat (t, b, state, action) of every valid transition, in a fixed order."""
+        t, b = self.valid.nonzero(as_tuple=True)
+        return t, b, self.states[t, b], self.actions[t, b]
+
+
+def sample_actions(log_probs: torch.Tensor, mask: torch.Tensor, epsilon: float, greedy: bool,
+                   generator: torch.Generator | None) -> torch.Tensor:
+    """Sample from a policy mixed with epsilon of the uniform policy over valid actions."""
+    if greedy:
+        return log_probs.argmax(-1)
+    probs = log_probs.exp()
+    if epsilon > 0:
+        uniform = mask.float() / mask.sum(-1, keepdim=True)
+        probs = (1 - epsilon) * probs + epsilon * uniform
+    probs = probs * mask  # masked entries already ~0; this removes round-off mass
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+def rollout(env, policy: PolicyFn, n: int, epsilon: float = 0.0, greedy: bool = False,
+            generator: torch.Generator | None = None) -> Trajectories:
+    """Roll out ``n`` trajectories from s0 until every one has stopped."""
+    state = env.initial_states(n)
+    states, actions, valid = [state], [], []
+    running = torch.ones(n, dtype=torch.bool, device=state.device)
+    for _ in range(env.max_length):
+        rows = running.nonzero(as_tuple=True)[0]
+        act = torch.full((n,), -1, dtype=torch.long, device=state.device)
+        if len(rows):
+            sub = state[rows]
+            mask = env.forward_mask(sub)
+            act[rows] = sample_actions(policy(sub, rows), mask, epsilon, greedy, generator)
+        step_act = torch.where(running, act, torch.full_like(act, env.stop))
+        state = env.step(state, step_act)
+        states.append(state)
+        actions.append(act)
+        valid.append(running.clone())
+        running = running & (act != env.stop)
+        if not running.any():
+            break
+    return Trajectories(torch.stack(states), torch.stack(actions), torch.stack(valid), state)

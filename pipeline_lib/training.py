@@ -1,0 +1,82 @@
+"""The loop every trainer shares: evaluation cadence, progress logs, NaN guard, atomic checkpoints
+and exact resume (model, optimiser and RNG states, and the metrics rows written so far)."""
+from __future__ import annotations
+
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from pipeline_lib import io
+
+log = logging.getLogger(__name__)
+
+
+class Trainer:
+    """Subclasses set ``steps``, ``eval_every``, ``checkpoint_every``, ``gen`` and ``stateful`` (the
+    attribute names to checkpoint) and implement ``train_step`` and ``evaluate``."""
+
+    name = "trainer"
+    stateful: tuple[str, ...] = ()
+    steps: int
+    eval_every: int
+    checkpoint_every: int
+    gen: torch.Generator
+
+    def __init__(self) -> None:
+        self.step = 0
+        self.rows: list[dict[str, Any]] = []
+        self.elapsed = 0.0
+
+    def train_step(self) -> dict[str, float]:
+        raise NotImplementedError
+
+    def evaluate(self, losses: dict[str, float]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue bit-for-bit on CPU."""
+        state = {"step": self.step, "rows": self.rows, "elapsed": self.elapsed, "gen": self.gen.get_state(),
+                 "torch_rng": torch.get_rng_state()}
+        for name in self.stateful:
+            obj = getattr(self, name)
+            state[name] = obj.state_dict() if hasattr(obj, "state_dict") else obj
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.step, self.rows, self.elapsed = state["step"], state["rows"], state["elapsed"]
+        self.gen.set_state(state["gen"])
+        torch.set_rng_state(state["torch_rng"])
+        for name in self.stateful:
+            obj = getattr(self, name)
+            if hasattr(obj, "load_state_dict"):
+                obj.load_state_dict(state[name])
+            else:
+                setattr(self, name, state[name])
+
+    def run(self, checkpoint: Path | None = None) -> pd.DataFrame:
+        """Train to ``steps``, resuming from ``checkpoint`` when it exists; returns the metrics rows."""
+        if checkpoint is not None and Path(checkpoint).exists():
+            self.load_state_dict(io.load_checkpoint(checkpoint, self.gen.device))
+            log.info("%s: resumed from %s at step %d", self.name, checkpoint, self.step)
+        if not self.rows:
+            self.rows.append(self.evaluate({}))
+        while self.step < self.steps:
+            start = time.perf_counter()
+            losses = self.train_step()
+            self.step += 1
+            self.elapsed += time.perf_counter() - start
+            if not all(math.isfinite(v) for v in losses.values()):
+                raise FloatingPointError(f"{self.name}: non-finite loss at step {self.step}: {losses}; last finite "
+                                         f"metrics: {self.rows[-1]}; last checkpoint: {checkpoint}")
+            if self.step % self.eval_every == 0 or self.step == self.steps:
+                self.rows.append(self.evaluate(losses))
+                shown = {k: round(v, 4) for k, v in self.rows[-1].items() if isinstance(v, float)}
+                log.info("%s step %d/%d %s", self.name, self.step, self.steps, shown)
+            if checkpoint is not None and self.step % self.checkpoint_every == 0:
+                io.save_checkpoint(self.state_dict(), checkpoint)
+        return pd.DataFrame(self.rows)

@@ -1,0 +1,20 @@
+rule pretrain:
+    input:
+        rules.setup.output,
+    output:
+        model=f"{RESULTS}/{{env}}/pretrain/{{variant}}/seed{{seed}}/model.pt",
+        metrics=f"{RESULTS}/{{env}}/pretrain/{{variant}}/seed{{seed}}/metrics.parquet",
+    params:
+        settings=pretrain_settings,
+    conda:
+        "../envs/pipeline.yaml"
+    log:
+        f"{RESULTS}/logs/{{env}}/pretrain/{{variant}}/seed{{seed}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/{{env}}/pretrain/{{variant}}/seed{{seed}}.tsv"
+    threads: config["pretrain"]["threads"]
+    resources:
+        gpu=GPU,
+        mem_mb=4000,
+    script:
+        "../scripts/pretrain.py"

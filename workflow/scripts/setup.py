@@ -1,0 +1,5 @@
+"""Record the software and device the pipeline runs with."""
+from pipeline_lib.stages import environment_info, logged
+
+with logged(snakemake.log[0]):
+    environment_info(snakemake.config, snakemake.output[0])
