@@ -17,20 +17,27 @@ class ConfigError(ValueError):
     """A config value is wrong; the message names the key and what was expected."""
 
 
+PROBABILITIES = {"epsilon", "q_epsilon", "negative_epsilon", "explorer_epsilon"}
+ANY_SIGN = {"log_eps_fail"}
+
+
 def _build(cls, values: dict[str, Any], where: str):
+    """Instantiate a settings dataclass, checking names, types and ranges of ``values``."""
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - set(fields))
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {unknown}; expected some of {sorted(fields)}")
     for key, value in values.items():
         default = fields[key].default
+        numeric = isinstance(default, (int, float)) and not isinstance(default, bool)
         ok = isinstance(value, type(default)) or (isinstance(default, float) and isinstance(value, int))
-        if isinstance(default, (int, float)) and isinstance(value, bool) != isinstance(default, bool):
+        if numeric and isinstance(value, bool):
             ok = False
         if not ok:
             raise ConfigError(f"{where}.{key}: expected {type(default).__name__}, got {value!r}")
-        if isinstance(default, (int, float)) and not isinstance(default, bool) and value <= 0 \
-                and key not in {"log_eps_fail", "negative_epsilon", "epsilon", "q_epsilon"}:
+        if key in PROBABILITIES and not 0 <= value <= 1:
+            raise ConfigError(f"{where}.{key}: expected a probability in [0, 1], got {value!r}")
+        if numeric and key not in PROBABILITIES | ANY_SIGN and value <= 0:
             raise ConfigError(f"{where}.{key}: expected a positive number, got {value!r}")
     return cls(**values)
 
@@ -40,8 +47,9 @@ def pretrain_config(config: dict[str, Any], variant: str) -> PretrainConfig:
     variants = config["pretrain"]["variants"]
     if variant not in variants:
         raise ConfigError(f"pretrain.variants: no variant {variant!r}; have {sorted(variants)}")
-    cfg = _build(PretrainConfig, {**config["pretrain"].get("settings", {}), **variants[variant]},
-                 f"pretrain.variants.{variant}")
+    settings = config["pretrain"].get("settings", {})
+    _build(PretrainConfig, settings, "pretrain.settings")
+    cfg = _build(PretrainConfig, {**settings, **variants[variant]}, f"pretrain.variants.{variant}")
     if cfg.ot not in OT_MODES:
         raise ConfigError(f"pretrain.variants.{variant}.ot: expected one of {OT_MODES}, got {cfg.ot!r}")
     return cfg
@@ -53,6 +61,7 @@ def method_config(config: dict[str, Any], method: str) -> tuple[dict[str, Any], 
     if method not in methods:
         raise ConfigError(f"finetune.methods: no method {method!r}; have {sorted(methods)}")
     entry = methods[method]
+    _build(AdaptConfig, config["finetune"].get("settings", {}), "finetune.settings")
     values = {**config["finetune"].get("settings", {}), **entry.get("settings", {}), "flow": entry.get("flow", "policy")}
     return entry, _build(AdaptConfig, values, f"finetune.methods.{method}")
 
@@ -89,5 +98,7 @@ def check(config: dict[str, Any]) -> None:
             sample = env.all_states()[:: max(1, env.n_states // 64)]
             try:
                 validate_reward(task_reward(config, task, env), sample, config["tasks"][task]["reward"])
+            except ConfigError:
+                raise
             except ValueError as err:
-                raise ConfigError(f"tasks.{task}: {err}") from err
+                raise ConfigError(f"tasks.{task}.reward: {err}") from err

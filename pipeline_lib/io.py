@@ -67,6 +67,6 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dic
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     try:
         return torch.load(path, map_location=device, weights_only=False)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError) as err:
+    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError) as err:
         raise RuntimeError(f"checkpoint {path} is truncated or corrupt ({type(err).__name__}: {err}); "
                            "delete it to restart that job from scratch") from err

@@ -166,13 +166,17 @@ class Pretrainer(Trainer):
         return {"oc_loss": loss.item(), "explorer_loss": explorer_loss.item(), "rnd_loss": rnd_loss.item(),
                 "neg_success": env.same(negatives.terminals, outcomes).float().mean().item()}
 
+    def eval_generator(self) -> torch.Generator:
+        """Evaluation draws its own numbers, so how often one evaluates never changes training."""
+        return torch.Generator(self.device).manual_seed(self.seed * 1_000_003 + self.step)
+
     def evaluate(self, losses: dict[str, float]) -> dict[str, Any]:
         """A metrics row: success rate (greedy and sampled) on the evaluation outcomes."""
         self.model.eval()
         row = {"step": self.step, "trajectories": 2 * self.step * self.cfg.batch_size,
                "transitions": self.transitions, "elapsed_s": self.elapsed,
                "success_greedy": success_rate(self.env, self.model, self.eval_outcomes, True, None),
-               "success_sample": success_rate(self.env, self.model, self.eval_outcomes, False, self.gen),
+               "success_sample": success_rate(self.env, self.model, self.eval_outcomes, False, self.eval_generator()),
                "explorer_coverage": self.seen.float().mean().item() if len(self.seen) else math.nan,
                **losses}
         self.model.train()

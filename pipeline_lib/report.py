@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import html
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -72,7 +73,8 @@ def summary_page(pretrain: pd.DataFrame, evaluation: pd.DataFrame, curves: pd.Da
         parts += [f"<h2>{html.escape(title)}</h2>", table.to_html(index=False, float_format=lambda v: f"{v:.4g}")]
         md += [f"## {title}", "", table.to_markdown(index=False, floatfmt=".4g"), ""]
     parts += ["<h2>Figures</h2>", *[_img(Path(f)) for f in figures], "</body></html>"]
-    md += ["## Figures", "", *[f"![{Path(f).stem}]({Path(f).resolve()})" for f in figures], ""]
+    rel = [os.path.relpath(f, Path(out_md).parent) for f in figures]
+    md += ["## Figures", "", *[f"![{Path(f).stem}]({r})" for f, r in zip(figures, rel)], ""]
     Path(out_html).parent.mkdir(parents=True, exist_ok=True)
     Path(out_html).write_text("\n".join(parts))
     Path(out_md).write_text("\n".join(md))

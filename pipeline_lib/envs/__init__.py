@@ -17,7 +17,7 @@ def make_env(domain: str, params: dict[str, Any], device: torch.device | str = "
         raise ValueError(f"envs.*.domain: unknown domain {domain!r}; expected one of {sorted(DOMAINS)}")
     try:
         return DOMAINS[domain](**params, device=device)
-    except TypeError as err:
+    except (TypeError, ValueError) as err:
         raise ValueError(f"envs.*.params for domain {domain!r}: {err}") from err
 
 

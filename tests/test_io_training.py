@@ -1,0 +1,168 @@
+"""Parquet and checkpoint I/O, exact resume of a trainer from its checkpoint, and the NaN guard."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from pipeline_lib import io
+from pipeline_lib.adapt import ScratchTrainer
+from pipeline_lib.config import method_config
+from pipeline_lib.stages import make_task
+from pipeline_lib.training import Trainer
+
+CPU = torch.device("cpu")
+
+
+def test_parquet_round_trip_with_meta(tmp_path: Path) -> None:
+    df = pd.DataFrame({"step": [0, 10, 20], "l1": [1.5, 0.75, 0.25], "method": ["a", "b", "c"],
+                       "ok": [True, False, True]}, index=[5, 6, 7])
+    path = tmp_path / "sub" / "dir" / "table.parquet"
+    io.write_parquet(df, path, seed=3, config={"steps": 20, "ot": "off"}, device=CPU)
+    back = io.read_parquet(path)
+    pd.testing.assert_frame_equal(back, df.reset_index(drop=True))
+    assert io.read_meta(path) == {"seed": 3, "config": {"steps": 20, "ot": "off"}, "device": "cpu"}
+    assert [p.name for p in path.parent.iterdir()] == ["table.parquet"]  # no temp file left behind
+
+
+def test_parquet_without_meta(tmp_path: Path) -> None:
+    path = tmp_path / "plain.parquet"
+    io.write_parquet(pd.DataFrame({"x": [1, 2]}), path)
+    assert io.read_meta(path) == {}
+    assert io.read_parquet(path)["x"].tolist() == [1, 2]
+
+
+def test_read_parquet_missing(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="missing.parquet does not exist"):
+        io.read_parquet(tmp_path / "missing.parquet")
+
+
+def test_checkpoint_round_trip(tmp_path: Path) -> None:
+    path = tmp_path / "model.pt"
+    obj = {"w": torch.arange(6.0).view(2, 3), "step": 7, "rows": [{"a": 1.0}]}
+    io.save_checkpoint(obj, path)
+    back = io.load_checkpoint(path)
+    assert torch.equal(back["w"], obj["w"]) and back["step"] == 7 and back["rows"] == [{"a": 1.0}]
+
+
+def test_load_checkpoint_missing(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="absent.pt does not exist"):
+        io.load_checkpoint(tmp_path / "absent.pt")
+
+
+@pytest.mark.parametrize("fraction", [0.05, 0.5, 0.9])
+def test_load_checkpoint_truncated(tmp_path: Path, fraction: float) -> None:
+    path = tmp_path / "model.pt.ckpt"
+    io.save_checkpoint({"w": torch.randn(64, 64), "step": 3}, path)
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * fraction)])
+    with pytest.raises(RuntimeError, match="truncated or corrupt") as info:
+        io.load_checkpoint(path)
+    assert str(path) in str(info.value)
+
+
+def test_resume_from_truncated_trainer_checkpoint(test_config: dict, tmp_path: Path) -> None:
+    ckpt = tmp_path / "policy.pt.ckpt"
+    scratch_trainer(test_config, 2, 1).run(ckpt)
+    data = ckpt.read_bytes()
+    ckpt.write_bytes(data[: len(data) // 2])
+    with pytest.raises(RuntimeError, match="truncated or corrupt") as info:
+        scratch_trainer(test_config, 4, 1).run(ckpt)
+    assert str(ckpt) in str(info.value)
+
+
+def test_load_checkpoint_garbage(tmp_path: Path) -> None:
+    path = tmp_path / "junk.pt"
+    path.write_bytes(b"this is not a checkpoint at all")
+    with pytest.raises(RuntimeError, match="junk.pt is truncated or corrupt"):
+        io.load_checkpoint(path)
+
+
+def scratch_trainer(config: dict, steps: int, every: int) -> ScratchTrainer:
+    _, cfg = method_config(config, "scratch")
+    cfg = dataclasses.replace(cfg, steps=steps, eval_every=every, checkpoint_every=every, batch_size=8, hidden=16)
+    task = make_task(config, "grid6", "corner", CPU)  # a fresh task: its reward counter starts at 0
+    return ScratchTrainer(task, cfg, seed=0, device=CPU)
+
+
+def curve(df: pd.DataFrame) -> pd.DataFrame:
+    return df.drop(columns=["elapsed_s"])
+
+
+def test_scratch_trainer_resume_is_exact(test_config: dict, tmp_path: Path) -> None:
+    n, k, every = 6, 4, 2
+    full = scratch_trainer(test_config, n, every).run(tmp_path / "full.ckpt")
+    assert full["step"].tolist() == [0, 2, 4, 6]
+    assert full["reward_calls"].iloc[-1] == 8 * n  # one reward call per terminal object
+    assert {"l1", "kl", "loss", "modes_found", "trajectories", "unique_reward_calls"} <= set(full.columns)
+    assert (tmp_path / "full.ckpt").exists()
+
+    first = scratch_trainer(test_config, n, every)
+    first.steps = k  # as if killed after step k
+    part = first.run(tmp_path / "part.ckpt")
+    assert part["step"].tolist() == [0, 2, 4]
+    assert io.load_checkpoint(tmp_path / "part.ckpt")["step"] == k
+
+    resumed_trainer = scratch_trainer(test_config, n, every)
+    resumed = resumed_trainer.run(tmp_path / "part.ckpt")
+    assert resumed_trainer.step == n
+    pd.testing.assert_frame_equal(curve(resumed), curve(full))
+    assert resumed_trainer.reward.calls == 8 * n
+    # the final model is the same bit for bit too
+    again = scratch_trainer(test_config, n, every)
+    again.run(None)
+    for a, b in zip(resumed_trainer.model.state_dict().values(), again.model.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_scratch_trainer_without_checkpoint_matches(test_config: dict, tmp_path: Path) -> None:
+    with_ckpt = scratch_trainer(test_config, 3, 1).run(tmp_path / "c.ckpt")
+    without = scratch_trainer(test_config, 3, 1).run(None)
+    pd.testing.assert_frame_equal(curve(with_ckpt), curve(without))
+
+
+def test_run_on_finished_checkpoint_trains_nothing(test_config: dict, tmp_path: Path) -> None:
+    ckpt = tmp_path / "done.ckpt"
+    first = scratch_trainer(test_config, 2, 1).run(ckpt)
+    trainer = scratch_trainer(test_config, 2, 1)
+    again = trainer.run(ckpt)
+    pd.testing.assert_frame_equal(again, first)
+    assert trainer.reward.calls == 16  # restored, not incremented
+
+
+class _NanTrainer(Trainer):
+    name = "nan-test"
+
+    def __init__(self, nan_at: int) -> None:
+        super().__init__()
+        self.steps, self.eval_every, self.checkpoint_every = 10, 1, 1
+        self.gen = torch.Generator().manual_seed(0)
+        self.nan_at = nan_at
+
+    def train_step(self) -> dict[str, float]:
+        return {"loss": float("nan") if self.step + 1 == self.nan_at else 1.0}
+
+    def evaluate(self, losses: dict[str, float]) -> dict[str, float]:
+        return {"step": self.step, **losses}
+
+
+def test_nan_guard(tmp_path: Path) -> None:
+    trainer = _NanTrainer(nan_at=3)
+    ckpt = tmp_path / "nan.ckpt"
+    with pytest.raises(FloatingPointError, match="nan-test: non-finite loss at step 3") as info:
+        trainer.run(ckpt)
+    assert str(ckpt) in str(info.value)
+    assert io.load_checkpoint(ckpt)["step"] == 2  # the last good checkpoint is kept
+    assert [r["step"] for r in trainer.rows] == [0, 1, 2]
+
+
+def test_inf_guard() -> None:
+    class InfTrainer(_NanTrainer):
+        def train_step(self) -> dict[str, float]:
+            return {"loss": 1.0, "other": float("-inf")}
+
+    with pytest.raises(FloatingPointError, match="non-finite loss at step 1"):
+        InfTrainer(nan_at=0).run()

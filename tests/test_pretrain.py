@@ -1,0 +1,181 @@
+"""Pre-training: a short Pretrainer run, the success rate of hand-made samplers, and the OC-GFN loss."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from pipeline_lib.envs import HyperGrid
+from pipeline_lib.losses import OT_MODES
+from pipeline_lib.nets import OutcomeConditionedGFlowNet
+from pipeline_lib.pretrain import PretrainConfig, Pretrainer, ocgfn_loss, success_rate
+from pipeline_lib.rollout import Trajectories, rollout
+
+CPU = torch.device("cpu")
+SMALL = dict(steps=30, batch_size=16, hidden=32, layers=2, rnd_hidden=32, rnd_dim=16, eval_every=10,
+             checkpoint_every=10)
+
+
+def decode(env: HyperGrid, feats: torch.Tensor) -> torch.Tensor:
+    """Invert env.featurize: one-hot blocks back to coordinates."""
+    return feats.view(len(feats), env.ndim, env.side).argmax(-1)
+
+
+class PerfectStub:
+    """A hand-made OC-GFN: increments the first coordinate still below y, stops exactly at y; F = 1 on its path."""
+
+    def __init__(self, env: HyperGrid) -> None:
+        self.env = env
+
+    def __call__(self, state_feats, outcome_feats, initial):
+        s, y = decode(self.env, state_feats), decode(self.env, outcome_feats)
+        logits = torch.full((len(s), self.env.n_actions), -50.0)
+        below = s < y
+        first = below.float().argmax(-1)
+        has_move = below.any(-1)
+        logits[has_move, first[has_move]] = 0.0
+        logits[~has_move, self.env.stop] = 0.0
+        return torch.zeros(len(s)), logits, None
+
+
+class AlwaysStopStub:
+    """Stops at s0 whatever the outcome: succeeds only for y = s0."""
+
+    def __init__(self, env: HyperGrid) -> None:
+        self.env = env
+
+    def __call__(self, state_feats, outcome_feats, initial):
+        logits = torch.full((len(state_feats), self.env.n_actions), -50.0)
+        logits[:, self.env.stop] = 0.0
+        return torch.zeros(len(state_feats)), logits, None
+
+
+class UniformStub:
+    """log F = 0 and uniform P_F over the valid actions, for every state and outcome."""
+
+    def __init__(self, env: HyperGrid) -> None:
+        self.env = env
+
+    def __call__(self, state_feats, outcome_feats, initial):
+        return torch.zeros(len(state_feats)), torch.zeros(len(state_feats), self.env.n_actions), None
+
+
+def test_pretrainer_short_run() -> None:
+    env = HyperGrid(ndim=2, side=4)
+    trainer = Pretrainer(env, PretrainConfig(**SMALL), seed=0, device=CPU)
+    df = trainer.run(None)
+    assert isinstance(df, pd.DataFrame)
+    assert df["step"].tolist() == [0, 10, 20, 30]
+    for col in ("success_greedy", "success_sample"):
+        assert df[col].between(0, 1).all(), col
+        # 16 evaluation outcomes: every rate is a multiple of 1/16
+        assert ((df[col] * 16 - (df[col] * 16).round()).abs() < 1e-9).all(), col
+    assert df["trajectories"].tolist() == [0, 320, 640, 960]
+    assert df["explorer_coverage"].between(0, 1).all() and df["explorer_coverage"].iloc[-1] > 0
+    later = df.iloc[1:]
+    for col in ("oc_loss", "explorer_loss", "rnd_loss", "neg_success"):
+        assert later[col].map(math.isfinite).all(), col
+    assert later["neg_success"].between(0, 1).all()
+    assert len(trainer.eval_outcomes) == 16  # the whole (small) outcome space
+
+
+def test_pretrainer_resume_is_exact(tmp_path: Path) -> None:
+    env = HyperGrid(ndim=2, side=3)
+    cfg = PretrainConfig(**{**SMALL, "steps": 4, "eval_every": 2, "checkpoint_every": 2})
+    full = Pretrainer(env, cfg, seed=1, device=CPU).run(tmp_path / "a.ckpt")
+    part = Pretrainer(env, cfg, seed=1, device=CPU)
+    part.steps = 2
+    part.run(tmp_path / "b.ckpt")
+    resumed = Pretrainer(env, cfg, seed=1, device=CPU).run(tmp_path / "b.ckpt")
+    pd.testing.assert_frame_equal(resumed.drop(columns="elapsed_s"), full.drop(columns="elapsed_s"))
+
+
+def test_success_rate_of_hand_made_samplers() -> None:
+    env = HyperGrid(ndim=2, side=4)
+    outcomes = env.all_states()
+    gen = torch.Generator().manual_seed(0)
+    assert success_rate(env, PerfectStub(env), outcomes, True, None) == 1.0
+    assert success_rate(env, PerfectStub(env), outcomes, False, gen) == 1.0
+    assert success_rate(env, AlwaysStopStub(env), outcomes, True, None) == 1 / 16
+    assert success_rate(env, AlwaysStopStub(env), outcomes, False, gen) == 1 / 16
+    # chunking does not change the count
+    assert success_rate(env, AlwaysStopStub(env), outcomes, True, None, chunk=3) == 1 / 16
+    # only the far corner y = (3, 3): the always-stop sampler never gets there
+    assert success_rate(env, AlwaysStopStub(env), outcomes[-1:], True, None) == 0.0
+
+
+@pytest.mark.parametrize("ot", OT_MODES)
+def test_ocgfn_loss_zero_for_perfect_stub_1d(ot: str) -> None:
+    # 1-D: one parent per state, so P_B = 1 and the perfect stub satisfies DB with F = 1 on every path
+    env = HyperGrid(ndim=1, side=5)
+    outcomes = env.all_states()
+    traj = rollout(env, lambda s, rows: torch.log_softmax(
+        PerfectStub(env)(env.featurize(s), env.featurize(outcomes[rows]), None)[1]
+        .masked_fill(~env.forward_mask(s), -1e9), -1), len(outcomes), greedy=True)
+    assert torch.equal(traj.terminals, outcomes)
+    cfg = PretrainConfig(ot=ot)
+    loss = ocgfn_loss(env, PerfectStub(env), traj, outcomes, cfg)
+    assert loss.item() == pytest.approx(0.0, abs=1e-12)
+
+
+def hand_trajectories() -> tuple[Trajectories, torch.Tensor]:
+    """1-D grid of side 3 (stop = action 1). A: y = 1, stops at s0 (fails). B: y = 0, s0 -> s1, stops (fails,
+    the move is the culprit). C: y = 2, s0 -> s1 -> s2, stops (succeeds)."""
+    states = torch.tensor([[0, 0, 0], [0, 1, 1], [0, 1, 2], [0, 1, 2]]).unsqueeze(-1)  # [T+1=4, B=3, 1]
+    actions = torch.tensor([[1, 0, 0], [-1, 1, 0], [-1, -1, 1]])
+    valid = actions >= 0
+    traj = Trajectories(states, actions, valid, torch.tensor([[0], [1], [2]]))
+    return traj, torch.tensor([[1], [0], [2]])
+
+
+def test_ocgfn_loss_hand_values_per_mode() -> None:
+    # Uniform stub: log F = 0, P_F = 1/2 wherever a move is possible (s0, s1), 1 at s2; P_B = 1 (1-D).
+    # Transitions (t-major): A0 stop@s0, B0 move s0->s1, C0 move, B1 stop@s1, C1 move s1->s2, C2 stop@s2.
+    # With l = log 2 and log_eps = -10:
+    #   A0: failed stop, y=1 reachable from s0 -> culprit in 'reachable'; residual -l + 10 in every mode
+    #   B0: y=0 unreachable from s1 -> culprit: reachable -l + 10; off: -l; literal: -l + 10
+    #   B1: from s1, y=0 already unreachable: dropped in 'reachable'; off and literal: -l + 10
+    #   C0, C1: successful moves -l; C2: successful stop 0
+    env = HyperGrid(ndim=1, side=3)
+    traj, outcomes = hand_trajectories()
+    l = math.log(2)
+    fail, move = (10 - l) ** 2, l**2
+    expected = {
+        "reachable": (2 * fail + 2 * move + 0) / 5,
+        "off": (fail + move + fail + 2 * move + 0) / 6,
+        "literal": (3 * fail + 2 * move + 0) / 6,
+    }
+    for ot, value in expected.items():
+        cfg = PretrainConfig(ot=ot, log_eps_fail=-10.0)
+        loss = ocgfn_loss(env, UniformStub(env), traj, outcomes, cfg)
+        assert loss.item() == pytest.approx(value, rel=1e-6), ot
+
+
+def test_ocgfn_loss_log_eps_is_used() -> None:
+    env = HyperGrid(ndim=1, side=3)
+    traj, outcomes = hand_trajectories()
+    l = math.log(2)
+    loss = ocgfn_loss(env, UniformStub(env), traj, outcomes, PretrainConfig(ot="reachable", log_eps_fail=-3.0))
+    assert loss.item() == pytest.approx((2 * (3 - l) ** 2 + 2 * l**2) / 5, rel=1e-6)
+
+
+@pytest.mark.parametrize("ot", OT_MODES)
+def test_ocgfn_loss_finite_with_network(ot: str) -> None:
+    torch.manual_seed(0)
+    env = HyperGrid(ndim=2, side=4)
+    model = OutcomeConditionedGFlowNet(env.feature_dim, env.n_actions, env.n_backward_actions, 16, 1, False)
+    model_pb = OutcomeConditionedGFlowNet(env.feature_dim, env.n_actions, env.n_backward_actions, 16, 1, True)
+    gen = torch.Generator().manual_seed(0)
+    outcomes = env.all_states()
+    traj = rollout(env, lambda s, rows: torch.log_softmax(
+        torch.zeros(len(s), env.n_actions).masked_fill(~env.forward_mask(s), -1e9), -1), len(outcomes),
+        generator=gen)
+    assert not env.same(traj.terminals, outcomes).all()  # some fail, some succeed (y = s0 always does)
+    for net in (model, model_pb):
+        loss = ocgfn_loss(env, net, traj, outcomes, PretrainConfig(ot=ot))
+        assert math.isfinite(loss.item()) and loss.item() >= 0
+        loss.backward()
+        assert all(torch.isfinite(p.grad).all() for p in net.parameters() if p.grad is not None)

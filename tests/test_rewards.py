@@ -1,0 +1,179 @@
+"""Built-in rewards at hand-picked cells, plug-ins by file and dotted path, validation and call counting."""
+from __future__ import annotations
+
+import math
+import uuid
+from pathlib import Path
+
+import pytest
+import torch
+
+from pipeline_lib.envs import HyperGrid
+from pipeline_lib.rewards import (REGISTRY, CountingReward, corner, load_callable, log_reward_table, make_reward,
+                                  mode_mask, peaks, ring, validate_reward)
+
+
+def t(rows) -> torch.Tensor:
+    return torch.tensor(rows, dtype=torch.long)
+
+
+def test_registry_names() -> None:
+    assert set(REGISTRY) == {"corner", "ring", "peaks"}
+
+
+def test_corner_hand_values_side16() -> None:
+    # u = x / 15, d = |u - 0.5|; band1: all d > 0.25, band2: all 0.3 < d < 0.4
+    # x = 2 (d = 0.367) and 13: both bands; x = 0, 1, 15 (d = 0.5, 0.433, 0.5): band1 only;
+    # x = 4, 8, 11 (d = 0.233, 0.033, 0.233): none
+    r0, r1, r2 = 0.1, 0.5, 2.0
+    cells = t([[2, 2], [13, 2], [2, 13], [8, 8], [0, 0], [15, 1], [2, 8], [8, 2], [1, 4], [0, 11], [0, 2]])
+    expected = [r0 + r1 + r2, r0 + r1 + r2, r0 + r1 + r2, r0, r0 + r1, r0 + r1, r0, r0, r0, r0, r0 + r1]
+    got = corner(cells, side=16, r0=r0, r1=r1, r2=r2)
+    assert got.shape == (11,)
+    assert torch.allclose(got, torch.tensor(expected), atol=1e-6)
+
+
+def test_corner_counts_side16() -> None:
+    env = HyperGrid(ndim=2, side=16)
+    r = corner(env.all_states(), side=16)
+    # band2 cells per axis: x in {2, 13} (d = 0.367); x = 3 and 12 sit on d = 0.3 exactly, outside in
+    # float arithmetic; band1 per axis: x in {0..3, 12..15}
+    assert int((r > 2.5).sum()) == 4
+    assert int((r > 0.5).sum()) == 64
+    assert r.min().item() == pytest.approx(0.1)
+
+
+def test_ring_positive_and_peaks_on_the_ring() -> None:
+    side = 21  # u = x / 20 on a grid with 0.05 spacing, so radius 0.35 is hit exactly at (17, 10)
+    cells = t([[17, 10], [10, 3], [10, 10], [0, 0]])
+    r = ring(cells, side=side, r0=0.01, radius=0.35, width=0.05)
+    assert r[0].item() == pytest.approx(1.01, abs=1e-5) and r[1].item() == pytest.approx(1.01, abs=1e-5)
+    assert r[2].item() == pytest.approx(0.01 + math.exp(-0.5 * 49), rel=1e-5)  # the centre: dist 0
+    assert r[3].item() == pytest.approx(0.01, abs=1e-6)  # corner: dist 0.707, far off the ridge
+    full = ring(HyperGrid(ndim=2, side=side).all_states(), side=side, r0=0.01, radius=0.35, width=0.05)
+    assert (full > 0).all() and full.max().item() == pytest.approx(1.01, abs=1e-5)
+
+
+def test_peaks_default_centres() -> None:
+    side = 11  # u = x / 10: the default centres (0.2, 0.2), (0.8, 0.8), (0.2, 0.8) are cells
+    env = HyperGrid(ndim=2, side=side)
+    r = peaks(env.all_states(), side=side, r0=0.01, width=0.06)
+    assert (r > 0).all()
+    for cell in ([2, 2], [8, 8], [2, 8]):
+        value = r[env.index(t([cell]))].item()
+        assert value == pytest.approx(1.01, abs=1e-4)
+        assert value == pytest.approx(r.max().item())
+    # a cell far from every centre is at the floor r0
+    assert r[env.index(t([[5, 0]]))].item() == pytest.approx(0.01, abs=1e-4)
+
+
+def test_peaks_custom_centres_and_heights() -> None:
+    r = peaks(t([[0, 0], [4, 4], [2, 2]]), side=5, r0=0.5, width=0.1, centers=[[0.0, 0.0], [1.0, 1.0]],
+              heights=[1.0, 3.0])
+    assert r[0].item() == pytest.approx(1.5, abs=1e-6)
+    assert r[1].item() == pytest.approx(3.5, abs=1e-6)
+    assert r[2].item() == pytest.approx(0.5 + 4 * math.exp(-0.5 * 0.5 / 0.01), abs=1e-6)
+
+
+def test_peaks_bad_centres_and_heights() -> None:
+    with pytest.raises(ValueError, match="centers must be a list of 2-dimensional"):
+        peaks(t([[0, 0]]), side=5, centers=[[0.1, 0.2, 0.3]])
+    with pytest.raises(ValueError, match="heights must have one value per center"):
+        peaks(t([[0, 0]]), side=5, centers=[[0.1, 0.2]], heights=[1.0, 2.0])
+
+
+def test_make_reward_registered_binds_side_and_params() -> None:
+    env = HyperGrid(ndim=2, side=16)
+    fn = make_reward("corner", {"r0": 0.3}, env)
+    assert fn(t([[8, 8], [2, 2]])).tolist() == pytest.approx([0.3, 2.8])
+
+
+def test_make_reward_plugin_file_path(tmp_path: Path) -> None:
+    path = tmp_path / "my_reward.py"
+    path.write_text("import torch\n\ndef fn(x, scale=1.0):\n    return scale * (1.0 + x.sum(-1).float())\n")
+    env = HyperGrid(ndim=2, side=4)
+    reward = make_reward(f"{path}:fn", {"scale": 2.0}, env)
+    assert reward(t([[0, 0], [1, 2], [3, 3]])).tolist() == [2.0, 8.0, 14.0]
+
+
+def test_make_reward_plugin_dotted_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    module = f"plugin_{uuid.uuid4().hex}"
+    (tmp_path / f"{module}.py").write_text("def double_plus_one(x):\n    return 1.0 + 2.0 * x[:, 0].float()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    env = HyperGrid(ndim=2, side=4)
+    reward = make_reward(f"{module}:double_plus_one", {}, env)
+    assert reward(t([[0, 3], [2, 1]])).tolist() == [1.0, 5.0]
+
+
+def test_make_reward_dotted_path_to_library_function() -> None:
+    # a plug-in gets only its params (no side injected), so the same function must be given side explicitly
+    env = HyperGrid(ndim=2, side=16)
+    cells = env.all_states()
+    plugin = make_reward("pipeline_lib.rewards:corner", {"side": 16}, env)
+    assert torch.equal(plugin(cells), make_reward("corner", {}, env)(cells))
+
+
+def test_validate_reward_accepts_and_returns_float() -> None:
+    values = validate_reward(lambda x: torch.ones(len(x), dtype=torch.float64) * 2, t([[0, 0], [1, 1]]), "two")
+    assert values.dtype == torch.float32 and values.tolist() == [2.0, 2.0]
+    assert torch.allclose(log_reward_table(lambda x: torch.full((len(x),), math.e), t([[0, 0]]), "e"),
+                          torch.tensor([1.0]))
+
+
+@pytest.mark.parametrize("fn,problem", [
+    (lambda x: torch.ones(len(x), 1), r"returned shape \(3, 1\); expected \(3,\)"),
+    (lambda x: torch.ones(2), r"returned shape \(2,\); expected \(3,\)"),
+    (lambda x: torch.tensor([1.0, float("nan"), 1.0]), "NaN or infinite"),
+    (lambda x: torch.tensor([1.0, float("inf"), 1.0]), "NaN or infinite"),
+    (lambda x: torch.tensor([1.0, -1.0, 1.0]), r"values <= 0 \(min -1\)"),
+    (lambda x: torch.tensor([1.0, 0.0, 1.0]), "values <= 0"),
+    (lambda x: 1 / 0, "failed on 3 test outcomes: ZeroDivisionError"),
+    (lambda x: x.foo(), "failed on 3 test outcomes: AttributeError"),
+])
+def test_validate_reward_errors(fn, problem: str) -> None:
+    with pytest.raises(ValueError, match=r"reward 'my_reward'.*" + problem):
+        validate_reward(fn, t([[0, 0], [1, 1], [2, 2]]), "my_reward")
+
+
+def test_load_callable_errors(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"expected a registered name.*'path/to/file.py:function'"):
+        load_callable("no_colon_here")
+    missing = tmp_path / "nope.py"
+    with pytest.raises(ValueError, match=r"cannot import .*nope\.py.*no such file"):
+        load_callable(f"{missing}:fn")
+    path = tmp_path / "has_other.py"
+    path.write_text("def other(x):\n    return x\nvalue = 3\n")
+    with pytest.raises(ValueError, match=r"has no callable named 'fn'"):
+        load_callable(f"{path}:fn")
+    with pytest.raises(ValueError, match=r"has no callable named 'value'"):
+        load_callable(f"{path}:value")
+    with pytest.raises(ValueError, match=r"cannot import 'no_such_package_xyz\.mod': ModuleNotFoundError"):
+        load_callable("no_such_package_xyz.mod:fn")
+    broken = tmp_path / "broken.py"
+    broken.write_text("raise RuntimeError('boom at import')\n")
+    with pytest.raises(ValueError, match="RuntimeError: boom at import"):
+        load_callable(f"{broken}:fn")
+    assert load_callable(f"{path}:other")(5) == 5
+
+
+def test_counting_reward_counts_and_round_trips() -> None:
+    env = HyperGrid(ndim=2, side=4)
+    counted = CountingReward(make_reward("corner", {}, env), env.index)
+    out = counted(t([[0, 0], [1, 1], [0, 0]]))
+    assert out.shape == (3,)
+    counted(t([[1, 1], [3, 2]]))
+    assert counted.calls == 5 and counted.unique_calls == 3
+    state = counted.state_dict()
+    assert state == {"calls": 5, "seen": [0, 5, 14]}
+    fresh = CountingReward(make_reward("corner", {}, env), env.index)
+    fresh.load_state_dict(state)
+    assert fresh.calls == 5 and fresh.unique_calls == 3
+    fresh(t([[3, 2], [3, 3]]))
+    assert fresh.calls == 7 and fresh.unique_calls == 4
+    assert counted.calls == 5  # the original is untouched
+
+
+def test_mode_mask() -> None:
+    log_r = torch.tensor([1.0, 2.5, 4.0, 3.0]).log()
+    assert mode_mask(log_r, 0.5).tolist() == [False, True, True, True]
+    assert mode_mask(log_r, 1.0).tolist() == [False, False, True, False]

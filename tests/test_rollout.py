@@ -1,0 +1,80 @@
+"""Batched rollouts: trajectory structure, the sampled distribution, epsilon mixing and greedy choice."""
+from __future__ import annotations
+
+import torch
+
+from pipeline_lib.envs import HyperGrid
+from pipeline_lib.nets import masked_log_softmax, uniform_log_pb
+from pipeline_lib.rollout import rollout, sample_actions
+
+
+def uniform_policy(env):
+    return lambda states, rows: masked_log_softmax(torch.zeros(len(states), env.n_actions), env.forward_mask(states))
+
+
+def test_rollout_structure() -> None:
+    env = HyperGrid(ndim=2, side=4)
+    gen = torch.Generator().manual_seed(0)
+    traj = rollout(env, uniform_policy(env), 50, generator=gen)
+    n_t = traj.actions.shape[0]
+    assert traj.states.shape == (n_t + 1, 50, 2) and traj.valid.shape == (n_t, 50) and traj.n == 50
+    assert n_t <= env.max_length
+    assert traj.valid[0].all()
+    # valid is a prefix per trajectory, ending with exactly one stop
+    lengths = traj.valid.sum(0)
+    assert torch.equal(traj.valid, torch.arange(n_t)[:, None] < lengths[None, :])
+    last = traj.actions[lengths - 1, torch.arange(50)]
+    assert (last == env.stop).all()
+    assert ((traj.actions == env.stop) & traj.valid).sum() == 50
+    assert (traj.actions[~traj.valid] == -1).all()
+    # every valid transition is a valid action and states follow env.step
+    t, b, s, a = traj.transitions()
+    assert env.forward_mask(s)[torch.arange(len(a)), a].all()
+    assert torch.equal(traj.states[t + 1, b], env.step(s, a))
+    assert torch.equal(traj.terminals, traj.states[-1])
+    assert torch.equal(env.level(traj.terminals), lengths - 1)
+
+
+def test_rollout_uniform_1d_distribution() -> None:
+    env = HyperGrid(ndim=1, side=4)
+    gen = torch.Generator().manual_seed(0)
+    traj = rollout(env, uniform_policy(env), 8000, generator=gen)
+    freq = torch.bincount(traj.terminals[:, 0], minlength=4).float() / 8000
+    assert torch.allclose(freq, torch.tensor([0.5, 0.25, 0.125, 0.125]), atol=0.02)
+
+
+def test_rollout_policy_sees_running_rows() -> None:
+    env = HyperGrid(ndim=1, side=5)
+    targets = torch.tensor([0, 3, 1, 4])
+
+    def policy(states, rows):  # move until the row's own target
+        logits = torch.full((len(states), 2), -1e9)
+        go = states[:, 0] < targets[rows]
+        logits[go, 0] = 0.0
+        logits[~go, 1] = 0.0
+        return masked_log_softmax(logits, env.forward_mask(states))
+
+    traj = rollout(env, policy, 4, greedy=True)
+    assert traj.terminals[:, 0].tolist() == [0, 3, 1, 4]
+
+
+def test_sample_actions_epsilon_and_greedy() -> None:
+    mask = torch.tensor([[True, False, True]]).expand(4000, 3)
+    always_stop = torch.log(torch.tensor([[1e-30, 1e-30, 1.0]])).expand(4000, 3)
+    gen = torch.Generator().manual_seed(0)
+    only = sample_actions(always_stop, mask, 0.0, False, gen)
+    assert (only == 2).all()
+    mixed = sample_actions(always_stop, mask, 1.0, False, gen)  # pure uniform over the valid actions
+    assert not (mixed == 1).any()
+    assert abs((mixed == 0).float().mean().item() - 0.5) < 0.04
+    half = sample_actions(always_stop, mask, 0.5, False, gen)  # P(action 0) = 0.5 * 1/2
+    assert abs((half == 0).float().mean().item() - 0.25) < 0.04
+    greedy = sample_actions(torch.log(torch.tensor([[0.2, 0.5, 0.3]])), mask[:1], 0.0, True, None)
+    assert greedy.tolist() == [1]  # greedy takes the policy's argmax (the policy is already masked)
+
+
+def test_masked_log_softmax_and_uniform_pb() -> None:
+    lp = masked_log_softmax(torch.tensor([[1.0, 5.0, 1.0]]), torch.tensor([[True, False, True]]))
+    assert torch.allclose(lp.exp(), torch.tensor([[0.5, 0.0, 0.5]]))
+    pb = uniform_log_pb(torch.tensor([[True, True, True], [False, True, False], [False, False, False]]))
+    assert torch.allclose(pb, torch.tensor([-torch.log(torch.tensor(3.0)).item(), 0.0, 0.0]))
