@@ -4,7 +4,6 @@ from snakemake.utils import validate
 
 from pipeline_lib.config import ConfigError, check, method_config, pretrain_config
 
-
 validate(config, schema="../schemas/config.schema.yaml")
 try:
     check(config)
@@ -102,4 +101,7 @@ def finetune_settings(wildcards):
 
 
 def task_settings(wildcards):
-    return {"env": config["envs"][wildcards.env], "task": config["tasks"][wildcards.task]}
+    return {
+        "env": config["envs"][wildcards.env],
+        "task": config["tasks"][wildcards.task],
+    }

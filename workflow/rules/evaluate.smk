@@ -5,12 +5,12 @@ rule evaluate:
         target=rules.finetune.input.target,
     output:
         f"{RESULTS}/{{env}}/evaluate/{{task}}/{{method}}/seed{{seed}}/metrics.parquet",
-    conda:
-        "../envs/pipeline.yaml"
     log:
         f"{RESULTS}/logs/{{env}}/evaluate/{{task}}/{{method}}/seed{{seed}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/{{env}}/evaluate/{{task}}/{{method}}/seed{{seed}}.tsv"
+    conda:
+        "../envs/pipeline.yaml"
     script:
         "../scripts/evaluate.py"
 
@@ -28,10 +28,10 @@ rule collect:
         evaluation=f"{RESULTS}/tables/evaluation.parquet",
         samples=f"{RESULTS}/tables/samples.parquet",
         targets=f"{RESULTS}/tables/targets.parquet",
-    conda:
-        "../envs/pipeline.yaml"
     log:
         f"{RESULTS}/logs/collect.log",
+    conda:
+        "../envs/pipeline.yaml"
     script:
         "../scripts/collect.py"
 

@@ -5,17 +5,17 @@ rule finetune:
     output:
         policy=f"{RESULTS}/{{env}}/finetune/{{task}}/{{method}}/seed{{seed}}/policy.pt",
         curve=f"{RESULTS}/{{env}}/finetune/{{task}}/{{method}}/seed{{seed}}/curve.parquet",
-    params:
-        settings=finetune_settings,
-    conda:
-        "../envs/pipeline.yaml"
     log:
         f"{RESULTS}/logs/{{env}}/finetune/{{task}}/{{method}}/seed{{seed}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/{{env}}/finetune/{{task}}/{{method}}/seed{{seed}}.tsv"
+    conda:
+        "../envs/pipeline.yaml"
     threads: config["finetune"]["threads"]
     resources:
         gpu=GPU,
         mem_mb=4000,
+    params:
+        settings=finetune_settings,
     script:
         "../scripts/finetune.py"

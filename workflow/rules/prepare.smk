@@ -1,10 +1,10 @@
 rule setup:
     output:
         f"{RESULTS}/environment.parquet",
-    conda:
-        "../envs/pipeline.yaml"
     log:
         f"{RESULTS}/logs/setup.log",
+    conda:
+        "../envs/pipeline.yaml"
     script:
         "../scripts/setup.py"
 
@@ -14,13 +14,13 @@ rule prepare_target:
         rules.setup.output,
     output:
         f"{RESULTS}/{{env}}/prepare/{{task}}/target.parquet",
-    params:
-        settings=task_settings,
-    conda:
-        "../envs/pipeline.yaml"
     log:
         f"{RESULTS}/logs/{{env}}/prepare/{{task}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/{{env}}/prepare/{{task}}.tsv"
+    conda:
+        "../envs/pipeline.yaml"
+    params:
+        settings=task_settings,
     script:
         "../scripts/prepare_target.py"

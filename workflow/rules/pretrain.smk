@@ -4,17 +4,17 @@ rule pretrain:
     output:
         model=f"{RESULTS}/{{env}}/pretrain/{{variant}}/seed{{seed}}/model.pt",
         metrics=f"{RESULTS}/{{env}}/pretrain/{{variant}}/seed{{seed}}/metrics.parquet",
-    params:
-        settings=pretrain_settings,
-    conda:
-        "../envs/pipeline.yaml"
     log:
         f"{RESULTS}/logs/{{env}}/pretrain/{{variant}}/seed{{seed}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/{{env}}/pretrain/{{variant}}/seed{{seed}}.tsv"
+    conda:
+        "../envs/pipeline.yaml"
     threads: config["pretrain"]["threads"]
     resources:
         gpu=GPU,
         mem_mb=4000,
+    params:
+        settings=pretrain_settings,
     script:
         "../scripts/pretrain.py"

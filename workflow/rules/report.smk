@@ -35,10 +35,10 @@ rule figures:
             caption="../report/heatmaps.rst",
             category="Samples",
         ),
-    conda:
-        "../envs/pipeline.yaml"
     log:
         f"{RESULTS}/logs/figures.log",
+    conda:
+        "../envs/pipeline.yaml"
     script:
         "../scripts/figures.py"
 
@@ -57,9 +57,9 @@ rule summary:
             category="Summary",
         ),
         markdown=f"{RESULTS}/report/summary.md",
-    conda:
-        "../envs/pipeline.yaml"
     log:
         f"{RESULTS}/logs/summary.log",
+    conda:
+        "../envs/pipeline.yaml"
     script:
         "../scripts/summary.py"

@@ -3,13 +3,13 @@ rule sample:
         policy=rules.finetune.output.policy,
     output:
         samples=f"{RESULTS}/{{env}}/sample/{{task}}/{{method}}/seed{{seed}}/samples.parquet",
-    params:
-        samples=config["evaluate"]["samples"],
-    conda:
-        "../envs/pipeline.yaml"
     log:
         f"{RESULTS}/logs/{{env}}/sample/{{task}}/{{method}}/seed{{seed}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/{{env}}/sample/{{task}}/{{method}}/seed{{seed}}.tsv"
+    conda:
+        "../envs/pipeline.yaml"
+    params:
+        samples=config["evaluate"]["samples"],
     script:
         "../scripts/sample.py"
