@@ -58,6 +58,12 @@ class Trainer:
             else:
                 setattr(self, name, state[name])
 
+    def evaluation_due(self) -> bool:
+        """Every ``eval_every`` steps, at the last step, and at powers of two before the first
+        period, so that curves resolve small budgets (equal-reward-call comparisons need them)."""
+        s = self.step
+        return s % self.eval_every == 0 or s == self.steps or (s < self.eval_every and s & (s - 1) == 0)
+
     def run(self, checkpoint: Path | None = None) -> pd.DataFrame:
         """Train to ``steps``, resuming from ``checkpoint`` when it exists; returns the metrics rows."""
         if checkpoint is not None and Path(checkpoint).exists():
@@ -73,7 +79,7 @@ class Trainer:
             if not all(math.isfinite(v) for v in losses.values()):
                 raise FloatingPointError(f"{self.name}: non-finite loss at step {self.step}: {losses}; last finite "
                                          f"metrics: {self.rows[-1]}; last checkpoint: {checkpoint}")
-            if self.step % self.eval_every == 0 or self.step == self.steps:
+            if self.evaluation_due():
                 self.rows.append(self.evaluate(losses))
                 shown = {k: round(v, 4) for k, v in self.rows[-1].items() if isinstance(v, float)}
                 log.info("%s step %d/%d %s", self.name, self.step, self.steps, shown)

@@ -95,7 +95,7 @@ def curve(df: pd.DataFrame) -> pd.DataFrame:
 def test_scratch_trainer_resume_is_exact(test_config: dict, tmp_path: Path) -> None:
     n, k, every = 6, 4, 2
     full = scratch_trainer(test_config, n, every).run(tmp_path / "full.ckpt")
-    assert full["step"].tolist() == [0, 2, 4, 6]
+    assert full["step"].tolist() == [0, 1, 2, 4, 6]  # step 1: a power of two before the first period
     assert full["reward_calls"].iloc[-1] == 8 * n  # one reward call per terminal object
     assert {"l1", "kl", "loss", "modes_found", "trajectories", "unique_reward_calls"} <= set(full.columns)
     assert (tmp_path / "full.ckpt").exists()
@@ -103,7 +103,7 @@ def test_scratch_trainer_resume_is_exact(test_config: dict, tmp_path: Path) -> N
     first = scratch_trainer(test_config, n, every)
     first.steps = k  # as if killed after step k
     part = first.run(tmp_path / "part.ckpt")
-    assert part["step"].tolist() == [0, 2, 4]
+    assert part["step"].tolist() == [0, 1, 2, 4]
     assert io.load_checkpoint(tmp_path / "part.ckpt")["step"] == k
 
     resumed_trainer = scratch_trainer(test_config, n, every)
