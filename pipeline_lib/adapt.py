@@ -15,8 +15,9 @@ import torch
 from torch import nn
 
 from pipeline_lib.exact import StateGraph, converted_policy, terminal_distribution, visit_probabilities
+from pipeline_lib.losses import amortized_predictor, masked_mse
 from pipeline_lib.metrics import distribution_metrics
-from pipeline_lib.nets import NEG_INF, GFlowNet, OutcomeConditionedGFlowNet, masked_log_softmax, mlp
+from pipeline_lib.nets import GFlowNet, OutcomeConditionedGFlowNet, masked_log_softmax, mlp
 from pipeline_lib.pretrain import db_loss, gfn_policy
 from pipeline_lib.rewards import CountingReward
 from pipeline_lib.rollout import rollout
@@ -131,6 +132,14 @@ class _TaskTrainer(Trainer):
         self.transitions += int(traj.valid.sum())
         self.found[self.env.index(traj.terminals)] |= self.task.modes[self.env.index(traj.terminals)]
 
+    def update(self, loss: torch.Tensor, traj) -> dict[str, float]:
+        """One optimiser step on ``loss``, then the bookkeeping of the batch it came from."""
+        self.opt.zero_grad()
+        loss.backward()
+        self.opt.step()
+        self.record(traj)
+        return {"loss": loss.item()}
+
     def table(self) -> torch.Tensor:
         raise NotImplementedError
 
@@ -158,12 +167,7 @@ class ScratchTrainer(_TaskTrainer):
     def train_step(self) -> dict[str, float]:
         traj = rollout(self.env, gfn_policy(self.env, self.model), self.cfg.batch_size, self.cfg.epsilon,
                        generator=self.gen)
-        loss = db_loss(self.env, self.model, traj, self.reward(traj.terminals).log())
-        self.opt.zero_grad()
-        loss.backward()
-        self.opt.step()
-        self.record(traj)
-        return {"loss": loss.item()}
+        return self.update(db_loss(self.env, self.model, traj, self.reward(traj.terminals).log()), traj)
 
     def table(self) -> torch.Tensor:
         return policy_table(self.env, self.task.graph, lambda f: self.model(f)[1])
@@ -201,9 +205,9 @@ class AmortizedTrainer(_TaskTrainer):
         self.opt = torch.optim.Adam([*self.n_net.parameters(), *self.q_net.parameters()], lr=cfg.lr)
         self.reward = task.reward
         self.reach = reachability(env, task.graph)
-        self.tables = flow_tables(env, task.graph, model, "policy") if cfg.flow == "policy" else None
         if cfg.flow not in FLOW_SOURCES:
             raise ValueError(f"flow: expected one of {FLOW_SOURCES}, got {cfg.flow!r}")
+        self.tables = flow_tables(env, task.graph, model, "policy") if cfg.flow == "policy" else None
 
     def policy(self, states: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         return masked_log_softmax(self.n_net(self.env.featurize(states)), self.env.forward_mask(states))
@@ -241,13 +245,8 @@ class AmortizedTrainer(_TaskTrainer):
             log_r = self.reward(y_states).log()
             log_f, log_pf = self.oc_terms(s[rep], y_states, a[rep])
         log_n = self.n_net(feats).gather(1, a[:, None])[:, 0]
-        residual = log_n[rep] + log_q_all[rep, y_flat] - log_r - log_f - log_pf
-        loss = residual.pow(2).mean()
-        self.opt.zero_grad()
-        loss.backward()
-        self.opt.step()
-        self.record(traj)
-        return {"loss": loss.item()}
+        residual = amortized_predictor(log_n[rep], log_q_all[rep, y_flat], log_r, log_f, log_pf)
+        return self.update(masked_mse(residual), traj)
 
     def table(self) -> torch.Tensor:
         return policy_table(self.env, self.task.graph, self.n_net)

@@ -62,7 +62,8 @@ def method_config(config: dict[str, Any], method: str) -> tuple[dict[str, Any], 
         raise ConfigError(f"finetune.methods: no method {method!r}; have {sorted(methods)}")
     entry = methods[method]
     _build(AdaptConfig, config["finetune"].get("settings", {}), "finetune.settings")
-    values = {**config["finetune"].get("settings", {}), **entry.get("settings", {}), "flow": entry.get("flow", "policy")}
+    values = {**config["finetune"].get("settings", {}), **entry.get("settings", {}),
+              "flow": entry.get("flow", "policy")}
     return entry, _build(AdaptConfig, values, f"finetune.methods.{method}")
 
 
@@ -94,7 +95,8 @@ def check(config: dict[str, Any]) -> None:
             raise ConfigError(f"envs.{name}: {err}") from err
         for task in spec["tasks"]:
             if task not in config["tasks"]:
-                raise ConfigError(f"envs.{name}.tasks: unknown task {task!r}; expected one of {sorted(config['tasks'])}")
+                raise ConfigError(f"envs.{name}.tasks: unknown task {task!r}; "
+                                  f"expected one of {sorted(config['tasks'])}")
             sample = env.all_states()[:: max(1, env.n_states // 64)]
             try:
                 validate_reward(task_reward(config, task, env), sample, config["tasks"][task]["reward"])

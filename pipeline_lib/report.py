@@ -52,13 +52,16 @@ def budget_table(curves: pd.DataFrame) -> pd.DataFrame:
 
 def _img(path: Path) -> str:
     data = base64.b64encode(Path(path).read_bytes()).decode()
-    return f'<figure><img src="data:image/png;base64,{data}" style="max-width:100%"><figcaption>{html.escape(Path(path).stem)}</figcaption></figure>'
+    caption = html.escape(Path(path).stem)
+    return (f'<figure><img src="data:image/png;base64,{data}" style="max-width:100%">'
+            f"<figcaption>{caption}</figcaption></figure>")
 
 
 def summary_page(pretrain: pd.DataFrame, evaluation: pd.DataFrame, curves: pd.DataFrame, environment: pd.DataFrame,
                  figures: list[str], out_html: str, out_md: str) -> None:
     """A self-contained HTML page (figures embedded) and a Markdown twin with the same tables."""
-    tables = [("Pre-training: final success rate (sampled and greedy rollouts, all outcomes)", pretrain_table(pretrain)),
+    tables = [("Pre-training: final success rate (sampled and greedy rollouts, all outcomes)",
+               pretrain_table(pretrain)),
               ("Adaptation: exact L1 / KL(R/Z || P) of the final policy, sample metrics", evaluation_table(evaluation)),
               ("Equal budgets: each method at its final budget vs the scratch GFlowNet at the same steps / calls",
                budget_table(curves))]

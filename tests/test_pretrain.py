@@ -134,15 +134,15 @@ def hand_trajectories() -> tuple[Trajectories, torch.Tensor]:
 def test_ocgfn_loss_hand_values_per_mode() -> None:
     # Uniform stub: log F = 0, P_F = 1/2 wherever a move is possible (s0, s1), 1 at s2; P_B = 1 (1-D).
     # Transitions (t-major): A0 stop@s0, B0 move s0->s1, C0 move, B1 stop@s1, C1 move s1->s2, C2 stop@s2.
-    # With l = log 2 and log_eps = -10:
+    # With log2 = log 2 and log_eps = -10:
     #   A0: failed stop, y=1 reachable from s0 -> culprit in 'reachable'; residual -l + 10 in every mode
     #   B0: y=0 unreachable from s1 -> culprit: reachable -l + 10; off: -l; literal: -l + 10
     #   B1: from s1, y=0 already unreachable: dropped in 'reachable'; off and literal: -l + 10
     #   C0, C1: successful moves -l; C2: successful stop 0
     env = HyperGrid(ndim=1, side=3)
     traj, outcomes = hand_trajectories()
-    l = math.log(2)
-    fail, move = (10 - l) ** 2, l**2
+    log2 = math.log(2)
+    fail, move = (10 - log2) ** 2, log2**2
     expected = {
         "reachable": (2 * fail + 2 * move + 0) / 5,
         "off": (fail + move + fail + 2 * move + 0) / 6,
@@ -157,9 +157,9 @@ def test_ocgfn_loss_hand_values_per_mode() -> None:
 def test_ocgfn_loss_log_eps_is_used() -> None:
     env = HyperGrid(ndim=1, side=3)
     traj, outcomes = hand_trajectories()
-    l = math.log(2)
+    log2 = math.log(2)
     loss = ocgfn_loss(env, UniformStub(env), traj, outcomes, PretrainConfig(ot="reachable", log_eps_fail=-3.0))
-    assert loss.item() == pytest.approx((2 * (3 - l) ** 2 + 2 * l**2) / 5, rel=1e-6)
+    assert loss.item() == pytest.approx((2 * (3 - log2) ** 2 + 2 * log2**2) / 5, rel=1e-6)
 
 
 @pytest.mark.parametrize("ot", OT_MODES)

@@ -9,8 +9,18 @@ import pytest
 import torch
 
 from pipeline_lib.envs import HyperGrid
-from pipeline_lib.rewards import (REGISTRY, CountingReward, corner, load_callable, log_reward_table, make_reward,
-                                  mode_mask, peaks, ring, validate_reward)
+from pipeline_lib.rewards import (
+    REGISTRY,
+    CountingReward,
+    corner,
+    load_callable,
+    log_reward_table,
+    make_reward,
+    mode_mask,
+    peaks,
+    ring,
+    validate_reward,
+)
 
 
 def t(rows) -> torch.Tensor:
