@@ -1,6 +1,7 @@
 """The workflow itself: dry runs of the shipped configs, lint, a bad config, and a tiny real run."""
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -74,4 +75,13 @@ def test_tiny_end_to_end(tmp_path: Path) -> None:
     log = result.stdout + result.stderr
     assert "rule figures" in log and "rule pretrain" not in log and "rule finetune" not in log
     assert (out / "grid6/pretrain/full/seed0/model.pt").stat().st_mtime_ns == before
+    # Adding a downstream task runs only that task's jobs: pre-training and other tasks stay valid.
+    config["tasks"]["ring"] = {"reward": "ring", "params": {"width": 0.2}}
+    config["envs"]["grid6"]["tasks"].append("ring")
+    cfg.write_text(yaml.safe_dump(config))
+    result = snakemake("all", "-n", "--cores", "2", "--configfile", str(cfg))
+    assert result.returncode == 0, result.stderr[-3000:]
+    log = result.stdout + result.stderr
+    assert "rule pretrain" not in log
+    assert int(re.search(r"^finetune\s+(\d+)\s*$", log, re.M).group(1)) == len(methods)
     shutil.rmtree(out)

@@ -83,9 +83,14 @@ def pretrained_model(wildcards):
 
 # Params carry the resolved settings of each job so that editing them in the config reruns exactly
 # the affected jobs (Snakemake's params rerun trigger); the scripts read the same values via config.
+def env_spec(env):
+    """The environment's definition, without its task list (adding a task must rerun nothing else)."""
+    return {k: v for k, v in config["envs"][env].items() if k != "tasks"}
+
+
 def pretrain_settings(wildcards):
     return {
-        "env": config["envs"][wildcards.env],
+        "env": env_spec(wildcards.env),
         "settings": dataclasses.asdict(pretrain_config(config, wildcards.variant)),
     }
 
@@ -93,7 +98,7 @@ def pretrain_settings(wildcards):
 def finetune_settings(wildcards):
     entry, settings = method_config(config, wildcards.method)
     return {
-        "env": config["envs"][wildcards.env],
+        "env": env_spec(wildcards.env),
         "task": config["tasks"][wildcards.task],
         "method": entry,
         "settings": dataclasses.asdict(settings),
@@ -102,6 +107,6 @@ def finetune_settings(wildcards):
 
 def task_settings(wildcards):
     return {
-        "env": config["envs"][wildcards.env],
+        "env": env_spec(wildcards.env),
         "task": config["tasks"][wildcards.task],
     }
