@@ -77,8 +77,13 @@ class Trainer:
             self.step += 1
             self.elapsed += time.perf_counter() - start
             if not all(math.isfinite(v) for v in losses.values()):
-                raise FloatingPointError(f"{self.name}: non-finite loss at step {self.step}: {losses}; last finite "
-                                         f"metrics: {self.rows[-1]}; last checkpoint: {checkpoint}")
+                saved = "not saved (no checkpoint path)"
+                if checkpoint is not None:
+                    saved = f"{checkpoint}.failed.parquet"
+                    io.write_parquet(pd.DataFrame(self.rows), saved, failed_step=self.step)
+                raise FloatingPointError(f"{self.name}: non-finite loss at step {self.step}: {losses}; the last finite "
+                                         f"metrics ({self.rows[-1]}) and all rows before them are {saved}; the last "
+                                         f"checkpoint is {checkpoint}")
             if self.evaluation_due():
                 self.rows.append(self.evaluate(losses))
                 shown = {k: round(v, 4) for k, v in self.rows[-1].items() if isinstance(v, float)}

@@ -156,6 +156,9 @@ def test_nan_guard(tmp_path: Path) -> None:
         trainer.run(ckpt)
     assert str(ckpt) in str(info.value)
     assert io.load_checkpoint(ckpt)["step"] == 2  # the last good checkpoint is kept
+    saved = io.read_parquet(f"{ckpt}.failed.parquet")  # and the metrics rows up to the failure
+    assert saved["step"].tolist() == [row["step"] for row in trainer.rows]
+    assert io.read_meta(f"{ckpt}.failed.parquet")["failed_step"] == 3
     assert [r["step"] for r in trainer.rows] == [0, 1, 2]
 
 
