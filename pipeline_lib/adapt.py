@@ -103,7 +103,7 @@ def exact_conversion(task: Task, model: OutcomeConditionedGFlowNet, flow: str) -
     log_r = task.reward(task.graph.states).log()  # every outcome is queried once
     table = converted_policy(task.graph, reachability(task.env, task.graph), log_r, log_f, log_pf)
     row = {"step": 0, "trajectories": 0, "transitions": 0, "reward_calls": task.reward.calls,
-           "unique_reward_calls": task.reward.unique_calls, "elapsed_s": 0.0,
+           "unique_reward_calls": task.reward.unique_calls,
            "modes_found": float("nan"), **task.row(table)}  # no training samples: see the evaluation
     return table, row
 
@@ -146,7 +146,7 @@ class _TaskTrainer(Trainer):
     def evaluate(self, losses: dict[str, float]) -> dict[str, Any]:
         return {"step": self.step, "trajectories": self.trajectories, "transitions": self.transitions,
                 "reward_calls": self.task.reward.calls, "unique_reward_calls": self.task.reward.unique_calls,
-                "elapsed_s": self.elapsed, "modes_found": int(self.found.sum()), **self.task.row(self.table()),
+                "modes_found": int(self.found.sum()), **self.task.row(self.table()),
                 **losses}
 
 

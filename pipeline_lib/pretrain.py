@@ -174,7 +174,7 @@ class Pretrainer(Trainer):
         """A metrics row: success rate (greedy and sampled) on the evaluation outcomes."""
         self.model.eval()
         row = {"step": self.step, "trajectories": 2 * self.step * self.cfg.batch_size,
-               "transitions": self.transitions, "elapsed_s": self.elapsed,
+               "transitions": self.transitions,
                "success_greedy": success_rate(self.env, self.model, self.eval_outcomes, True, None),
                "success_sample": success_rate(self.env, self.model, self.eval_outcomes, False, self.eval_generator()),
                "explorer_coverage": self.seen.float().mean().item() if len(self.seen) else math.nan,

@@ -22,7 +22,7 @@ def _mean_std(df: pd.DataFrame, keys: list[str], cols: list[str]) -> pd.DataFram
 def pretrain_table(pretrain: pd.DataFrame) -> pd.DataFrame:
     """Final success rates per environment and pre-training variant."""
     final = pretrain.loc[pretrain.groupby(["env", "variant", "seed"])["step"].idxmax()]
-    return _mean_std(final, ["env", "variant"], ["step", "success_sample", "success_greedy", "elapsed_s"])
+    return _mean_std(final, ["env", "variant"], ["step", "success_sample", "success_greedy"])
 
 
 def evaluation_table(evaluation: pd.DataFrame) -> pd.DataFrame:

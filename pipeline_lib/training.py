@@ -87,7 +87,7 @@ class Trainer:
             if self.evaluation_due():
                 self.rows.append(self.evaluate(losses))
                 shown = {k: round(v, 4) for k, v in self.rows[-1].items() if isinstance(v, float)}
-                log.info("%s step %d/%d %s", self.name, self.step, self.steps, shown)
+                log.info("%s step %d/%d (%.0f s) %s", self.name, self.step, self.steps, self.elapsed, shown)
             if checkpoint is not None and self.step % self.checkpoint_every == 0:
                 io.save_checkpoint(self.state_dict(), checkpoint)
         return pd.DataFrame(self.rows)
