@@ -43,6 +43,8 @@ def adaptation_curves(curves: pd.DataFrame, x: str, path: str | Path, y: str = "
     for (env, task), ax in grid.axes_dict.items():  # keys are (row, col) = (env, task)
         for method, rows in exact[(exact["env"] == env) & (exact["task"] == task)].groupby("method"):
             ax.axhline(rows[y].mean(), ls="--", lw=1, color=palette[method], label=method)
+            if x != "step":  # the conversion's own budget: one call per outcome
+                ax.plot(rows[x].mean(), rows[y].mean(), marker="o", color=palette[method])
     if x != "step":
         grid.set(xscale="log")
     if y in ("l1", "kl"):
