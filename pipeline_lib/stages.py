@@ -49,7 +49,7 @@ def _env(config: dict[str, Any], env_name: str, device: torch.device):
     return make_env(spec["domain"], spec["params"], device)
 
 
-def _coords(env, states: torch.Tensor) -> dict[str, Any]:
+def _coords(states: torch.Tensor) -> dict[str, Any]:
     return {f"x{i}": states[:, i].cpu().numpy() for i in range(states.shape[1])}
 
 
@@ -77,7 +77,7 @@ def prepare_target(config: dict[str, Any], env_name: str, task: str, out: str) -
     """The exact target distribution R/Z and the modes of one task."""
     t = make_task(config, env_name, task, torch.device("cpu"))
     df = pd.DataFrame({"env": env_name, "task": task, "outcome": t.env.index(t.graph.states).numpy(),
-                       **_coords(t.env, t.graph.states), "reward": t.log_r.exp().numpy(),
+                       **_coords(t.graph.states), "reward": t.log_r.exp().numpy(),
                        "target_prob": t.target.numpy(), "is_mode": t.modes.numpy()})
     io.write_parquet(df, out, config=config["tasks"][task])
 
@@ -145,7 +145,7 @@ def sample(config: dict[str, Any], env_name: str, task: str, method: str, seed: 
     traj = rollout(env, lambda states, rows: table[env.index(states)], n, generator=gen)
     reward = task_reward(config, task, env)
     df = pd.DataFrame({"env": env_name, "task": task, "method": method, "seed": seed,
-                       "outcome": env.index(traj.terminals).numpy(), **_coords(env, traj.terminals),
+                       "outcome": env.index(traj.terminals).numpy(), **_coords(traj.terminals),
                        "reward": reward(traj.terminals).numpy()})
     io.write_parquet(df, out, seed=seed)
 

@@ -68,7 +68,3 @@ class HyperGrid:
 
     def level(self, states: torch.Tensor) -> torch.Tensor:
         return states.sum(-1)
-
-    def coordinates(self, states: torch.Tensor) -> torch.Tensor:
-        """Coordinates scaled to [0, 1], the frame the reward family is written in."""
-        return states.float() / (self.side - 1)
