@@ -124,11 +124,6 @@ def test_featurize_one_hot() -> None:
     assert len(torch.unique(all_feats, dim=0)) == 16  # distinct states, distinct features
 
 
-def test_coordinates_scaled() -> None:
-    env = HyperGrid(ndim=2, side=5)
-    assert torch.allclose(env.coordinates(t([[0, 4], [2, 1]])), torch.tensor([[0.0, 1.0], [0.5, 0.25]]))
-
-
 def test_make_env() -> None:
     env = make_env("hypergrid", {"ndim": 2, "side": 3})
     assert isinstance(env, HyperGrid) and env.n_states == 9
