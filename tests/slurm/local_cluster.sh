@@ -29,6 +29,7 @@ done
 python3 -c "import snakemake_executor_plugin_slurm" 2>/dev/null \
     || { echo "SKIP: snakemake-executor-plugin-slurm is not installed (pip install -e '.[slurm]')"; exit 77; }
 
+chmod 755 "$work"
 mkdir -p "$work"/{munge,spool,state,log} /etc/slurm
 [ -f "$conf" ] && cp "$conf" "$work/slurm.conf.orig"
 [ -f /etc/slurm/gres.conf ] && cp /etc/slurm/gres.conf "$work/gres.conf.orig"
@@ -85,7 +86,8 @@ done
 sinfo -h -o "%P %T %G" | tee "$work/sinfo.txt"
 grep -q idle "$work/sinfo.txt" || { echo "FAIL: the node never became idle"; cat "$work/log/slurmctld.log"; exit 1; }
 
-# run the tiny config through the slurm profile, every job a real sbatch submission
+# run the tiny config through the slurm profile, every job a real sbatch submission; pre-training
+# asks for gpu=1 as it does with device: cuda (it computes on the CPU here: device auto)
 results="$work/results"
 python3 - "$repo/$config" "$results" "$work/config.yaml" <<'PY'
 import sys, yaml
@@ -96,8 +98,9 @@ PY
 cd "$repo"
 start=$(date +%s)
 snakemake all --workflow-profile workflow/profiles/slurm --configfile "$work/config.yaml" \
-    --slurm-status-command squeue --slurm-no-account --default-resources slurm_partition=debug \
-    --slurm-logdir "$work/slurm-logs" 2>&1 | tee "$work/snakemake.log"
+    --slurm-status-command squeue --slurm-no-account --slurm-logdir "$work/slurm-logs" \
+    --default-resources slurm_partition=debug runtime=30 mem_mb=1000 gpu=0 \
+    --set-resources pretrain:gpu=1 2>&1 | tee "$work/snakemake.log"
 echo "workflow wall time on local SLURM: $(( $(date +%s) - start )) s"
 
 python3 - "$results" <<'PY'
@@ -110,4 +113,7 @@ assert len(evaluation) > 0 and evaluation["l1"].between(0, 2).all(), evaluation
 assert (out / "report/summary.html").stat().st_size > 10_000
 print(f"OK: {len(evaluation)} evaluated policies, report written")
 PY
-grep -c "Submitted job" "$work/snakemake.log" | xargs -I{} echo "{} jobs went through sbatch"
+echo "$(grep -c 'submitted with SLURM jobid' "$work/snakemake.log") jobs went through sbatch"
+gpu_jobs=$(grep -c "gpu=1" "$work/snakemake.log" || true)
+[ "$gpu_jobs" -gt 0 ] || { echo "FAIL: no job requested gpu=1"; exit 1; }
+echo "$gpu_jobs job(s) requested gpu=1 and ran on the placeholder GPU"

@@ -14,6 +14,7 @@ rule finetune:
     threads: config["finetune"]["threads"]
     resources:
         gpu=GPU,
+        gpu_model=config["gpu_model"],
         mem_mb=4000,
     params:
         settings=finetune_settings,

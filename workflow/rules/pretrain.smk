@@ -13,6 +13,7 @@ rule pretrain:
     threads: config["pretrain"]["threads"]
     resources:
         gpu=GPU,
+        gpu_model=config["gpu_model"],
         mem_mb=4000,
     params:
         settings=pretrain_settings,
