@@ -40,7 +40,7 @@ class AdaptConfig:
     outcomes_per_transition: int = 4
     q_temperature: float = 1.0
     q_epsilon: float = 0.1
-    flow: str = "learned"  # learned | policy: where F(s|y) comes from (method.md 3)
+    flow: str = "policy"  # policy | learned: where F(s|y) comes from (method.md 3)
     eval_every: int = 100
     checkpoint_every: int = 500
 
