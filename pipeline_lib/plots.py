@@ -67,17 +67,20 @@ def heatmaps(samples: pd.DataFrame, targets: pd.DataFrame, env: str, path: str |
     tasks = list(targets["task"].unique())
     methods = list(samples["method"].unique())
     side = int(targets["x0"].max()) + 1
+    rows = side if "x1" in targets else 1  # a 1-D grid is drawn as a strip
     fig, axes = plt.subplots(len(tasks), 1 + len(methods), figsize=(2.0 * (1 + len(methods)), 2.1 * len(tasks)),
                              squeeze=False)
     for i, task in enumerate(tasks):
         panels = [("target R/Z", targets[targets["task"] == task], "target_prob")]
         panels += [(m, samples[(samples["task"] == task) & (samples["method"] == m)], None) for m in methods]
         for j, (title, df, weight) in enumerate(panels):
-            img = np.zeros((side, side))
+            img = np.zeros((side, rows))
             w = df[weight].to_numpy() if weight else np.full(len(df), 1.0 / max(len(df), 1))
-            np.add.at(img, (df["x0"].to_numpy(), df["x1"].to_numpy()), w)
+            second = df["x1"].to_numpy() if rows > 1 else np.zeros(len(df), dtype=int)
+            np.add.at(img, (df["x0"].to_numpy(), second), w)
             ax = axes[i, j]
-            ax.imshow(img.T, origin="lower", cmap="viridis", interpolation="nearest")
+            ax.imshow(img.T, origin="lower", cmap="viridis", interpolation="nearest",
+                      aspect="auto" if rows == 1 else "equal")
             ax.set_xticks([])
             ax.set_yticks([])
             if i == 0:

@@ -1,0 +1,23 @@
+"""Figures are drawn from parquet-shaped tables for any grid dimension."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline_lib import plots
+
+
+@pytest.mark.parametrize("ndim", [1, 2, 3])
+def test_heatmaps_any_dimension(tmp_path: Path, ndim: int) -> None:
+    side, rng = 4, np.random.default_rng(0)
+    cells = np.stack(np.meshgrid(*[np.arange(side)] * ndim, indexing="ij"), -1).reshape(-1, ndim)
+    coords = {f"x{i}": cells[:, i] for i in range(ndim)}
+    targets = pd.DataFrame({"env": "g", "task": "t", **coords, "target_prob": np.full(len(cells), 1 / len(cells))})
+    pick = rng.integers(len(cells), size=50)
+    samples = pd.DataFrame({"env": "g", "task": "t", "method": "m", **{k: v[pick] for k, v in coords.items()}})
+    out = tmp_path / "heat.png"
+    plots.heatmaps(samples, targets, "g", out)
+    assert out.stat().st_size > 1000
