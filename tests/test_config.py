@@ -207,6 +207,8 @@ def test_schema_unknown_top_level_key(raw_test_config: dict) -> None:
     (lambda c: c["envs"]["grid6"].pop("domain"), "domain"),
     (lambda c: c["evaluate"].update(samples=0), "samples"),
     (lambda c: c["pretrain"].update(treads=2), "treads"),
+    (lambda c: c["tasks"].update({"bad/name": {"reward": "corner"}}), "bad/name"),
+    (lambda c: c["finetune"]["methods"].update({"my method": {"kind": "scratch"}}), "my method"),
 ])
 def test_schema_errors(raw_test_config: dict, mutate, needle: str) -> None:
     config = copy.deepcopy(raw_test_config)

@@ -1,4 +1,5 @@
 import dataclasses
+import re
 
 from snakemake.utils import validate
 
@@ -15,11 +16,16 @@ RESULTS = config["results"]
 GPU = 1 if config["device"].startswith("cuda") else 0
 
 
+def one_of(names):
+    """A wildcard constraint that matches exactly the configured names."""
+    return "|".join(re.escape(name) for name in names)
+
+
 wildcard_constraints:
-    env="|".join(config["envs"]),
-    variant="|".join(config["pretrain"]["variants"]),
-    method="|".join(config["finetune"]["methods"]),
-    task="|".join(config["tasks"]),
+    env=one_of(config["envs"]),
+    variant=one_of(config["pretrain"]["variants"]),
+    method=one_of(config["finetune"]["methods"]),
+    task=one_of(config["tasks"]),
     seed=r"\d+",
 
 
