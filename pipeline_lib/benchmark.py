@@ -19,10 +19,8 @@ from pathlib import Path
 import torch
 
 from pipeline_lib.envs import HyperGrid
-from pipeline_lib.flows import transition_terms
-from pipeline_lib.losses import detailed_balance, masked_mse
 from pipeline_lib.nets import GFlowNet
-from pipeline_lib.pretrain import PretrainConfig, Pretrainer, gfn_flows, gfn_policy
+from pipeline_lib.pretrain import PretrainConfig, Pretrainer, db_loss, gfn_policy
 from pipeline_lib.rewards import corner
 from pipeline_lib.rollout import rollout
 from pipeline_lib.runtime import select_device
@@ -48,14 +46,11 @@ def db_benchmark(env: HyperGrid, batch: int, steps: int, warmup: int) -> dict:
     gen = torch.Generator(env.device).manual_seed(0)
     phases = {"rollout": 0.0, "loss_forward": 0.0, "backward": 0.0, "optimizer": 0.0}
 
-    def step(record: bool = True) -> None:
+    def step() -> None:
         t0 = time.perf_counter()
         traj = rollout(env, gfn_policy(env, model), batch, 0.05, generator=gen)
         t1 = time.perf_counter()
-        terms = transition_terms(env, traj, gfn_flows(env, model))
-        log_r = corner(traj.terminals, env.side).log()
-        loss = masked_mse(detailed_balance(terms.log_f, terms.log_pf, terms.log_f_next, terms.log_pb,
-                                           terms.is_stop, log_r[terms.b]))
+        loss = db_loss(env, model, traj, corner(traj.terminals, env.side).log())
         t2 = time.perf_counter()
         opt.zero_grad()
         loss.backward()
