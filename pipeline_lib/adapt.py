@@ -41,6 +41,8 @@ class AdaptConfig:
     q_temperature: float = 1.0
     q_epsilon: float = 0.1
     flow: str = "policy"  # policy | learned: where F(s|y) comes from (method.md 3)
+    buffer_size: int = 50000  # DQN replay capacity (transitions)
+    target_every: int = 100  # DQN target-network refresh (steps)
     eval_every: int = 100
     checkpoint_every: int = 500
 

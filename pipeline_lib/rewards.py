@@ -76,11 +76,37 @@ def load_callable(spec: str) -> Callable[..., Any]:
     return getattr(module, name)
 
 
-def make_reward(name: str, params: dict[str, Any], env: Any) -> RewardFn:
-    """Bind a reward (registered name or plug-in path) to its parameters and the environment."""
-    fn = REGISTRY[name] if name in REGISTRY else load_callable(name)
-    extra = {"side": env.side} if name in REGISTRY else {}
-    return lambda x: fn(x, **extra, **params)
+def tfbind_table(resources: str | Path, landscape: str) -> Path:
+    """Where the prepare step puts the TF-Bind-8 table of ``landscape`` (e.g. SIX6_REF_R1)."""
+    return Path(resources) / "tfbind8" / f"{landscape}_8mers.txt"
+
+
+def make_reward(name: str, params: dict[str, Any], env: Any, resources: str | Path = "resources") -> RewardFn:
+    """Bind a reward (registered name or plug-in path) to its parameters and the environment.
+
+    On sequence domains a plug-in receives the decoded strings (``list[str]``) and returns one
+    float per string; registered sequence rewards work on token tensors directly.
+    """
+    from pipeline_lib.seq_rewards import SEQUENCE_REWARDS
+
+    sequences = hasattr(env, "alphabet")
+    own, other = (SEQUENCE_REWARDS, REGISTRY) if sequences else (REGISTRY, SEQUENCE_REWARDS)
+    if name in other:
+        raise ValueError(f"reward {name!r} is for {'hypergrid' if sequences else 'sequence'} domains; this "
+                         f"environment takes {sorted(own)} or a plug-in")
+    if name not in own:
+        fn = load_callable(name)
+        if not sequences:
+            return lambda x: fn(x, **params)
+        return lambda x: torch.as_tensor(fn(env.decode(x), **params), dtype=torch.float32, device=x.device)
+    if not sequences:
+        return lambda x: REGISTRY[name](x, side=env.side, **params)
+    params = dict(params)
+    if name == "tfbind":
+        if "landscape" not in params:
+            raise ValueError("reward 'tfbind' needs params.landscape, e.g. SIX6_REF_R1")
+        params["table"] = str(tfbind_table(resources, params.pop("landscape")))
+    return lambda x: SEQUENCE_REWARDS[name](x, env.alphabet, **params)
 
 
 def validate_reward(reward: RewardFn, outcomes: torch.Tensor, name: str) -> torch.Tensor:

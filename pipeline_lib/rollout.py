@@ -45,9 +45,9 @@ def sample_actions(log_probs: torch.Tensor, mask: torch.Tensor, epsilon: float, 
 
 
 def rollout(env, policy: PolicyFn, n: int, epsilon: float = 0.0, greedy: bool = False,
-            generator: torch.Generator | None = None) -> Trajectories:
-    """Roll out ``n`` trajectories from s0 until every one has stopped."""
-    state = env.initial_states(n)
+            generator: torch.Generator | None = None, start: torch.Tensor | None = None) -> Trajectories:
+    """Roll out ``n`` trajectories from s0 (or from the ``n`` states ``start``) until all have stopped."""
+    state = env.initial_states(n) if start is None else start
     states, actions, valid = [state], [], []
     running = torch.ones(n, dtype=torch.bool, device=state.device)
     for _ in range(env.max_length):

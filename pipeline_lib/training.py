@@ -38,6 +38,9 @@ class Trainer:
     def evaluate(self, losses: dict[str, float]) -> dict[str, Any]:
         raise NotImplementedError
 
+    def on_checkpoint(self) -> None:
+        """Hook after each checkpoint (e.g. persisting an expensive oracle's cache)."""
+
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue bit-for-bit on CPU."""
         state = {"step": self.step, "rows": self.rows, "elapsed": self.elapsed, "gen": self.gen.get_state(),
@@ -90,4 +93,5 @@ class Trainer:
                 log.info("%s step %d/%d (%.0f s) %s", self.name, self.step, self.steps, self.elapsed, shown)
             if checkpoint is not None and self.step % self.checkpoint_every == 0:
                 io.save_checkpoint(self.state_dict(), checkpoint)
+                self.on_checkpoint()
         return pd.DataFrame(self.rows)

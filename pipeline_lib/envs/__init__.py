@@ -7,8 +7,9 @@ import torch
 
 from pipeline_lib.envs.base import EnumerableEnvironment, Environment
 from pipeline_lib.envs.hypergrid import HyperGrid
+from pipeline_lib.envs.sequence import Sequence
 
-DOMAINS = {"hypergrid": HyperGrid}
+DOMAINS = {"hypergrid": HyperGrid, "sequence": Sequence}
 
 
 def make_env(domain: str, params: dict[str, Any], device: torch.device | str = "cpu") -> Environment:
@@ -21,4 +22,4 @@ def make_env(domain: str, params: dict[str, Any], device: torch.device | str = "
         raise ValueError(f"envs.*.params for domain {domain!r}: {err}") from err
 
 
-__all__ = ["DOMAINS", "EnumerableEnvironment", "Environment", "HyperGrid", "make_env"]
+__all__ = ["DOMAINS", "EnumerableEnvironment", "Environment", "HyperGrid", "Sequence", "make_env"]

@@ -47,12 +47,19 @@ class Environment(Protocol):
     def same(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """Bool [B]: row-wise equality of two batches of states."""
 
+    def random_outcomes(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` terminal objects drawn at random (evaluation targets of spaces too large to list)."""
+
 
 @runtime_checkable
 class EnumerableEnvironment(Environment, Protocol):
     """An environment small enough to list every state (exact DP and exact conversion)."""
 
     n_states: int
+    enumerable: bool  # False where the space is too large; the methods below then raise
+
+    def terminal_states(self) -> torch.Tensor:
+        """Every terminal object, in ``index`` order."""
 
     def all_states(self) -> torch.Tensor:
         """Every state, in ``index`` order."""

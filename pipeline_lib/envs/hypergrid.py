@@ -22,6 +22,7 @@ class HyperGrid:
         self.max_length = ndim * (side - 1) + 1
         self.feature_dim = ndim * side
         self.n_states = side**ndim
+        self.enumerable = True
         self._radix = side ** torch.arange(ndim - 1, -1, -1, device=self.device)
 
     def initial_states(self, n: int) -> torch.Tensor:
@@ -58,6 +59,12 @@ class HyperGrid:
 
     def same(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return (a == b).all(dim=-1)
+
+    def random_outcomes(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        return torch.randint(0, self.side, (n, self.ndim), generator=generator, device=self.device)
+
+    def terminal_states(self) -> torch.Tensor:
+        return self.all_states()
 
     def all_states(self) -> torch.Tensor:
         grid = torch.cartesian_prod(*[torch.arange(self.side, device=self.device)] * self.ndim)

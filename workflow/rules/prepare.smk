@@ -9,9 +9,25 @@ rule setup:
         "../scripts/setup.py"
 
 
+if TFBIND_TABLES:
+
+    rule prepare_data:
+        output:
+            TFBIND_TABLES,
+        log:
+            f"{RESULTS}/logs/prepare_data.log",
+        benchmark:
+            f"{RESULTS}/benchmarks/prepare_data.tsv"
+        conda:
+            "../envs/pipeline.yaml"
+        script:
+            "../scripts/prepare_data.py"
+
+
 rule prepare_target:
     input:
-        rules.setup.output,
+        setup=rules.setup.output,
+        data=task_data,
     output:
         f"{RESULTS}/{{env}}/prepare/{{task}}/target.parquet",
     log:

@@ -30,8 +30,18 @@ rule figures:
             caption="../report/modes_vs_reward_calls.rst",
             category="Adaptation",
         ),
+        top_reward=report(
+            f"{RESULTS}/figures/top100_vs_reward_calls.png",
+            caption="../report/top100_vs_reward_calls.rst",
+            category="Adaptation",
+        ),
+        diversity=report(
+            f"{RESULTS}/figures/diversity_vs_reward_calls.png",
+            caption="../report/top100_vs_reward_calls.rst",
+            category="Adaptation",
+        ),
         heatmaps=report(
-            expand(f"{RESULTS}/figures/heatmaps_{{env}}.png", env=config["envs"]),
+            expand(f"{RESULTS}/figures/heatmaps_{{env}}.png", env=GRID_ENVS),
             caption="../report/heatmaps.rst",
             category="Samples",
         ),

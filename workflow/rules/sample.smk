@@ -1,6 +1,7 @@
 rule sample:
     input:
         policy=rules.finetune.output.policy,
+        pretrained=pretrained_model,
     output:
         samples=f"{RESULTS}/{{env}}/sample/{{task}}/{{method}}/seed{{seed}}/samples.parquet",
     log:

@@ -11,6 +11,9 @@ with logged(snakemake.log[0]):
     plots.adaptation_curves(curves, "reward_calls", o.l1_calls)
     plots.adaptation_curves(curves, "unique_reward_calls", o.l1_unique)
     plots.adaptation_curves(curves, "reward_calls", o.modes, y="modes_found")
+    plots.adaptation_curves(curves, "reward_calls", o.top_reward, y="top100_reward")
+    plots.adaptation_curves(curves, "reward_calls", o.diversity, y="top100_diversity")
     samples, targets = read_parquet(i.samples), read_parquet(i.targets)
-    for env, path in zip(snakemake.config["envs"], o.heatmaps):
+    grid_envs = [env for env, spec in snakemake.config["envs"].items() if spec["domain"] != "sequence"]
+    for env, path in zip(grid_envs, o.heatmaps):
         plots.heatmaps(samples, targets, env, path)

@@ -1,0 +1,163 @@
+"""Sequences over a token alphabet, built by appending (a tree) or by prepending or appending (a DAG).
+
+States are long tensors [B, length]: token ids in [0, V) left-aligned, then the pad value V. The
+empty sequence is s0. ``stop`` is valid once a sequence has at least ``min_length`` tokens
+(``min_length = length`` gives fixed-length objects such as TF-Bind-8 8-mers). With append-only
+generation each object has one trajectory, so reaching y is close to copying it; the
+prepend-or-append variant gives every object of length l about 2^(l-1) trajectories, which is the
+harder, DAG-shaped case of Malkin et al. (2022).
+"""
+from __future__ import annotations
+
+import torch
+
+from pipeline_lib.seq_rewards import decode, encode
+
+MODES = ("append", "prepend_append")
+ALPHABETS = {"dna": "ACGT", "rna": "ACGU", "protein": "ACDEFGHIKLMNPQRSTVWY"}
+
+
+def resolve_alphabet(alphabet: list[str] | str) -> list[str]:
+    """A token list from a list, a preset (dna, rna, protein, bits<k>: all k-bit words) or a string of letters."""
+    if isinstance(alphabet, str):
+        if alphabet in ALPHABETS:
+            return list(ALPHABETS[alphabet])
+        if alphabet.startswith("bits") and alphabet[4:].isdigit():
+            k = int(alphabet[4:])
+            return [format(i, f"0{k}b") for i in range(2**k)]
+    return list(alphabet)
+MAX_ENUMERABLE = 1 << 22  # states; above this, index() would need more than exact int64 tables
+
+
+class Sequence:
+    """Batched sequence environment. Forward actions: append token v (v < V), prepend token v
+    (V <= a < 2V, prepend_append only), stop (last). Backward actions: remove last (0), remove
+    first (1, prepend_append only; length >= 2 so that a length-1 sequence has a single parent)."""
+
+    def __init__(self, alphabet: list[str] | str, length: int, min_length: int | None = None, mode: str = "append",
+                 device: torch.device | str = "cpu") -> None:
+        alphabet = resolve_alphabet(alphabet)
+        if len(alphabet) < 2 or len(set(alphabet)) != len(alphabet):
+            raise ValueError(f"alphabet: expected at least 2 distinct tokens, got {alphabet}")
+        if length < 1:
+            raise ValueError(f"length: expected >= 1, got {length}")
+        min_length = length if min_length is None else min_length
+        if not 1 <= min_length <= length:
+            raise ValueError(f"min_length: expected 1 <= min_length <= length={length}, got {min_length}")
+        if mode not in MODES:
+            raise ValueError(f"mode: expected one of {MODES}, got {mode!r}")
+        self.alphabet, self.length, self.min_length, self.mode = alphabet, length, min_length, mode
+        self.device = torch.device(device)
+        self.vocab = len(alphabet)
+        self.pad = self.vocab
+        self.prepend = mode == "prepend_append"
+        self.n_actions = self.vocab * (2 if self.prepend else 1) + 1
+        self.stop = self.n_actions - 1
+        self.n_backward_actions = 2 if self.prepend else 1
+        self.max_length = length + 1
+        self.feature_dim = length * (self.vocab + 1) + length + 1
+        counts = [self.vocab**k for k in range(length + 1)]
+        self.enumerable = sum(counts) <= MAX_ENUMERABLE
+        if self.enumerable:
+            self.n_states = sum(counts)
+            self._offset = torch.tensor([sum(counts[:k]) for k in range(length + 1)], device=self.device)
+            self._radix = self.vocab ** torch.arange(length - 1, -1, -1, device=self.device)
+
+    def lengths(self, states: torch.Tensor) -> torch.Tensor:
+        return (states != self.pad).sum(-1)
+
+    def initial_states(self, n: int) -> torch.Tensor:
+        return torch.full((n, self.length), self.pad, dtype=torch.long, device=self.device)
+
+    def forward_mask(self, states: torch.Tensor) -> torch.Tensor:
+        n = self.lengths(states)[:, None]
+        grow = (n < self.length).expand(-1, self.vocab)
+        parts = [grow] + ([grow & (n > 0)] if self.prepend else []) + [n >= self.min_length]
+        return torch.cat(parts, dim=1)
+
+    def backward_mask(self, states: torch.Tensor) -> torch.Tensor:
+        n = self.lengths(states)[:, None]
+        return torch.cat([n > 0, n > 1], dim=1) if self.prepend else n > 0
+
+    def step(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        out = states.clone()
+        rows = torch.arange(len(states), device=states.device)
+        app = actions < self.vocab
+        out[rows[app], self.lengths(states)[app]] = actions[app]
+        if self.prepend:
+            pre = (actions >= self.vocab) & (actions < self.stop)
+            shifted = torch.cat([(actions - self.vocab)[:, None], states[:, :-1]], dim=1)
+            out = torch.where(pre[:, None], shifted, out)
+        return out
+
+    def backward_action(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        return ((actions >= self.vocab) & (actions < self.stop)).long()
+
+    def featurize(self, states: torch.Tensor) -> torch.Tensor:
+        """One-hot tokens (pad included) and a one-hot of the length: the length says which position
+        comes next, which an MLP would otherwise have to infer from the padding pattern."""
+        tokens = torch.nn.functional.one_hot(states, self.vocab + 1).flatten(-2)
+        size = torch.nn.functional.one_hot(self.lengths(states), self.length + 1)
+        return torch.cat([tokens, size], dim=-1).float()
+
+    def is_initial(self, states: torch.Tensor) -> torch.Tensor:
+        return states[..., 0] == self.pad
+
+    def can_reach(self, states: torch.Tensor, outcomes: torch.Tensor) -> torch.Tensor:
+        """Append: ``states`` is a prefix of the outcome. Prepend-append: a contiguous substring."""
+        if not self.prepend:
+            return ((states == self.pad) | (states == outcomes)).all(-1)
+        n = self.lengths(states)
+        reach = torch.zeros(states.shape[:-1], dtype=torch.bool, device=states.device)
+        for offset in range(self.length):  # loops over positions, never over states
+            pad = torch.full((*states.shape[:-1], offset), self.pad, dtype=states.dtype, device=states.device)
+            shifted = torch.cat([pad, states[..., :self.length - offset]], dim=-1)
+            hit = ((shifted == self.pad) | (shifted == outcomes)).all(-1) & (n + offset <= self.length)
+            reach |= hit
+        return reach
+
+    def same(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return (a == b).all(dim=-1)
+
+    def random_outcomes(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` terminal objects: a length uniform in [min_length, length], then uniform tokens."""
+        dev = self.device
+        size = torch.randint(self.min_length, self.length + 1, (n, 1), generator=generator, device=dev)
+        tokens = torch.randint(0, self.vocab, (n, self.length), generator=generator, device=dev)
+        return torch.where(torch.arange(self.length, device=dev) < size, tokens, self.pad)
+
+    def terminal_states(self) -> torch.Tensor:
+        """Every terminal object, in index order (enumerable spaces only)."""
+        states = self.all_states()
+        return states[self.lengths(states) >= self.min_length]
+
+    def _require_enumerable(self) -> None:
+        if not self.enumerable:
+            raise ValueError(f"sequence space too large to enumerate ({self.vocab}^{self.length} objects)")
+
+    def all_states(self) -> torch.Tensor:
+        self._require_enumerable()
+        blocks = [self.initial_states(1)]
+        for k in range(1, self.length + 1):
+            tokens = torch.cartesian_prod(*[torch.arange(self.vocab, device=self.device)] * k).reshape(-1, k)
+            pad = torch.full((len(tokens), self.length - k), self.pad, dtype=torch.long, device=self.device)
+            blocks.append(torch.cat([tokens, pad], dim=1))
+        return torch.cat(blocks)
+
+    def index(self, states: torch.Tensor) -> torch.Tensor:
+        self._require_enumerable()
+        n = self.lengths(states)
+        digits = states.masked_fill(states == self.pad, 0)
+        # a prefix of length n read as an n-digit number: shift the full-width number down
+        value = (digits * self._radix).sum(-1) // (self.vocab ** (self.length - n))
+        return self._offset[n] + value
+
+    def level(self, states: torch.Tensor) -> torch.Tensor:
+        return self.lengths(states)
+
+    def decode(self, states: torch.Tensor) -> list[str]:
+        """Strings of a batch (for rewards that need text, and for tables a person reads)."""
+        return decode(states, self.alphabet)
+
+    def encode(self, strings: list[str]) -> torch.Tensor:
+        return encode(strings, self.alphabet, self.length).to(self.device)

@@ -1,0 +1,439 @@
+"""Sequence adaptation methods and their discovery bookkeeping: the counting oracle, mode counters, local
+optima, the trainers (scratch, MCMC, DQN, amortized), exact resume, path_log_probs and config checks."""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas.testing as pdt
+import pytest
+import torch
+
+from pipeline_lib import io
+from pipeline_lib.adapt import AdaptConfig
+from pipeline_lib.config import ConfigError, check, method_config
+from pipeline_lib.discovery import (
+    ExactModes,
+    Oracle,
+    ReferenceModes,
+    ThresholdModes,
+    diversity,
+    hamming,
+    sample_summary,
+)
+from pipeline_lib.envs import Sequence
+from pipeline_lib.nets import OutcomeConditionedGFlowNet, masked_log_softmax
+from pipeline_lib.sequence_methods import (
+    DQN,
+    MCMC,
+    ReplayBuffer,
+    SequenceAmortized,
+    SequenceScratch,
+    SequenceTask,
+    path_log_probs,
+)
+from pipeline_lib.sequence_tasks import bit_projection, build_trainer, local_optima, make_modes
+
+CPU = torch.device("cpu")
+CURVE_COLUMNS = ["step", "trajectories", "transitions", "reward_calls", "unique_reward_calls", "modes_found",
+                 "top100_reward", "top100_diversity"]
+CFG = AdaptConfig(steps=12, eval_every=4, checkpoint_every=4, batch_size=8, hidden=32, buffer_size=200)
+
+
+class LoggedReward:
+    """0.01 + the fraction of 'A' (token 0) over the full length; remembers every row it was asked about."""
+
+    def __init__(self, env: Sequence) -> None:
+        self.env, self.seen = env, []
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        self.seen.append(x.clone())
+        return 0.01 + (x == 0).float().sum(-1) / self.env.length
+
+
+def string_reward(s: str, length: int) -> float:
+    return 0.01 + s.count("A") / length
+
+
+def make_task(env: Sequence) -> tuple[SequenceTask, LoggedReward]:
+    reward = LoggedReward(env)
+    return SequenceTask(env, reward, ThresholdModes(0.5, 2)), reward
+
+
+def random_model(env: Sequence, seed: int = 0) -> OutcomeConditionedGFlowNet:
+    torch.manual_seed(seed)
+    return OutcomeConditionedGFlowNet(env.feature_dim, env.n_actions, env.n_backward_actions, 16, 1, False)
+
+
+def make_trainer(kind: str, task: SequenceTask, cfg: AdaptConfig = CFG, seed: int = 0):
+    if kind.startswith("amortized"):
+        return SequenceAmortized(task, random_model(task.env), dataclasses.replace(cfg, flow=kind.split("_")[1]),
+                                 seed, CPU)
+    return {"scratch": SequenceScratch, "mcmc": MCMC, "dqn": DQN}[kind](task, cfg, seed, CPU)
+
+
+# ---------------------------------------------------------------------------------- oracle and modes
+
+
+def test_oracle_counts_and_row() -> None:
+    """Calls count every row, unique calls distinct rows; the row's top-k reward / diversity are those of the k
+    best distinct objects, by hand."""
+    env = Sequence("ACGT", 4)
+    oracle = Oracle(LoggedReward(env), ThresholdModes(0.2, 2), top_k=3)
+    values = oracle(env.encode(["AAAA", "CCCC", "AAAA", "ACGT", "AAAA"]))
+    assert values.tolist() == pytest.approx([1.01, 0.01, 1.01, 0.26, 1.01])
+    assert (oracle.calls, oracle.unique_calls) == (5, 3)
+    oracle(env.encode(["CCCC", "AAGG"]))
+    assert (oracle.calls, oracle.unique_calls) == (7, 4)
+    x, r = oracle.best(2)
+    assert env.decode(x) == ["AAAA", "AAGG"] and r.tolist() == pytest.approx([1.01, 0.51])
+    row = oracle.row()
+    # top 3 = AAAA, AAGG, ACGT; distances AAAA-AAGG 2, AAAA-ACGT 3, AAGG-ACGT 2
+    assert row == pytest.approx({"reward_calls": 7, "unique_reward_calls": 4, "modes_found": 3,
+                                 "top3_reward": (1.01 + 0.51 + 0.26) / 3, "top3_diversity": 7 / 3,
+                                 "max_reward": 1.01})
+    # modes (threshold 0.2, distance >= 2) in order of discovery: AAAA, ACGT (3 away), AAGG (2 from both)
+    assert env.decode(oracle.modes.modes) == ["AAAA", "ACGT", "AAGG"]
+
+
+def test_oracle_state_dict_round_trip() -> None:
+    """A fresh oracle loaded from a state dict has the same row, and still recognises the objects seen before."""
+    env = Sequence("ACGT", 4, 2)
+    first = Oracle(LoggedReward(env), ThresholdModes(0.3, 2), top_k=4)
+    first(env.encode(["AAAA", "AC", "ACG", "AC", "TTT", "GATA"]))
+    first(env.encode(["AAAC", "TTT"]))
+    state = first.state_dict()
+    second = Oracle(LoggedReward(env), ThresholdModes(0.3, 2), top_k=4)
+    second.load_state_dict(state)
+    assert second.row() == first.row()
+    for oracle in (first, second):
+        oracle(env.encode(["AC", "CCCC"]))
+    assert second.row() == first.row()
+    assert (second.calls, second.unique_calls) == (10, 7)
+
+
+def test_hamming_and_diversity() -> None:
+    """Pairwise distances count pad-vs-token mismatches; diversity of two objects at distance d is d."""
+    env = Sequence("ACGT", 4, 1)
+    x = env.encode(["AAAA", "ACGA", "AC", "T"])
+    assert hamming(x, x).tolist() == [[0, 2, 3, 4], [2, 0, 2, 4], [3, 2, 0, 2], [4, 4, 2, 0]]
+    assert diversity(x[:2]) == 2.0 and diversity(x[2:]) == 2.0 and diversity(x[:1]) == 0.0
+    assert diversity(x) == pytest.approx((2 + 3 + 4 + 2 + 4 + 2) / 6)
+
+
+def test_sample_summary_hand_values() -> None:
+    """Final-sample metrics: unique fraction, modes and top-k over the distinct samples, mean over all."""
+    env = Sequence("ACGT", 4)
+    x = env.encode(["AAAA", "CCCC", "AAAA", "AAGG"])
+    r = torch.tensor([1.01, 0.01, 1.01, 0.51])
+    summary = sample_summary(x, r, ThresholdModes(0.5, 2), top_k=2)
+    assert summary == pytest.approx({"samples": 4, "unique_fraction": 0.75, "modes_in_samples": 2,
+                                     "top2_reward": (1.01 + 0.51) / 2, "top2_diversity": 2.0,
+                                     "mean_reward": (1.01 + 0.01 + 1.01 + 0.51) / 4})
+
+
+def test_threshold_modes_greedy() -> None:
+    """Three objects above the threshold, two of them 1 apart: 2 modes, the first found of the close pair kept."""
+    env = Sequence("ACGT", 4)
+    modes = ThresholdModes(0.5, 2)
+    modes.update(env.encode(["AAAA", "GGGG", "AAAC", "CCCC"]), torch.tensor([0.9, 0.1, 0.8, 0.7]))
+    assert modes.count() == 2 and env.decode(modes.modes) == ["AAAA", "CCCC"]
+    modes.update(env.encode(["CCCA", "GGTT"]), torch.tensor([0.95, 0.6]))  # CCCA is 1 from CCCC
+    assert env.decode(modes.modes) == ["AAAA", "CCCC", "GGTT"]
+    other = ThresholdModes(0.5, 2)
+    other.update(env.encode(["AAAC", "AAAA"]), torch.tensor([0.8, 0.9]))  # order of discovery decides
+    assert env.decode(other.modes) == ["AAAC"]
+
+
+def test_bit_projection_and_reference_modes() -> None:
+    """bits2 tokens project to their bits (pad -> 2); a reference is found exactly, or within the radius in bit
+    space (one token apart but two bits apart is not within radius 1)."""
+    env = Sequence("bits2", 4)
+    table = bit_projection(env)
+    assert table.tolist() == [[0, 0], [0, 1], [1, 0], [1, 1], [2, 2]]
+    entry = {"reward": "bitseq", "params": {"modes": ["00000000", "11110000", "01010101"]},
+             "modes": {"kind": "reference", "delta": 0.125}}
+    modes = make_modes(env, entry, None)
+    assert isinstance(modes, ReferenceModes) and modes.total == 3 and modes.radius == 1.0
+    assert modes.references[1].tolist() == [1, 1, 1, 1, 0, 0, 0, 0]
+    modes.update(env.encode(["00000000", "11110011"]), torch.ones(2))
+    assert modes.found.tolist() == [True, False, False]
+    modes.update(env.encode(["11110001"]), torch.ones(1))
+    assert modes.found.tolist() == [True, True, False] and modes.count() == 2
+    with pytest.raises(ValueError, match="k-bit word"):
+        bit_projection(Sequence("ACGT", 2))
+
+
+def test_exact_modes_through_oracle() -> None:
+    """ExactModes marks a mode once an object with that index is queried; non-modes never count."""
+    env = Sequence("ab", 2)
+    mask = torch.zeros(env.n_states, dtype=torch.bool)
+    mask[env.index(env.encode(["ab", "ba"]))] = True
+    oracle = Oracle(lambda x: torch.ones(len(x)), ExactModes(mask, env.index))
+    assert oracle.modes.total == 2
+    oracle(env.encode(["ab", "aa", "ab"]))
+    assert oracle.row()["modes_found"] == 1
+    oracle(env.encode(["bb", "ba"]))
+    assert oracle.row()["modes_found"] == 2 and oracle.modes.found.sum() == 2
+
+
+def test_local_optima_hand_example() -> None:
+    """R(aa, ab, ba, bb) = (4, 1, 2, 3): aa and bb beat their substitutions; top 25% keeps only aa."""
+    env = Sequence("ab", 2)
+    values = torch.tensor([4.0, 1.0, 2.0, 3.0])
+    reward = lambda x: values[env.index(x) - 3]  # noqa: E731 (aa is index 3)
+    for fraction, expected in [(1.0, ["aa", "bb"]), (0.5, ["aa", "bb"]), (0.25, ["aa"])]:
+        mask = local_optima(env, reward, fraction)
+        assert env.decode(env.all_states()[mask]) == expected
+
+
+@pytest.mark.parametrize("alphabet,length,min_length,fraction", [("ACG", 3, 2, 0.3), ("ab", 4, 1, 0.5),
+                                                                 ("ACGT", 3, 3, 0.1)])
+def test_local_optima_brute_force(alphabet: str, length: int, min_length: int, fraction: float) -> None:
+    """Mask = objects no single-site substitution improves, within the top fraction: brute force on strings."""
+    env = Sequence(alphabet, length, min_length)
+    strings = ["".join(w) for k in range(min_length, length + 1) for w in itertools.product(alphabet, repeat=k)]
+    rng = np.random.default_rng(len(strings))
+    value = dict(zip(strings, rng.permutation(len(strings)).astype(float) + 1))  # distinct, exact in float32
+    reward = lambda x: torch.tensor([value[s] for s in env.decode(x)])  # noqa: E731
+    cut = np.quantile(list(value.values()), 1 - fraction)
+    expected = set()
+    for s in strings:
+        neighbours = [s[:p] + c + s[p + 1:] for p in range(len(s)) for c in alphabet]
+        if all(value[s] >= value[n] for n in neighbours) and value[s] >= cut:
+            expected.add(s)
+    mask = local_optima(env, reward, fraction)
+    assert set(env.decode(env.all_states()[mask])) == expected and len(expected) > 0
+    assert not mask[env.lengths(env.all_states()) < min_length].any()
+
+
+# ---------------------------------------------------------------------------------- trainers
+
+
+KINDS = ["scratch", "mcmc", "dqn", "amortized_policy", "amortized_learned"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_trainer_curve_and_samples(kind: str) -> None:
+    """Each trainer runs; curve rows have the shared columns at steps 0, 1, 2, 4, 8, 12; reward calls are
+    non-decreasing, equal what the reward function saw, and follow each method's count; the top-100 reward and
+    the modes are those of the distinct objects queried; sample(n) gives n terminal objects without calls."""
+    env = Sequence("ACGT", 4, 3)
+    task, reward = make_task(env)
+    trainer = make_trainer(kind, task)
+    df = trainer.run()
+    assert set(CURVE_COLUMNS) <= set(df.columns)
+    assert df["step"].tolist() == [0, 1, 2, 4, 8, 12]
+    calls = df["reward_calls"].to_numpy()
+    assert (np.diff(calls) >= 0).all() and (np.diff(calls) > 0).all()
+    assert calls[-1] == task.oracle.calls == sum(len(x) for x in reward.seen)
+    steps, traj, trans = df["step"].to_numpy(), df["trajectories"].to_numpy(), df["transitions"].to_numpy()
+    assert (traj == 8 * steps).all()
+    if kind == "mcmc":
+        assert (calls == 8 * (steps + 1)).all() and (trans == traj).all()
+    else:  # every trajectory makes 3 or 4 moves, then stops
+        assert ((trans >= 4 * traj) & (trans <= 5 * traj)).all()
+        if kind.startswith("amortized"):  # one outcome per stop, outcomes_per_transition (4) per move
+            assert (calls == traj + 4 * (trans - traj)).all()
+        else:
+            assert (calls == 8 * steps).all()
+    seen = torch.cat(reward.seen)
+    distinct = {s: string_reward(s, 4) for s in env.decode(seen)}
+    assert df["unique_reward_calls"].iloc[-1] == len(distinct)
+    top = sorted(distinct.values(), reverse=True)[:100]
+    assert df["top100_reward"].iloc[-1] == pytest.approx(sum(top) / len(top), abs=1e-6)
+    assert df["modes_found"].iloc[-1] == task.oracle.modes.count() <= len(distinct)
+    assert (env.lengths(seen) >= 3).all()
+    before = task.oracle.calls
+    x = trainer.sample(10, torch.Generator().manual_seed(1))
+    assert x.shape == (10, 4) and task.oracle.calls == before
+    assert ((env.lengths(x) >= 3) & (env.lengths(x) <= 4)).all()
+    assert torch.equal(env.encode(env.decode(x)), x)
+
+
+def test_mcmc_proposal_single_site_uniform() -> None:
+    """A proposal changes exactly one token (inside the object) to a different token; from a fixed object every
+    single-site substitution is equally likely (so q(x'|x) = q(x|x') = 1 / (len (V-1)), a symmetric proposal)."""
+    env = Sequence("ACGT", 4, 2)
+    task, _ = make_task(env)
+    mcmc = MCMC(task, CFG, 0, CPU)
+    gen = torch.Generator().manual_seed(0)
+    x = env.random_outcomes(500, gen)
+    new = mcmc.propose(x, gen)
+    diff = new != x
+    assert (diff.sum(-1) == 1).all()
+    assert (env.lengths(new) == env.lengths(x)).all() and ((new < env.vocab) | (new == env.pad)).all()
+    for start in ("ACG", "TCG"):
+        n = 9000
+        props = env.decode(mcmc.propose(env.encode([start] * n), gen))
+        neighbours = {start[:p] + c + start[p + 1:] for p in range(3) for c in "ACGT"} - {start}
+        counts = {s: props.count(s) for s in neighbours}
+        assert set(props) == neighbours and len(neighbours) == 9
+        assert all(abs(c - n / 9) < 0.15 * n / 9 for c in counts.values()), counts
+
+
+def test_mcmc_metropolis_acceptance() -> None:
+    """A proposal is always accepted when the reward rises and never when it falls to (almost) zero."""
+    env = Sequence("ACGT", 4)
+    task, _ = make_task(env)
+    mcmc = MCMC(task, CFG, 0, CPU)
+    gen = torch.Generator().manual_seed(0)
+    start = mcmc.x.clone()
+    mcmc.mh_step(lambda x: torch.full((len(x),), -1e6), gen)
+    assert torch.equal(mcmc.x, start) and mcmc.accepted == 0
+    mcmc.mh_step(lambda x: torch.full((len(x),), 1e6), gen)
+    assert ((mcmc.x != start).sum(-1) == 1).all() and mcmc.accepted == 8
+    assert torch.equal(mcmc.log_r, torch.full((8,), 1e6))
+
+
+def test_replay_buffer_ring_and_state() -> None:
+    """The ring buffer overwrites its oldest slots, reports size and pointer, and round-trips its state."""
+    buf = ReplayBuffer(4, 2, CPU)
+    s = torch.arange(12).view(6, 2)
+    buf.add(s[:3], torch.tensor([0, 1, 2]), s[:3] + 100, torch.tensor([0.0, 1.0, 2.0]),
+            torch.tensor([False, True, False]))
+    assert (buf.size, buf.ptr) == (3, 3)
+    buf.add(s[3:], torch.tensor([3, 4, 5]), s[3:] + 100, torch.tensor([3.0, 4.0, 5.0]),
+            torch.tensor([True, False, True]))
+    assert (buf.size, buf.ptr) == (4, 2)
+    assert buf.a.tolist() == [4, 5, 2, 3] and buf.s[:, 0].tolist() == [8, 10, 4, 6]
+    assert buf.next.tolist() == (buf.s + 100).tolist() and buf.done.tolist() == [False, True, False, True]
+    other = ReplayBuffer(4, 2, CPU)
+    other.load_state_dict(buf.state_dict())
+    a = buf.sample(16, torch.Generator().manual_seed(0))
+    b = other.sample(16, torch.Generator().manual_seed(0))
+    assert all(torch.equal(u, v) for u, v in zip(a, b)) and set(a[1].tolist()) <= {2, 3, 4, 5}
+
+
+@pytest.mark.parametrize("kind", ["dqn", "amortized_policy"])
+def test_resume_is_exact(kind: str, tmp_path: Path) -> None:
+    """12 steps in one go equal 8 steps, a checkpoint, and 4 more steps in a fresh trainer (same curve)."""
+    env = Sequence("ACGT", 4, 3)
+    full = make_trainer(kind, make_task(env)[0]).run(tmp_path / "a.pt")
+    part = make_trainer(kind, make_task(env)[0])
+    part.steps = 8
+    first = part.run(tmp_path / "b.pt")
+    assert first["step"].tolist() == [0, 1, 2, 4, 8]
+    assert io.load_checkpoint(tmp_path / "b.pt")["step"] == 8
+    task = make_task(env)[0]
+    resumed = make_trainer(kind, task).run(tmp_path / "b.pt")
+    assert resumed["step"].tolist() == [0, 1, 2, 4, 8, 12]
+    pdt.assert_frame_equal(full, resumed)
+    assert task.oracle.calls == resumed["reward_calls"].iloc[-1]
+
+
+@pytest.mark.parametrize("flow", ["policy", "learned"])
+def test_path_log_probs_by_hand(flow: str) -> None:
+    """'policy': sum of log P_F(a_j | y[:j], y) for j = 0..upto (stop once s = y); 'learned': log F(s|y) + the
+    last of those terms, with the model evaluated one prefix at a time."""
+    env = Sequence("ACGT", 4, 2)
+    model = random_model(env, 1)
+    ys = ["GAT", "CATG", "TA", "GAT"]
+    upto = [1, 4, 2, 0]
+    got = path_log_probs(env, model, env.encode(ys), torch.tensor(upto), flow)
+    for b, (y, k) in enumerate(zip(ys, upto)):
+        yt = env.encode([y])
+        terms, log_f = [], None
+        for j in range(k + 1):
+            s = env.encode([y[:j]])
+            action = "ACGT".index(y[j]) if j < len(y) else env.stop
+            with torch.no_grad():
+                f, logits, _ = model(env.featurize(s), env.featurize(yt), env.is_initial(s))
+            terms.append(masked_log_softmax(logits, env.forward_mask(s))[0, action].item())
+            log_f = f.item()
+        expected = sum(terms) if flow == "policy" else log_f + terms[-1]
+        assert got[b].item() == pytest.approx(expected, abs=1e-5)
+    assert got[3].item() == pytest.approx(terms[0], abs=1e-6)  # upto = 0: log F(s0|y) = 0 in both
+
+
+# ---------------------------------------------------------------------------------- config checks
+
+
+def sequence_env(params: dict, methods: list[str], tasks: tuple = ("bits",)) -> dict:
+    return {"domain": "sequence", "params": params, "tasks": list(tasks), "methods": methods}
+
+
+BITS_TASK = {"reward": "bitseq", "params": {"n_modes": 4}, "modes": {"kind": "reference", "delta": 0.125}}
+
+
+@pytest.fixture
+def seq_config(test_config: dict) -> dict:
+    """test.yaml plus a bits2 x 4 append env with a bitseq task, and mcmc / dqn methods (grid6 keeps its own)."""
+    test_config["envs"]["grid6"]["methods"] = ["exact", "amortized", "scratch"]
+    test_config["finetune"]["methods"].update({"mcmc": {"kind": "mcmc"}, "dqn": {"kind": "dqn"}})
+    test_config["tasks"]["bits"] = dict(BITS_TASK)
+    test_config["envs"]["bits"] = sequence_env({"alphabet": "bits2", "length": 4},
+                                               ["exact", "amortized", "scratch", "mcmc", "dqn"])
+    return test_config
+
+
+def raises_config(config: dict, *patterns: str) -> str:
+    with pytest.raises(ConfigError) as info:
+        check(config)
+    for pattern in patterns:
+        assert pattern in str(info.value), str(info.value)
+    return str(info.value)
+
+
+def test_valid_sequence_config_passes(seq_config: dict) -> None:
+    """A sequence env with every method kind passes check(); build_trainer picks the method's class."""
+    check(seq_config)
+    env = Sequence("bits2", 4)
+    task = SequenceTask(env, lambda x: torch.ones(len(x)), ThresholdModes(0.5, 2))
+    for method, cls in [("mcmc", MCMC), ("dqn", DQN), ("scratch", SequenceScratch)]:
+        assert type(build_trainer(seq_config, "bits", task, method, 0, CPU, None)) is cls
+    seq_config["envs"]["big"] = sequence_env({"alphabet": "bits2", "length": 40}, ["amortized", "scratch"])
+    check(seq_config)  # amortized does not need an enumerable sequence space
+
+
+def test_sequence_method_on_hypergrid(seq_config: dict) -> None:
+    """mcmc on a hypergrid env is refused, naming the method and 'sequence'."""
+    seq_config["envs"]["grid6"]["methods"].append("mcmc")
+    raises_config(seq_config, "envs.grid6.methods", "'mcmc'", "sequence")
+
+
+def test_amortized_on_prepend_append(seq_config: dict) -> None:
+    """amortized (and exact) need append-only generation."""
+    seq_config["envs"]["bits"]["params"]["mode"] = "prepend_append"
+    seq_config["envs"]["bits"]["methods"] = ["amortized"]
+    raises_config(seq_config, "'amortized'", "append")
+    seq_config["envs"]["bits"]["methods"] = ["scratch", "mcmc", "dqn"]
+    check(seq_config)
+
+
+def test_exact_on_non_enumerable(seq_config: dict) -> None:
+    """exact on protein^50 is refused for not being enumerable."""
+    seq_config["envs"]["bits"] = sequence_env({"alphabet": "protein", "length": 50}, ["exact"])
+    raises_config(seq_config, "envs.bits.methods", "'exact'", "enumerable")
+
+
+def test_sequence_task_needs_modes(seq_config: dict) -> None:
+    """A sequence task without a modes entry is refused, naming tasks.<name>.modes.kind."""
+    del seq_config["tasks"]["bits"]["modes"]
+    raises_config(seq_config, "tasks.bits.modes.kind")
+    seq_config["tasks"]["bits"]["modes"] = {"kind": "local_optima"}
+    seq_config["envs"]["bits"]["params"]["length"] = 40
+    seq_config["envs"]["bits"]["methods"] = ["scratch"]
+    raises_config(seq_config, "tasks.bits.modes.kind", "enumerable")
+
+
+def test_matched_to_only_on_scratch(seq_config: dict) -> None:
+    """matched_to on a non-scratch method is a ConfigError naming the key."""
+    seq_config["finetune"]["methods"]["mcmc"]["matched_to"] = "full"
+    raises_config(seq_config, "finetune.methods.mcmc.matched_to", "scratch")
+
+
+def test_matched_to_adds_steps(seq_config: dict) -> None:
+    """matched_to adds ceil(2 * pretrain steps * pretrain batch / batch) steps, with the env's overrides."""
+    seq_config["finetune"]["methods"]["matched"] = {"kind": "scratch", "matched_to": "no_ot",
+                                                    "settings": {"batch_size": 7}}
+    _, cfg = method_config(seq_config, "matched")
+    assert cfg.steps == 40 + math.ceil(2 * 60 * 16 / 7) == 40 + 275
+    seq_config["envs"]["bits"]["pretrain"] = {"steps": 10, "batch_size": 5}
+    _, cfg = method_config(seq_config, "matched", "bits")
+    assert cfg.steps == 40 + 15  # ceil(100 / 7)
+    seq_config["envs"]["bits"]["methods"].append("matched")
+    check(seq_config)
