@@ -42,21 +42,26 @@ def _empty(path: str | Path, message: str) -> None:
 
 def adaptation_curves(curves: pd.DataFrame, x: str, path: str | Path, y: str = "l1") -> None:
     """A metric of every trained method vs ``x`` (steps or reward calls), per task; the exact
-    conversions (no training) are drawn as horizontal lines."""
+    conversions (no training) are horizontal lines against steps and points at their budget."""
     curves = curves[curves[y].notna()] if y in curves else curves.iloc[:0]
     if curves.empty:
         _empty(path, f"no {y} in any adaptation curve")
         return
     trained = curves[curves["kind"] != "exact"]
-    grid = sns.relplot(data=trained, x=x, y=y, hue="method", col="task", row="env", kind="line", errorbar="sd",
-                       height=3.0, aspect=1.2, facet_kws={"sharex": False, "sharey": False})
+    facets = {"col": "task", "row": "env"}
+    if curves["env"].nunique() == 1:  # one domain with many tasks (30 for TF-Bind-8): wrap the panels
+        facets = {"col": "task", "col_wrap": min(6, curves["task"].nunique())}
+    grid = sns.relplot(data=trained, x=x, y=y, hue="method", kind="line", errorbar="sd", height=3.0, aspect=1.2,
+                       facet_kws={"sharex": False, "sharey": False}, **facets)
     exact = curves[curves["kind"] == "exact"]
     palette = dict(zip(exact["method"].unique(), sns.color_palette("dark", exact["method"].nunique())))
-    for (env, task), ax in grid.axes_dict.items():  # keys are (row, col) = (env, task)
+    for key, ax in grid.axes_dict.items():  # keys are (row, col) = (env, task), or the task when wrapped
+        env, task = key if isinstance(key, tuple) else (curves["env"].iloc[0], key)
         for method, rows in exact[(exact["env"] == env) & (exact["task"] == task)].groupby("method"):
-            ax.axhline(rows[y].mean(), ls="--", lw=1, color=palette[method], label=method)
-            if x != "step":  # the conversion's own budget: one call per outcome
-                ax.plot(rows[x].mean(), rows[y].mean(), marker="o", color=palette[method])
+            if x == "step":  # no training: its value holds at every step
+                ax.axhline(rows[y].mean(), ls="--", lw=1, color=palette[method], label=method)
+            else:  # a single point at its own budget (one reward call per outcome)
+                ax.plot(rows[x].mean(), rows[y].mean(), marker="o", ls="", color=palette[method], label=method)
     if x != "step":
         grid.set(xscale="log")
     if y in ("l1", "kl"):
