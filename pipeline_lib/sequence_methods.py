@@ -8,7 +8,8 @@ curve row reports the same columns, so methods compare at equal reward calls or 
 - ``exact``: the exact conversion on an append-only enumerable space (TF-Bind-8), summed over the
   outcomes below each state of the tree, with |Y| reward calls and no training;
 - ``scratch``: a DB GFlowNet on R^exponent (also the compute-matched baseline, with more steps);
-- ``mcmc``: Metropolis-Hastings with single-site mutations targeting R^exponent;
+- ``mcmc``: Metropolis-Hastings with single-site mutations (and insertions / deletions where lengths
+  vary) targeting R^exponent;
 - ``dqn``: DQN on the same MDP, reward R^exponent at the stop transition.
 """
 from __future__ import annotations
@@ -35,7 +36,7 @@ class SequenceTask:
     def __init__(self, env, reward: Callable[[torch.Tensor], torch.Tensor], modes, exponent: float = 1.0,
                  top_k: int = 100) -> None:
         self.env, self.reward, self.exponent = env, reward, exponent
-        self.oracle = Oracle(reward, modes, top_k)
+        self.oracle = Oracle(reward, modes, top_k, env.object_keys, env.diversity)
 
     def log_reward(self, x: torch.Tensor) -> torch.Tensor:
         """exponent * log R(x), through the counting oracle (what the methods train on)."""
@@ -236,7 +237,7 @@ def tree_conversion(env, model: OutcomeConditionedGFlowNet, log_r: torch.Tensor,
 
 
 class MCMC(SampleTrainer):
-    """Metropolis-Hastings on R^exponent: ``batch_size`` chains, one single-site mutation each per step."""
+    """Metropolis-Hastings on R^exponent: ``batch_size`` chains, one local move each per step (see propose)."""
 
     name = "mcmc"
     stateful = ("x", "log_r", "accepted", "oracle", "trajectories", "transitions")
@@ -247,22 +248,50 @@ class MCMC(SampleTrainer):
         self.log_r = task.log_reward(self.x)
         self.accepted = 0
 
-    def propose(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """Replace one uniformly chosen token by a different uniformly chosen one (a symmetric proposal)."""
+    def propose(self, x: torch.Tensor, generator: torch.Generator
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """A proposal, its log Hastings correction log q(x|x') - log q(x'|x), and which rows moved.
+
+        Substitution: one uniformly chosen token becomes a different uniform token (symmetric). Where
+        lengths vary (min_length < length), each chain instead picks substitution, insertion or
+        deletion with probability 1/3: insertion of a uniform token at one of the n+1 gaps and deletion
+        of one of the n tokens are each other's reverse, so the correction is +log V for an insertion
+        and -log V for a deletion; a move that would leave [min_length, length] keeps x (no reward call).
+        """
         env = self.env
         n = len(x)
-        site = (torch.rand(n, generator=generator, device=x.device) * env.lengths(x)).long()
-        shift = torch.randint(1, env.vocab, (n,), generator=generator, device=x.device)
+        size = env.lengths(x)
         rows = torch.arange(n, device=x.device)
+        site = (torch.rand(n, generator=generator, device=x.device) * size).long()
+        shift = torch.randint(1, env.vocab, (n,), generator=generator, device=x.device)
         new = x.clone()
         new[rows, site] = (x[rows, site] + shift) % env.vocab
-        return new
+        moved = torch.ones(n, dtype=torch.bool, device=x.device)
+        log_q = torch.zeros(n, device=x.device)
+        if env.min_length == env.length:
+            return new, log_q, moved
+        move = torch.randint(0, 3, (n,), generator=generator, device=x.device)
+        gap = (torch.rand(n, generator=generator, device=x.device) * (size + 1)).long()
+        token = torch.randint(0, env.vocab, (n,), generator=generator, device=x.device)
+        pos = torch.arange(env.length, device=x.device)[None, :]
+        pad = torch.full((n, 1), env.pad, dtype=x.dtype, device=x.device)
+        right = torch.cat([pad, x[:, :-1]], dim=1)  # right[:, j] = x[:, j - 1]
+        inserted = torch.where(pos < gap[:, None], x, torch.where(pos == gap[:, None], token[:, None], right))
+        deleted = torch.where(pos < site[:, None], x, torch.cat([x[:, 1:], pad], dim=1))
+        ins = (move == 1) & (size < env.length)
+        dele = (move == 2) & (size > env.min_length)
+        new = torch.where(ins[:, None], inserted, torch.where(dele[:, None], deleted, new))
+        moved = (move == 0) | ins | dele
+        log_q = (ins.float() - dele.float()) * math.log(env.vocab)
+        return torch.where(moved[:, None], new, x), log_q, moved
 
     def mh_step(self, reward: Callable[[torch.Tensor], torch.Tensor], generator: torch.Generator) -> None:
-        proposal = self.propose(self.x, generator)
-        log_r_new = reward(proposal)
+        proposal, log_q, moved = self.propose(self.x, generator)
+        log_r_new = self.log_r.clone()
+        if moved.any():
+            log_r_new[moved] = reward(proposal[moved])
         u = torch.rand(len(proposal), generator=generator, device=proposal.device).clamp(min=1e-30).log()
-        accept = u < log_r_new - self.log_r
+        accept = moved & (u < log_r_new - self.log_r + log_q)
         self.x = torch.where(accept[:, None], proposal, self.x)
         self.log_r = torch.where(accept, log_r_new, self.log_r)
         self.accepted += int(accept.sum())

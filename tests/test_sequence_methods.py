@@ -129,7 +129,7 @@ def test_sample_summary_hand_values() -> None:
     env = Sequence("ACGT", 4)
     x = env.encode(["AAAA", "CCCC", "AAAA", "AAGG"])
     r = torch.tensor([1.01, 0.01, 1.01, 0.51])
-    summary = sample_summary(x, r, ThresholdModes(0.5, 2), top_k=2)
+    summary = sample_summary(env, x, r, ThresholdModes(0.5, 2), top_k=2)
     assert summary == pytest.approx({"samples": 4, "unique_fraction": 0.75, "modes_in_samples": 2,
                                      "top2_reward": (1.01 + 0.51) / 2, "top2_diversity": 2.0,
                                      "mean_reward": (1.01 + 0.01 + 1.01 + 0.51) / 4})
@@ -233,7 +233,8 @@ def test_trainer_curve_and_samples(kind: str) -> None:
     steps, traj, trans = df["step"].to_numpy(), df["trajectories"].to_numpy(), df["transitions"].to_numpy()
     assert (traj == 8 * steps).all()
     if kind == "mcmc":
-        assert (calls == 8 * (steps + 1)).all() and (trans == traj).all()
+        # one call per chain at the start, then one per chain that moved (a move out of range keeps x)
+        assert calls[0] == 8 and (np.diff(calls) <= 8 * np.diff(steps)).all() and (trans == traj).all()
     else:  # every trajectory makes 3 or 4 moves, then stops
         assert ((trans >= 4 * traj) & (trans <= 5 * traj)).all()
         if kind.startswith("amortized"):  # one outcome per stop, outcomes_per_transition (4) per move
@@ -255,24 +256,67 @@ def test_trainer_curve_and_samples(kind: str) -> None:
 
 
 def test_mcmc_proposal_single_site_uniform() -> None:
-    """A proposal changes exactly one token (inside the object) to a different token; from a fixed object every
+    """Fixed length: a proposal changes exactly one token to a different token; from a fixed object every
     single-site substitution is equally likely (so q(x'|x) = q(x|x') = 1 / (len (V-1)), a symmetric proposal)."""
-    env = Sequence("ACGT", 4, 2)
+    env = Sequence("ACGT", 3)
     task, _ = make_task(env)
     mcmc = MCMC(task, CFG, 0, CPU)
     gen = torch.Generator().manual_seed(0)
     x = env.random_outcomes(500, gen)
-    new = mcmc.propose(x, gen)
-    diff = new != x
-    assert (diff.sum(-1) == 1).all()
+    new, log_q, moved = mcmc.propose(x, gen)
+    assert ((new != x).sum(-1) == 1).all() and moved.all() and (log_q == 0).all()
     assert (env.lengths(new) == env.lengths(x)).all() and ((new < env.vocab) | (new == env.pad)).all()
     for start in ("ACG", "TCG"):
         n = 9000
-        props = env.decode(mcmc.propose(env.encode([start] * n), gen))
+        props = env.decode(mcmc.propose(env.encode([start] * n), gen)[0])
         neighbours = {start[:p] + c + start[p + 1:] for p in range(3) for c in "ACGT"} - {start}
         counts = {s: props.count(s) for s in neighbours}
         assert set(props) == neighbours and len(neighbours) == 9
         assert all(abs(c - n / 9) < 0.15 * n / 9 for c in counts.values()), counts
+
+
+def test_mcmc_proposal_with_insertions_and_deletions() -> None:
+    """Variable length: a third each of substitutions, insertions (+log V) and deletions (-log V); a move
+    that would leave [min_length, length] keeps x and is not counted as moved."""
+    env = Sequence("ACGT", 3, 2)
+    task, _ = make_task(env)
+    mcmc = MCMC(task, CFG, 0, CPU)
+    gen = torch.Generator().manual_seed(0)
+    n = 9000
+    new, log_q, moved = mcmc.propose(env.encode(["AC"] * n), gen)
+    props = env.decode(new)
+    subs = {"AC"[:p] + c + "AC"[p + 1:] for p in range(2) for c in "ACGT"} - {"AC"}
+    ins = {"AC"[:p] + c + "AC"[p:] for p in range(3) for c in "ACGT"}
+    assert set(props) == subs | ins | {"AC"}  # deleting from a length-2 object would go below min_length
+    stay = sum(p == "AC" for p in props)
+    assert abs(stay - n / 3) < 0.1 * n / 3 and (~moved).sum() == stay
+    grown = torch.tensor([len(p) == 3 for p in props])
+    assert torch.allclose(log_q[grown], torch.tensor(math.log(4.0))) and (log_q[~grown] == 0).all()
+    new, log_q, moved = mcmc.propose(env.encode(["ACG"] * n), gen)
+    shrunk = env.lengths(new) == 2
+    assert set(env.decode(new[shrunk])) == {"CG", "AG", "AC"}
+    assert torch.allclose(log_q[shrunk], torch.tensor(-math.log(4.0))) and (env.lengths(new) >= 2).all()
+
+
+def test_mcmc_samples_the_target_over_varying_lengths() -> None:
+    """Detailed balance with the Hastings corrections: long chains over all objects of 1..3 tokens of
+    {A, C} reach the distribution proportional to R^exponent (total variation < 0.03)."""
+    env = Sequence("AC", 3, 1)
+    weights = {s: 1.0 + 3.0 * s.count("A") + (2.0 if len(s) == 1 else 0.0) for s in env.decode(env.terminal_states())}
+    reward = lambda x: torch.tensor([weights[s] for s in env.decode(x)])  # noqa: E731
+    task = SequenceTask(env, reward, ThresholdModes(100.0, 1), exponent=2.0)
+    mcmc = MCMC(task, dataclasses.replace(CFG, batch_size=4000), 0, CPU)
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(60):
+        mcmc.mh_step(task.log_reward, gen)
+    counts = {}
+    for _ in range(20):
+        mcmc.mh_step(task.log_reward, gen)
+        for s in env.decode(mcmc.x):
+            counts[s] = counts.get(s, 0) + 1
+    total = sum(w**2 for w in weights.values())
+    tv = 0.5 * sum(abs(counts.get(s, 0) / (20 * 4000) - w**2 / total) for s, w in weights.items())
+    assert tv < 0.03, tv
 
 
 def test_mcmc_metropolis_acceptance() -> None:
