@@ -16,7 +16,7 @@ from pipeline_lib.nets import CONDITIONING
 from pipeline_lib.pretrain import PretrainConfig
 from pipeline_lib.rewards import make_reward, tfbind_table, validate_reward
 
-MODE_KINDS = ("reference", "local_optima", "threshold")
+MODE_KINDS = ("reference", "local_optima", "threshold", "tanimoto")
 
 
 class ConfigError(ValueError):
@@ -149,6 +149,11 @@ def _check_task(config: dict[str, Any], env_name: str, env, task: str) -> None:
                               f"got {kind!r}")
         if kind == "local_optima" and not env.enumerable:
             raise ConfigError(f"tasks.{task}.modes.kind: local_optima needs an enumerable space (env {env_name})")
+        if kind == "tanimoto" and not hasattr(env, "smiles"):
+            raise ConfigError(f"tasks.{task}.modes.kind: tanimoto modes need a molecule domain (env {env_name})")
+        if kind in ("tanimoto", "threshold") and not isinstance(modes.get("threshold"), (int, float)):
+            raise ConfigError(f"tasks.{task}.modes.threshold: expected a number (the reward a mode must reach), "
+                              f"got {modes.get('threshold')!r}")
         if kind == "reference" and entry["reward"] != "bitseq":
             raise ConfigError(f"tasks.{task}.modes.kind: reference modes come from the bitseq reward's mode set")
         sample = env.random_outcomes(16, torch.Generator(env.device).manual_seed(0))

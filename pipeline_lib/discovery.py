@@ -8,7 +8,9 @@ once its reward has been asked for. Mode definitions (config ``tasks.*.modes``, 
 - ``exact``: a precomputed set of outcomes (TF-Bind-8: local optima under single-site mutation
   within the top ``top_fraction`` of the exact landscape); found when queried;
 - ``threshold``: reward >= ``threshold`` and Hamming distance >= ``min_distance`` from every mode
-  already counted, in order of discovery (RNA, AMP).
+  already counted, in order of discovery (RNA, AMP);
+- ``tanimoto``: molecules with reward >= ``threshold`` whose Tanimoto similarity to every mode
+  already counted is below ``max_similarity`` (0.7), in order of discovery.
 """
 from __future__ import annotations
 
@@ -108,7 +110,39 @@ class ThresholdModes:
         self.modes = state["modes"]
 
 
-def _keys(x: torch.Tensor) -> list[bytes]:
+class TanimotoModes:
+    """Molecules above a reward threshold whose Tanimoto similarity (Morgan fingerprints) to every
+    mode counted before is below ``max_similarity``, in order of discovery."""
+
+    def __init__(self, smiles: Callable[[torch.Tensor], list[str]], threshold: float,
+                 max_similarity: float = 0.7) -> None:
+        from pipeline_lib.chem import tanimoto  # RDKit only where molecules are
+
+        self.smiles, self.threshold, self.max_similarity, self._tanimoto = smiles, threshold, max_similarity, tanimoto
+        self.modes: list[str] = []
+        self.total = None
+
+    def update(self, x: torch.Tensor, reward: torch.Tensor) -> None:
+        keep = (reward.cpu() >= self.threshold).nonzero().flatten()
+        if not len(keep):
+            return
+        for s in self.smiles(x[keep.to(x.device)]):  # only the (rare) candidates loop
+            if s and s not in self.modes and (not self.modes or
+                                              self._tanimoto([s], self.modes).max() < self.max_similarity):
+                self.modes.append(s)
+
+    def count(self) -> int:
+        return len(self.modes)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"modes": list(self.modes)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.modes = list(state["modes"])
+
+
+def row_keys(x: torch.Tensor) -> list[bytes]:
+    """One hashable key per token row."""
     arr = np.ascontiguousarray(x.cpu().numpy().astype(np.int16))
     return [row.tobytes() for row in arr]
 
@@ -117,8 +151,11 @@ class Oracle:
     """The reward as methods see it: counts every call and remembers each distinct object queried,
     its reward, and the modes among them. ``row()`` is the discovery part of a curve row."""
 
-    def __init__(self, reward: Callable[[torch.Tensor], torch.Tensor], modes, top_k: int = 100) -> None:
+    def __init__(self, reward: Callable[[torch.Tensor], torch.Tensor], modes, top_k: int = 100,
+                 keys: Callable[[torch.Tensor], list] = row_keys,
+                 diversity: Callable[[torch.Tensor], float] = diversity) -> None:
         self.reward, self.modes, self.top_k = reward, modes, top_k
+        self.keys, self.diversity = keys, diversity
         self.calls = 0
         self._index: dict[bytes, int] = {}
         self._objects: list[torch.Tensor] = []
@@ -132,7 +169,7 @@ class Oracle:
         values = torch.as_tensor(self.reward(x), dtype=torch.float32, device=x.device)
         self.calls += len(x)
         new = []
-        for i, key in enumerate(_keys(x)):
+        for i, key in enumerate(self.keys(x)):
             if key not in self._index:
                 self._index[key] = len(self._values)
                 self._values.append(float(values[i]))
@@ -156,7 +193,7 @@ class Oracle:
         x, r = self.best()
         return {"reward_calls": self.calls, "unique_reward_calls": self.unique_calls,
                 "modes_found": self.modes.count(), f"top{self.top_k}_reward": float(r.mean()) if len(r) else 0.0,
-                f"top{self.top_k}_diversity": diversity(x), "max_reward": float(r.max()) if len(r) else 0.0}
+                f"top{self.top_k}_diversity": self.diversity(x), "max_reward": float(r.max()) if len(r) else 0.0}
 
     def state_dict(self) -> dict[str, Any]:
         objects = torch.cat(self._objects) if self._objects else torch.empty(0, 0, dtype=torch.long)
@@ -167,18 +204,18 @@ class Oracle:
         self.calls, self._values = state["calls"], list(state["values"])
         objects = state["objects"]
         self._objects = [objects] if len(objects) else []
-        self._index = {key: i for i, key in enumerate(_keys(objects))} if len(objects) else {}
+        self._index = {key: i for i, key in enumerate(self.keys(objects))} if len(objects) else {}
         self.modes.load_state_dict(state["modes"])
 
 
-def sample_summary(x: torch.Tensor, reward: torch.Tensor, modes, top_k: int = 100) -> dict[str, float]:
+def sample_summary(env, x: torch.Tensor, reward: torch.Tensor, modes, top_k: int = 100) -> dict[str, float]:
     """Metrics of a set of final samples: modes among them, top-K mean reward and diversity of the
-    unique ones, and the unique fraction."""
-    keys = _keys(x)
+    distinct objects (``env.object_keys``), the unique fraction and the domain's own metrics."""
+    keys = env.object_keys(x)
     first = sorted({k: i for i, k in reversed(list(enumerate(keys)))}.values())
     ux, ur = x[first], reward[first]
     modes.update(ux, ur)
     top = ur.topk(min(top_k, len(ur))).indices
     return {"samples": len(x), "unique_fraction": len(first) / max(1, len(x)), "modes_in_samples": modes.count(),
-            f"top{top_k}_reward": float(ur[top].mean()), f"top{top_k}_diversity": diversity(ux[top]),
-            "mean_reward": float(reward.mean())}
+            f"top{top_k}_reward": float(ur[top].mean()), f"top{top_k}_diversity": env.diversity(ux[top]),
+            "mean_reward": float(reward.mean()), **env.sample_metrics(x, ux[top])}

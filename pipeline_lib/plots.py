@@ -106,3 +106,25 @@ def heatmaps(samples: pd.DataFrame, targets: pd.DataFrame, env: str, path: str |
                 ax.set_ylabel(task)
     fig.suptitle(f"{env}: target vs sampled terminal distributions", fontsize=9)
     _save(fig, path)
+
+
+def top_molecules(samples: pd.DataFrame, env: str, task: str, path: str | Path, per_method: int = 6) -> None:
+    """The best distinct molecules each final sampler drew for one task (RDKit grid, a row per method)."""
+    from rdkit import Chem
+    from rdkit.Chem import Draw
+
+    df = samples[(samples["env"] == env) & (samples["task"] == task) & (samples["smiles"].fillna("") != "")]
+    mols, legends = [], []
+    for method, rows in df.groupby("method", sort=True):
+        best = rows.sort_values("reward", ascending=False).drop_duplicates("smiles").head(per_method)
+        for smiles, reward in zip(best["smiles"], best["reward"]):
+            mols.append(Chem.MolFromSmiles(smiles))
+            legends.append(f"{method}  R={reward:.3f}")
+        pad = per_method - len(best)  # keep one row per method
+        mols += [Chem.Mol()] * pad
+        legends += [""] * pad
+    if not mols:
+        _empty(path, f"{env}/{task}: no molecules sampled")
+        return
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Draw.MolsToGridImage(mols, molsPerRow=per_method, subImgSize=(220, 180), legends=legends).save(str(path))

@@ -44,24 +44,29 @@ def at_budget(curves: pd.DataFrame, budget: float) -> pd.DataFrame:
     return within.loc[within.groupby(["task", "method", "seed"])["reward_calls"].idxmax()]
 
 
-def sequence_table(curves: pd.DataFrame, env: str, budget: float | None) -> tuple[pd.DataFrame, float]:
+def sequence_table(curves: pd.DataFrame, env: str, budget: float | None,
+                   by_task: bool = False) -> tuple[pd.DataFrame, float]:
     """One domain's methods at a fixed reward-call budget: modes found, top-100 reward and diversity of
-    the objects queried so far, mean +- std over tasks and seeds, and the win rate against scratch
-    (share of (task, seed) pairs with more modes found; ties count one half)."""
+    the objects queried so far, mean +- std over tasks and seeds (over seeds per task when
+    ``by_task``), and the win rate against scratch (share of (task, seed) pairs with more modes
+    found; ties count one half)."""
     df = curves[curves["env"] == env]
     if budget is None:  # the largest budget every trained method reached
         trained = df[df["kind"] != "exact"] if (df["kind"] != "exact").any() else df
         budget = float(trained.groupby("method")["reward_calls"].max().min())
     at = at_budget(df, budget)
-    out = _mean_std(at, ["method"], SEQUENCE_METRICS).rename(columns={"seeds": "runs"})
-    out.insert(1, "tasks", at.groupby("method", sort=False)["task"].nunique().to_numpy())
+    keys = ["task", "method"] if by_task else ["method"]
+    out = _mean_std(at, keys, SEQUENCE_METRICS).rename(columns={"seeds": "runs"})
+    if not by_task:
+        out.insert(1, "tasks", at.groupby("method", sort=False)["task"].nunique().to_numpy())
     scratch = at[at["kind"] == "scratch"]
     if len(scratch):  # the baseline is the method called scratch, else the first scratch-kind one
         name = "scratch" if (scratch["method"] == "scratch").any() else scratch["method"].iloc[0]
         base = scratch[scratch["method"] == name].set_index(["task", "seed"])
         wins = []
-        for method in out["method"]:
-            m = at[at["method"] == method].set_index(["task", "seed"])
+        for _, key in out.iterrows():
+            m = at[(at["method"] == key["method"]) & ((at["task"] == key["task"]) if by_task else True)]
+            m = m.set_index(["task", "seed"])
             joined = m[["modes_found"]].join(base[["modes_found"]], rsuffix="_scratch", how="inner")
             score = (joined["modes_found"] > joined["modes_found_scratch"]) + 0.5 * (
                 joined["modes_found"] == joined["modes_found_scratch"])
@@ -76,8 +81,9 @@ def sequence_samples_table(evaluation: pd.DataFrame) -> pd.DataFrame:
     if "modes_in_samples" not in evaluation:
         return pd.DataFrame()
     seq = evaluation[evaluation["modes_in_samples"].notna()]
-    return _mean_std(seq, ["env", "method"], ["modes_in_samples", "top100_reward", "top100_diversity",
-                                              "unique_fraction"])
+    metrics = ["modes_in_samples", "top100_reward", "top100_diversity", "unique_fraction"]
+    metrics += [m for m in ("validity", "top100_scaffolds") if m in seq and seq[m].notna().any()]
+    return _mean_std(seq, ["env", "method"], metrics)
 
 
 def budget_table(curves: pd.DataFrame) -> pd.DataFrame:
@@ -110,11 +116,12 @@ def _img(path: Path) -> str:
 
 
 def summary_page(pretrain: pd.DataFrame, evaluation: pd.DataFrame, curves: pd.DataFrame, environment: pd.DataFrame,
-                 figures: list[str], out_html: str, out_md: str, budgets: dict[str, int | None] | None = None
-                 ) -> None:
+                 figures: list[str], out_html: str, out_md: str, budgets: dict[str, int | None] | None = None,
+                 per_task: list[str] = ()) -> None:
     """A self-contained HTML page (figures embedded) and a Markdown twin with the same tables.
 
-    ``budgets`` maps each sequence environment to its reward-call budget (None: the smallest final one).
+    ``budgets`` maps each sequence environment to its reward-call budget (None: the smallest final one);
+    environments in ``per_task`` (molecules: one objective per task) get a row per task and method.
     """
     tables = [("Pre-training: final success rate (sampled and greedy rollouts, evaluation outcomes)",
                pretrain_table(pretrain)),
@@ -122,9 +129,10 @@ def summary_page(pretrain: pd.DataFrame, evaluation: pd.DataFrame, curves: pd.Da
               ("Equal budgets: each method at its final budget vs the scratch GFlowNet at the same steps / calls",
                budget_table(curves))]
     for env, budget in (budgets or {}).items():
-        table, used = sequence_table(curves, env, budget)
-        tables.append((f"{env}: objects queried within {int(used)} reward calls (mean ± std over tasks and seeds)",
-                       table))
+        by_task = env in per_task
+        table, used = sequence_table(curves, env, budget, by_task)
+        over = "seeds, per task" if by_task else "tasks and seeds"
+        tables.append((f"{env}: objects queried within {int(used)} reward calls (mean ± std over {over})", table))
     tables.append(("Sequence domains: final samplers' samples", sequence_samples_table(evaluation)))
     tables = [(title, table) for title, table in tables if len(table)]
     env_line = ", ".join(f"{k}={v}" for k, v in environment.iloc[0].items())

@@ -84,23 +84,35 @@ def tfbind_table(resources: str | Path, landscape: str) -> Path:
 def make_reward(name: str, params: dict[str, Any], env: Any, resources: str | Path = "resources") -> RewardFn:
     """Bind a reward (registered name or plug-in path) to its parameters and the environment.
 
-    On sequence domains a plug-in receives the decoded strings (``list[str]``) and returns one
-    float per string; registered sequence rewards work on token tensors directly.
+    On sequence domains a plug-in receives the decoded strings (``list[str]``), on molecules the
+    canonical SMILES, and returns one float per object; registered sequence rewards work on token
+    tensors directly.
     """
     from pipeline_lib.seq_rewards import SEQUENCE_REWARDS
 
-    sequences = hasattr(env, "alphabet")
-    own, other = (SEQUENCE_REWARDS, REGISTRY) if sequences else (REGISTRY, SEQUENCE_REWARDS)
-    if name in other:
-        raise ValueError(f"reward {name!r} is for {'hypergrid' if sequences else 'sequence'} domains; this "
-                         f"environment takes {sorted(own)} or a plug-in")
+    if hasattr(env, "smiles"):
+        from pipeline_lib.chem import MOLECULE_REWARDS, molecule_reward
+        kind, own = "molecule", MOLECULE_REWARDS
+    elif hasattr(env, "alphabet"):
+        kind, own = "sequence", SEQUENCE_REWARDS
+    else:
+        kind, own = "hypergrid", REGISTRY
+    if name not in own and ":" not in name:
+        raise ValueError(f"reward {name!r} is not a {kind} reward; this environment takes {sorted(own)} or a "
+                         "plug-in 'package.module:function' or 'path/to/file.py:function'")
     if name not in own:
         fn = load_callable(name)
-        if not sequences:
+        if kind == "hypergrid":
             return lambda x: fn(x, **params)
-        return lambda x: torch.as_tensor(fn(env.decode(x), **params), dtype=torch.float32, device=x.device)
-    if not sequences:
+        return lambda x: torch.as_tensor(fn(env.objects(x), **params), dtype=torch.float32, device=x.device)
+    if kind == "hypergrid":
         return lambda x: REGISTRY[name](x, side=env.side, **params)
+    if kind == "molecule":
+        try:
+            fn = molecule_reward(name, params)
+        except TypeError as err:
+            raise ValueError(f"reward {name!r}: bad params {params}: {err}") from err
+        return lambda x: torch.as_tensor(fn(env.smiles(x)), dtype=torch.float32, device=x.device)
     params = dict(params)
     if name == "tfbind":
         if "landscape" not in params:

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 
 from pipeline_lib.config import method_config, task_reward
-from pipeline_lib.discovery import ExactModes, ReferenceModes, ThresholdModes
+from pipeline_lib.discovery import ExactModes, ReferenceModes, TanimotoModes, ThresholdModes
 from pipeline_lib.nets import OutcomeConditionedGFlowNet
 from pipeline_lib.seq_rewards import bitseq_modes, encode
 from pipeline_lib.sequence_methods import (
@@ -71,6 +71,8 @@ def make_modes(env, entry: dict[str, Any], reward):
     kind = spec.get("kind")
     if kind == "threshold":
         return ThresholdModes(float(spec["threshold"]), int(spec.get("min_distance", 2)))
+    if kind == "tanimoto":
+        return TanimotoModes(env.smiles, float(spec["threshold"]), float(spec.get("max_similarity", 0.7)))
     if kind == "local_optima":
         return ExactModes(local_optima(env, reward, float(spec.get("top_fraction", 0.01))), env.index)
     if kind == "reference":
@@ -78,7 +80,7 @@ def make_modes(env, entry: dict[str, Any], reward):
         n = env.length * table.shape[1]
         tokens = encode(modes_strings_of(entry, n), env.alphabet, env.length)
         return ReferenceModes(tokens, float(spec.get("delta", 0.1)) * n, lambda x: table[x].flatten(-2))
-    raise ValueError(f"tasks.*.modes.kind: expected reference, local_optima or threshold, got {kind!r}")
+    raise ValueError(f"tasks.*.modes.kind: expected reference, local_optima, threshold or tanimoto, got {kind!r}")
 
 
 def make_sequence_task(config: dict[str, Any], env, task: str) -> SequenceTask:

@@ -78,7 +78,8 @@ def make_task(config: dict[str, Any], env_name: str, task: str, device: torch.de
 
 
 def is_sequence(config: dict[str, Any], env_name: str) -> bool:
-    return config["envs"][env_name]["domain"] == "sequence"
+    """Sequence-shaped domains (token strings: sequences and SELFIES molecules)."""
+    return config["envs"][env_name]["domain"] in ("sequence", "molecule")
 
 
 def tfbind_landscapes(config: dict[str, Any]) -> list[str]:
@@ -240,6 +241,8 @@ def sample_sequences(config: dict[str, Any], env_name: str, task: str, method: s
     flush_caches()
     df = pd.DataFrame({"env": env_name, "task": task, "method": method, "seed": seed, "sequence": env.decode(x),
                        "reward": reward.numpy()})
+    if hasattr(env, "smiles"):
+        df["smiles"] = env.smiles(x)
     io.write_parquet(df, out, seed=seed)
 
 
@@ -268,7 +271,7 @@ def evaluate(config: dict[str, Any], env_name: str, task: str, method: str, seed
         env = _env(config, env_name, torch.device("cpu"))
         df = io.read_parquet(samples)
         t = make_sequence_task(config, env, task)
-        summary = sample_summary(env.encode(list(df["sequence"])), torch.tensor(df["reward"].to_numpy()),
+        summary = sample_summary(env, env.encode(list(df["sequence"])), torch.tensor(df["reward"].to_numpy()),
                                  t.oracle.modes, t.oracle.top_k)
         row = {"env": env_name, "task": task, "method": method, "seed": seed, **summary}
         io.write_parquet(pd.DataFrame([row]), out, seed=seed)

@@ -25,7 +25,8 @@ def load_config(name: str) -> dict:
     return config
 
 
-@pytest.mark.parametrize("name", ["config.yaml", "test.yaml", "paper.yaml"])
+@pytest.mark.parametrize("name", ["config.yaml", "test.yaml", "paper.yaml", "seqtest.yaml", "tfbind30.yaml",
+                                  "byo_molecule.yaml"])
 def test_shipped_configs_validate_and_check(name: str) -> None:
     config = load_config(name)
     check(config)
@@ -152,7 +153,7 @@ def test_reward_plugin_raising(test_config: dict, tmp_path: Path) -> None:
 
 def test_reward_neither_registered_nor_path(test_config: dict) -> None:
     test_config["tasks"]["corner"]["reward"] = "cornerr"
-    raises_config(test_config, "tasks.corner", "'cornerr'", "expected a registered name")
+    raises_config(test_config, "tasks.corner.reward", "'cornerr'", "is not a hypergrid reward", "'corner'", "plug-in")
 
 
 def test_reward_path_missing_file(test_config: dict, tmp_path: Path) -> None:

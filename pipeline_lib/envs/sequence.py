@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 
+from pipeline_lib.discovery import diversity, row_keys
 from pipeline_lib.seq_rewards import decode, encode
 
 MODES = ("append", "prepend_append")
@@ -161,3 +162,19 @@ class Sequence:
 
     def encode(self, strings: list[str]) -> torch.Tensor:
         return encode(strings, self.alphabet, self.length).to(self.device)
+
+    def objects(self, states: torch.Tensor) -> list[str]:
+        """What a reward plug-in receives: the decoded strings."""
+        return self.decode(states)
+
+    def object_keys(self, states: torch.Tensor) -> list[bytes]:
+        """One hashable key per distinct object (here the token row itself)."""
+        return row_keys(states)
+
+    def diversity(self, states: torch.Tensor) -> float:
+        """Mean pairwise Hamming distance (0 for fewer than two objects)."""
+        return diversity(states)
+
+    def sample_metrics(self, states: torch.Tensor, top: torch.Tensor) -> dict[str, float]:
+        """Domain-specific metrics of a set of final samples (none for plain sequences)."""
+        return {}

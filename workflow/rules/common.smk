@@ -24,6 +24,12 @@ except ConfigError as err:
 RESULTS = config["results"]
 RESOURCES = config["resources"]
 GRID_ENVS = [env for env in config["envs"] if not is_sequence(config, env)]
+MOLECULE_TASKS = [
+    (env, task)
+    for env, spec in config["envs"].items()
+    if spec["domain"] == "molecule"
+    for task in spec["tasks"]
+]
 TFBIND_TABLES = [
     str(tfbind_table(RESOURCES, name)) for name in tfbind_landscapes(config)
 ]

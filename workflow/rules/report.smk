@@ -45,6 +45,14 @@ rule figures:
             caption="../report/heatmaps.rst",
             category="Samples",
         ),
+        molecules=report(
+            [
+                f"{RESULTS}/figures/molecules_{env}_{task}.png"
+                for env, task in MOLECULE_TASKS
+            ],
+            caption="../report/molecules.rst",
+            category="Samples",
+        ),
     log:
         f"{RESULTS}/logs/figures.log",
     conda:

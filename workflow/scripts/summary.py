@@ -8,4 +8,5 @@ with logged(snakemake.log[0]):
     summary_page(read_parquet(i.pretrain), read_parquet(i.evaluation), read_parquet(i.curves),
                  read_parquet(i.environment[0]), list(i.figures), snakemake.output.html, snakemake.output.markdown,
                  budgets={env: spec.get("budget") for env, spec in snakemake.config["envs"].items()
-                          if spec["domain"] == "sequence"})
+                          if spec["domain"] != "hypergrid"},
+                 per_task=[env for env, spec in snakemake.config["envs"].items() if spec["domain"] == "molecule"])

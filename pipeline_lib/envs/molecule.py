@@ -1,0 +1,50 @@
+"""Molecules as SELFIES token sequences: every string over a robust alphabet decodes to a valid molecule.
+
+The MDP is the append-only sequence environment (a tree: one trajectory per token string) with a stop
+action from the first token on. Different token strings can decode to the same molecule, so the
+molecule a string stands for is its canonical SMILES (RDKit): that is what rewards receive, what
+counts as a distinct object, and what diversity is measured on.
+"""
+from __future__ import annotations
+
+import torch
+
+from pipeline_lib import chem
+from pipeline_lib.envs.sequence import Sequence
+
+
+class Molecule(Sequence):
+    """SELFIES strings of 1..``length`` tokens over ``alphabet`` (default chem.SELFIES_ALPHABET)."""
+
+    def __init__(self, length: int = 20, alphabet: list[str] | None = None, min_length: int = 1,
+                 device: torch.device | str = "cpu") -> None:
+        alphabet = list(chem.SELFIES_ALPHABET if alphabet is None else alphabet)
+        robust = chem.sf.get_semantic_robust_alphabet()
+        unknown = [t for t in alphabet if t not in robust]
+        if unknown:
+            raise ValueError(f"alphabet: {unknown} are not robust SELFIES tokens "
+                             "(selfies.get_semantic_robust_alphabet())")
+        super().__init__(alphabet, length, min_length, "append", device)
+
+    def smiles(self, states: torch.Tensor) -> list[str]:
+        """Canonical SMILES of each token string ('' if it decodes to no atom)."""
+        return [chem.canonical(s) for s in self.decode(states)]
+
+    def objects(self, states: torch.Tensor) -> list[str]:
+        """What a reward plug-in receives: canonical SMILES."""
+        return self.smiles(states)
+
+    def object_keys(self, states: torch.Tensor) -> list[str]:
+        """Distinct objects are distinct molecules, whatever string produced them."""
+        return self.smiles(states)
+
+    def diversity(self, states: torch.Tensor) -> float:
+        """Internal diversity: 1 - mean pairwise Tanimoto similarity of Morgan fingerprints."""
+        return chem.internal_diversity(self.smiles(states))
+
+    def sample_metrics(self, states: torch.Tensor, top: torch.Tensor) -> dict[str, float]:
+        """Validity of all samples and distinct Bemis-Murcko scaffolds among the top ones (acyclic
+        molecules share the empty scaffold, which counts as one)."""
+        smiles = self.smiles(states)
+        return {"validity": sum(bool(s) for s in smiles) / max(1, len(smiles)),
+                "top100_scaffolds": len({chem.scaffold(s) for s in self.smiles(top) if s})}
