@@ -93,8 +93,9 @@ def heatmaps(samples: pd.DataFrame, targets: pd.DataFrame, env: str, path: str |
         for j, (title, df, weight) in enumerate(panels):
             img = np.zeros((side, rows))
             w = df[weight].to_numpy() if weight else np.full(len(df), 1.0 / max(len(df), 1))
-            second = df["x1"].to_numpy() if rows > 1 else np.zeros(len(df), dtype=int)
-            np.add.at(img, (df["x0"].to_numpy(), second), w)
+            # Collected tables hold every domain, so grid coordinates arrive as floats (NaN elsewhere).
+            second = df["x1"].to_numpy(dtype=int) if rows > 1 else np.zeros(len(df), dtype=int)
+            np.add.at(img, (df["x0"].to_numpy(dtype=int), second), w)
             ax = axes[i, j]
             ax.imshow(img.T, origin="lower", cmap="viridis", interpolation="nearest",
                       aspect="auto" if rows == 1 else "equal")

@@ -67,7 +67,7 @@ def sequence_table(curves: pd.DataFrame, env: str, budget: float | None,
         for _, key in out.iterrows():
             m = at[(at["method"] == key["method"]) & ((at["task"] == key["task"]) if by_task else True)]
             m = m.set_index(["task", "seed"])
-            joined = m[["modes_found"]].join(base[["modes_found"]], rsuffix="_scratch", how="inner")
+            joined = m[["modes_found"]].join(base[["modes_found"]].add_suffix("_scratch"), how="inner")
             score = (joined["modes_found"] > joined["modes_found_scratch"]) + 0.5 * (
                 joined["modes_found"] == joined["modes_found_scratch"])
             wins.append(float(score.mean()) if len(score) else float("nan"))
@@ -129,6 +129,8 @@ def summary_page(pretrain: pd.DataFrame, evaluation: pd.DataFrame, curves: pd.Da
               ("Equal budgets: each method at its final budget vs the scratch GFlowNet at the same steps / calls",
                budget_table(curves))]
     for env, budget in (budgets or {}).items():
+        if not (curves["env"] == env).any():  # pre-training only (no tasks): nothing was adapted
+            continue
         by_task = env in per_task
         table, used = sequence_table(curves, env, budget, by_task)
         over = "seeds, per task" if by_task else "tasks and seeds"

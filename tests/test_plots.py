@@ -21,3 +21,16 @@ def test_heatmaps_any_dimension(tmp_path: Path, ndim: int) -> None:
     out = tmp_path / "heat.png"
     plots.heatmaps(samples, targets, "g", out)
     assert out.stat().st_size > 1000
+
+
+def test_heatmaps_from_tables_that_mix_domains(tmp_path: Path) -> None:
+    """Collected tables also hold sequence rows, so grid coordinates arrive as floats with NaN."""
+    targets = pd.DataFrame({"env": "g", "task": "t", "x0": [0, 1, 2], "x1": [0, 1, 2], "target_prob": [0.2, 0.3, 0.5]})
+    samples = pd.DataFrame({"env": "g", "task": "t", "method": "m", "x0": [0, 2], "x1": [1, 2]})
+    other = pd.DataFrame({"env": "bits", "task": "b", "method": "m", "sequence": ["0101"]})
+    targets = pd.concat([targets, other.drop(columns="method")], ignore_index=True)
+    samples = pd.concat([samples, other], ignore_index=True)
+    assert samples["x0"].dtype.kind == "f"
+    out = tmp_path / "heat.png"
+    plots.heatmaps(samples, targets, "g", out)
+    assert out.stat().st_size > 1000
