@@ -23,7 +23,7 @@ class ConfigError(ValueError):
     """A config value is wrong; the message names the key and what was expected."""
 
 
-PROBABILITIES = {"epsilon", "q_epsilon", "negative_epsilon", "explorer_epsilon"}
+PROBABILITIES = {"epsilon", "q_epsilon", "negative_epsilon", "explorer_epsilon", "lr_decay"}
 ANY_SIGN = {"log_eps_fail"}
 
 

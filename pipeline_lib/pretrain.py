@@ -24,6 +24,7 @@ class PretrainConfig:
     steps: int = 2000
     batch_size: int = 64
     lr: float = 1e-3
+    lr_decay: float = 1.0  # final / initial OC-GFN learning rate (cosine); 1 = constant
     hidden: int = 256
     layers: int = 2
     learn_pb: bool = False
@@ -154,6 +155,7 @@ class Pretrainer(Trainer):
         rnd_loss.backward()
         self.rnd_opt.step()
 
+        self._schedule_lr()
         outcomes = positives.terminals  # hindsight relabelling: y := x(tau+)
         with torch.no_grad():
             negatives = rollout(env, OCGFNPolicy(env, self.model, outcomes), len(outcomes),
@@ -169,6 +171,16 @@ class Pretrainer(Trainer):
         self.transitions += int(positives.valid.sum() + negatives.valid.sum())
         return {"oc_loss": loss.item(), "explorer_loss": explorer_loss.item(), "rnd_loss": rnd_loss.item(),
                 "neg_success": env.same(negatives.terminals, outcomes).float().mean().item()}
+
+    def _schedule_lr(self) -> None:
+        """Cosine decay of the OC-GFN learning rate to ``lr * lr_decay`` over ``cfg.steps``: with a
+        constant rate the late updates keep knocking a converged success rate down by several points.
+        A function of the step alone, so a resumed run follows the same schedule."""
+        if self.cfg.lr_decay == 1.0:
+            return
+        cosine = 0.5 * (1.0 + math.cos(math.pi * min(self.step / self.cfg.steps, 1.0)))
+        for group in self.opt.param_groups:
+            group["lr"] = self.cfg.lr * (self.cfg.lr_decay + (1.0 - self.cfg.lr_decay) * cosine)
 
     def eval_generator(self) -> torch.Generator:
         """Evaluation draws its own numbers, so how often one evaluates never changes training."""

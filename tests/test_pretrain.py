@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
+from pipeline_lib.config import ConfigError, _build
 from pipeline_lib.envs import HyperGrid
 from pipeline_lib.losses import OT_MODES
 from pipeline_lib.nets import OutcomeConditionedGFlowNet
@@ -179,3 +180,26 @@ def test_ocgfn_loss_finite_with_network(ot: str) -> None:
         assert math.isfinite(loss.item()) and loss.item() >= 0
         loss.backward()
         assert all(torch.isfinite(p.grad).all() for p in net.parameters() if p.grad is not None)
+
+
+def test_learning_rate_decays_and_resumes_on_the_same_schedule(tmp_path: Path) -> None:
+    env = HyperGrid(ndim=2, side=3)
+    cfg = PretrainConfig(**{**SMALL, "steps": 4, "eval_every": 2, "checkpoint_every": 2, "lr_decay": 0.1})
+    trainer = Pretrainer(env, cfg, seed=1, device=CPU)
+    full = trainer.run(tmp_path / "a.ckpt")
+    # The last step (step index 3 of 4) used lr * (0.1 + 0.9 * (1 + cos(3 pi / 4)) / 2).
+    expected = cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 3 / 4)))
+    assert trainer.opt.param_groups[0]["lr"] == pytest.approx(expected)
+    assert trainer.explorer_opt.param_groups[0]["lr"] == cfg.explorer_lr  # the explorer keeps exploring
+    part = Pretrainer(env, cfg, seed=1, device=CPU)
+    part.steps = 2
+    part.run(tmp_path / "b.ckpt")
+    resumed = Pretrainer(env, cfg, seed=1, device=CPU).run(tmp_path / "b.ckpt")
+    pd.testing.assert_frame_equal(resumed, full)
+    constant = Pretrainer(env, PretrainConfig(**{**SMALL, "steps": 4}), seed=1, device=CPU).run(None)
+    assert not constant["oc_loss"].iloc[-1] == full["oc_loss"].iloc[-1]
+
+
+def test_lr_decay_out_of_range_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="lr_decay"):
+        _build(PretrainConfig, {"lr_decay": 1.5}, "pretrain.settings")
