@@ -2,6 +2,7 @@
 and their validation errors, Tanimoto mode counting and the molecule sample metrics."""
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -117,10 +118,8 @@ def test_grid_reward_on_molecules_is_refused(env: Molecule) -> None:
 
 
 # ------------------------------------------------------------------------------------ plug-ins
-def molecule_config(reward: str, params: dict | None = None) -> dict:
-    from tests.test_config import load_config  # noqa: PLC0415 - the shipped test config, schema-filled
-
-    config = load_config("test.yaml")
+def molecule_config(config: dict, reward: str, params: dict | None = None) -> dict:
+    """config/test.yaml (the ``test_config`` fixture) turned into one molecule environment and task."""
     config["envs"] = {"mol": {"domain": "molecule", "params": {"length": 8}, "tasks": ["t"], "variants": ["full"],
                               "methods": ["scratch"]}}
     config["tasks"] = {"t": {"reward": reward, "params": params or {},
@@ -144,29 +143,29 @@ PLUGINS = {
     ("short", "shape"), ("nan", "NaN or infinite"), ("inf", "NaN or infinite"), ("negative", "<= 0"),
     ("raises", "model weights missing"), ("broken", "cannot import"),
 ])
-def test_plugin_validation_errors(tmp_path: Path, kind: str, needle: str) -> None:
+def test_plugin_validation_errors(tmp_path: Path, test_config: dict, kind: str, needle: str) -> None:
     """A plug-in is tried on a few molecules before any job: each failure names the task and the cause."""
     path = tmp_path / f"{kind}.py"
     path.write_text(PLUGINS[kind])
     with pytest.raises(ConfigError, match="tasks.t.reward") as info:
-        check(molecule_config(f"{path}:reward"))
+        check(molecule_config(test_config, f"{path}:reward"))
     assert needle in str(info.value)
 
 
-def test_plugin_receives_canonical_smiles(tmp_path: Path, env: Molecule) -> None:
+def test_plugin_receives_canonical_smiles(tmp_path: Path, test_config: dict, env: Molecule) -> None:
     path = tmp_path / "good.py"
     path.write_text("seen = []\n" + PLUGINS["good"].replace("    return", "    seen.extend(smiles)\n    return"))
-    check(molecule_config(f"{path}:reward"))
+    check(molecule_config(test_config, f"{path}:reward"))
     reward = make_reward(f"{path}:reward", {}, env)
     assert reward(env.encode(["[O][C][C]"])).tolist() == [4.0]  # "CCO": 1 + 3
 
 
-def test_tanimoto_modes_config_checks() -> None:
-    config = molecule_config("qed")
+def test_tanimoto_modes_config_checks(test_config: dict) -> None:
+    config = molecule_config(copy.deepcopy(test_config), "qed")
     config["tasks"]["t"]["modes"] = {"kind": "tanimoto"}
     with pytest.raises(ConfigError, match="tasks.t.modes.threshold"):
         check(config)
-    config = molecule_config("qed")
+    config = molecule_config(test_config, "qed")
     config["envs"]["mol"]["domain"], config["envs"]["mol"]["params"] = "sequence", {"alphabet": "dna", "length": 4}
     config["tasks"]["t"]["reward"] = "tfbind"
     config["tasks"]["t"]["params"] = {"landscape": "ARX_REF_R1"}

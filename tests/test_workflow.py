@@ -22,7 +22,8 @@ def snakemake(*args: str, cwd: Path = ROOT, env: dict | None = None) -> subproce
 
 
 @pytest.mark.parametrize("configfile", ["config/config.yaml", "config/paper.yaml", "config/test.yaml",
-                                        "config/seqtest.yaml", "config/tfbind30.yaml", "config/byo_molecule.yaml"])
+                                        "config/seqtest.yaml", "config/tfbind30.yaml", "config/byo_molecule.yaml",
+                                        "config/molecules.yaml"])
 def test_dry_run(configfile: str) -> None:
     result = snakemake("-n", "--forceall", "--cores", "2", "--configfile", configfile)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -134,7 +135,7 @@ def test_sequence_end_to_end(tmp_path: Path) -> None:
     evaluation = pd.read_parquet(out / "tables/evaluation.parquet")
     assert len(evaluation) == len(jobs) and evaluation["top100_reward"].notna().all()
     samples = pd.read_parquet(out / "tables/samples.parquet")
-    assert samples.groupby(["env", "method"]).size().eq(config["evaluate"]["samples"]).all()
+    assert samples.groupby(["env", "task", "method", "seed"]).size().eq(config["evaluate"]["samples"]).all()
     assert samples.loc[samples["env"] == "tf8", "sequence"].str.fullmatch("[ACGT]{8}").all()
     for name in ["pretrain_success", "modes_vs_reward_calls", "top100_vs_reward_calls"]:
         assert (out / f"figures/{name}.png").stat().st_size > 10_000
