@@ -127,30 +127,37 @@ _logp = _per_molecule(Crippen.MolLogP)
 _tpsa = _per_molecule(Descriptors.TPSA)
 
 
+def _in_window(values: np.ndarray, smiles: Sequence[str], low: float, high: float, width: float) -> np.ndarray:
+    """``window`` of each descriptor value; empty molecules score 0."""
+    valid = np.array([bool(s) for s in smiles])
+    return np.where(valid, [window(v, low, high, width) for v in values], 0.0)
+
+
 def logp(smiles: Sequence[str], low: float = 1.0, high: float = 3.0, width: float = 1.0) -> np.ndarray:
     """Crippen logP inside a window (1 inside, Gaussian fall-off outside); empty molecules score 0."""
-    valid = np.array([bool(s) for s in smiles])
-    return np.where(valid, [window(v, low, high, width) for v in _logp(smiles)], 0.0)
+    return _in_window(_logp(smiles), smiles, low, high, width)
 
 
 def tpsa(smiles: Sequence[str], low: float = 40.0, high: float = 90.0, width: float = 20.0) -> np.ndarray:
     """Topological polar surface area (A^2) inside a window; empty molecules score 0."""
-    valid = np.array([bool(s) for s in smiles])
-    return np.where(valid, [window(v, low, high, width) for v in _tpsa(smiles)], 0.0)
+    return _in_window(_tpsa(smiles), smiles, low, high, width)
+
+
+@functools.lru_cache(maxsize=256)
+def _reference(name: str) -> str:
+    """Canonical SMILES of a reference drug name or SMILES, parsed once rather than on every reward batch."""
+    mol = Chem.MolFromSmiles(REFERENCE_DRUGS.get(name, name))
+    if mol is None:
+        raise ValueError(f"similarity: reference {name!r} is neither a known drug {sorted(REFERENCE_DRUGS)} "
+                         "nor a valid SMILES")
+    return Chem.MolToSmiles(mol)
 
 
 def similarity(smiles: Sequence[str], references: Sequence[str] | str = "aspirin",
                aggregate: str = "max") -> np.ndarray:
     """Tanimoto similarity to reference drugs (names in REFERENCE_DRUGS or SMILES), max or mean over them."""
     refs = [references] if isinstance(references, str) else list(references)
-    resolved = []
-    for r in refs:
-        smi = REFERENCE_DRUGS.get(r, r)
-        mol = Chem.MolFromSmiles(smi)
-        if mol is None:
-            raise ValueError(f"similarity: reference {r!r} is neither a known drug {sorted(REFERENCE_DRUGS)} "
-                             "nor a valid SMILES")
-        resolved.append(Chem.MolToSmiles(mol))
+    resolved = [_reference(r) for r in refs]
     if aggregate not in ("max", "mean"):
         raise ValueError(f"similarity: aggregate must be 'max' or 'mean', got {aggregate!r}")
     sim = tanimoto(smiles, resolved)

@@ -57,6 +57,9 @@ rule figures:
         f"{RESULTS}/logs/figures.log",
     conda:
         "../envs/pipeline.yaml"
+    params:
+        grid_envs=GRID_ENVS,
+        molecule_tasks=MOLECULE_TASKS,
     script:
         "../scripts/figures.py"
 

@@ -14,10 +14,8 @@ with logged(snakemake.log[0]):
     plots.adaptation_curves(curves, "reward_calls", o.top_reward, y="top100_reward")
     plots.adaptation_curves(curves, "reward_calls", o.diversity, y="top100_diversity")
     samples, targets = read_parquet(i.samples), read_parquet(i.targets)
-    grid_envs = [env for env, spec in snakemake.config["envs"].items() if spec["domain"] == "hypergrid"]
-    for env, path in zip(grid_envs, o.heatmaps):
+    # The rule's params hold the same lists its outputs were named from (common.smk), so they stay aligned.
+    for env, path in zip(snakemake.params.grid_envs, o.heatmaps):
         plots.heatmaps(samples, targets, env, path)
-    molecule_tasks = [(env, task) for env, spec in snakemake.config["envs"].items() if spec["domain"] == "molecule"
-                      for task in spec["tasks"]]
-    for (env, task), path in zip(molecule_tasks, o.molecules):
+    for (env, task), path in zip(snakemake.params.molecule_tasks, o.molecules):
         plots.top_molecules(samples, env, task, path)
