@@ -41,28 +41,47 @@ def sample_actions(log_probs: torch.Tensor, mask: torch.Tensor, epsilon: float, 
         uniform = mask.float() / mask.sum(-1, keepdim=True)
         probs = (1 - epsilon) * probs + epsilon * uniform
     probs = probs * mask  # masked entries already ~0; this removes round-off mass
-    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+    # Exponential race, argmax p / q with q ~ Exp(1): what torch.multinomial does for one draw (same
+    # numbers from the same generator), without its per-call validity checks, which cost several
+    # synchronising reductions per rollout step. A NaN policy is caught by the NaN-loss guard instead.
+    race = torch.empty_like(probs).exponential_(1, generator=generator)
+    return (probs / race).argmax(-1)
 
 
 def rollout(env, policy: PolicyFn, n: int, epsilon: float = 0.0, greedy: bool = False,
             generator: torch.Generator | None = None, start: torch.Tensor | None = None) -> Trajectories:
-    """Roll out ``n`` trajectories from s0 (or from the ``n`` states ``start``) until all have stopped."""
+    """Roll out ``n`` trajectories from s0 (or from the ``n`` states ``start``) until all have stopped.
+
+    Sampling never needs gradients, so the loop runs in inference mode (no autograd bookkeeping on
+    its many small ops); the returned tensors are cloned out of it so that losses may use them."""
+    with torch.inference_mode():
+        states, actions, valid = _rollout(env, policy, n, epsilon, greedy, generator, start)
+    return Trajectories(states.clone(), actions.clone(), valid.clone(), states[-1].clone())
+
+
+def _rollout(env, policy: PolicyFn, n: int, epsilon: float, greedy: bool, generator: torch.Generator | None,
+             start: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     state = env.initial_states(n) if start is None else start
     states, actions, valid = [state], [], []
+    every = torch.arange(n, device=state.device)
     running = torch.ones(n, dtype=torch.bool, device=state.device)
+    n_running = n
     for _ in range(env.max_length):
-        rows = running.nonzero(as_tuple=True)[0]
-        act = torch.full((n,), -1, dtype=torch.long, device=state.device)
-        if len(rows):
+        if n_running == n:  # every trajectory still runs: no gather or scatter of rows
+            act = sample_actions(policy(state, every), env.forward_mask(state), epsilon, greedy, generator)
+            step_act = act
+        else:
+            rows = running.nonzero(as_tuple=True)[0]
             sub = state[rows]
-            mask = env.forward_mask(sub)
-            act[rows] = sample_actions(policy(sub, rows), mask, epsilon, greedy, generator)
-        step_act = torch.where(running, act, torch.full_like(act, env.stop))
+            act = torch.full((n,), -1, dtype=torch.long, device=state.device)
+            act[rows] = sample_actions(policy(sub, rows), env.forward_mask(sub), epsilon, greedy, generator)
+            step_act = torch.where(running, act, env.stop)
         state = env.step(state, step_act)
         states.append(state)
         actions.append(act)
-        valid.append(running.clone())
+        valid.append(running)
         running = running & (act != env.stop)
-        if not running.any():
+        n_running = int(running.sum())
+        if n_running == 0:
             break
-    return Trajectories(torch.stack(states), torch.stack(actions), torch.stack(valid), state)
+    return torch.stack(states), torch.stack(actions), torch.stack(valid)

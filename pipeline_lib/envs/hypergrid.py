@@ -24,6 +24,8 @@ class HyperGrid:
         self.n_states = side**ndim
         self.enumerable = True
         self._radix = side ** torch.arange(ndim - 1, -1, -1, device=self.device)
+        self._dims = torch.arange(ndim, device=self.device)
+        self._values = torch.arange(side, device=self.device)
 
     def initial_states(self, n: int) -> torch.Tensor:
         return torch.zeros(n, self.ndim, dtype=torch.long, device=self.device)
@@ -36,10 +38,9 @@ class HyperGrid:
         return states > 0
 
     def step(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        move = actions < self.ndim
-        delta = torch.zeros_like(states)
-        delta[move, actions[move]] = 1
-        return states + delta
+        # stop (= ndim) matches no coordinate; comparisons instead of one_hot, which checks its
+        # input range with a synchronising min/max on every call of the rollout loop
+        return states + (actions[:, None] == self._dims)
 
     def backward_action(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         return actions
@@ -49,7 +50,7 @@ class HyperGrid:
         return states - torch.nn.functional.one_hot(back_actions, self.ndim)
 
     def featurize(self, states: torch.Tensor) -> torch.Tensor:
-        return torch.nn.functional.one_hot(states, self.side).flatten(1).float()
+        return (states[..., None] == self._values).flatten(-2).float()
 
     def is_initial(self, states: torch.Tensor) -> torch.Tensor:
         return (states == 0).all(dim=1)

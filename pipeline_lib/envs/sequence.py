@@ -63,6 +63,9 @@ class Sequence:
             self.n_states = sum(counts)
             self._offset = torch.tensor([sum(counts[:k]) for k in range(length + 1)], device=self.device)
             self._radix = self.vocab ** torch.arange(length - 1, -1, -1, device=self.device)
+        self._positions = torch.arange(length, device=self.device)
+        self._tokens = torch.arange(self.vocab + 1, device=self.device)
+        self._sizes = torch.arange(length + 1, device=self.device)
 
     def lengths(self, states: torch.Tensor) -> torch.Tensor:
         return (states != self.pad).sum(-1)
@@ -81,10 +84,11 @@ class Sequence:
         return torch.cat([n > 0, n > 1], dim=1) if self.prepend else n > 0
 
     def step(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        out = states.clone()
-        rows = torch.arange(len(states), device=states.device)
+        # write the token at position len(s) of appending rows: a comparison and a where, no boolean
+        # indexing (which costs a nonzero per call in the rollout loop)
         app = actions < self.vocab
-        out[rows[app], self.lengths(states)[app]] = actions[app]
+        slot = (self._positions == self.lengths(states)[:, None]) & app[:, None]
+        out = torch.where(slot, actions[:, None], states)
         if self.prepend:
             pre = (actions >= self.vocab) & (actions < self.stop)
             shifted = torch.cat([(actions - self.vocab)[:, None], states[:, :-1]], dim=1)
@@ -97,8 +101,8 @@ class Sequence:
     def featurize(self, states: torch.Tensor) -> torch.Tensor:
         """One-hot tokens (pad included) and a one-hot of the length: the length says which position
         comes next, which an MLP would otherwise have to infer from the padding pattern."""
-        tokens = torch.nn.functional.one_hot(states, self.vocab + 1).flatten(-2)
-        size = torch.nn.functional.one_hot(self.lengths(states), self.length + 1)
+        tokens = (states[..., None] == self._tokens).flatten(-2)
+        size = self.lengths(states)[..., None] == self._sizes
         return torch.cat([tokens, size], dim=-1).float()
 
     def is_initial(self, states: torch.Tensor) -> torch.Tensor:
