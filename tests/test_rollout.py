@@ -78,3 +78,32 @@ def test_masked_log_softmax_and_uniform_pb() -> None:
     assert torch.allclose(lp.exp(), torch.tensor([[0.5, 0.0, 0.5]]))
     pb = uniform_log_pb(torch.tensor([[True, True, True], [False, True, False], [False, False, False]]))
     assert torch.allclose(pb, torch.tensor([-torch.log(torch.tensor(3.0)).item(), 0.0, 0.0]))
+
+
+def test_sample_actions_draws_what_multinomial_draws() -> None:
+    """The exponential race replaces torch.multinomial for speed; from the same generator it must
+    give the same actions, so results do not depend on which of the two ran."""
+    log_p = torch.log_softmax(torch.randn(256, 5, generator=torch.Generator().manual_seed(1)), -1)
+    mask = torch.rand(256, 5, generator=torch.Generator().manual_seed(2)) > 0.3
+    mask[:, -1] = True
+    log_p = masked_log_softmax(log_p, mask)
+    for epsilon in (0.0, 0.1):
+        ours = sample_actions(log_p, mask, epsilon, False, torch.Generator().manual_seed(3))
+        probs = log_p.exp()
+        if epsilon:
+            probs = (1 - epsilon) * probs + epsilon * mask.float() / mask.sum(-1, keepdim=True)
+        theirs = torch.multinomial(probs * mask, 1, generator=torch.Generator().manual_seed(3)).squeeze(-1)
+        assert torch.equal(ours, theirs)
+        assert mask[torch.arange(256), ours].all()
+
+
+def test_rollout_outputs_are_ordinary_tensors() -> None:
+    """Rollouts run in inference mode; what they return must still feed a loss with gradients
+    and accept in-place edits."""
+    env = HyperGrid(ndim=2, side=4)
+    net = torch.nn.Linear(env.feature_dim, 1)
+    traj = rollout(env, uniform_policy(env), 8, generator=torch.Generator().manual_seed(0))
+    assert not any(x.is_inference() for x in (traj.states, traj.actions, traj.valid, traj.terminals))
+    net(env.featurize(traj.terminals)).sum().backward()
+    assert net.weight.grad is not None
+    traj.states[0] += 0
