@@ -18,7 +18,7 @@ from pipeline_lib.exact import StateGraph, converted_policy, terminal_distributi
 from pipeline_lib.losses import amortized_predictor, masked_mse
 from pipeline_lib.metrics import distribution_metrics
 from pipeline_lib.nets import GFlowNet, OutcomeConditionedGFlowNet, masked_log_softmax, mlp
-from pipeline_lib.pretrain import db_loss, gfn_policy
+from pipeline_lib.pretrain import db_loss, db_rollout
 from pipeline_lib.rewards import CountingReward
 from pipeline_lib.rollout import rollout
 from pipeline_lib.runtime import seed_everything
@@ -167,9 +167,8 @@ class ScratchTrainer(_TaskTrainer):
         self.reward = task.reward
 
     def train_step(self) -> dict[str, float]:
-        traj = rollout(self.env, gfn_policy(self.env, self.model), self.cfg.batch_size, self.cfg.epsilon,
-                       generator=self.gen)
-        return self.update(db_loss(self.env, self.model, traj, self.reward(traj.terminals).log()), traj)
+        traj, terms = db_rollout(self.env, self.model, self.cfg.batch_size, self.cfg.epsilon, self.gen)
+        return self.update(db_loss(terms, self.reward(traj.terminals).log()), traj)
 
     def table(self) -> torch.Tensor:
         return policy_table(self.env, self.task.graph, lambda f: self.model(f)[1])

@@ -22,9 +22,8 @@ import torch
 from pipeline_lib.data import fetch_tfbind_tables
 from pipeline_lib.envs import HyperGrid, Sequence
 from pipeline_lib.nets import GFlowNet
-from pipeline_lib.pretrain import PretrainConfig, Pretrainer, db_loss, gfn_policy
+from pipeline_lib.pretrain import PretrainConfig, Pretrainer, db_loss, db_rollout
 from pipeline_lib.rewards import corner
-from pipeline_lib.rollout import rollout
 from pipeline_lib.runtime import select_device
 from pipeline_lib.seq_rewards import tfbind
 
@@ -43,17 +42,19 @@ def _timed(fn, steps: int, warmup: int) -> float:
 
 
 def db_benchmark(env, reward, batch: int, steps: int, warmup: int) -> dict:
-    """Seconds per DB step on ``reward``, split into phases, and the bare forward+backward on the same states."""
+    """Seconds per DB step on ``reward``, split into phases, and the bare forward+backward on the same
+    states: those the step evaluates the network on (every state a trajectory left, the stop's
+    included), stacked into one batch."""
     model = GFlowNet(env.feature_dim, env.n_actions, env.n_backward_actions, 256, 2, learn_pb=False).to(env.device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     gen = torch.Generator(env.device).manual_seed(0)
-    phases = {"rollout": 0.0, "loss_forward": 0.0, "backward": 0.0, "optimizer": 0.0}
+    phases = {"rollout_and_forward": 0.0, "loss": 0.0, "backward": 0.0, "optimizer": 0.0}
 
     def step() -> None:
         t0 = time.perf_counter()
-        traj = rollout(env, gfn_policy(env, model), batch, 0.05, generator=gen)
+        traj, terms = db_rollout(env, model, batch, 0.05, gen)
         t1 = time.perf_counter()
-        loss = db_loss(env, model, traj, reward(traj.terminals).log())
+        loss = db_loss(terms, reward(traj.terminals).log())
         t2 = time.perf_counter()
         opt.zero_grad()
         loss.backward()
@@ -67,9 +68,8 @@ def db_benchmark(env, reward, batch: int, steps: int, warmup: int) -> dict:
     total = sum(phases.values())
     profile = {k: v / total for k, v in phases.items()}
 
-    traj = rollout(env, gfn_policy(env, model), batch, 0.05, generator=gen)
-    exist = torch.cat([torch.ones_like(traj.valid[:1]), traj.valid])
-    feats = env.featurize(traj.states[exist])
+    traj, _ = db_rollout(env, model, batch, 0.05, gen)
+    feats = env.featurize(traj.transitions()[2])
 
     def bare() -> None:
         model.zero_grad()
@@ -78,7 +78,7 @@ def db_benchmark(env, reward, batch: int, steps: int, warmup: int) -> dict:
     bare_s = _timed(bare, steps, warmup)
     return {"seconds_per_step": per_step, "trajectories_per_s": batch / per_step,
             "reward_calls_per_s": batch / per_step, "bare_forward_backward_s": bare_s,
-            "step_over_bare": per_step / bare_s, "states_per_batch": int(exist.sum()), "profile": profile}
+            "step_over_bare": per_step / bare_s, "states_per_batch": len(feats), "profile": profile}
 
 
 def ot_benchmark(env, batch: int, steps: int, warmup: int) -> dict:

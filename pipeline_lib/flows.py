@@ -1,4 +1,9 @@
-"""Per-transition terms of a flow model along batched trajectories (shared by every DB-style loss)."""
+"""Per-transition terms of a flow model along batched trajectories (shared by every DB-style loss).
+
+Two ways to get them, one per kind of trajectory: ``recorded_terms`` for trajectories the model
+sampled itself (on-policy: the loss reuses the outputs computed while sampling, one forward pass
+per step in all), ``transition_terms`` for trajectories from elsewhere (the explorer's, relabelled
+with another model's outcomes), which need their own forward pass."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -29,6 +34,50 @@ class TransitionTerms:
     log_pb: torch.Tensor
 
 
+class RecordedFlows:
+    """A rollout policy (use with ``rollout(..., grad=True)``) that keeps the flow model's outputs at
+    every step with their autograd graph. Sampling needs the model on every visited state anyway, so
+    the loss reads these instead of running the network again: the step then costs about one forward
+    and one backward pass."""
+
+    def __init__(self, env, model: FlowFn) -> None:
+        self.env, self.model = env, model
+        self.outputs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]] = []
+
+    def __call__(self, states: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        log_f, logits, pb = self.model(states, rows)
+        log_probs = masked_log_softmax(logits, self.env.forward_mask(states))
+        self.outputs.append((log_f, log_probs, pb))
+        return log_probs
+
+
+def recorded_terms(env, traj: Trajectories, recorded: RecordedFlows) -> TransitionTerms:
+    """The DB terms of trajectories that ``recorded`` sampled, from its outputs. Step t called the
+    policy on the running rows in ascending order, which is the order of ``traj.valid.nonzero()``,
+    so output i belongs to transition i; log F(s') is the output of the same row one step later.
+    At a stop transition s' is the sink: log_f_next there is a placeholder that losses replace by
+    the reward."""
+    if not recorded.outputs or len(recorded.outputs) != traj.valid.shape[0]:
+        raise ValueError(f"recorded_terms: {len(recorded.outputs)} recorded steps for a rollout of "
+                         f"{traj.valid.shape[0]}; use a fresh RecordedFlows for each rollout")
+    log_f = torch.cat([out[0] for out in recorded.outputs])
+    log_probs = torch.cat([out[1] for out in recorded.outputs])
+    pb = None if recorded.outputs[0][2] is None else torch.cat([out[2] for out in recorded.outputs])
+    t, b = traj.valid.nonzero(as_tuple=True)
+    if len(log_f) != len(t):
+        raise ValueError(f"recorded_terms: {len(log_f)} recorded outputs for {len(t)} transitions; use a fresh "
+                         f"RecordedFlows for each rollout")
+    pos = torch.full(traj.states.shape[:2], -1, dtype=torch.long, device=t.device)
+    pos[t, b] = torch.arange(len(t), device=t.device)
+    there = pos[t + 1, b].clamp(min=0)  # -1 (no next step) only after a stop
+    action = traj.actions[t, b]
+    state, next_state = traj.states[t, b], traj.states[t + 1, b]
+    is_stop = action == env.stop
+    log_pf = log_probs.gather(1, action[:, None])[:, 0]
+    log_pb = _log_pb(env, state, next_state, action, is_stop, None if pb is None else pb[there])
+    return TransitionTerms(t, b, state, next_state, action, is_stop, log_f, log_pf, log_f[there], log_pb)
+
+
 def transition_terms(env, traj: Trajectories, model: FlowFn) -> TransitionTerms:
     """Evaluate ``model`` once on every distinct visited state and gather the DB terms."""
     n_t1, n_b = traj.states.shape[:2]
@@ -45,12 +94,18 @@ def transition_terms(env, traj: Trajectories, model: FlowFn) -> TransitionTerms:
     state, next_state = flat_states[here], flat_states[there]
     is_stop = action == env.stop
     log_pf = masked_log_softmax(logits_flat[here], env.forward_mask(state)).gather(1, action[:, None])[:, 0]
+    log_pb = _log_pb(env, state, next_state, action, is_stop, None if pb_flat is None else pb_flat[there])
+    return TransitionTerms(t, b, state, next_state, action, is_stop, log_f_flat[here], log_pf,
+                           log_f_flat[there], log_pb)
+
+
+def _log_pb(env, state: torch.Tensor, next_state: torch.Tensor, action: torch.Tensor, is_stop: torch.Tensor,
+            pb_next: torch.Tensor | None) -> torch.Tensor:
+    """log P_B(s|s') from the P_B logits at s' (uniform when not learned); 0 at stop transitions."""
     back_mask = env.backward_mask(next_state)
-    if pb_flat is None:
+    if pb_next is None:
         log_pb = uniform_log_pb(back_mask)
     else:
         back = env.backward_action(state, action).clamp(min=0, max=back_mask.shape[1] - 1)
-        log_pb = masked_log_softmax(pb_flat[there], back_mask).gather(1, back[:, None])[:, 0]
-    log_pb = log_pb.masked_fill(is_stop, 0.0)
-    return TransitionTerms(t, b, state, next_state, action, is_stop, log_f_flat[here], log_pf,
-                           log_f_flat[there], log_pb)
+        log_pb = masked_log_softmax(pb_next, back_mask).gather(1, back[:, None])[:, 0]
+    return log_pb.masked_fill(is_stop, 0.0)

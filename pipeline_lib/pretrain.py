@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from pipeline_lib.flows import transition_terms
+from pipeline_lib.flows import RecordedFlows, TransitionTerms, recorded_terms, transition_terms
 from pipeline_lib.losses import detailed_balance, masked_mse, outcome_teleportation
 from pipeline_lib.nets import RND, GFlowNet, OutcomeConditionedGFlowNet, masked_log_softmax
 from pipeline_lib.rollout import Trajectories, rollout
@@ -72,12 +72,12 @@ def gfn_policy(env, model: GFlowNet):
     return policy
 
 
-def ocgfn_loss(env, model: OutcomeConditionedGFlowNet, traj: Trajectories, outcomes: torch.Tensor,
+def ocgfn_loss(env, terms: TransitionTerms, terminals: torch.Tensor, outcomes: torch.Tensor,
                cfg: PretrainConfig) -> torch.Tensor:
-    """Mean squared OT residual over the transitions of trajectories conditioned on ``outcomes``."""
-    terms = transition_terms(env, traj, OCGFNPolicy(env, model, outcomes).flows)
+    """Mean squared OT residual over the transitions of trajectories (ending at ``terminals``)
+    conditioned on ``outcomes``, from their OC-GFN ``terms``."""
     y = outcomes[terms.b]
-    success = env.same(traj.terminals, outcomes)[terms.b]
+    success = env.same(terminals, outcomes)[terms.b]
     reach = env.can_reach(terms.state, y)
     reach_next = torch.where(terms.is_stop, success, env.can_reach(terms.next_state, y))
     residual, mask = outcome_teleportation(terms.log_f, terms.log_pf, terms.log_f_next, terms.log_pb,
@@ -85,12 +85,19 @@ def ocgfn_loss(env, model: OutcomeConditionedGFlowNet, traj: Trajectories, outco
     return masked_mse(residual, mask)
 
 
-def db_loss(env, model: GFlowNet, traj: Trajectories, log_reward: torch.Tensor) -> torch.Tensor:
+def db_loss(terms: TransitionTerms, log_reward: torch.Tensor) -> torch.Tensor:
     """Detailed-balance loss of an unconditional GFlowNet with per-trajectory terminal log-rewards."""
-    terms = transition_terms(env, traj, gfn_flows(env, model))
     residual = detailed_balance(terms.log_f, terms.log_pf, terms.log_f_next, terms.log_pb, terms.is_stop,
                                 log_reward[terms.b])
     return masked_mse(residual)
+
+
+def db_rollout(env, model: GFlowNet, n: int, epsilon: float, generator: torch.Generator
+               ) -> tuple[Trajectories, TransitionTerms]:
+    """On-policy trajectories of ``model`` with their DB terms from the sampling forward pass."""
+    recorded = RecordedFlows(env, gfn_flows(env, model))
+    traj = rollout(env, recorded, n, epsilon, generator=generator, grad=True)
+    return traj, recorded_terms(env, traj, recorded)
 
 
 @torch.no_grad()
@@ -141,12 +148,11 @@ class Pretrainer(Trainer):
     def train_step(self) -> dict[str, float]:
         """One iteration of method.md 2.2: explore, relabel, roll out on-policy, update both."""
         env, cfg = self.env, self.cfg
-        positives = rollout(env, gfn_policy(env, self.explorer), cfg.batch_size, cfg.explorer_epsilon,
-                            generator=self.gen)
+        positives, explorer_terms = db_rollout(env, self.explorer, cfg.batch_size, cfg.explorer_epsilon, self.gen)
         feats = env.featurize(positives.terminals)
         novelty = self.rnd(feats)
         log_r = torch.log(cfg.base_reward + cfg.rnd_eta * novelty.detach())
-        explorer_loss = db_loss(env, self.explorer, positives, log_r)
+        explorer_loss = db_loss(explorer_terms, log_r)
         self.explorer_opt.zero_grad()
         explorer_loss.backward()
         self.explorer_opt.step()
@@ -157,12 +163,13 @@ class Pretrainer(Trainer):
 
         self._schedule_lr()
         outcomes = positives.terminals  # hindsight relabelling: y := x(tau+)
-        with torch.no_grad():
-            negatives = rollout(env, OCGFNPolicy(env, self.model, outcomes), len(outcomes),
-                                cfg.negative_epsilon, generator=self.gen)
-        loss = ocgfn_loss(env, self.model, negatives, outcomes, cfg)
-        if cfg.contrastive:
-            loss = 0.5 * (loss + ocgfn_loss(env, self.model, positives, outcomes, cfg))
+        recorded = RecordedFlows(env, OCGFNPolicy(env, self.model, outcomes).flows)
+        negatives = rollout(env, recorded, len(outcomes), cfg.negative_epsilon, generator=self.gen,
+                            grad=True)
+        loss = ocgfn_loss(env, recorded_terms(env, negatives, recorded), negatives.terminals, outcomes, cfg)
+        if cfg.contrastive:  # the OC-GFN never sampled the explorer's trajectories: they need a forward pass
+            terms = transition_terms(env, positives, OCGFNPolicy(env, self.model, outcomes).flows)
+            loss = 0.5 * (loss + ocgfn_loss(env, terms, positives.terminals, outcomes, cfg))
         self.opt.zero_grad()
         loss.backward()
         self.opt.step()

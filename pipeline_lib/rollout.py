@@ -34,6 +34,7 @@ class Trajectories:
 def sample_actions(log_probs: torch.Tensor, mask: torch.Tensor, epsilon: float, greedy: bool,
                    generator: torch.Generator | None) -> torch.Tensor:
     """Sample from a policy mixed with epsilon of the uniform policy over valid actions."""
+    log_probs = log_probs.detach()  # a recording policy keeps its graph for the loss, not for sampling
     if greedy:
         return log_probs.argmax(-1)
     probs = log_probs.exp()
@@ -43,17 +44,33 @@ def sample_actions(log_probs: torch.Tensor, mask: torch.Tensor, epsilon: float, 
     probs = probs * mask  # masked entries already ~0; this removes round-off mass
     # Exponential race, argmax p / q with q ~ Exp(1): what torch.multinomial does for one draw (same
     # numbers from the same generator), without its per-call validity checks, which cost several
-    # synchronising reductions per rollout step. A NaN policy is caught by the NaN-loss guard instead.
+    # synchronising reductions per rollout step; ``rollout`` checks every draw once at the end instead.
     race = torch.empty_like(probs).exponential_(1, generator=generator)
     return (probs / race).argmax(-1)
 
 
+def valid_draws(log_probs: torch.Tensor, mask: torch.Tensor, actions: torch.Tensor, mixed: bool) -> torch.Tensor:
+    """Bool [B]: the draw is one a working policy makes. A NaN anywhere in a row makes the race (and
+    argmax) pick it, so looking at the chosen entry catches NaN policies; the action must also be in
+    ``mask`` and, unless epsilon-uniform mixing gave every valid action mass (``mixed``), have
+    non-zero probability (a policy without mass on any valid action fails here)."""
+    chosen = log_probs.detach().gather(1, actions[:, None])[:, 0]
+    possible = ~chosen.isnan() if mixed else chosen > float("-inf")
+    return possible & mask.gather(1, actions[:, None])[:, 0]
+
+
 def rollout(env, policy: PolicyFn, n: int, epsilon: float = 0.0, greedy: bool = False,
-            generator: torch.Generator | None = None, start: torch.Tensor | None = None) -> Trajectories:
+            generator: torch.Generator | None = None, start: torch.Tensor | None = None,
+            grad: bool = False) -> Trajectories:
     """Roll out ``n`` trajectories from s0 (or from the ``n`` states ``start``) until all have stopped.
 
-    Sampling never needs gradients, so the loop runs in inference mode (no autograd bookkeeping on
-    its many small ops); the returned tensors are cloned out of it so that losses may use them."""
+    Sampling itself never needs gradients, so by default the loop runs in inference mode (no autograd
+    bookkeeping on its many small ops) and the returned tensors are cloned out of it. ``grad=True``
+    is for a recording policy (``flows.RecordedFlows``): the loss then reuses the outputs the policy
+    computed while sampling, with their graph, instead of a second forward pass."""
+    if grad:
+        states, actions, valid = _rollout(env, policy, n, epsilon, greedy, generator, start)
+        return Trajectories(states, actions, valid, states[-1])
     with torch.inference_mode():
         states, actions, valid = _rollout(env, policy, n, epsilon, greedy, generator, start)
     return Trajectories(states.clone(), actions.clone(), valid.clone(), states[-1].clone())
@@ -62,20 +79,23 @@ def rollout(env, policy: PolicyFn, n: int, epsilon: float = 0.0, greedy: bool = 
 def _rollout(env, policy: PolicyFn, n: int, epsilon: float, greedy: bool, generator: torch.Generator | None,
              start: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     state = env.initial_states(n) if start is None else start
-    states, actions, valid = [state], [], []
+    states, actions, valid, checks = [state], [], [], []
     every = torch.arange(n, device=state.device)
     running = torch.ones(n, dtype=torch.bool, device=state.device)
     n_running = n
     for _ in range(env.max_length):
         if n_running == n:  # every trajectory still runs: no gather or scatter of rows
-            act = sample_actions(policy(state, every), env.forward_mask(state), epsilon, greedy, generator)
+            log_probs, mask = policy(state, every), env.forward_mask(state)
+            act = drawn = sample_actions(log_probs, mask, epsilon, greedy, generator)
             step_act = act
         else:
             rows = running.nonzero(as_tuple=True)[0]
             sub = state[rows]
+            log_probs, mask = policy(sub, rows), env.forward_mask(sub)
             act = torch.full((n,), -1, dtype=torch.long, device=state.device)
-            act[rows] = sample_actions(policy(sub, rows), env.forward_mask(sub), epsilon, greedy, generator)
+            act[rows] = drawn = sample_actions(log_probs, mask, epsilon, greedy, generator)
             step_act = torch.where(running, act, env.stop)
+        checks.append(valid_draws(log_probs, mask, drawn, epsilon > 0 and not greedy))
         state = env.step(state, step_act)
         states.append(state)
         actions.append(act)
@@ -84,4 +104,8 @@ def _rollout(env, policy: PolicyFn, n: int, epsilon: float, greedy: bool, genera
         n_running = int(running.sum())
         if n_running == 0:
             break
+    if not torch.cat(checks).all():  # one synchronisation per rollout, not one per step
+        step = next(t for t, ok in enumerate(checks) if not ok.all())
+        raise FloatingPointError(f"rollout step {step}: the policy gave NaN, no mass on any valid action, or an "
+                                 f"invalid action; check the model (non-finite weights?) or the policy table")
     return torch.stack(states), torch.stack(actions), torch.stack(valid)

@@ -23,7 +23,7 @@ from torch import nn
 from pipeline_lib.adapt import AdaptConfig
 from pipeline_lib.discovery import Oracle
 from pipeline_lib.nets import NEG_INF, GFlowNet, OutcomeConditionedGFlowNet, masked_log_softmax, mlp
-from pipeline_lib.pretrain import db_loss, gfn_policy
+from pipeline_lib.pretrain import db_loss, db_rollout, gfn_policy
 from pipeline_lib.rollout import rollout
 from pipeline_lib.runtime import seed_everything
 from pipeline_lib.seq_rewards import flush_caches
@@ -91,9 +91,8 @@ class SequenceScratch(SampleTrainer):
         self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
 
     def train_step(self) -> dict[str, float]:
-        traj = rollout(self.env, gfn_policy(self.env, self.model), self.cfg.batch_size, self.cfg.epsilon,
-                       generator=self.gen)
-        losses = self.optimise(db_loss(self.env, self.model, traj, self.task.log_reward(traj.terminals)))
+        traj, terms = db_rollout(self.env, self.model, self.cfg.batch_size, self.cfg.epsilon, self.gen)
+        losses = self.optimise(db_loss(terms, self.task.log_reward(traj.terminals)))
         self.count(traj)
         return losses
 

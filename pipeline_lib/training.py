@@ -76,17 +76,14 @@ class Trainer:
             self.rows.append(self.evaluate({}))
         while self.step < self.steps:
             start = time.perf_counter()
-            losses = self.train_step()
+            try:
+                losses = self.train_step()
+            except FloatingPointError as err:  # e.g. a rollout from a policy that went NaN
+                self._stop(checkpoint, self.step + 1, f"non-finite values at step {self.step + 1}: {err}")
             self.step += 1
             self.elapsed += time.perf_counter() - start
             if not all(math.isfinite(v) for v in losses.values()):
-                saved = "not saved (no checkpoint path)"
-                if checkpoint is not None:
-                    saved = f"{checkpoint}.failed.parquet"
-                    io.write_parquet(pd.DataFrame(self.rows), saved, failed_step=self.step)
-                raise FloatingPointError(f"{self.name}: non-finite loss at step {self.step}: {losses}; the last finite "
-                                         f"metrics ({self.rows[-1]}) and all rows before them are {saved}; the last "
-                                         f"checkpoint is {checkpoint}")
+                self._stop(checkpoint, self.step, f"non-finite loss at step {self.step}: {losses}")
             if self.evaluation_due():
                 self.rows.append(self.evaluate(losses))
                 shown = {k: round(v, 4) for k, v in self.rows[-1].items() if isinstance(v, float)}
@@ -95,3 +92,12 @@ class Trainer:
                 io.save_checkpoint(self.state_dict(), checkpoint)
                 self.on_checkpoint()
         return pd.DataFrame(self.rows)
+
+    def _stop(self, checkpoint: Path | None, step: int, what: str) -> None:
+        """Save the metrics rows written so far beside the checkpoint, then raise with where they are."""
+        saved = "not saved (no checkpoint path)"
+        if checkpoint is not None:
+            saved = f"{checkpoint}.failed.parquet"
+            io.write_parquet(pd.DataFrame(self.rows), saved, failed_step=step)
+        raise FloatingPointError(f"{self.name}: {what}; the last finite metrics ({self.rows[-1]}) and all rows "
+                                 f"before them are {saved}; the last checkpoint is {checkpoint}")

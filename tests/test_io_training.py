@@ -11,6 +11,9 @@ import torch
 from pipeline_lib import io
 from pipeline_lib.adapt import ScratchTrainer
 from pipeline_lib.config import method_config
+from pipeline_lib.envs import HyperGrid
+from pipeline_lib.nets import masked_log_softmax
+from pipeline_lib.rollout import rollout
 from pipeline_lib.stages import make_task
 from pipeline_lib.training import Trainer
 
@@ -169,3 +172,23 @@ def test_inf_guard() -> None:
 
     with pytest.raises(FloatingPointError, match="non-finite loss at step 1"):
         InfTrainer(nan_at=0).run()
+
+
+def test_a_policy_gone_nan_stops_the_job_with_its_step_and_rows(tmp_path: Path) -> None:
+    class NanPolicyTrainer(_NanTrainer):
+        def train_step(self) -> dict[str, float]:
+            env, broken = HyperGrid(2, 4), self.step + 1 == self.nan_at
+
+            def policy(states, rows):
+                logits = torch.full((len(states), env.n_actions), torch.nan if broken else 0.0)
+                return masked_log_softmax(logits, env.forward_mask(states))
+
+            rollout(env, policy, 8, generator=self.gen)
+            return {"loss": 1.0}
+
+    ckpt = tmp_path / "nan-policy.ckpt"
+    with pytest.raises(FloatingPointError, match="non-finite values at step 4: rollout step 0: the policy gave NaN"):
+        NanPolicyTrainer(nan_at=4).run(ckpt)
+    assert io.load_checkpoint(ckpt)["step"] == 3
+    assert io.read_parquet(f"{ckpt}.failed.parquet")["step"].tolist() == [0, 1, 2, 3]
+    assert io.read_meta(f"{ckpt}.failed.parquet")["failed_step"] == 4

@@ -10,14 +10,21 @@ import torch
 
 from pipeline_lib.config import ConfigError, _build
 from pipeline_lib.envs import HyperGrid
+from pipeline_lib.flows import transition_terms
 from pipeline_lib.losses import OT_MODES
 from pipeline_lib.nets import OutcomeConditionedGFlowNet
-from pipeline_lib.pretrain import PretrainConfig, Pretrainer, ocgfn_loss, success_rate
+from pipeline_lib.pretrain import OCGFNPolicy, PretrainConfig, Pretrainer, ocgfn_loss, success_rate
 from pipeline_lib.rollout import Trajectories, rollout
 
 CPU = torch.device("cpu")
 SMALL = dict(steps=30, batch_size=16, hidden=32, layers=2, rnd_hidden=32, rnd_dim=16, eval_every=10,
              checkpoint_every=10)
+
+
+def oc_loss(env, model, traj: Trajectories, outcomes: torch.Tensor, cfg: PretrainConfig) -> torch.Tensor:
+    """The OT loss of ``model`` (conditioned on ``outcomes``) on given trajectories."""
+    terms = transition_terms(env, traj, OCGFNPolicy(env, model, outcomes).flows)
+    return ocgfn_loss(env, terms, traj.terminals, outcomes, cfg)
 
 
 def decode(env: HyperGrid, feats: torch.Tensor) -> torch.Tensor:
@@ -118,7 +125,7 @@ def test_ocgfn_loss_zero_for_perfect_stub_1d(ot: str) -> None:
         .masked_fill(~env.forward_mask(s), -1e9), -1), len(outcomes), greedy=True)
     assert torch.equal(traj.terminals, outcomes)
     cfg = PretrainConfig(ot=ot)
-    loss = ocgfn_loss(env, PerfectStub(env), traj, outcomes, cfg)
+    loss = oc_loss(env, PerfectStub(env), traj, outcomes, cfg)
     assert loss.item() == pytest.approx(0.0, abs=1e-12)
 
 
@@ -151,7 +158,7 @@ def test_ocgfn_loss_hand_values_per_mode() -> None:
     }
     for ot, value in expected.items():
         cfg = PretrainConfig(ot=ot, log_eps_fail=-10.0)
-        loss = ocgfn_loss(env, UniformStub(env), traj, outcomes, cfg)
+        loss = oc_loss(env, UniformStub(env), traj, outcomes, cfg)
         assert loss.item() == pytest.approx(value, rel=1e-6), ot
 
 
@@ -159,7 +166,7 @@ def test_ocgfn_loss_log_eps_is_used() -> None:
     env = HyperGrid(ndim=1, side=3)
     traj, outcomes = hand_trajectories()
     log2 = math.log(2)
-    loss = ocgfn_loss(env, UniformStub(env), traj, outcomes, PretrainConfig(ot="reachable", log_eps_fail=-3.0))
+    loss = oc_loss(env, UniformStub(env), traj, outcomes, PretrainConfig(ot="reachable", log_eps_fail=-3.0))
     assert loss.item() == pytest.approx((2 * (3 - log2) ** 2 + 2 * log2**2) / 5, rel=1e-6)
 
 
@@ -176,7 +183,7 @@ def test_ocgfn_loss_finite_with_network(ot: str) -> None:
         generator=gen)
     assert not env.same(traj.terminals, outcomes).all()  # some fail, some succeed (y = s0 always does)
     for net in (model, model_pb):
-        loss = ocgfn_loss(env, net, traj, outcomes, PretrainConfig(ot=ot))
+        loss = oc_loss(env, net, traj, outcomes, PretrainConfig(ot=ot))
         assert math.isfinite(loss.item()) and loss.item() >= 0
         loss.backward()
         assert all(torch.isfinite(p.grad).all() for p in net.parameters() if p.grad is not None)

@@ -1,6 +1,7 @@
 """Batched rollouts: trajectory structure, the sampled distribution, epsilon mixing and greedy choice."""
 from __future__ import annotations
 
+import pytest
 import torch
 
 from pipeline_lib.envs import HyperGrid
@@ -107,3 +108,32 @@ def test_rollout_outputs_are_ordinary_tensors() -> None:
     net(env.featurize(traj.terminals)).sum().backward()
     assert net.weight.grad is not None
     traj.states[0] += 0
+
+
+@pytest.mark.parametrize("greedy", [False, True])
+def test_rollout_rejects_a_nan_policy(greedy: bool) -> None:
+    env = HyperGrid(ndim=2, side=4)
+
+    def policy(states, rows):  # goes NaN once a trajectory has moved twice
+        log_p = uniform_policy(env)(states, rows)
+        return torch.where((states.sum(-1) >= 2)[:, None], torch.nan, log_p)
+
+    with pytest.raises(FloatingPointError, match="rollout step 2: the policy gave NaN"):
+        rollout(env, policy, 16, greedy=greedy, generator=torch.Generator().manual_seed(0))
+
+
+def test_rollout_rejects_a_policy_without_mass_on_valid_actions() -> None:
+    env = HyperGrid(ndim=1, side=4)
+
+    def policy(states, rows):  # all mass on "increment", which is invalid at the last cell
+        log_p = torch.full((len(states), 2), float("-inf"))
+        log_p[:, 0] = 0.0
+        return log_p
+
+    with pytest.raises(FloatingPointError, match="rollout step 3"):
+        rollout(env, policy, 8, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(FloatingPointError, match="rollout step 3"):
+        rollout(env, policy, 8, greedy=True)
+    # epsilon-uniform mixing gives the valid stop action mass, and nothing stops at zero probability
+    traj = rollout(env, policy, 8, epsilon=0.1, generator=torch.Generator().manual_seed(0))
+    assert (traj.terminals[:, 0] <= 3).all()
