@@ -60,6 +60,8 @@ def recorded_terms(env, traj: Trajectories, recorded: RecordedFlows) -> Transiti
     if not recorded.outputs or len(recorded.outputs) != traj.valid.shape[0]:
         raise ValueError(f"recorded_terms: {len(recorded.outputs)} recorded steps for a rollout of "
                          f"{traj.valid.shape[0]}; use a fresh RecordedFlows for each rollout")
+    if torch.is_inference(recorded.outputs[0][0]):
+        raise ValueError("recorded_terms: the outputs were recorded in inference mode; roll out with grad=True")
     log_f = torch.cat([out[0] for out in recorded.outputs])
     log_probs = torch.cat([out[1] for out in recorded.outputs])
     pb = None if recorded.outputs[0][2] is None else torch.cat([out[2] for out in recorded.outputs])

@@ -35,13 +35,15 @@ def sample_actions(log_probs: torch.Tensor, mask: torch.Tensor, epsilon: float, 
                    generator: torch.Generator | None) -> torch.Tensor:
     """Sample from a policy mixed with epsilon of the uniform policy over valid actions."""
     log_probs = log_probs.detach()  # a recording policy keeps its graph for the loss, not for sampling
-    if greedy:
-        return log_probs.argmax(-1)
+    if greedy:  # never an action outside the mask, even from a broken policy (``rollout`` reports those)
+        return torch.where(mask, log_probs.clamp(min=-3e38), float("-inf")).argmax(-1)
     probs = log_probs.exp()
     if epsilon > 0:
         uniform = mask.float() / mask.sum(-1, keepdim=True)
         probs = (1 - epsilon) * probs + epsilon * uniform
-    probs = probs * mask  # masked entries already ~0; this removes round-off mass
+    # masked entries already ~0; -1 removes round-off mass and keeps even a policy without mass on
+    # the valid actions (all ratios 0) from drawing an invalid one, which could leave the state space
+    probs = torch.where(mask, probs, -1.0)
     # Exponential race, argmax p / q with q ~ Exp(1): what torch.multinomial does for one draw (same
     # numbers from the same generator), without its per-call validity checks, which cost several
     # synchronising reductions per rollout step; ``rollout`` checks every draw once at the end instead.
@@ -50,7 +52,7 @@ def sample_actions(log_probs: torch.Tensor, mask: torch.Tensor, epsilon: float, 
 
 
 def valid_draws(log_probs: torch.Tensor, mask: torch.Tensor, actions: torch.Tensor, mixed: bool) -> torch.Tensor:
-    """Bool [B]: the draw is one a working policy makes. A NaN anywhere in a row makes the race (and
+    """Bool [B]: the draw is one a working policy makes. A NaN on a valid action makes the race (and
     argmax) pick it, so looking at the chosen entry catches NaN policies; the action must also be in
     ``mask`` and, unless epsilon-uniform mixing gave every valid action mass (``mixed``), have
     non-zero probability (a policy without mass on any valid action fails here)."""
@@ -70,7 +72,7 @@ def rollout(env, policy: PolicyFn, n: int, epsilon: float = 0.0, greedy: bool = 
     computed while sampling, with their graph, instead of a second forward pass."""
     if grad:
         states, actions, valid = _rollout(env, policy, n, epsilon, greedy, generator, start)
-        return Trajectories(states, actions, valid, states[-1])
+        return Trajectories(states, actions, valid, states[-1].clone())
     with torch.inference_mode():
         states, actions, valid = _rollout(env, policy, n, epsilon, greedy, generator, start)
     return Trajectories(states.clone(), actions.clone(), valid.clone(), states[-1].clone())
@@ -104,6 +106,9 @@ def _rollout(env, policy: PolicyFn, n: int, epsilon: float, greedy: bool, genera
         n_running = int(running.sum())
         if n_running == 0:
             break
+    if n_running:
+        raise ValueError(f"{type(env).__name__}.max_length = {env.max_length}, but {n_running} trajectories had not "
+                         f"stopped after that many transitions; max_length must count the stop")
     if not torch.cat(checks).all():  # one synchronisation per rollout, not one per step
         step = next(t for t, ok in enumerate(checks) if not ok.all())
         raise FloatingPointError(f"rollout step {step}: the policy gave NaN, no mass on any valid action, or an "

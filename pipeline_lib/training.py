@@ -73,19 +73,20 @@ class Trainer:
             self.load_state_dict(io.load_checkpoint(checkpoint, self.gen.device))
             log.info("%s: resumed from %s at step %d", self.name, checkpoint, self.step)
         if not self.rows:
-            self.rows.append(self.evaluate({}))
+            self.rows.append(self._evaluate({}, checkpoint))
         while self.step < self.steps:
             start = time.perf_counter()
             try:
                 losses = self.train_step()
             except FloatingPointError as err:  # e.g. a rollout from a policy that went NaN
-                self._stop(checkpoint, self.step + 1, f"non-finite values at step {self.step + 1}: {err}")
+                raise self._failure(checkpoint, self.step + 1, f"non-finite values at step {self.step + 1}: {err}"
+                                    ) from err
             self.step += 1
             self.elapsed += time.perf_counter() - start
             if not all(math.isfinite(v) for v in losses.values()):
-                self._stop(checkpoint, self.step, f"non-finite loss at step {self.step}: {losses}")
+                raise self._failure(checkpoint, self.step, f"non-finite loss at step {self.step}: {losses}")
             if self.evaluation_due():
-                self.rows.append(self.evaluate(losses))
+                self.rows.append(self._evaluate(losses, checkpoint))
                 shown = {k: round(v, 4) for k, v in self.rows[-1].items() if isinstance(v, float)}
                 log.info("%s step %d/%d (%.0f s) %s", self.name, self.step, self.steps, self.elapsed, shown)
             if checkpoint is not None and self.step % self.checkpoint_every == 0:
@@ -93,11 +94,20 @@ class Trainer:
                 self.on_checkpoint()
         return pd.DataFrame(self.rows)
 
-    def _stop(self, checkpoint: Path | None, step: int, what: str) -> None:
-        """Save the metrics rows written so far beside the checkpoint, then raise with where they are."""
+    def _evaluate(self, losses: dict[str, float], checkpoint: Path | None) -> dict[str, Any]:
+        """``evaluate``, stopping like a non-finite loss when its rollouts meet a broken policy."""
+        try:
+            return self.evaluate(losses)
+        except FloatingPointError as err:
+            raise self._failure(checkpoint, self.step, f"non-finite values in the evaluation at step {self.step}: "
+                                f"{err}") from err
+
+    def _failure(self, checkpoint: Path | None, step: int, what: str) -> FloatingPointError:
+        """Save the metrics rows written so far beside the checkpoint; the error says where they are."""
         saved = "not saved (no checkpoint path)"
-        if checkpoint is not None:
+        if checkpoint is not None and self.rows:
             saved = f"{checkpoint}.failed.parquet"
             io.write_parquet(pd.DataFrame(self.rows), saved, failed_step=step)
-        raise FloatingPointError(f"{self.name}: {what}; the last finite metrics ({self.rows[-1]}) and all rows "
-                                 f"before them are {saved}; the last checkpoint is {checkpoint}")
+        last = self.rows[-1] if self.rows else "none yet"
+        return FloatingPointError(f"{self.name}: {what}; the last finite metrics ({last}) and all rows before "
+                                  f"them are {saved}; the last checkpoint is {checkpoint}")

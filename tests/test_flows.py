@@ -93,3 +93,7 @@ def test_recorded_terms_need_the_recorder_of_that_rollout() -> None:
         recorded_terms(env, traj, recorded)
     with pytest.raises(ValueError, match="0 recorded steps"):
         recorded_terms(env, traj, RecordedFlows(env, gfn_flows(env, model)))
+    inference = RecordedFlows(env, gfn_flows(env, model))
+    traj = rollout(env, inference, 8, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match="recorded in inference mode; roll out with grad=True"):
+        recorded_terms(env, traj, inference)

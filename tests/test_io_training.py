@@ -192,3 +192,17 @@ def test_a_policy_gone_nan_stops_the_job_with_its_step_and_rows(tmp_path: Path) 
     assert io.load_checkpoint(ckpt)["step"] == 3
     assert io.read_parquet(f"{ckpt}.failed.parquet")["step"].tolist() == [0, 1, 2, 3]
     assert io.read_meta(f"{ckpt}.failed.parquet")["failed_step"] == 4
+
+
+def test_a_broken_policy_met_in_evaluation_stops_the_job_too(tmp_path: Path) -> None:
+    class NanEvalTrainer(_NanTrainer):
+        def evaluate(self, losses: dict[str, float]) -> dict[str, float]:
+            if self.step == 5:
+                raise FloatingPointError("rollout step 0: the policy gave NaN")
+            return {"step": self.step, **losses}
+
+    ckpt = tmp_path / "nan-eval.ckpt"
+    with pytest.raises(FloatingPointError, match="non-finite values in the evaluation at step 5: rollout step 0"):
+        NanEvalTrainer(nan_at=0).run(ckpt)  # train_step never fails
+    assert io.read_parquet(f"{ckpt}.failed.parquet")["step"].tolist() == [0, 1, 2, 3, 4]
+    assert io.read_meta(f"{ckpt}.failed.parquet")["failed_step"] == 5

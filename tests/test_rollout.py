@@ -70,8 +70,11 @@ def test_sample_actions_epsilon_and_greedy() -> None:
     assert abs((mixed == 0).float().mean().item() - 0.5) < 0.04
     half = sample_actions(always_stop, mask, 0.5, False, gen)  # P(action 0) = 0.5 * 1/2
     assert abs((half == 0).float().mean().item() - 0.25) < 0.04
-    greedy = sample_actions(torch.log(torch.tensor([[0.2, 0.5, 0.3]])), mask[:1], 0.0, True, None)
-    assert greedy.tolist() == [1]  # greedy takes the policy's argmax (the policy is already masked)
+    greedy = sample_actions(torch.log(torch.tensor([[0.2, 0.5, 0.3]])), torch.ones(1, 3, dtype=torch.bool), 0.0,
+                            True, None)
+    assert greedy.tolist() == [1]  # greedy takes the policy's argmax
+    # ... among the valid actions, even when a broken policy puts its mass elsewhere
+    assert sample_actions(torch.log(torch.tensor([[0.2, 0.5, 0.3]])), mask[:1], 0.0, True, None).tolist() == [2]
 
 
 def test_masked_log_softmax_and_uniform_pb() -> None:
@@ -137,3 +140,27 @@ def test_rollout_rejects_a_policy_without_mass_on_valid_actions() -> None:
     # epsilon-uniform mixing gives the valid stop action mass, and nothing stops at zero probability
     traj = rollout(env, policy, 8, epsilon=0.1, generator=torch.Generator().manual_seed(0))
     assert (traj.terminals[:, 0] <= 3).all()
+
+
+def test_a_nan_table_policy_is_reported_not_walked_off_the_grid() -> None:
+    env = HyperGrid(ndim=2, side=3)
+    table = masked_log_softmax(torch.zeros(env.n_states, env.n_actions), env.forward_mask(env.all_states()))
+    table[env.index(torch.tensor([[2, 0]]))] = torch.nan  # at the edge, where "increment x" is invalid
+    for greedy in (False, True):
+        with pytest.raises(FloatingPointError, match="the policy gave NaN"):
+            for seed in range(20):  # until some trajectory visits (2, 0)
+                rollout(env, lambda s, rows: table[env.index(s)], 64, greedy=greedy,
+                        generator=torch.Generator().manual_seed(seed))
+
+
+def test_rollout_rejects_an_environment_whose_max_length_omits_the_stop() -> None:
+    env = HyperGrid(ndim=1, side=4)
+    env.max_length = 3  # the longest trajectory has 3 moves and a stop
+
+    def walk_right(states, rows):
+        log_p = torch.full((len(states), 2), -1e9)
+        log_p[:, 0] = 0.0
+        return masked_log_softmax(log_p, env.forward_mask(states))
+
+    with pytest.raises(ValueError, match="HyperGrid.max_length = 3, but 2 trajectories had not stopped"):
+        rollout(env, walk_right, 2, greedy=True)
