@@ -163,12 +163,13 @@ class Pretrainer(Trainer):
 
         self._schedule_lr()
         outcomes = positives.terminals  # hindsight relabelling: y := x(tau+)
-        recorded = RecordedFlows(env, OCGFNPolicy(env, self.model, outcomes).flows)
+        conditioned = OCGFNPolicy(env, self.model, outcomes)
+        recorded = RecordedFlows(env, conditioned.flows)
         negatives = rollout(env, recorded, len(outcomes), cfg.negative_epsilon, generator=self.gen,
                             grad=True)
         loss = ocgfn_loss(env, recorded_terms(env, negatives, recorded), negatives.terminals, outcomes, cfg)
         if cfg.contrastive:  # the OC-GFN never sampled the explorer's trajectories: they need a forward pass
-            terms = transition_terms(env, positives, OCGFNPolicy(env, self.model, outcomes).flows)
+            terms = transition_terms(env, positives, conditioned.flows)
             loss = 0.5 * (loss + ocgfn_loss(env, terms, positives.terminals, outcomes, cfg))
         self.opt.zero_grad()
         loss.backward()

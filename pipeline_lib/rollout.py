@@ -36,7 +36,7 @@ def sample_actions(log_probs: torch.Tensor, mask: torch.Tensor, epsilon: float, 
     """Sample from a policy mixed with epsilon of the uniform policy over valid actions."""
     log_probs = log_probs.detach()  # a recording policy keeps its graph for the loss, not for sampling
     if greedy:  # never an action outside the mask, even from a broken policy (``rollout`` reports those)
-        return torch.where(mask, log_probs.clamp(min=-3e38), float("-inf")).argmax(-1)
+        return torch.where(mask, log_probs.clamp(min=torch.finfo(log_probs.dtype).min), float("-inf")).argmax(-1)
     probs = log_probs.exp()
     if epsilon > 0:
         uniform = mask.float() / mask.sum(-1, keepdim=True)
