@@ -14,15 +14,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from pipeline_lib.exact import StateGraph, converted_policy, terminal_distribution, visit_probabilities
-from pipeline_lib.losses import amortized_predictor, masked_mse
-from pipeline_lib.metrics import distribution_metrics
-from pipeline_lib.nets import GFlowNet, OutcomeConditionedGFlowNet, masked_log_softmax, mlp
-from pipeline_lib.pretrain import db_loss, db_rollout
-from pipeline_lib.rewards import CountingReward
-from pipeline_lib.rollout import rollout
+from pipeline_lib.core.exact import StateGraph, converted_policy, terminal_distribution, visit_probabilities
+from pipeline_lib.core.losses import amortized_predictor, masked_mse
+from pipeline_lib.tasks.metrics import distribution_metrics
+from pipeline_lib.core.nets import GFlowNet, OutcomeConditionedGFlowNet, masked_log_softmax, mlp
+from pipeline_lib.ocgfn.pretrain import db_loss, db_rollout
+from pipeline_lib.tasks.rewards import CountingReward
+from pipeline_lib.core.rollout import rollout
 from pipeline_lib.runtime import seed_everything
-from pipeline_lib.training import Trainer
+from pipeline_lib.core.training import Trainer
 
 FLOW_SOURCES = ("learned", "policy")
 

@@ -10,11 +10,11 @@ from typing import Any
 import torch
 
 from pipeline_lib.adapt import AdaptConfig
-from pipeline_lib.envs import make_env
-from pipeline_lib.losses import OT_MODES
-from pipeline_lib.nets import CONDITIONING
-from pipeline_lib.pretrain import PretrainConfig
-from pipeline_lib.rewards import make_reward, tfbind_table, validate_reward
+from pipeline_lib.domains import make_env
+from pipeline_lib.core.losses import OT_MODES
+from pipeline_lib.core.nets import CONDITIONING
+from pipeline_lib.ocgfn.pretrain import PretrainConfig
+from pipeline_lib.tasks.rewards import make_reward, tfbind_table, validate_reward
 
 MODE_KINDS = ("reference", "local_optima", "threshold", "tanimoto")
 

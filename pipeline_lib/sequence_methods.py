@@ -21,13 +21,13 @@ import torch
 from torch import nn
 
 from pipeline_lib.adapt import AdaptConfig
-from pipeline_lib.discovery import Oracle
-from pipeline_lib.nets import NEG_INF, GFlowNet, OutcomeConditionedGFlowNet, masked_log_softmax, mlp
-from pipeline_lib.pretrain import db_loss, db_rollout, gfn_policy
-from pipeline_lib.rollout import rollout
+from pipeline_lib.tasks.oracle import Oracle
+from pipeline_lib.core.nets import NEG_INF, GFlowNet, OutcomeConditionedGFlowNet, masked_log_softmax, mlp
+from pipeline_lib.ocgfn.pretrain import db_loss, db_rollout, gfn_policy
+from pipeline_lib.core.rollout import rollout
 from pipeline_lib.runtime import seed_everything
-from pipeline_lib.seq_rewards import flush_caches
-from pipeline_lib.training import Trainer
+from pipeline_lib.domains.sequence.rewards import flush_caches
+from pipeline_lib.core.training import Trainer
 
 
 class SequenceTask:

@@ -7,9 +7,9 @@ from typing import Any
 import torch
 
 from pipeline_lib.config import method_config, task_reward
-from pipeline_lib.discovery import ExactModes, ReferenceModes, TanimotoModes, ThresholdModes
-from pipeline_lib.nets import OutcomeConditionedGFlowNet
-from pipeline_lib.seq_rewards import bitseq_modes, encode
+from pipeline_lib.tasks.oracle import ExactModes, ReferenceModes, TanimotoModes, ThresholdModes
+from pipeline_lib.core.nets import OutcomeConditionedGFlowNet
+from pipeline_lib.domains.sequence.rewards import bitseq_modes, encode
 from pipeline_lib.sequence_methods import (
     DQN,
     MCMC,

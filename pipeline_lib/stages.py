@@ -19,17 +19,17 @@ import torch
 from pipeline_lib import io
 from pipeline_lib.adapt import AmortizedTrainer, ScratchTrainer, Task, exact_conversion
 from pipeline_lib.config import method_config, pretrain_config, task_reward
-from pipeline_lib.data import fetch_tfbind_tables
-from pipeline_lib.discovery import ExactModes, ReferenceModes, sample_summary
-from pipeline_lib.envs import make_env
-from pipeline_lib.exact import StateGraph, terminal_distribution
-from pipeline_lib.metrics import distribution_metrics, sample_metrics
-from pipeline_lib.nets import OutcomeConditionedGFlowNet
-from pipeline_lib.pretrain import Pretrainer
-from pipeline_lib.rewards import CountingReward, mode_mask, tfbind_table
-from pipeline_lib.rollout import rollout
+from pipeline_lib.domains.sequence.data import fetch_tfbind_tables
+from pipeline_lib.tasks.oracle import ExactModes, ReferenceModes, sample_summary
+from pipeline_lib.domains import make_env
+from pipeline_lib.core.exact import StateGraph, terminal_distribution
+from pipeline_lib.tasks.metrics import distribution_metrics, sample_metrics
+from pipeline_lib.core.nets import OutcomeConditionedGFlowNet
+from pipeline_lib.ocgfn.pretrain import Pretrainer
+from pipeline_lib.tasks.rewards import CountingReward, mode_mask, tfbind_table
+from pipeline_lib.core.rollout import rollout
 from pipeline_lib.runtime import seed_everything, select_device, set_threads
-from pipeline_lib.seq_rewards import flush_caches
+from pipeline_lib.domains.sequence.rewards import flush_caches
 from pipeline_lib.sequence_tasks import build_trainer, exact_table, make_sequence_task, modes_strings
 
 log = logging.getLogger(__name__)

@@ -11,8 +11,8 @@ import torch
 
 from pipeline_lib.adapt import AmortizedTrainer, exact_conversion, flow_tables, ocgfn_tables
 from pipeline_lib.config import method_config
-from pipeline_lib.exact import terminal_distribution
-from pipeline_lib.nets import OutcomeConditionedGFlowNet
+from pipeline_lib.core.exact import terminal_distribution
+from pipeline_lib.core.nets import OutcomeConditionedGFlowNet
 from pipeline_lib.stages import make_task
 
 CPU = torch.device("cpu")

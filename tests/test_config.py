@@ -11,8 +11,8 @@ from snakemake.utils import validate
 
 from pipeline_lib.adapt import AdaptConfig
 from pipeline_lib.config import ConfigError, check, method_config, pretrain_config, task_reward
-from pipeline_lib.envs import HyperGrid
-from pipeline_lib.pretrain import PretrainConfig
+from pipeline_lib.domains import HyperGrid
+from pipeline_lib.ocgfn.pretrain import PretrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = str(ROOT / "workflow/schemas/config.schema.yaml")

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from pipeline_lib.adapt import reachability
-from pipeline_lib.envs import HyperGrid
-from pipeline_lib.exact import StateGraph, converted_policy, terminal_distribution, visit_probabilities
+from pipeline_lib.domains import HyperGrid
+from pipeline_lib.core.exact import StateGraph, converted_policy, terminal_distribution, visit_probabilities
 
 D = torch.float64
 

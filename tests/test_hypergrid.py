@@ -6,7 +6,7 @@ import itertools
 import pytest
 import torch
 
-from pipeline_lib.envs import DOMAINS, EnumerableEnvironment, HyperGrid, make_env
+from pipeline_lib.domains import DOMAINS, EnumerableEnvironment, HyperGrid, make_env
 
 
 def t(rows) -> torch.Tensor:

@@ -11,11 +11,11 @@ import torch
 from pipeline_lib import io
 from pipeline_lib.adapt import ScratchTrainer
 from pipeline_lib.config import method_config
-from pipeline_lib.envs import HyperGrid
-from pipeline_lib.nets import masked_log_softmax
-from pipeline_lib.rollout import rollout
+from pipeline_lib.domains import HyperGrid
+from pipeline_lib.core.nets import masked_log_softmax
+from pipeline_lib.core.rollout import rollout
 from pipeline_lib.stages import make_task
-from pipeline_lib.training import Trainer
+from pipeline_lib.core.training import Trainer
 
 CPU = torch.device("cpu")
 

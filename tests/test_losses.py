@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from pipeline_lib.losses import OT_MODES, amortized_predictor, detailed_balance, masked_mse, outcome_teleportation
+from pipeline_lib.core.losses import OT_MODES, amortized_predictor, detailed_balance, masked_mse, outcome_teleportation
 
 LOG_EPS = -10.0
 

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline_lib import chem
+from pipeline_lib.domains.molecule import chem
 from pipeline_lib.config import ConfigError, check
-from pipeline_lib.discovery import Oracle, TanimotoModes, sample_summary
-from pipeline_lib.envs import Molecule, make_env
-from pipeline_lib.rewards import make_reward
+from pipeline_lib.tasks.oracle import Oracle, TanimotoModes, sample_summary
+from pipeline_lib.domains import Molecule, make_env
+from pipeline_lib.tasks.rewards import make_reward
 from pipeline_lib.sequence_methods import SequenceTask
 
 ASPIRIN = "CC(=O)Oc1ccccc1C(=O)O"

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline_lib import plots
+from pipeline_lib.report import plots
 
 
 @pytest.mark.parametrize("ndim", [1, 2, 3])

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline_lib import report
+from pipeline_lib.report import summary as report
 
 
 def _curves() -> pd.DataFrame:

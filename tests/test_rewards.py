@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from pipeline_lib.envs import HyperGrid
-from pipeline_lib.rewards import (
+from pipeline_lib.domains import HyperGrid
+from pipeline_lib.tasks.rewards import (
     REGISTRY,
     CountingReward,
     corner,
@@ -119,7 +119,7 @@ def test_make_reward_dotted_path_to_library_function() -> None:
     # a plug-in gets only its params (no side injected), so the same function must be given side explicitly
     env = HyperGrid(ndim=2, side=16)
     cells = env.all_states()
-    plugin = make_reward("pipeline_lib.rewards:corner", {"side": 16}, env)
+    plugin = make_reward("pipeline_lib.tasks.rewards:corner", {"side": 16}, env)
     assert torch.equal(plugin(cells), make_reward("corner", {}, env)(cells))
 
 

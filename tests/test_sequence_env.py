@@ -9,9 +9,9 @@ import torch
 from torch import nn
 
 from pipeline_lib.adapt import flow_tables, reachability
-from pipeline_lib.envs import EnumerableEnvironment, Sequence, make_env
-from pipeline_lib.exact import StateGraph, converted_policy, terminal_distribution
-from pipeline_lib.nets import OutcomeConditionedGFlowNet, masked_log_softmax
+from pipeline_lib.domains import EnumerableEnvironment, Sequence, make_env
+from pipeline_lib.core.exact import StateGraph, converted_policy, terminal_distribution
+from pipeline_lib.core.nets import OutcomeConditionedGFlowNet, masked_log_softmax
 from pipeline_lib.sequence_methods import tree_conversion
 
 D = torch.float64

@@ -15,7 +15,7 @@ import torch
 from pipeline_lib import io
 from pipeline_lib.adapt import AdaptConfig
 from pipeline_lib.config import ConfigError, check, method_config
-from pipeline_lib.discovery import (
+from pipeline_lib.tasks.oracle import (
     ExactModes,
     Oracle,
     ReferenceModes,
@@ -24,8 +24,8 @@ from pipeline_lib.discovery import (
     hamming,
     sample_summary,
 )
-from pipeline_lib.envs import Sequence
-from pipeline_lib.nets import OutcomeConditionedGFlowNet, masked_log_softmax
+from pipeline_lib.domains import Sequence
+from pipeline_lib.core.nets import OutcomeConditionedGFlowNet, masked_log_softmax
 from pipeline_lib.sequence_methods import (
     DQN,
     MCMC,

@@ -11,7 +11,7 @@ from pipeline_lib.config import (
     method_config,
     pretrain_config,
 )
-from pipeline_lib.rewards import tfbind_table
+from pipeline_lib.tasks.rewards import tfbind_table
 from pipeline_lib.stages import is_sequence, tfbind_landscapes
 
 validate(config, schema="../schemas/config.schema.yaml")

@@ -1,5 +1,5 @@
 """Every figure, from the collected parquet tables only (rerunning this never retrains anything)."""
-from pipeline_lib import plots
+from pipeline_lib.report import plots
 from pipeline_lib.io import read_parquet
 from pipeline_lib.stages import logged
 

@@ -1,6 +1,6 @@
 """The paper-style summary page (tables and figures) from the collected parquet tables."""
 from pipeline_lib.io import read_parquet
-from pipeline_lib.report import summary_page
+from pipeline_lib.report.summary import summary_page
 from pipeline_lib.stages import logged
 
 with logged(snakemake.log[0]):

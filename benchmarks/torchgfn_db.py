@@ -1,7 +1,7 @@
 """torchgfn's side of the throughput benchmark (run in an environment that has torchgfn).
 
 Trains torchgfn's HyperGrid with its DB loss, the same MLP (2 x 256, LeakyReLU, one trunk for
-log F and P_F), uniform P_B, batch size and threads as pipeline_lib.benchmark, and prints one JSON
+log F and P_F), uniform P_B, batch size and threads as benchmarks.throughput, and prints one JSON
 line. Imports only torch and gfn so it runs beside torchgfn's own dependency pins (numpy < 2).
 """
 from __future__ import annotations

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import torch
 
-from pipeline_lib.nets import NEG_INF, masked_log_softmax
+from pipeline_lib.core.nets import NEG_INF, masked_log_softmax
 
 
 @dataclass

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import torch
 
-from pipeline_lib import chem
-from pipeline_lib.envs.sequence import Sequence
+from pipeline_lib.domains.molecule import chem
+from pipeline_lib.domains.sequence.env import Sequence
 
 
 class Molecule(Sequence):

@@ -11,8 +11,8 @@ from typing import Callable
 
 import torch
 
-from pipeline_lib.nets import masked_log_softmax, uniform_log_pb
-from pipeline_lib.rollout import Trajectories
+from pipeline_lib.core.nets import masked_log_softmax, uniform_log_pb
+from pipeline_lib.core.rollout import Trajectories
 
 # model(states [n, ...], rows [n]) -> (log F [n], P_F logits [n, A], P_B logits [n, A_back] or None)
 FlowFn = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]

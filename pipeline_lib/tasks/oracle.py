@@ -116,7 +116,7 @@ class TanimotoModes:
 
     def __init__(self, smiles: Callable[[torch.Tensor], list[str]], threshold: float,
                  max_similarity: float = 0.7) -> None:
-        from pipeline_lib.chem import tanimoto  # RDKit only where molecules are
+        from pipeline_lib.domains.molecule.chem import tanimoto  # RDKit only where molecules are
 
         self.smiles, self.threshold, self.max_similarity, self._tanimoto = smiles, threshold, max_similarity, tanimoto
         self.modes: list[str] = []

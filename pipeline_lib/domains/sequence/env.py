@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import torch
 
-from pipeline_lib.discovery import diversity, row_keys
-from pipeline_lib.seq_rewards import decode, encode
+from pipeline_lib.tasks.oracle import diversity, row_keys
+from pipeline_lib.domains.sequence.rewards import decode, encode
 
 MODES = ("append", "prepend_append")
 ALPHABETS = {"dna": "ACGT", "rna": "ACGU", "protein": "ACDEFGHIKLMNPQRSTVWY"}

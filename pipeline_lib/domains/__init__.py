@@ -5,10 +5,10 @@ from typing import Any
 
 import torch
 
-from pipeline_lib.envs.base import EnumerableEnvironment, Environment
-from pipeline_lib.envs.hypergrid import HyperGrid
-from pipeline_lib.envs.molecule import Molecule
-from pipeline_lib.envs.sequence import Sequence
+from pipeline_lib.core.env import EnumerableEnvironment, Environment
+from pipeline_lib.domains.hypergrid.env import HyperGrid
+from pipeline_lib.domains.molecule.env import Molecule
+from pipeline_lib.domains.sequence.env import Sequence
 
 DOMAINS = {"hypergrid": HyperGrid, "sequence": Sequence, "molecule": Molecule}
 

@@ -88,10 +88,10 @@ def make_reward(name: str, params: dict[str, Any], env: Any, resources: str | Pa
     canonical SMILES, and returns one float per object; registered sequence rewards work on token
     tensors directly.
     """
-    from pipeline_lib.seq_rewards import SEQUENCE_REWARDS
+    from pipeline_lib.domains.sequence.rewards import SEQUENCE_REWARDS
 
     if hasattr(env, "smiles"):
-        from pipeline_lib.chem import MOLECULE_REWARDS, molecule_reward
+        from pipeline_lib.domains.molecule.chem import MOLECULE_REWARDS, molecule_reward
         kind, own = "molecule", MOLECULE_REWARDS
     elif hasattr(env, "alphabet"):
         kind, own = "sequence", SEQUENCE_REWARDS

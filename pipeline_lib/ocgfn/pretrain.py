@@ -9,12 +9,12 @@ from typing import Any
 
 import torch
 
-from pipeline_lib.flows import RecordedFlows, TransitionTerms, recorded_terms, transition_terms
-from pipeline_lib.losses import detailed_balance, masked_mse, outcome_teleportation
-from pipeline_lib.nets import RND, GFlowNet, OutcomeConditionedGFlowNet, masked_log_softmax
-from pipeline_lib.rollout import Trajectories, rollout
+from pipeline_lib.core.transitions import RecordedFlows, TransitionTerms, recorded_terms, transition_terms
+from pipeline_lib.core.losses import detailed_balance, masked_mse, outcome_teleportation
+from pipeline_lib.core.nets import RND, GFlowNet, OutcomeConditionedGFlowNet, masked_log_softmax
+from pipeline_lib.core.rollout import Trajectories, rollout
 from pipeline_lib.runtime import seed_everything
-from pipeline_lib.training import Trainer
+from pipeline_lib.core.training import Trainer
 
 
 @dataclass

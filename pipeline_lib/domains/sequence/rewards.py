@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline_lib.data import PersistentCache, load_tfbind_table
+from pipeline_lib.domains.sequence.data import PersistentCache, load_tfbind_table
 
 AMINO_ACIDS = "ACDEFGHIKLMNPQRSTVWY"
 

@@ -1,6 +1,6 @@
 """Training-throughput benchmark (a script that prints figures, never a timed test).
 
-    python -m pipeline_lib.benchmark [--torchgfn-python PATH] [--threads 1] [--steps 200]
+    python -m benchmarks.throughput [--torchgfn-python PATH] [--threads 1] [--steps 200]
 
 Measures, on one machine and in one run: trajectories/s and reward calls/s of the DB loss
 (GFlowNet from scratch) and of the OC-GFN outcome-teleportation step on GridWorld and on TF-Bind-8
@@ -19,13 +19,13 @@ from pathlib import Path
 
 import torch
 
-from pipeline_lib.data import fetch_tfbind_tables
-from pipeline_lib.envs import HyperGrid, Sequence
-from pipeline_lib.nets import GFlowNet
-from pipeline_lib.pretrain import PretrainConfig, Pretrainer, db_loss, db_rollout
-from pipeline_lib.rewards import corner
+from pipeline_lib.domains.sequence.data import fetch_tfbind_tables
+from pipeline_lib.domains import HyperGrid, Sequence
+from pipeline_lib.core.nets import GFlowNet
+from pipeline_lib.ocgfn.pretrain import PretrainConfig, Pretrainer, db_loss, db_rollout
+from pipeline_lib.tasks.rewards import corner
 from pipeline_lib.runtime import select_device
-from pipeline_lib.seq_rewards import tfbind
+from pipeline_lib.domains.sequence.rewards import tfbind
 
 
 def _timed(fn, steps: int, warmup: int) -> float:
@@ -127,7 +127,7 @@ def main() -> None:
         print(f"TF-Bind-8 {args.tfbind} (length 8, 4 letters, append), same batch, MLP and threads")
         report("tfbind8", dna, lambda x: tfbind(x, dna.alphabet, str(table)), args)
     if args.torchgfn_python:
-        worker = Path(__file__).with_name("bench_torchgfn.py")
+        worker = Path(__file__).with_name("torchgfn_db.py")
         out = subprocess.run([args.torchgfn_python, str(worker), str(args.ndim), str(args.side), str(args.batch),
                               str(args.steps), str(args.warmup), str(args.threads)], capture_output=True, text=True,
                              check=True)
