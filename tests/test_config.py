@@ -9,10 +9,16 @@ import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from pipeline_lib.adapt import AdaptConfig
-from pipeline_lib.config import ConfigError, check, method_config, pretrain_config, task_reward
-from pipeline_lib.domains import HyperGrid
+from pipeline_lib.config import ConfigError, check, method_config, pretrain_config
+from pipeline_lib.domains.hypergrid.env import HyperGrid
+from pipeline_lib.methods import METHODS
+from pipeline_lib.methods.amortized import AmortizedSettings
+from pipeline_lib.methods.dqn import DQNSettings
+from pipeline_lib.methods.exact_conversion import ExactSettings
+from pipeline_lib.methods.scratch import ScratchSettings
 from pipeline_lib.ocgfn.pretrain import PretrainConfig
+from pipeline_lib.tasks.modes import ExactModes
+from pipeline_lib.tasks.task import Task
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = str(ROOT / "workflow/schemas/config.schema.yaml")
@@ -26,7 +32,7 @@ def load_config(name: str) -> dict:
 
 
 @pytest.mark.parametrize("name", ["config.yaml", "test.yaml", "paper.yaml", "seqtest.yaml", "tfbind30.yaml",
-                                  "byo_molecule.yaml", "molecules.yaml"])
+                                  "byo_molecule.yaml", "molecules.yaml", "grid32.yaml"])
 def test_shipped_configs_validate_and_check(name: str) -> None:
     config = load_config(name)
     check(config)
@@ -34,8 +40,9 @@ def test_shipped_configs_validate_and_check(name: str) -> None:
 
 def test_schema_fills_defaults(test_config: dict) -> None:
     assert test_config["pretrain"]["threads"] == 1
-    assert test_config["finetune"]["methods"]["scratch"]["flow"] == "policy"
     assert test_config["finetune"]["methods"]["scratch"]["settings"] == {}
+    assert "flow" not in test_config["finetune"]["methods"]["exact"]  # method_config supplies flow: policy
+    assert test_config["envs"]["grid6"]["finetune"] == {} and test_config["resources"] == "resources"
     raw = {"envs": {"g": {"domain": "hypergrid", "params": {"ndim": 2, "side": 3}, "tasks": []}}, "tasks": {}}
     validate(raw, SCHEMA)
     assert raw["results"] == "results" and raw["device"] == "auto" and raw["seeds"] == [0]
@@ -48,20 +55,35 @@ def test_pretrain_and_method_config_values(test_config: dict) -> None:
     assert isinstance(cfg, PretrainConfig)
     assert (cfg.steps, cfg.batch_size, cfg.hidden, cfg.ot, cfg.contrastive) == (60, 16, 32, "off", True)
     assert cfg.log_eps_fail == -10.0  # untouched defaults survive
-    entry, adapt = method_config(test_config, "scratch")
-    assert entry["kind"] == "scratch" and isinstance(adapt, AdaptConfig)
-    assert (adapt.steps, adapt.eval_every, adapt.flow) == (40, 20, "policy")
+    entry, settings = method_config(test_config, "scratch")
+    assert entry["kind"] == "scratch" and type(settings) is ScratchSettings  # the method's own Settings class
+    assert (settings.steps, settings.eval_every, settings.hidden) == (40, 20, 32)
+    assert not hasattr(settings, "flow") and settings.lr == 1e-3  # untouched defaults survive
+    _, exact = method_config(test_config, "exact", "grid6")
+    assert exact == ExactSettings(flow="policy")  # no training settings: the shared ones do not reach it
+    _, amortized = method_config(test_config, "amortized", "grid6")
+    assert type(amortized) is AmortizedSettings and (amortized.steps, amortized.flow) == (40, "policy")
+    test_config["finetune"]["methods"]["amortized"]["flow"] = "learned"
+    assert method_config(test_config, "amortized")[1].flow == "learned"
     test_config["finetune"]["methods"]["scratch"]["settings"] = {"steps": 7, "lr": 1}  # int for a float: fine
-    _, adapt = method_config(test_config, "scratch")
-    assert adapt.steps == 7 and adapt.lr == 1 and adapt.batch_size == 16
+    _, settings = method_config(test_config, "scratch")
+    assert settings.steps == 7 and settings.lr == 1 and settings.batch_size == 16
+    test_config["envs"]["grid6"]["finetune"] = {"steps": 9, "batch_size": 4}  # the env's overrides, then the method's
+    _, settings = method_config(test_config, "scratch", "grid6")
+    assert (settings.steps, settings.batch_size) == (7, 4)
 
 
-def test_task_reward_binds(test_config: dict) -> None:
+def test_task_of_a_config_entry_binds_its_reward(test_config: dict) -> None:
+    """A task entry of the config (reward, params, modes) on its environment: the bound reward takes the
+    entry's params and the grid's side; test.yaml's relative modes are the cells with R >= max R / 2."""
     env = HyperGrid(ndim=2, side=6)
-    reward = task_reward(test_config, "corner", env)
-    assert reward(env.all_states()).shape == (36,)
-    with pytest.raises(ConfigError, match="tasks: no task 'ring'"):
-        task_reward(test_config, "ring", env)
+    task = Task(env, test_config["tasks"]["corner"])
+    r = task.reward(env.all_states())
+    assert r.shape == (36,) and r.min().item() == pytest.approx(0.1)  # params: {r0: 0.1}
+    assert isinstance(task.oracle.modes, ExactModes)
+    assert task.oracle.modes.total == int((r >= r.max() / 2).sum()) > 0 and task.oracle.calls == 0
+    with pytest.raises(ValueError, match="reward 'ring2' is not a reward of this domain"):
+        Task(env, {"reward": "ring2"})
 
 
 def raises_config(config: dict, *patterns: str) -> str:
@@ -120,6 +142,50 @@ def test_bad_setting_values(test_config: dict, section: str, key: str, value, ex
     raises_config(test_config, f"{section}.settings.{expected}")
 
 
+def test_shared_finetune_settings_reach_the_methods_that_have_them(test_config: dict) -> None:
+    """finetune.settings is shared: each method takes the keys its own Settings has (buffer_size reaches DQN
+    and is no error for scratch or exact); a key no method has is refused, as is a wrong value of a key the
+    configured methods do not use."""
+    test_config["finetune"]["methods"]["dqn"] = {"kind": "dqn"}
+    test_config["finetune"]["settings"].update({"buffer_size": 123, "target_every": 7})
+    check(test_config)
+    _, dqn = method_config(test_config, "dqn", "grid6")
+    assert type(dqn) is DQNSettings and (dqn.buffer_size, dqn.target_every, dqn.steps) == (123, 7, 40)
+    _, scratch = method_config(test_config, "scratch", "grid6")
+    assert not hasattr(scratch, "buffer_size") and scratch.steps == 40
+    test_config["envs"]["grid6"]["finetune"] = {"buffer_size": 5}  # an env override reaches DQN the same way
+    assert method_config(test_config, "dqn", "grid6")[1].buffer_size == 5
+    test_config["finetune"]["settings"]["bufer_size"] = 10
+    raises_config(test_config, "finetune.settings: unknown key(s) ['bufer_size']", "the methods' settings are",
+                  "'buffer_size'")
+    del test_config["finetune"]["settings"]["bufer_size"]
+    test_config["envs"]["grid6"]["finetune"] = {"epsilom": 0.1}
+    raises_config(test_config, "envs.grid6.finetune: unknown key(s) ['epsilom']")
+    test_config["envs"]["grid6"]["finetune"] = {}
+    del test_config["finetune"]["methods"]["dqn"]
+    test_config["finetune"]["settings"]["buffer_size"] = "big"  # checked though no configured method uses it
+    raises_config(test_config, "finetune.settings.buffer_size: expected int, got 'big'")
+
+
+def test_a_method_setting_it_does_not_have_is_refused(test_config: dict) -> None:
+    """Unlike the shared settings, a method's own settings must all be its fields."""
+    test_config["finetune"]["methods"]["scratch"]["settings"] = {"buffer_size": 10}
+    raises_config(test_config, "finetune.methods.scratch: unknown key(s) ['buffer_size']")
+
+
+def test_flow_only_for_methods_with_a_flow_source(test_config: dict) -> None:
+    test_config["finetune"]["methods"]["scratch"]["flow"] = "learned"
+    raises_config(test_config, "finetune.methods.scratch.flow: kind 'scratch' takes no flow source")
+
+
+def test_unknown_method_kind_names_the_registry(test_config: dict) -> None:
+    """The schema leaves kind open; check() refuses a kind that is not in the method registry, listing it."""
+    test_config["finetune"]["methods"]["exact"]["kind"] = "magic"
+    message = raises_config(test_config, "finetune.methods.exact.kind: unknown method kind 'magic'",
+                            f"expected one of {sorted(METHODS)}")
+    assert all(kind in message for kind in ("exact", "amortized", "scratch", "mcmc", "dqn"))
+
+
 def test_negative_values_allowed_where_meaningful(test_config: dict) -> None:
     test_config["pretrain"]["settings"].update({"log_eps_fail": -5.0, "negative_epsilon": 0.0})
     test_config["finetune"]["settings"].update({"epsilon": 0.0, "q_epsilon": 0.0})
@@ -136,7 +202,8 @@ def test_reward_plugin_returning_nan(test_config: dict, tmp_path: Path) -> None:
     path = tmp_path / "nan_reward.py"
     path.write_text("import torch\n\ndef f(x):\n    r = torch.ones(len(x))\n    r[-1] = float('nan')\n"
                     "    return r\n")
-    test_config["tasks"]["broken"] = {"reward": f"{path}:f", "params": {}, "mode_fraction": 0.5}
+    test_config["tasks"]["broken"] = {"reward": f"{path}:f", "params": {},
+                                      "modes": {"kind": "relative", "fraction": 0.5}}
     test_config["envs"]["grid6"]["tasks"].append("broken")
     raises_config(test_config, "tasks.broken", "NaN")
 
@@ -144,7 +211,7 @@ def test_reward_plugin_returning_nan(test_config: dict, tmp_path: Path) -> None:
 def test_reward_plugin_raising(test_config: dict, tmp_path: Path) -> None:
     path = tmp_path / "raising_reward.py"
     path.write_text("def f(x, power):\n    return (x.sum(-1) + 1.0) ** power\n")
-    test_config["tasks"]["plug"] = {"reward": f"{path}:f", "params": {"power": 2}, "mode_fraction": 0.5}
+    test_config["tasks"]["plug"] = {"reward": f"{path}:f", "params": {"power": 2}}  # default modes: relative
     test_config["envs"]["grid6"]["tasks"].append("plug")
     check(test_config)  # a good plug-in passes
     test_config["tasks"]["plug"]["params"] = {"pow": 2}
@@ -153,7 +220,8 @@ def test_reward_plugin_raising(test_config: dict, tmp_path: Path) -> None:
 
 def test_reward_neither_registered_nor_path(test_config: dict) -> None:
     test_config["tasks"]["corner"]["reward"] = "cornerr"
-    raises_config(test_config, "tasks.corner.reward", "'cornerr'", "is not a hypergrid reward", "'corner'", "plug-in")
+    raises_config(test_config, "tasks.corner.reward: reward 'cornerr' is not a reward of this domain",
+                  "['corner', 'peaks', 'ring']", "plug-in")
 
 
 def test_reward_path_missing_file(test_config: dict, tmp_path: Path) -> None:
@@ -163,18 +231,34 @@ def test_reward_path_missing_file(test_config: dict, tmp_path: Path) -> None:
 
 def test_bad_reward_params(test_config: dict) -> None:
     test_config["tasks"]["peaks"]["params"] = {"widht": 0.1}
-    raises_config(test_config, "tasks.peaks", "widht")
+    raises_config(test_config, "tasks.peaks.reward", "TypeError", "widht")
 
 
 def test_bad_env_params(test_config: dict) -> None:
     test_config["envs"]["grid6"]["params"] = {"ndim": 2, "size": 6}
-    raises_config(test_config, "envs.grid6", "envs.*.params", "size")
+    raises_config(test_config, "envs.grid6.params.size: unknown parameter of domain 'hypergrid'",
+                  "['ndim', 'side']")
+    test_config["envs"]["grid6"]["params"] = {"ndim": 2}
+    raises_config(test_config, "envs.grid6.params: domain 'hypergrid' needs ['side']")
+    test_config["envs"]["grid6"]["params"] = {"ndim": 2, "side": 1}  # right type, refused by the constructor
+    raises_config(test_config, "envs.grid6: params of domain 'hypergrid'", "side >= 2")
     test_config["envs"]["grid6"]["domain"] = "torus"
-    raises_config(test_config, "envs.grid6", "envs.*.domain", "'torus'")
+    raises_config(test_config, "envs.grid6.domain: unknown domain 'torus'", "['hypergrid', 'molecule', 'sequence']")
+
+
+@pytest.mark.parametrize("params,expected", [
+    ({"ndim": 2, "side": "six"}, "envs.grid6.params.side: expected int, got 'six'"),
+    ({"ndim": 2.0, "side": 6}, "envs.grid6.params.ndim: expected int, got 2.0"),
+    ({"ndim": True, "side": 6}, "envs.grid6.params.ndim: expected int, got True"),
+])
+def test_env_param_types(test_config: dict, params: dict, expected: str) -> None:
+    """Domain parameters are checked against the constructor's type hints before anything is built."""
+    test_config["envs"]["grid6"]["params"] = params
+    raises_config(test_config, expected)
 
 
 def test_unused_task_is_not_checked_but_listed_ones_are(test_config: dict) -> None:
-    test_config["tasks"]["unused"] = {"reward": "nope", "params": {}, "mode_fraction": 0.5}
+    test_config["tasks"]["unused"] = {"reward": "nope", "params": {}, "modes": {"kind": "nonsense"}}
     check(test_config)  # only tasks an environment lists are built
 
 
@@ -200,9 +284,11 @@ def test_schema_unknown_top_level_key(raw_test_config: dict) -> None:
 
 
 @pytest.mark.parametrize("mutate,needle", [
-    (lambda c: c["finetune"]["methods"]["exact"].update(kind="magic"), "magic"),
     (lambda c: c["finetune"]["methods"]["exact"].update(flow="guess"), "guess"),
-    (lambda c: c["tasks"]["corner"].update(mode_fraction=0), "mode_fraction"),
+    (lambda c: c["tasks"]["corner"]["modes"].update(fraction=0), "fraction"),
+    (lambda c: c["tasks"]["corner"].update(mode_fraction=0.5), "mode_fraction"),  # the old key is gone
+    (lambda c: c["tasks"]["corner"]["modes"].pop("kind"), "kind"),
+    (lambda c: c["tasks"]["corner"]["modes"].update(min_distance=0), "min_distance"),
     (lambda c: c.update(device="tpu"), "tpu"),
     (lambda c: c.update(seeds=[]), "seeds"),
     (lambda c: c["envs"]["grid6"].pop("domain"), "domain"),

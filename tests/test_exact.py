@@ -1,4 +1,5 @@
-"""Exact DP over the hypergrid DAG and the exact conversion of a perfect OC-GFN (method.md 3)."""
+"""Exact DP over the hypergrid DAG and the exact conversion of a perfect OC-GFN (method.md 3), by hand and
+through a Task with the ExactConversion method."""
 from __future__ import annotations
 
 import math
@@ -6,9 +7,11 @@ import math
 import pytest
 import torch
 
-from pipeline_lib.adapt import reachability
-from pipeline_lib.domains import HyperGrid
 from pipeline_lib.core.exact import StateGraph, converted_policy, terminal_distribution, visit_probabilities
+from pipeline_lib.domains.hypergrid.env import HyperGrid
+from pipeline_lib.methods.exact_conversion import ExactConversion, ExactSettings
+from pipeline_lib.ocgfn.tables import reachability
+from pipeline_lib.tasks.task import Task
 
 D = torch.float64
 
@@ -212,3 +215,44 @@ def test_converted_policy_chunking_is_invisible() -> None:
     chunked = converted_policy(graph, reach, log_r, flow, log_pf, chunk=5)
     assert torch.allclose(full, chunked, atol=1e-12)
     assert math.isfinite(terminal_distribution(graph, full).sum().item())
+
+
+class TableOCGFN:
+    """An OC-GFN read from tables: P_F(.|s,y) = ``log_pf`` [S, Y, A] and log F(s|y) = ``log_f`` [S, Y] of a
+    hypergrid, looked up from the one-hot state and outcome features the conversion feeds it."""
+
+    def __init__(self, env: HyperGrid, log_pf: torch.Tensor, log_f: torch.Tensor) -> None:
+        self.env, self.log_pf, self.log_f = env, log_pf, log_f
+
+    def _index(self, feats: torch.Tensor) -> torch.Tensor:
+        return self.env.index(feats.view(len(feats), self.env.ndim, self.env.side).argmax(-1))
+
+    def __call__(self, state_feats, outcome_feats, initial):
+        s, y = self._index(state_feats), self._index(outcome_feats)
+        return self.log_f[s, y].float().clamp(min=-80), self.log_pf[s, y].float().clamp(min=-80), None
+
+
+@pytest.mark.parametrize("flow", ["policy", "learned"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_exact_conversion_through_a_task_samples_r_over_z(flow: str, weighted: bool) -> None:
+    """ExactConversion on a tiny grid (the dense strategy: a grid is not a tree), given a perfect OC-GFN whose
+    flow head is exact: its table's terminal distribution is the task's R/Z, with one reward call per cell."""
+    env = HyperGrid(ndim=2, side=3)
+    task = Task(env, {"reward": "peaks", "params": {"width": 0.3}}, "resources")
+    graph = task.graph
+    gen = torch.Generator().manual_seed(7)
+    weights = torch.rand(env.n_states, env.n_states, env.ndim, generator=gen, dtype=D) + 0.01 if weighted else None
+    log_pf = succeeding_log_pf(env, graph.states, weights)
+    log_f = visit_probabilities(graph, log_pf).clamp(min=1e-300).log()
+    method = ExactConversion(task, ExactSettings(flow=flow), seed=0, device=torch.device("cpu"),
+                             pretrained=TableOCGFN(env, log_pf, log_f))
+    df = method.run(None)
+    assert df["step"].tolist() == [0] and df["reward_calls"].tolist() == [9] == df["unique_reward_calls"].tolist()
+    table = method.table()
+    assert table.shape == (9, 3)
+    p = terminal_distribution(graph, table.double())
+    assert torch.allclose(p, task.target.double(), atol=1e-5, rtol=0)
+    assert not torch.allclose(task.target, torch.full((9,), 1 / 9), atol=1e-2)  # the reward is not flat
+    assert df["l1"].iloc[0] < 1e-5 and df["kl"].iloc[0] < 1e-5
+    reference = converted_policy(graph, reachability(env, graph), task.landscape.double().log(), log_f, log_pf)
+    assert torch.allclose(table.double().exp(), reference.exp(), atol=1e-5)

@@ -6,11 +6,19 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pipeline_lib.domains import HyperGrid, Sequence
-from pipeline_lib.core.transitions import RecordedFlows, recorded_terms, transition_terms
 from pipeline_lib.core.nets import GFlowNet, OutcomeConditionedGFlowNet
-from pipeline_lib.ocgfn.pretrain import OCGFNPolicy, PretrainConfig, db_loss, gfn_flows, gfn_policy, ocgfn_loss
 from pipeline_lib.core.rollout import rollout
+from pipeline_lib.core.transitions import (
+    RecordedFlows,
+    db_loss,
+    gfn_flows,
+    gfn_policy,
+    recorded_terms,
+    transition_terms,
+)
+from pipeline_lib.domains.hypergrid.env import HyperGrid
+from pipeline_lib.domains.sequence.env import Sequence
+from pipeline_lib.ocgfn.pretrain import OCGFNPolicy, PretrainConfig, ocgfn_loss
 
 ENVS = {
     "hypergrid": lambda: HyperGrid(ndim=2, side=5),

@@ -6,7 +6,9 @@ import itertools
 import pytest
 import torch
 
-from pipeline_lib.domains import DOMAINS, EnumerableEnvironment, HyperGrid, make_env
+from pipeline_lib.core.env import CAPABILITIES, Environment, missing
+from pipeline_lib.domains import DOMAINS, make_env
+from pipeline_lib.domains.hypergrid.env import HyperGrid
 
 
 def t(rows) -> torch.Tensor:
@@ -20,7 +22,11 @@ def test_sizes_side4_ndim2() -> None:
     assert env.n_states == 16
     assert env.max_length == 7  # 3 + 3 moves, then stop
     assert env.feature_dim == 8
-    assert isinstance(env, EnumerableEnvironment)
+    assert isinstance(env, Environment)
+    have = env.capabilities()
+    assert set(have) == set(CAPABILITIES)
+    assert have["enumerable"] is None and have["local_moves"] is None and have["neighbours"] is None
+    assert "DAG" in have["tree"] and missing(env, ["enumerable", "tree"]).startswith("needs the 'tree' capability")
 
 
 def test_forward_mask_at_boundary() -> None:
@@ -131,13 +137,19 @@ def test_make_env() -> None:
 
 
 def test_make_env_unknown_domain() -> None:
-    with pytest.raises(ValueError, match=r"envs\.\*\.domain.*'gridworld'"):
+    with pytest.raises(ValueError, match=r"domain: unknown domain 'gridworld'"):
         make_env("gridworld", {"ndim": 2, "side": 3})
 
 
-@pytest.mark.parametrize("params", [{"ndim": 2, "sides": 3}, {"ndim": 2}, {"ndim": 2, "side": 3, "height": 1}])
-def test_make_env_bad_param_names(params: dict) -> None:
-    with pytest.raises(ValueError, match=r"envs\.\*\.params"):
+@pytest.mark.parametrize(("params", "message"), [
+    ({"ndim": 2, "sides": 3}, r"params\.sides: unknown parameter of domain 'hypergrid'"),
+    ({"ndim": 2}, r"params: domain 'hypergrid' needs \['side'\]"),
+    ({"ndim": 2, "side": 3, "height": 1}, r"params\.height: unknown parameter"),
+    ({"ndim": 2, "side": "six"}, r"params\.side: expected int, got 'six'"),
+    ({"ndim": 2.5, "side": 6}, r"params\.ndim: expected int, got 2\.5"),
+])
+def test_make_env_bad_params_name_the_key_and_type(params: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
         make_env("hypergrid", params)
 
 
@@ -147,6 +159,29 @@ def test_hypergrid_bad_param_values(params: dict) -> None:
         make_env("hypergrid", params)
 
 
-def test_make_env_bad_param_value_names_key() -> None:
-    with pytest.raises(ValueError, match=r"envs\.\*\.params"):
+def test_make_env_bad_param_value_names_the_domain() -> None:
+    with pytest.raises(ValueError, match=r"params of domain 'hypergrid'"):
         make_env("hypergrid", {"ndim": 2, "side": 1})
+
+
+def test_local_moves_are_unit_steps_that_stay_on_the_grid() -> None:
+    env = HyperGrid(ndim=2, side=3)
+    x = t([[0, 0]] * 200 + [[2, 2]] * 200)
+    new, log_q, moved = env.propose(x, torch.Generator().manual_seed(0))
+    assert (log_q == 0).all()  # symmetric proposal
+    step = (new - x).abs().sum(-1)
+    assert ((step == 1) == moved).all() and ((new >= 0) & (new < 3)).all()
+    assert moved[:200].float().mean().item() == pytest.approx(0.5, abs=0.1)  # half the steps leave the corner
+
+
+def test_neighbours_and_object_description() -> None:
+    env = HyperGrid(ndim=2, side=3)
+    near, valid = env.neighbours(t([[0, 1]]))
+    assert sorted(map(tuple, near[0][valid[0]].tolist())) == [(0, 0), (0, 2), (1, 1)]
+    x = t([[0, 0], [2, 1], [0, 0]])
+    assert env.object_keys(x)[0] == env.object_keys(x)[2] != env.object_keys(x)[1]
+    assert env.diversity(x) == pytest.approx((3 + 3 + 0) * 2 / 6)
+    table = env.describe(x)
+    assert table["outcome"].tolist() == [0, 7, 0]
+    import pandas as pd
+    assert torch.equal(env.parse(pd.DataFrame(table)), x)

@@ -8,14 +8,15 @@ import pandas as pd
 import pytest
 import torch
 
-from pipeline_lib import io
-from pipeline_lib.adapt import ScratchTrainer
+from pipeline_lib import io, plan
 from pipeline_lib.config import method_config
-from pipeline_lib.domains import HyperGrid
 from pipeline_lib.core.nets import masked_log_softmax
 from pipeline_lib.core.rollout import rollout
-from pipeline_lib.stages import make_task
 from pipeline_lib.core.training import Trainer
+from pipeline_lib.domains import make_env
+from pipeline_lib.domains.hypergrid.env import HyperGrid
+from pipeline_lib.methods.scratch import Scratch
+from pipeline_lib.tasks.task import Task
 
 CPU = torch.device("cpu")
 
@@ -84,15 +85,19 @@ def test_load_checkpoint_garbage(tmp_path: Path) -> None:
         io.load_checkpoint(path)
 
 
-def scratch_trainer(config: dict, steps: int, every: int) -> ScratchTrainer:
-    _, cfg = method_config(config, "scratch")
+def scratch_trainer(config: dict, steps: int, every: int) -> Scratch:
+    _, cfg = method_config(config, "scratch", "grid6")
     cfg = dataclasses.replace(cfg, steps=steps, eval_every=every, checkpoint_every=every, batch_size=8, hidden=16)
-    task = make_task(config, "grid6", "corner", CPU)  # a fresh task: its reward counter starts at 0
-    return ScratchTrainer(task, cfg, seed=0, device=CPU)
+    job = plan.target_job(config, "grid6", "corner")
+    env = make_env(job["env"]["domain"], job["env"]["params"], CPU)
+    task = Task(env, job["task"], job["resources"])  # a fresh task: its oracle's counter starts at 0
+    return Scratch(task, cfg, seed=0, device=CPU)
 
 
 def curve(df: pd.DataFrame) -> pd.DataFrame:
-    return df
+    """A curve without its wall-clock column, the one column two identical runs may differ in."""
+    assert "seconds" in df.columns
+    return df.drop(columns="seconds")
 
 
 def test_scratch_trainer_resume_is_exact(test_config: dict, tmp_path: Path) -> None:
@@ -100,7 +105,8 @@ def test_scratch_trainer_resume_is_exact(test_config: dict, tmp_path: Path) -> N
     full = scratch_trainer(test_config, n, every).run(tmp_path / "full.ckpt")
     assert full["step"].tolist() == [0, 1, 2, 4, 6]  # step 1: a power of two before the first period
     assert full["reward_calls"].iloc[-1] == 8 * n  # one reward call per terminal object
-    assert {"l1", "kl", "loss", "modes_found", "trajectories", "unique_reward_calls"} <= set(full.columns)
+    assert {"l1", "kl", "loss", "modes_found", "trajectories", "unique_reward_calls", "seconds"} <= set(full.columns)
+    assert full["l1"].between(0, 2).all() and (full["seconds"].diff().iloc[1:] >= 0).all()
     assert (tmp_path / "full.ckpt").exists()
 
     first = scratch_trainer(test_config, n, every)
@@ -113,7 +119,9 @@ def test_scratch_trainer_resume_is_exact(test_config: dict, tmp_path: Path) -> N
     resumed = resumed_trainer.run(tmp_path / "part.ckpt")
     assert resumed_trainer.step == n
     pd.testing.assert_frame_equal(curve(resumed), curve(full))
-    assert resumed_trainer.reward.calls == 8 * n
+    assert resumed_trainer.oracle.calls == 8 * n  # the oracle's count is part of the checkpoint
+    assert resumed_trainer.task.oracle is resumed_trainer.oracle
+    assert resumed_trainer.oracle.unique_calls == full["unique_reward_calls"].iloc[-1]
     # the final model is the same bit for bit too
     again = scratch_trainer(test_config, n, every)
     again.run(None)
@@ -132,8 +140,8 @@ def test_run_on_finished_checkpoint_trains_nothing(test_config: dict, tmp_path: 
     first = scratch_trainer(test_config, 2, 1).run(ckpt)
     trainer = scratch_trainer(test_config, 2, 1)
     again = trainer.run(ckpt)
-    pd.testing.assert_frame_equal(again, first)
-    assert trainer.reward.calls == 16  # restored, not incremented
+    pd.testing.assert_frame_equal(again, first)  # the rows are restored verbatim, wall-clock seconds included
+    assert trainer.oracle.calls == 16  # restored, not incremented
 
 
 class _NanTrainer(Trainer):

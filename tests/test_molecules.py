@@ -9,12 +9,15 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline_lib.domains.molecule import chem
 from pipeline_lib.config import ConfigError, check
-from pipeline_lib.tasks.oracle import Oracle, TanimotoModes, sample_summary
-from pipeline_lib.domains import Molecule, make_env
+from pipeline_lib.domains import make_env
+from pipeline_lib.domains.molecule import chem
+from pipeline_lib.domains.molecule.env import Molecule
+from pipeline_lib.tasks.metrics import sample_summary
+from pipeline_lib.tasks.modes import TanimotoModes
+from pipeline_lib.tasks.oracle import Oracle
 from pipeline_lib.tasks.rewards import make_reward
-from pipeline_lib.sequence_methods import SequenceTask
+from pipeline_lib.tasks.task import Task
 
 ASPIRIN = "CC(=O)Oc1ccccc1C(=O)O"
 PARACETAMOL = "CC(=O)Nc1ccc(O)cc1"
@@ -52,15 +55,20 @@ def test_env_objects_are_canonical_molecules(env: Molecule) -> None:
     x = env.encode(["[C][C][O]", "[O][C][C]", "[C][C][C]"])
     keys = env.object_keys(x)
     assert keys[0] == keys[1] == "CCO" and keys[2] == "CCC"
-    oracle = Oracle(lambda x: torch.ones(len(x)), TanimotoModes(env.smiles, 2.0), keys=env.object_keys)
+    oracle = Oracle(lambda x: torch.ones(len(x)), TanimotoModes(env.smiles, 2.0), keys=env.object_keys,
+                    diversity=env.diversity)
     oracle(x)
     assert oracle.calls == 3 and oracle.unique_calls == 2
+    assert env.objects(x) == ["CCO", "CCO", "CCC"]
+    have = env.capabilities()
+    assert have["molecules"] is None and have["tree"] is None and have["enumerable"] is not None
 
 
 def test_env_rejects_tokens_that_are_not_robust() -> None:
     with pytest.raises(ValueError, match="robust SELFIES"):
         Molecule(length=5, alphabet=["[C]", "[Xx]"])
-    with pytest.raises(ValueError, match="envs.*params.*molecule"):
+    with pytest.raises(ValueError, match=r"params\.mode: unknown parameter of domain 'molecule'; expected some of "
+                                         r"\['length', 'alphabet', 'min_length'\]"):
         make_env("molecule", {"length": 5, "mode": "prepend_append"})
 
 
@@ -113,7 +121,8 @@ def test_bad_objective_params(env: Molecule, name: str, params: dict, needle: st
 
 
 def test_grid_reward_on_molecules_is_refused(env: Molecule) -> None:
-    with pytest.raises(ValueError, match="not a molecule reward"):
+    with pytest.raises(ValueError, match=r"reward 'corner' is not a reward of this domain; it takes \[.*'qed'.*\] "
+                                         "or a plug-in"):
         make_reward("corner", {}, env)
 
 
@@ -169,7 +178,8 @@ def test_tanimoto_modes_config_checks(test_config: dict) -> None:
     config["envs"]["mol"]["domain"], config["envs"]["mol"]["params"] = "sequence", {"alphabet": "dna", "length": 4}
     config["tasks"]["t"]["reward"] = "tfbind"
     config["tasks"]["t"]["params"] = {"landscape": "ARX_REF_R1"}
-    with pytest.raises(ConfigError, match="tanimoto modes need a molecule domain"):
+    with pytest.raises(ConfigError, match=r"tasks\.t\.modes\.kind: 'tanimoto' needs the 'molecules' capability: "
+                                          r"token strings are not molecules \(environment 'mol'\)"):
         check(config)
 
 
@@ -208,9 +218,12 @@ def test_molecule_sample_summary(env: Molecule) -> None:
 def test_molecule_task_through_oracle(env: Molecule) -> None:
     """The oracle counts a molecule once whatever string reached it and tracks Tanimoto modes."""
     reward = make_reward("qed", {}, env)
-    task = SequenceTask(env, reward, TanimotoModes(env.smiles, 0.42), exponent=2.0)  # QED: ethanol 0.41, benzene 0.44
+    task = Task(env, {"reward": "qed", "params": {}, "exponent": 2.0,  # QED: ethanol 0.41, benzene 0.44
+                      "modes": {"kind": "tanimoto", "threshold": 0.42}})
+    assert isinstance(task.oracle.modes, TanimotoModes) and not task.enumerable
     x = env.encode(["[C][C][O]", "[O][C][C]", "[C][=C][C][=C][C][=C][Ring1][=Branch1]"])
     log_r = task.log_reward(x)
     assert torch.allclose(log_r, 2.0 * reward(x).log())
     row = task.oracle.row()
     assert row["reward_calls"] == 3 and row["unique_reward_calls"] == 2 and row["modes_found"] == 1
+    assert task.oracle.modes.modes == ["c1ccccc1"]

@@ -9,12 +9,12 @@ import pytest
 import torch
 
 from pipeline_lib.config import ConfigError, _build
-from pipeline_lib.domains import HyperGrid
-from pipeline_lib.core.transitions import transition_terms
 from pipeline_lib.core.losses import OT_MODES
 from pipeline_lib.core.nets import OutcomeConditionedGFlowNet
-from pipeline_lib.ocgfn.pretrain import OCGFNPolicy, PretrainConfig, Pretrainer, ocgfn_loss, success_rate
 from pipeline_lib.core.rollout import Trajectories, rollout
+from pipeline_lib.core.transitions import transition_terms
+from pipeline_lib.domains.hypergrid.env import HyperGrid
+from pipeline_lib.ocgfn.pretrain import OCGFNPolicy, PretrainConfig, Pretrainer, ocgfn_loss, success_rate
 
 CPU = torch.device("cpu")
 SMALL = dict(steps=30, batch_size=16, hidden=32, layers=2, rnd_hidden=32, rnd_dim=16, eval_every=10,

@@ -1,4 +1,5 @@
-"""Determinism and kill-and-resume of whole workflow stages (the functions the rules call)."""
+"""Determinism and kill-and-resume of whole workflow stages (the functions the rules call, on the jobs the
+workflow resolves for them)."""
 from __future__ import annotations
 
 import json
@@ -10,36 +11,53 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline_lib import io, stages
+from pipeline_lib import io, plan, stages
 
 
-def _same_tables(a: Path, b: Path) -> None:
-    pd.testing.assert_frame_equal(pd.read_parquet(a), pd.read_parquet(b))
+def _same_tables(a: Path, b: Path, drop: tuple[str, ...] = ()) -> None:
+    left, right = pd.read_parquet(a), pd.read_parquet(b)
+    assert set(drop) <= set(left.columns)
+    pd.testing.assert_frame_equal(left.drop(columns=list(drop)), right.drop(columns=list(drop)))
     assert io.read_meta(a) == io.read_meta(b)
+
+
+def _finetune(config: dict, method: str, d: Path, pretrained: str | None) -> None:
+    job = plan.finetune_job(config, "grid6", "corner", method)
+    stages.finetune(job, 3, 1, pretrained, str(d / f"{method}.pt"), str(d / f"{method}.curve.parquet"),
+                    str(d / f"{method}.samples.parquet"), str(d / f"{method}.metrics.parquet"))
 
 
 def test_same_seed_gives_identical_parquet(test_config: dict, tmp_path: Path) -> None:
     for run in ("a", "b"):
         d = tmp_path / run
-        stages.pretrain(test_config, "grid6", "full", 3, 1, str(d / "model.pt"), str(d / "pretrain.parquet"))
-        stages.finetune(test_config, "grid6", "corner", "amortized", 3, 1, str(d / "model.pt"), str(d / "policy.pt"),
-                        str(d / "curve.parquet"))
-        stages.finetune(test_config, "grid6", "corner", "scratch", 3, 1, None, str(d / "scratch.pt"),
-                        str(d / "scratch.parquet"))
-    for name in ("pretrain.parquet", "curve.parquet", "scratch.parquet"):
-        _same_tables(tmp_path / "a" / name, tmp_path / "b" / name)
+        stages.pretrain(plan.pretrain_job(test_config, "grid6", "full"), 3, 1, str(d / "model.pt"),
+                        str(d / "pretrain.parquet"))
+        _finetune(test_config, "amortized", d, str(d / "model.pt"))
+        _finetune(test_config, "scratch", d, None)
+    _same_tables(tmp_path / "a" / "pretrain.parquet", tmp_path / "b" / "pretrain.parquet")
+    for method in ("amortized", "scratch"):
+        # curves carry wall-clock seconds; everything else, samples and final metrics are identical
+        _same_tables(tmp_path / "a" / f"{method}.curve.parquet", tmp_path / "b" / f"{method}.curve.parquet",
+                     drop=("seconds",))
+        for table in ("samples", "metrics"):
+            _same_tables(tmp_path / "a" / f"{method}.{table}.parquet", tmp_path / "b" / f"{method}.{table}.parquet")
+        assert not (tmp_path / "a" / f"{method}.pt.ckpt").exists()  # removed once the outputs are written
     meta = io.read_meta(tmp_path / "a" / "pretrain.parquet")
     assert meta["seed"] == 3 and meta["config"]["ot"] == "reachable"  # seed and resolved config beside results
+    curve_meta = io.read_meta(tmp_path / "a" / "amortized.curve.parquet")
+    assert curve_meta["seed"] == 3 and curve_meta["config"]["method"]["kind"] == "amortized"
+    assert len(pd.read_parquet(tmp_path / "a" / "scratch.samples.parquet")) == test_config["evaluate"]["samples"]
 
 
 def _pretrain_job(config: dict, out: Path) -> subprocess.Popen:
-    code = ("import json, sys; from pipeline_lib import stages; c = json.loads(sys.argv[1]); "
-            "stages.pretrain(c, 'grid6', 'full', 0, 1, sys.argv[2] + '/model.pt', sys.argv[2] + '/metrics.parquet')")
-    return subprocess.Popen([sys.executable, "-c", code, json.dumps(config), str(out)])
+    code = ("import json, sys; from pipeline_lib import stages; job = json.loads(sys.argv[1]); "
+            "stages.pretrain(job, 0, 1, sys.argv[2] + '/model.pt', sys.argv[2] + '/metrics.parquet')")
+    job = plan.pretrain_job(config, "grid6", "full")
+    return subprocess.Popen([sys.executable, "-c", code, json.dumps(job), str(out)])
 
 
 def test_killed_job_resumes_to_the_same_result(test_config: dict, tmp_path: Path) -> None:
-    test_config["pretrain"]["settings"].update(steps=400, checkpoint_every=25, eval_every=50)
+    test_config["pretrain"]["settings"].update(steps=150, checkpoint_every=10, eval_every=50)
     ref, killed = tmp_path / "ref", tmp_path / "killed"
     assert _pretrain_job(test_config, ref).wait(timeout=300) == 0
 
@@ -54,7 +72,7 @@ def test_killed_job_resumes_to_the_same_result(test_config: dict, tmp_path: Path
     assert checkpoint.exists(), "the job finished or never checkpointed before it was killed"
     assert not (killed / "metrics.parquet").exists()
     step = io.load_checkpoint(checkpoint)["step"]
-    assert 0 < step < 400
+    assert 0 < step < 150
 
     assert _pretrain_job(test_config, killed).wait(timeout=300) == 0
     _same_tables(ref / "metrics.parquet", killed / "metrics.parquet")

@@ -1,4 +1,5 @@
-"""Built-in rewards at hand-picked cells, plug-ins by file and dotted path, validation and call counting."""
+"""Built-in rewards at hand-picked cells, plug-ins by file and dotted path, validation, and a grid task's
+reward behind its oracle (call counting, the exact landscape and target, relative modes)."""
 from __future__ import annotations
 
 import math
@@ -8,19 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from pipeline_lib.domains import HyperGrid
-from pipeline_lib.tasks.rewards import (
-    REGISTRY,
-    CountingReward,
-    corner,
-    load_callable,
-    log_reward_table,
-    make_reward,
-    mode_mask,
-    peaks,
-    ring,
-    validate_reward,
-)
+from pipeline_lib.domains.hypergrid.env import HyperGrid
+from pipeline_lib.domains.hypergrid.rewards import REWARDS, corner, peaks, ring
+from pipeline_lib.tasks.modes import ExactModes, make_modes
+from pipeline_lib.tasks.rewards import Reward, load_callable, make_reward, validate_reward
+from pipeline_lib.tasks.task import Task
 
 
 def t(rows) -> torch.Tensor:
@@ -28,7 +21,8 @@ def t(rows) -> torch.Tensor:
 
 
 def test_registry_names() -> None:
-    assert set(REGISTRY) == {"corner", "ring", "peaks"}
+    assert set(REWARDS) == {"corner", "ring", "peaks"}
+    assert HyperGrid(ndim=2, side=4).reward_names() == ["corner", "peaks", "ring"]
 
 
 def test_corner_hand_values_side16() -> None:
@@ -95,7 +89,9 @@ def test_peaks_bad_centres_and_heights() -> None:
 def test_make_reward_registered_binds_side_and_params() -> None:
     env = HyperGrid(ndim=2, side=16)
     fn = make_reward("corner", {"r0": 0.3}, env)
+    assert isinstance(fn, Reward) and fn.caches == []
     assert fn(t([[8, 8], [2, 2]])).tolist() == pytest.approx([0.3, 2.8])
+    fn.save()  # nothing to persist: a no-op
 
 
 def test_make_reward_plugin_file_path(tmp_path: Path) -> None:
@@ -119,15 +115,13 @@ def test_make_reward_dotted_path_to_library_function() -> None:
     # a plug-in gets only its params (no side injected), so the same function must be given side explicitly
     env = HyperGrid(ndim=2, side=16)
     cells = env.all_states()
-    plugin = make_reward("pipeline_lib.tasks.rewards:corner", {"side": 16}, env)
+    plugin = make_reward("pipeline_lib.domains.hypergrid.rewards:corner", {"side": 16}, env)
     assert torch.equal(plugin(cells), make_reward("corner", {}, env)(cells))
 
 
 def test_validate_reward_accepts_and_returns_float() -> None:
     values = validate_reward(lambda x: torch.ones(len(x), dtype=torch.float64) * 2, t([[0, 0], [1, 1]]), "two")
     assert values.dtype == torch.float32 and values.tolist() == [2.0, 2.0]
-    assert torch.allclose(log_reward_table(lambda x: torch.full((len(x),), math.e), t([[0, 0]]), "e"),
-                          torch.tensor([1.0]))
 
 
 @pytest.mark.parametrize("fn,problem", [
@@ -166,24 +160,61 @@ def test_load_callable_errors(tmp_path: Path) -> None:
     assert load_callable(f"{path}:other")(5) == 5
 
 
-def test_counting_reward_counts_and_round_trips() -> None:
+def test_make_reward_unknown_name_lists_the_domain_rewards() -> None:
+    with pytest.raises(ValueError, match=r"reward 'cornerr' is not a reward of this domain; it takes "
+                                         r"\['corner', 'peaks', 'ring'\] or a plug-in"):
+        make_reward("cornerr", {}, HyperGrid(ndim=2, side=4))
+
+
+def test_oracle_counts_and_round_trips() -> None:
+    """The task's oracle counts every call and every distinct cell; its state restores both counts."""
     env = HyperGrid(ndim=2, side=4)
-    counted = CountingReward(make_reward("corner", {}, env), env.index)
-    out = counted(t([[0, 0], [1, 1], [0, 0]]))
+    task = Task(env, {"reward": "corner", "params": {}})
+    out = task.oracle(t([[0, 0], [1, 1], [0, 0]]))
     assert out.shape == (3,)
-    counted(t([[1, 1], [3, 2]]))
-    assert counted.calls == 5 and counted.unique_calls == 3
-    state = counted.state_dict()
-    assert state == {"calls": 5, "seen": [0, 5, 14]}
-    fresh = CountingReward(make_reward("corner", {}, env), env.index)
-    fresh.load_state_dict(state)
-    assert fresh.calls == 5 and fresh.unique_calls == 3
-    fresh(t([[3, 2], [3, 3]]))
-    assert fresh.calls == 7 and fresh.unique_calls == 4
-    assert counted.calls == 5  # the original is untouched
+    task.oracle(t([[1, 1], [3, 2]]))
+    assert task.oracle.calls == 5 and task.oracle.unique_calls == 3
+    state = task.oracle.state_dict()
+    assert state["calls"] == 5 and env.index(state["objects"]).tolist() == [0, 5, 14]
+    assert state["values"] == pytest.approx(corner(t([[0, 0], [1, 1], [3, 2]]), side=4).tolist())
+    fresh = Task(env, {"reward": "corner", "params": {}})
+    fresh.oracle.load_state_dict(state)
+    assert fresh.oracle.calls == 5 and fresh.oracle.unique_calls == 3
+    fresh.oracle(t([[3, 2], [3, 3]]))
+    assert fresh.oracle.calls == 7 and fresh.oracle.unique_calls == 4
+    assert task.oracle.calls == 5  # the original is untouched
 
 
-def test_mode_mask() -> None:
-    log_r = torch.tensor([1.0, 2.5, 4.0, 3.0]).log()
-    assert mode_mask(log_r, 0.5).tolist() == [False, True, True, True]
-    assert mode_mask(log_r, 1.0).tolist() == [False, False, True, False]
+def test_task_log_reward_is_counted_and_the_landscape_is_not() -> None:
+    """log_reward = exponent * log R through the oracle; the landscape, the target R^exponent / Z and the
+    uncounted log reward make no counted call."""
+    env = HyperGrid(ndim=2, side=4)
+    task = Task(env, {"reward": "corner", "params": {"r0": 0.2}, "exponent": 2.0})
+    x = t([[0, 0], [1, 2]])
+    assert torch.allclose(task.log_reward(x), 2.0 * corner(x, side=4, r0=0.2).log())
+    assert task.oracle.calls == 2
+    r = corner(env.all_states(), side=4, r0=0.2)
+    assert torch.allclose(task.landscape, r)
+    assert torch.allclose(task.target, r**2 / (r**2).sum()) and task.target.sum().item() == pytest.approx(1.0)
+    assert torch.allclose(task.uncounted_log_reward(x), task.log_reward(x))
+    assert task.enumerable and task.oracle.calls == 4  # only the two log_reward calls counted
+
+
+@pytest.mark.parametrize("fraction,expected", [(0.5, [False, True, True, True]), (1.0, [False, False, True, False])])
+def test_relative_modes(fraction: float, expected: list[bool]) -> None:
+    """Modes of kind relative: cells whose reward is at least ``fraction`` times the maximum."""
+    env = HyperGrid(ndim=1, side=4)
+    landscape = torch.tensor([1.0, 2.5, 4.0, 3.0])
+    modes = make_modes(env, {"kind": "relative", "fraction": fraction}, "corner", {}, lambda: landscape)
+    assert isinstance(modes, ExactModes) and modes.mask.tolist() == expected
+    assert modes.total == sum(expected)
+
+
+def test_grid_task_default_modes_are_relative_half() -> None:
+    """A grid task without a modes entry counts cells with R >= max R / 2 (corner on side 16: the 64 outer cells
+    of band 1 have 0.6 < 2.6 / 2, so only the 4 band-2 cells are modes)."""
+    env = HyperGrid(ndim=2, side=16)
+    task = Task(env, {"reward": "corner", "params": {}})
+    assert task.oracle.modes.total == 4 and task.oracle.calls == 0
+    task.log_reward(t([[2, 2], [2, 13], [0, 0], [2, 2]]))
+    assert task.oracle.row()["modes_found"] == 2

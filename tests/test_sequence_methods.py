@@ -1,5 +1,6 @@
 """Sequence adaptation methods and their discovery bookkeeping: the counting oracle, mode counters, local
-optima, the trainers (scratch, MCMC, DQN, amortized), exact resume, path_log_probs and config checks."""
+optima, the methods (scratch, MCMC, DQN, amortized) through a Task, exact resume, path_log_probs and the
+config checks of methods and modes on sequence (and grid) environments."""
 from __future__ import annotations
 
 import dataclasses
@@ -13,34 +14,28 @@ import pytest
 import torch
 
 from pipeline_lib import io
-from pipeline_lib.adapt import AdaptConfig
 from pipeline_lib.config import ConfigError, check, method_config
-from pipeline_lib.tasks.oracle import (
-    ExactModes,
-    Oracle,
-    ReferenceModes,
-    ThresholdModes,
-    diversity,
-    hamming,
-    sample_summary,
-)
-from pipeline_lib.domains import Sequence
 from pipeline_lib.core.nets import OutcomeConditionedGFlowNet, masked_log_softmax
-from pipeline_lib.sequence_methods import (
-    DQN,
-    MCMC,
-    ReplayBuffer,
-    SequenceAmortized,
-    SequenceScratch,
-    SequenceTask,
-    path_log_probs,
-)
-from pipeline_lib.sequence_tasks import bit_projection, build_trainer, local_optima, make_modes
+from pipeline_lib.domains.hypergrid.env import HyperGrid
+from pipeline_lib.domains.sequence.env import Sequence
+from pipeline_lib.domains.sequence.rewards import reference_modes
+from pipeline_lib.methods import method_class
+from pipeline_lib.methods.amortized import Amortized, AutoregressiveQ
+from pipeline_lib.methods.dqn import DQN, ReplayBuffer
+from pipeline_lib.methods.mcmc import MCMC
+from pipeline_lib.methods.scratch import Scratch
+from pipeline_lib.ocgfn.tables import path_log_probs
+from pipeline_lib.tasks.metrics import sample_summary
+from pipeline_lib.tasks.modes import ExactModes, ReferenceModes, ThresholdModes, local_optima, make_modes
+from pipeline_lib.tasks.oracle import Oracle
+from pipeline_lib.tasks.task import Task
 
 CPU = torch.device("cpu")
 CURVE_COLUMNS = ["step", "trajectories", "transitions", "reward_calls", "unique_reward_calls", "modes_found",
-                 "top100_reward", "top100_diversity"]
-CFG = AdaptConfig(steps=12, eval_every=4, checkpoint_every=4, batch_size=8, hidden=32, buffer_size=200)
+                 "top100_reward", "top100_diversity", "max_reward", "l1", "kl", "seconds"]
+# the settings every method below runs with; each method takes the fields its own Settings class has
+COMMON = {"steps": 12, "eval_every": 4, "checkpoint_every": 4, "batch_size": 8, "hidden": 32, "buffer_size": 200}
+CLASSES = {"scratch": Scratch, "mcmc": MCMC, "dqn": DQN, "amortized": Amortized}
 
 
 class LoggedReward:
@@ -58,9 +53,32 @@ def string_reward(s: str, length: int) -> float:
     return 0.01 + s.count("A") / length
 
 
-def make_task(env: Sequence) -> tuple[SequenceTask, LoggedReward]:
-    reward = LoggedReward(env)
-    return SequenceTask(env, reward, ThresholdModes(0.5, 2)), reward
+def a_share(strings: list[str], length: int, seen: list) -> list[float]:
+    """The same reward as a plug-in (it receives the decoded strings); appends each batch it is asked about."""
+    seen.append(list(strings))
+    return [string_reward(s, length) for s in strings]
+
+
+def ac_weights(strings: list[str]) -> list[float]:
+    """A plug-in reward on {A, C} strings: 1 + 3 per A, + 2 for a single token."""
+    return [1.0 + 3.0 * s.count("A") + (2.0 if len(s) == 1 else 0.0) for s in strings]
+
+
+A_SHARE = f"{Path(__file__).resolve()}:a_share"
+AC_WEIGHTS = f"{Path(__file__).resolve()}:ac_weights"
+THRESHOLD_MODES = {"kind": "threshold", "threshold": 0.5, "min_distance": 2}
+
+
+def make_task(env: Sequence) -> tuple[Task, list[list[str]]]:
+    """A task whose plug-in reward logs every batch of strings it is asked about (the list returned)."""
+    seen: list[list[str]] = []
+    return Task(env, {"reward": A_SHARE, "params": {"length": env.length, "seen": seen},
+                      "modes": THRESHOLD_MODES}), seen
+
+
+def settings(cls, **changes):
+    fields = {f.name for f in dataclasses.fields(cls.Settings)}
+    return cls.Settings(**{k: v for k, v in {**COMMON, **changes}.items() if k in fields})
 
 
 def random_model(env: Sequence, seed: int = 0) -> OutcomeConditionedGFlowNet:
@@ -68,11 +86,16 @@ def random_model(env: Sequence, seed: int = 0) -> OutcomeConditionedGFlowNet:
     return OutcomeConditionedGFlowNet(env.feature_dim, env.n_actions, env.n_backward_actions, 16, 1, False)
 
 
-def make_trainer(kind: str, task: SequenceTask, cfg: AdaptConfig = CFG, seed: int = 0):
+def make_trainer(kind: str, task: Task, seed: int = 0, **changes):
     if kind.startswith("amortized"):
-        return SequenceAmortized(task, random_model(task.env), dataclasses.replace(cfg, flow=kind.split("_")[1]),
-                                 seed, CPU)
-    return {"scratch": SequenceScratch, "mcmc": MCMC, "dqn": DQN}[kind](task, cfg, seed, CPU)
+        return Amortized(task, settings(Amortized, flow=kind.split("_")[1], **changes), seed, CPU,
+                         pretrained=random_model(task.env))
+    return CLASSES[kind](task, settings(CLASSES[kind], **changes), seed, CPU)
+
+
+def curve(df):
+    """A curve without its wall-clock column (the only one that may differ between identical runs)."""
+    return df.drop(columns="seconds")
 
 
 # ---------------------------------------------------------------------------------- oracle and modes
@@ -82,7 +105,7 @@ def test_oracle_counts_and_row() -> None:
     """Calls count every row, unique calls distinct rows; the row's top-k reward / diversity are those of the k
     best distinct objects, by hand."""
     env = Sequence("ACGT", 4)
-    oracle = Oracle(LoggedReward(env), ThresholdModes(0.2, 2), top_k=3)
+    oracle = Oracle(LoggedReward(env), ThresholdModes(0.2, 2, env.distance), env.object_keys, env.diversity, top_k=3)
     values = oracle(env.encode(["AAAA", "CCCC", "AAAA", "ACGT", "AAAA"]))
     assert values.tolist() == pytest.approx([1.01, 0.01, 1.01, 0.26, 1.01])
     assert (oracle.calls, oracle.unique_calls) == (5, 3)
@@ -102,11 +125,11 @@ def test_oracle_counts_and_row() -> None:
 def test_oracle_state_dict_round_trip() -> None:
     """A fresh oracle loaded from a state dict has the same row, and still recognises the objects seen before."""
     env = Sequence("ACGT", 4, 2)
-    first = Oracle(LoggedReward(env), ThresholdModes(0.3, 2), top_k=4)
+    first = Oracle(LoggedReward(env), ThresholdModes(0.3, 2, env.distance), env.object_keys, env.diversity, top_k=4)
     first(env.encode(["AAAA", "AC", "ACG", "AC", "TTT", "GATA"]))
     first(env.encode(["AAAC", "TTT"]))
     state = first.state_dict()
-    second = Oracle(LoggedReward(env), ThresholdModes(0.3, 2), top_k=4)
+    second = Oracle(LoggedReward(env), ThresholdModes(0.3, 2, env.distance), env.object_keys, env.diversity, top_k=4)
     second.load_state_dict(state)
     assert second.row() == first.row()
     for oracle in (first, second):
@@ -119,9 +142,9 @@ def test_hamming_and_diversity() -> None:
     """Pairwise distances count pad-vs-token mismatches; diversity of two objects at distance d is d."""
     env = Sequence("ACGT", 4, 1)
     x = env.encode(["AAAA", "ACGA", "AC", "T"])
-    assert hamming(x, x).tolist() == [[0, 2, 3, 4], [2, 0, 2, 4], [3, 2, 0, 2], [4, 4, 2, 0]]
-    assert diversity(x[:2]) == 2.0 and diversity(x[2:]) == 2.0 and diversity(x[:1]) == 0.0
-    assert diversity(x) == pytest.approx((2 + 3 + 4 + 2 + 4 + 2) / 6)
+    assert env.distance(x, x).tolist() == [[0, 2, 3, 4], [2, 0, 2, 4], [3, 2, 0, 2], [4, 4, 2, 0]]
+    assert env.diversity(x[:2]) == 2.0 and env.diversity(x[2:]) == 2.0 and env.diversity(x[:1]) == 0.0
+    assert env.diversity(x) == pytest.approx((2 + 3 + 4 + 2 + 4 + 2) / 6)
 
 
 def test_sample_summary_hand_values() -> None:
@@ -129,7 +152,7 @@ def test_sample_summary_hand_values() -> None:
     env = Sequence("ACGT", 4)
     x = env.encode(["AAAA", "CCCC", "AAAA", "AAGG"])
     r = torch.tensor([1.01, 0.01, 1.01, 0.51])
-    summary = sample_summary(env, x, r, ThresholdModes(0.5, 2), top_k=2)
+    summary = sample_summary(env, x, r, ThresholdModes(0.5, 2, env.distance), top_k=2)
     assert summary == pytest.approx({"samples": 4, "unique_fraction": 0.75, "modes_in_samples": 2,
                                      "top2_reward": (1.01 + 0.51) / 2, "top2_diversity": 2.0,
                                      "mean_reward": (1.01 + 0.01 + 1.01 + 0.51) / 4})
@@ -138,12 +161,12 @@ def test_sample_summary_hand_values() -> None:
 def test_threshold_modes_greedy() -> None:
     """Three objects above the threshold, two of them 1 apart: 2 modes, the first found of the close pair kept."""
     env = Sequence("ACGT", 4)
-    modes = ThresholdModes(0.5, 2)
+    modes = ThresholdModes(0.5, 2, env.distance)
     modes.update(env.encode(["AAAA", "GGGG", "AAAC", "CCCC"]), torch.tensor([0.9, 0.1, 0.8, 0.7]))
     assert modes.count() == 2 and env.decode(modes.modes) == ["AAAA", "CCCC"]
     modes.update(env.encode(["CCCA", "GGTT"]), torch.tensor([0.95, 0.6]))  # CCCA is 1 from CCCC
     assert env.decode(modes.modes) == ["AAAA", "CCCC", "GGTT"]
-    other = ThresholdModes(0.5, 2)
+    other = ThresholdModes(0.5, 2, env.distance)
     other.update(env.encode(["AAAC", "AAAA"]), torch.tensor([0.8, 0.9]))  # order of discovery decides
     assert env.decode(other.modes) == ["AAAC"]
 
@@ -152,11 +175,15 @@ def test_bit_projection_and_reference_modes() -> None:
     """bits2 tokens project to their bits (pad -> 2); a reference is found exactly, or within the radius in bit
     space (one token apart but two bits apart is not within radius 1)."""
     env = Sequence("bits2", 4)
-    table = bit_projection(env)
-    assert table.tolist() == [[0, 0], [0, 1], [1, 0], [1, 1], [2, 2]]
-    entry = {"reward": "bitseq", "params": {"modes": ["00000000", "11110000", "01010101"]},
-             "modes": {"kind": "reference", "delta": 0.125}}
-    modes = make_modes(env, entry, None)
+    params = {"modes": ["00000000", "11110000", "01010101"]}
+    references, project, n_bits = reference_modes("bitseq", params, env)
+    assert project(torch.arange(5)[None]).tolist() == [[0, 0, 0, 1, 1, 0, 1, 1, 2, 2]] and n_bits == 8
+    assert env.decode(references) == ["00000000", "11110000", "01010101"]
+
+    def no_landscape() -> torch.Tensor:
+        raise AssertionError("reference modes need no exact landscape")
+
+    modes = make_modes(env, {"kind": "reference", "delta": 0.125}, "bitseq", params, no_landscape)
     assert isinstance(modes, ReferenceModes) and modes.total == 3 and modes.radius == 1.0
     assert modes.references[1].tolist() == [1, 1, 1, 1, 0, 0, 0, 0]
     modes.update(env.encode(["00000000", "11110011"]), torch.ones(2))
@@ -164,7 +191,12 @@ def test_bit_projection_and_reference_modes() -> None:
     modes.update(env.encode(["11110001"]), torch.ones(1))
     assert modes.found.tolist() == [True, True, False] and modes.count() == 2
     with pytest.raises(ValueError, match="k-bit word"):
-        bit_projection(Sequence("ACGT", 2))
+        reference_modes("bitseq", {}, Sequence("ACGT", 2))
+    with pytest.raises(ValueError, match="modes.kind 'reference' needs a reward with its own mode set: bit sequences "
+                                         "need k-bit word tokens"):
+        make_modes(Sequence("ACGT", 2), {"kind": "reference"}, "bitseq", {}, no_landscape)
+    with pytest.raises(ValueError, match="reference modes come from the bitseq reward"):
+        make_modes(env, {"kind": "reference"}, "rna_binding", {}, no_landscape)
 
 
 def test_exact_modes_through_oracle() -> None:
@@ -172,7 +204,7 @@ def test_exact_modes_through_oracle() -> None:
     env = Sequence("ab", 2)
     mask = torch.zeros(env.n_states, dtype=torch.bool)
     mask[env.index(env.encode(["ab", "ba"]))] = True
-    oracle = Oracle(lambda x: torch.ones(len(x)), ExactModes(mask, env.index))
+    oracle = Oracle(lambda x: torch.ones(len(x)), ExactModes(mask, env.index), env.object_keys, env.diversity)
     assert oracle.modes.total == 2
     oracle(env.encode(["ab", "aa", "ab"]))
     assert oracle.row()["modes_found"] == 1
@@ -183,11 +215,29 @@ def test_exact_modes_through_oracle() -> None:
 def test_local_optima_hand_example() -> None:
     """R(aa, ab, ba, bb) = (4, 1, 2, 3): aa and bb beat their substitutions; top 25% keeps only aa."""
     env = Sequence("ab", 2)
-    values = torch.tensor([4.0, 1.0, 2.0, 3.0])
-    reward = lambda x: values[env.index(x) - 3]  # noqa: E731 (aa is index 3)
+    assert env.decode(env.terminal_states()) == ["aa", "ab", "ba", "bb"]
+    values = torch.tensor([4.0, 1.0, 2.0, 3.0])  # R over env.terminal_states()
     for fraction, expected in [(1.0, ["aa", "bb"]), (0.5, ["aa", "bb"]), (0.25, ["aa"])]:
-        mask = local_optima(env, reward, fraction)
+        mask = local_optima(env, values, fraction)
         assert env.decode(env.all_states()[mask]) == expected
+
+
+
+def test_local_optima_on_a_grid() -> None:
+    """local_optima is a mode kind of every enumerable space with neighbours: on a grid the neighbours are the
+    unit steps that stay on the grid. 1-D hand example R = (1, 3, 2, 5, 4): cells 1 and 3; then a 4 x 4 grid
+    against brute force, through make_modes."""
+    mask = local_optima(HyperGrid(ndim=1, side=5), torch.tensor([1.0, 3.0, 2.0, 5.0, 4.0]), 1.0)
+    assert mask.nonzero().flatten().tolist() == [1, 3]
+    env = HyperGrid(ndim=2, side=4)
+    landscape = torch.tensor(np.random.default_rng(0).permutation(16).astype(np.float32) + 1)
+    value = {tuple(c): float(r) for c, r in zip(env.terminal_states().tolist(), landscape)}
+    cut = np.quantile(list(value.values()), 1 - 0.5)
+    expected = {c for c, r in value.items() if r >= cut and all(
+        r >= value[n] for n in [(c[0] + 1, c[1]), (c[0] - 1, c[1]), (c[0], c[1] + 1), (c[0], c[1] - 1)]
+        if n in value)}
+    modes = make_modes(env, {"kind": "local_optima", "top_fraction": 0.5}, "corner", {}, lambda: landscape)
+    assert {tuple(c) for c in env.all_states()[modes.mask].tolist()} == expected and expected
 
 
 @pytest.mark.parametrize("alphabet,length,min_length,fraction", [("ACG", 3, 2, 0.3), ("ab", 4, 1, 0.5),
@@ -198,7 +248,7 @@ def test_local_optima_brute_force(alphabet: str, length: int, min_length: int, f
     strings = ["".join(w) for k in range(min_length, length + 1) for w in itertools.product(alphabet, repeat=k)]
     rng = np.random.default_rng(len(strings))
     value = dict(zip(strings, rng.permutation(len(strings)).astype(float) + 1))  # distinct, exact in float32
-    reward = lambda x: torch.tensor([value[s] for s in env.decode(x)])  # noqa: E731
+    reward = torch.tensor([value[s] for s in env.decode(env.terminal_states())])
     cut = np.quantile(list(value.values()), 1 - fraction)
     expected = set()
     for s in strings:
@@ -210,7 +260,7 @@ def test_local_optima_brute_force(alphabet: str, length: int, min_length: int, f
     assert not mask[env.lengths(env.all_states()) < min_length].any()
 
 
-# ---------------------------------------------------------------------------------- trainers
+# ---------------------------------------------------------------------------------- methods
 
 
 KINDS = ["scratch", "mcmc", "dqn", "amortized_policy", "amortized_learned"]
@@ -218,36 +268,44 @@ KINDS = ["scratch", "mcmc", "dqn", "amortized_policy", "amortized_learned"]
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_trainer_curve_and_samples(kind: str) -> None:
-    """Each trainer runs; curve rows have the shared columns at steps 0, 1, 2, 4, 8, 12; reward calls are
+    """Each method runs; curve rows have the shared columns at steps 0, 1, 2, 4, 8, 12; reward calls are
     non-decreasing, equal what the reward function saw, and follow each method's count; the top-100 reward and
-    the modes are those of the distinct objects queried; sample(n) gives n terminal objects without calls."""
+    the modes are those of the distinct objects queried; the exact L1 / KL are those of the policy a method holds
+    (none for MCMC); sample(n) gives n terminal objects without calls."""
     env = Sequence("ACGT", 4, 3)
-    task, reward = make_task(env)
+    task, seen = make_task(env)
+    # the exact target reads the landscape once, uncounted (evaluation, not search): 64 + 256 objects
+    assert len(task.landscape) == len(seen[0]) == 320 and task.oracle.calls == 0
+    seen.clear()
     trainer = make_trainer(kind, task)
     df = trainer.run()
     assert set(CURVE_COLUMNS) <= set(df.columns)
     assert df["step"].tolist() == [0, 1, 2, 4, 8, 12]
     calls = df["reward_calls"].to_numpy()
     assert (np.diff(calls) >= 0).all() and (np.diff(calls) > 0).all()
-    assert calls[-1] == task.oracle.calls == sum(len(x) for x in reward.seen)
+    assert calls[-1] == task.oracle.calls == sum(len(batch) for batch in seen)  # no other query of the reward
     steps, traj, trans = df["step"].to_numpy(), df["trajectories"].to_numpy(), df["transitions"].to_numpy()
     assert (traj == 8 * steps).all()
     if kind == "mcmc":
         # one call per chain at the start, then one per chain that moved (a move out of range keeps x)
         assert calls[0] == 8 and (np.diff(calls) <= 8 * np.diff(steps)).all() and (trans == traj).all()
+        assert df["l1"].isna().all() and df["kl"].isna().all()  # chains hold no policy table
     else:  # every trajectory makes 3 or 4 moves, then stops
         assert ((trans >= 4 * traj) & (trans <= 5 * traj)).all()
         if kind.startswith("amortized"):  # one outcome per stop, outcomes_per_transition (4) per move
             assert (calls == traj + 4 * (trans - traj)).all()
+            assert isinstance(trainer.q, AutoregressiveQ)  # append-only: a tree
         else:
             assert (calls == 8 * steps).all()
-    seen = torch.cat(reward.seen)
-    distinct = {s: string_reward(s, 4) for s in env.decode(seen)}
+        assert ((df["l1"] > 0) & (df["l1"] <= 2)).all() and (df["kl"] > 0).all()
+    strings = [s for batch in seen for s in batch]
+    distinct = {s: string_reward(s, 4) for s in strings}
     assert df["unique_reward_calls"].iloc[-1] == len(distinct)
     top = sorted(distinct.values(), reverse=True)[:100]
     assert df["top100_reward"].iloc[-1] == pytest.approx(sum(top) / len(top), abs=1e-6)
+    assert df["max_reward"].iloc[-1] == pytest.approx(top[0], abs=1e-6)
     assert df["modes_found"].iloc[-1] == task.oracle.modes.count() <= len(distinct)
-    assert (env.lengths(seen) >= 3).all()
+    assert all(len(s) >= 3 for s in strings)
     before = task.oracle.calls
     x = trainer.sample(10, torch.Generator().manual_seed(1))
     assert x.shape == (10, 4) and task.oracle.calls == before
@@ -259,16 +317,15 @@ def test_mcmc_proposal_single_site_uniform() -> None:
     """Fixed length: a proposal changes exactly one token to a different token; from a fixed object every
     single-site substitution is equally likely (so q(x'|x) = q(x|x') = 1 / (len (V-1)), a symmetric proposal)."""
     env = Sequence("ACGT", 3)
-    task, _ = make_task(env)
-    mcmc = MCMC(task, CFG, 0, CPU)
+    assert env.capabilities()["local_moves"] is None
     gen = torch.Generator().manual_seed(0)
     x = env.random_outcomes(500, gen)
-    new, log_q, moved = mcmc.propose(x, gen)
+    new, log_q, moved = env.propose(x, gen)
     assert ((new != x).sum(-1) == 1).all() and moved.all() and (log_q == 0).all()
     assert (env.lengths(new) == env.lengths(x)).all() and ((new < env.vocab) | (new == env.pad)).all()
     for start in ("ACG", "TCG"):
         n = 9000
-        props = env.decode(mcmc.propose(env.encode([start] * n), gen)[0])
+        props = env.decode(env.propose(env.encode([start] * n), gen)[0])
         neighbours = {start[:p] + c + start[p + 1:] for p in range(3) for c in "ACGT"} - {start}
         counts = {s: props.count(s) for s in neighbours}
         assert set(props) == neighbours and len(neighbours) == 9
@@ -279,11 +336,9 @@ def test_mcmc_proposal_with_insertions_and_deletions() -> None:
     """Variable length: a third each of substitutions, insertions (+log V) and deletions (-log V); a move
     that would leave [min_length, length] keeps x and is not counted as moved."""
     env = Sequence("ACGT", 3, 2)
-    task, _ = make_task(env)
-    mcmc = MCMC(task, CFG, 0, CPU)
     gen = torch.Generator().manual_seed(0)
     n = 9000
-    new, log_q, moved = mcmc.propose(env.encode(["AC"] * n), gen)
+    new, log_q, moved = env.propose(env.encode(["AC"] * n), gen)
     props = env.decode(new)
     subs = {"AC"[:p] + c + "AC"[p + 1:] for p in range(2) for c in "ACGT"} - {"AC"}
     ins = {"AC"[:p] + c + "AC"[p:] for p in range(3) for c in "ACGT"}
@@ -292,7 +347,7 @@ def test_mcmc_proposal_with_insertions_and_deletions() -> None:
     assert abs(stay - n / 3) < 0.1 * n / 3 and (~moved).sum() == stay
     grown = torch.tensor([len(p) == 3 for p in props])
     assert torch.allclose(log_q[grown], torch.tensor(math.log(4.0))) and (log_q[~grown] == 0).all()
-    new, log_q, moved = mcmc.propose(env.encode(["ACG"] * n), gen)
+    new, log_q, moved = env.propose(env.encode(["ACG"] * n), gen)
     shrunk = env.lengths(new) == 2
     assert set(env.decode(new[shrunk])) == {"CG", "AG", "AC"}
     assert torch.allclose(log_q[shrunk], torch.tensor(-math.log(4.0))) and (env.lengths(new) >= 2).all()
@@ -302,10 +357,10 @@ def test_mcmc_samples_the_target_over_varying_lengths() -> None:
     """Detailed balance with the Hastings corrections: long chains over all objects of 1..3 tokens of
     {A, C} reach the distribution proportional to R^exponent (total variation < 0.03)."""
     env = Sequence("AC", 3, 1)
-    weights = {s: 1.0 + 3.0 * s.count("A") + (2.0 if len(s) == 1 else 0.0) for s in env.decode(env.terminal_states())}
-    reward = lambda x: torch.tensor([weights[s] for s in env.decode(x)])  # noqa: E731
-    task = SequenceTask(env, reward, ThresholdModes(100.0, 1), exponent=2.0)
-    mcmc = MCMC(task, dataclasses.replace(CFG, batch_size=4000), 0, CPU)
+    weights = dict(zip(env.decode(env.terminal_states()), ac_weights(env.decode(env.terminal_states()))))
+    task = Task(env, {"reward": AC_WEIGHTS, "exponent": 2.0,
+                      "modes": {"kind": "threshold", "threshold": 100.0, "min_distance": 1}})
+    mcmc = MCMC(task, settings(MCMC, batch_size=4000), 0, CPU)
     gen = torch.Generator().manual_seed(1)
     for _ in range(60):
         mcmc.mh_step(task.log_reward, gen)
@@ -317,13 +372,16 @@ def test_mcmc_samples_the_target_over_varying_lengths() -> None:
     total = sum(w**2 for w in weights.values())
     tv = 0.5 * sum(abs(counts.get(s, 0) / (20 * 4000) - w**2 / total) for s, w in weights.items())
     assert tv < 0.03, tv
+    # the same chains sampled from the exact target R^2 / Z of the task (listed: the space is enumerable)
+    target = task.target[env.index(env.terminal_states())]
+    assert torch.allclose(target, torch.tensor([w**2 / total for w in weights.values()]))
 
 
 def test_mcmc_metropolis_acceptance() -> None:
     """A proposal is always accepted when the reward rises and never when it falls to (almost) zero."""
     env = Sequence("ACGT", 4)
     task, _ = make_task(env)
-    mcmc = MCMC(task, CFG, 0, CPU)
+    mcmc = MCMC(task, settings(MCMC), 0, CPU)
     gen = torch.Generator().manual_seed(0)
     start = mcmc.x.clone()
     mcmc.mh_step(lambda x: torch.full((len(x),), -1e6), gen)
@@ -331,6 +389,38 @@ def test_mcmc_metropolis_acceptance() -> None:
     mcmc.mh_step(lambda x: torch.full((len(x),), 1e6), gen)
     assert ((mcmc.x != start).sum(-1) == 1).all() and mcmc.accepted == 8
     assert torch.equal(mcmc.log_r, torch.full((8,), 1e6))
+
+
+def test_mcmc_runs_on_the_grid() -> None:
+    """MCMC needs only local moves: on a grid its chains take unit steps (a step off the grid is no move and
+    no reward call) and its curve has the shared columns, without an exact L1 (chains hold no table)."""
+    env = HyperGrid(ndim=2, side=6)
+    task = Task(env, {"reward": "corner", "params": {"r0": 0.1}, "modes": {"kind": "relative", "fraction": 0.5}})
+    mcmc = MCMC(task, settings(MCMC, steps=8), 0, CPU)
+    df = mcmc.run()
+    assert df["step"].tolist() == [0, 1, 2, 4, 8]
+    calls = df["reward_calls"].to_numpy()
+    assert calls[0] == 8 and (np.diff(calls) <= 8 * np.diff(df["step"].to_numpy())).all()
+    assert calls[-1] == task.oracle.calls and df["l1"].isna().all()
+    assert df["modes_found"].iloc[-1] == task.oracle.modes.count() <= df["unique_reward_calls"].iloc[-1]
+    x = mcmc.sample(20, torch.Generator().manual_seed(0))
+    assert x.shape == (20, 2) and ((x >= 0) & (x < 6)).all() and task.oracle.calls == calls[-1]
+
+
+class NoLocalMoves(HyperGrid):
+    """A grid that declares no local moves (what a domain without ``propose`` says)."""
+
+    def capabilities(self) -> dict[str, str | None]:
+        return {**super().capabilities(), "local_moves": "this grid offers no local moves"}
+
+
+def test_mcmc_needs_local_moves() -> None:
+    env = NoLocalMoves(ndim=2, side=3)
+    reason = MCMC.unsupported(env, settings(MCMC))
+    assert reason == "needs the 'local_moves' capability: this grid offers no local moves"
+    assert Scratch.unsupported(env, settings(Scratch)) is None and DQN.unsupported(env, settings(DQN)) is None
+    with pytest.raises(ValueError, match="method 'mcmc' cannot run here: it needs the 'local_moves' capability"):
+        MCMC(Task(env, {"reward": "corner"}), settings(MCMC), 0, CPU)
 
 
 def test_replay_buffer_ring_and_state() -> None:
@@ -352,9 +442,10 @@ def test_replay_buffer_ring_and_state() -> None:
     assert all(torch.equal(u, v) for u, v in zip(a, b)) and set(a[1].tolist()) <= {2, 3, 4, 5}
 
 
-@pytest.mark.parametrize("kind", ["dqn", "amortized_policy"])
+@pytest.mark.parametrize("kind", ["dqn", "amortized_policy", "mcmc"])
 def test_resume_is_exact(kind: str, tmp_path: Path) -> None:
-    """12 steps in one go equal 8 steps, a checkpoint, and 4 more steps in a fresh trainer (same curve)."""
+    """12 steps in one go equal 8 steps, a checkpoint, and 4 more steps in a fresh method (same curve, but for
+    the wall-clock seconds)."""
     env = Sequence("ACGT", 4, 3)
     full = make_trainer(kind, make_task(env)[0]).run(tmp_path / "a.pt")
     part = make_trainer(kind, make_task(env)[0])
@@ -365,7 +456,7 @@ def test_resume_is_exact(kind: str, tmp_path: Path) -> None:
     task = make_task(env)[0]
     resumed = make_trainer(kind, task).run(tmp_path / "b.pt")
     assert resumed["step"].tolist() == [0, 1, 2, 4, 8, 12]
-    pdt.assert_frame_equal(full, resumed)
+    pdt.assert_frame_equal(curve(full), curve(resumed))
     assert task.oracle.calls == resumed["reward_calls"].iloc[-1]
 
 
@@ -423,27 +514,44 @@ def raises_config(config: dict, *patterns: str) -> str:
 
 
 def test_valid_sequence_config_passes(seq_config: dict) -> None:
-    """A sequence env with every method kind passes check(); build_trainer picks the method's class."""
+    """A sequence env with every method kind passes check(); the registry gives each method's class, which
+    builds from its settings on the config's task."""
     check(seq_config)
     env = Sequence("bits2", 4)
-    task = SequenceTask(env, lambda x: torch.ones(len(x)), ThresholdModes(0.5, 2))
-    for method, cls in [("mcmc", MCMC), ("dqn", DQN), ("scratch", SequenceScratch)]:
-        assert type(build_trainer(seq_config, "bits", task, method, 0, CPU, None)) is cls
+    task = Task(env, seq_config["tasks"]["bits"])
+    assert isinstance(task.oracle.modes, ReferenceModes) and task.oracle.modes.total == 4
+    for method, cls in [("mcmc", MCMC), ("dqn", DQN), ("scratch", Scratch)]:
+        entry, cfg = method_config(seq_config, method, "bits")
+        assert type(cfg) is cls.Settings and (cfg.steps, cfg.batch_size) == (40, 16)
+        assert type(method_class(entry["kind"])(task, cfg, 0, CPU)) is cls
     seq_config["envs"]["big"] = sequence_env({"alphabet": "bits2", "length": 40}, ["amortized", "scratch"])
-    check(seq_config)  # amortized does not need an enumerable sequence space
+    check(seq_config)  # amortized does not need an enumerable sequence space, only a tree
 
 
-def test_sequence_method_on_hypergrid(seq_config: dict) -> None:
-    """mcmc on a hypergrid env is refused, naming the method and 'sequence'."""
-    seq_config["envs"]["grid6"]["methods"].append("mcmc")
-    raises_config(seq_config, "envs.grid6.methods", "'mcmc'", "sequence")
+def test_mcmc_and_dqn_on_hypergrid(seq_config: dict) -> None:
+    """MCMC runs wherever the environment has local moves (the grid's unit steps); DQN needs nothing more."""
+    seq_config["envs"]["grid6"]["methods"] += ["mcmc", "dqn"]
+    check(seq_config)
 
 
 def test_amortized_on_prepend_append(seq_config: dict) -> None:
-    """amortized (and exact) need append-only generation."""
+    """Off a tree, amortized needs an enumerable space small enough for a categorical Q; a prepend-or-append
+    space too large to list is refused, naming the method, the environment and the missing tree."""
     seq_config["envs"]["bits"]["params"]["mode"] = "prepend_append"
+    seq_config["envs"]["bits"]["methods"] = ["amortized", "exact"]
+    check(seq_config)  # 341 states: a categorical Q and the dense conversion
+    seq_config["envs"]["bits"]["params"]["length"] = 7  # 21845 states: listed, but too many outcomes for Q
     seq_config["envs"]["bits"]["methods"] = ["amortized"]
-    raises_config(seq_config, "'amortized'", "append")
+    raises_config(seq_config, "envs.bits.methods: method 'amortized' (kind amortized) cannot run on environment "
+                  "'bits': it needs the 'tree' capability", "a categorical Q over 21845 outcomes is more than 16384")
+    seq_config["envs"]["bits"]["params"]["length"] = 40  # 4^40 objects: neither a tree nor enumerable
+    raises_config(seq_config, "envs.bits.methods: method 'amortized' (kind amortized) cannot run on environment "
+                  "'bits': it needs the 'tree' capability",
+                  "prepend-or-append generation reaches an object by many trajectories",
+                  "the 'enumerable' one", "more than 4194304 states")
+    seq_config["envs"]["bits"]["methods"] = ["exact"]
+    raises_config(seq_config, "method 'exact' (kind exact) cannot run on environment 'bits': it needs the "
+                  "'enumerable' capability")
     seq_config["envs"]["bits"]["methods"] = ["scratch", "mcmc", "dqn"]
     check(seq_config)
 
@@ -451,17 +559,30 @@ def test_amortized_on_prepend_append(seq_config: dict) -> None:
 def test_exact_on_non_enumerable(seq_config: dict) -> None:
     """exact on protein^50 is refused for not being enumerable."""
     seq_config["envs"]["bits"] = sequence_env({"alphabet": "protein", "length": 50}, ["exact"])
-    raises_config(seq_config, "envs.bits.methods", "'exact'", "enumerable")
+    raises_config(seq_config, "envs.bits.methods: method 'exact' (kind exact) cannot run on environment 'bits': "
+                  "it needs the 'enumerable' capability: 20^50 objects is more than 4194304 states to list")
 
 
-def test_sequence_task_needs_modes(seq_config: dict) -> None:
-    """A sequence task without a modes entry is refused, naming tasks.<name>.modes.kind."""
+def test_sequence_task_modes(seq_config: dict) -> None:
+    """A task without a modes entry counts relative modes (R >= max R / 2), which needs an enumerable space;
+    every refusal names tasks.<name>.modes and the environment."""
     del seq_config["tasks"]["bits"]["modes"]
-    raises_config(seq_config, "tasks.bits.modes.kind")
-    seq_config["tasks"]["bits"]["modes"] = {"kind": "local_optima"}
+    check(seq_config)  # bits2 x 4 is enumerable
+    task = Task(Sequence("bits2", 4), seq_config["tasks"]["bits"])
+    assert isinstance(task.oracle.modes, ExactModes)
+    assert task.oracle.modes.total == int((task.landscape >= task.landscape.max() / 2).sum()) > 0
     seq_config["envs"]["bits"]["params"]["length"] = 40
     seq_config["envs"]["bits"]["methods"] = ["scratch"]
-    raises_config(seq_config, "tasks.bits.modes.kind", "enumerable")
+    raises_config(seq_config, "tasks.bits.modes.kind: 'relative' needs the 'enumerable' capability",
+                  "(environment 'bits')")
+    seq_config["tasks"]["bits"]["modes"] = {"kind": "local_optima"}
+    raises_config(seq_config, "tasks.bits.modes.kind: 'local_optima' needs the 'enumerable' capability")
+    seq_config["tasks"]["bits"]["modes"] = {"kind": "nonsense"}
+    raises_config(seq_config, "tasks.bits.modes.kind: expected one of", "got 'nonsense' (environment 'bits')")
+    seq_config["tasks"]["bits"]["modes"] = {"kind": "threshold"}
+    raises_config(seq_config, "tasks.bits.modes.threshold: expected a number")
+    seq_config["tasks"]["bits"] = {"reward": "rna_binding", "modes": {"kind": "reference"}}
+    raises_config(seq_config, "tasks.bits.modes.kind: 'reference' needs a reward with its own mode set")
 
 
 def test_matched_to_only_on_scratch(seq_config: dict) -> None:

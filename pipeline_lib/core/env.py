@@ -1,14 +1,27 @@
-"""The batched environment protocol every domain implements.
+"""The batched environment protocol every domain implements, and the capabilities it declares.
 
 States are tensors with a leading batch dimension; every method acts on a whole batch at once, so
 training never loops over individual states in Python. The last forward action is always ``stop``:
 taking it from state ``s`` ends the trajectory with terminal object ``x = s``.
+
+Beside the MDP, an environment says what else it can do (``capabilities``, computed per instance)
+and describes its objects (keys, table columns, diversity, what a reward plug-in receives). Methods,
+mode definitions and stages ask these questions, never the domain's name.
 """
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
+import numpy as np
 import torch
+
+# The capabilities a method or a mode definition can require; each environment answers for itself.
+ENUMERABLE = "enumerable"  # all_states / terminal_states / index / level: exact targets, exact L1/KL, DP
+TREE = "tree"  # one trajectory per object: path(); tree conversion, autoregressive Q
+LOCAL_MOVES = "local_moves"  # propose(): a local proposal with its Hastings correction (MCMC)
+NEIGHBOURS = "neighbours"  # neighbours(): single-site substitutions (local-optimum modes)
+MOLECULES = "molecules"  # smiles(): canonical SMILES (Tanimoto modes, RDKit metrics)
+CAPABILITIES = (ENUMERABLE, TREE, LOCAL_MOVES, NEIGHBOURS, MOLECULES)
 
 
 @runtime_checkable
@@ -19,6 +32,10 @@ class Environment(Protocol):
     n_backward_actions: int
     max_length: int  # most transitions in a trajectory, stop included
     feature_dim: int
+    stop: int
+
+    def capabilities(self) -> dict[str, str | None]:
+        """For every name in CAPABILITIES: None where this instance has it, else why not."""
 
     def initial_states(self, n: int) -> torch.Tensor:
         """``n`` copies of s0."""
@@ -41,6 +58,9 @@ class Environment(Protocol):
     def is_initial(self, states: torch.Tensor) -> torch.Tensor:
         """Bool [B]."""
 
+    def level(self, states: torch.Tensor) -> torch.Tensor:
+        """Long [B]: number of transitions from s0, so parents have a smaller level."""
+
     def can_reach(self, states: torch.Tensor, outcomes: torch.Tensor) -> torch.Tensor:
         """Bool [B]: terminal ``outcomes`` can still be produced from ``states``."""
 
@@ -48,24 +68,54 @@ class Environment(Protocol):
         """Bool [B]: row-wise equality of two batches of states."""
 
     def random_outcomes(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``n`` terminal objects drawn at random (evaluation targets of spaces too large to list)."""
+        """``n`` terminal objects drawn at random (evaluation targets, MCMC starts)."""
+
+    # --- describing objects (every domain) ---
+    def objects(self, states: torch.Tensor) -> Any:
+        """What a reward plug-in receives for a batch of terminal objects."""
+
+    def object_keys(self, states: torch.Tensor) -> list:
+        """One hashable key per object: equal keys are the same object (counted once by the oracle)."""
+
+    def diversity(self, states: torch.Tensor) -> float:
+        """Mean pairwise distance of a set of objects (0 for fewer than two)."""
+
+    def describe(self, states: torch.Tensor) -> dict[str, Any]:
+        """Table columns that identify each object (samples and targets parquet)."""
+
+    def parse(self, table: Any) -> torch.Tensor:
+        """The objects of a table written with ``describe`` columns."""
+
+    def sample_metrics(self, states: torch.Tensor, top: torch.Tensor) -> dict[str, float]:
+        """Domain-specific metrics of a set of final samples (``top``: its best distinct objects)."""
+
+    def bind_reward(self, name: str, params: dict[str, Any], resources: str) -> Any:
+        """A built-in reward of this domain bound to its parameters; KeyError if it has no such reward."""
+
+    def reward_names(self) -> list[str]:
+        """The built-in rewards of this domain."""
 
 
-@runtime_checkable
-class EnumerableEnvironment(Environment, Protocol):
-    """An environment small enough to list every state (exact DP and exact conversion)."""
+def missing(env: Environment, needs: tuple[str, ...] | list[str]) -> str | None:
+    """Why ``env`` cannot serve something that needs ``needs`` (the first missing capability), or None."""
+    have = env.capabilities()
+    for name in needs:
+        if name not in have:
+            raise ValueError(f"unknown capability {name!r}; expected one of {CAPABILITIES}")
+        if have[name] is not None:
+            return f"needs the {name!r} capability: {have[name]}"
+    return None
 
-    n_states: int
-    enumerable: bool  # False where the space is too large; the methods below then raise
 
-    def terminal_states(self) -> torch.Tensor:
-        """Every terminal object, in ``index`` order."""
+def row_keys(x: torch.Tensor) -> list[bytes]:
+    """One hashable key per integer row (states whose rows are equal are the same object)."""
+    arr = np.ascontiguousarray(x.cpu().numpy().astype(np.int16))
+    return [row.tobytes() for row in arr.reshape(len(arr), -1)]
 
-    def all_states(self) -> torch.Tensor:
-        """Every state, in ``index`` order."""
 
-    def index(self, states: torch.Tensor) -> torch.Tensor:
-        """Long [B]: position of each state in ``all_states()``."""
-
-    def level(self, states: torch.Tensor) -> torch.Tensor:
-        """Long [B]: number of transitions from s0, so parents have a smaller level."""
+def mean_pairwise(distance: torch.Tensor) -> float:
+    """Mean off-diagonal entry of a square distance matrix (0 for fewer than two objects)."""
+    n = len(distance)
+    if n < 2:
+        return 0.0
+    return float(distance.float().sum() / (n * (n - 1)))

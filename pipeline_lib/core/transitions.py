@@ -11,8 +11,9 @@ from typing import Callable
 
 import torch
 
-from pipeline_lib.core.nets import masked_log_softmax, uniform_log_pb
-from pipeline_lib.core.rollout import Trajectories
+from pipeline_lib.core.losses import detailed_balance, masked_mse
+from pipeline_lib.core.nets import GFlowNet, masked_log_softmax, uniform_log_pb
+from pipeline_lib.core.rollout import Trajectories, rollout
 
 # model(states [n, ...], rows [n]) -> (log F [n], P_F logits [n, A], P_B logits [n, A_back] or None)
 FlowFn = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]
@@ -111,3 +112,30 @@ def _log_pb(env, state: torch.Tensor, next_state: torch.Tensor, action: torch.Te
         back = env.backward_action(state, action).clamp(min=0, max=back_mask.shape[1] - 1)
         log_pb = masked_log_softmax(pb_next, back_mask).gather(1, back[:, None])[:, 0]
     return log_pb.masked_fill(is_stop, 0.0)
+
+
+def gfn_flows(env, model: GFlowNet):
+    """FlowFn of an unconditional GFlowNet."""
+    return lambda states, rows: model(env.featurize(states))
+
+
+def gfn_policy(env, model: GFlowNet):
+    """PolicyFn of an unconditional GFlowNet."""
+    def policy(states: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        return masked_log_softmax(model(env.featurize(states))[1], env.forward_mask(states))
+    return policy
+
+
+def db_loss(terms: TransitionTerms, log_reward: torch.Tensor) -> torch.Tensor:
+    """Detailed-balance loss of an unconditional GFlowNet with per-trajectory terminal log-rewards."""
+    residual = detailed_balance(terms.log_f, terms.log_pf, terms.log_f_next, terms.log_pb, terms.is_stop,
+                                log_reward[terms.b])
+    return masked_mse(residual)
+
+
+def db_rollout(env, model: GFlowNet, n: int, epsilon: float, generator: torch.Generator
+               ) -> tuple[Trajectories, TransitionTerms]:
+    """On-policy trajectories of ``model`` with their DB terms from the sampling forward pass."""
+    recorded = RecordedFlows(env, gfn_flows(env, model))
+    traj = rollout(env, recorded, n, epsilon, generator=generator, grad=True)
+    return traj, recorded_terms(env, traj, recorded)

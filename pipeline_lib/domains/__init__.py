@@ -1,26 +1,91 @@
-"""Domain registry: build an environment from its config entry."""
+"""The domain registry: the one list of environment families, imported lazily.
+
+A grid job never imports RDKit or ViennaRNA: each entry names its class by path and is imported
+only when an environment of that domain is built. Adding a domain is one line here.
+"""
 from __future__ import annotations
 
+import importlib
+import inspect
+import types
+import typing
 from typing import Any
 
 import torch
 
-from pipeline_lib.core.env import EnumerableEnvironment, Environment
-from pipeline_lib.domains.hypergrid.env import HyperGrid
-from pipeline_lib.domains.molecule.env import Molecule
-from pipeline_lib.domains.sequence.env import Sequence
+from pipeline_lib.core.env import Environment
 
-DOMAINS = {"hypergrid": HyperGrid, "sequence": Sequence, "molecule": Molecule}
+DOMAINS = {
+    "hypergrid": "pipeline_lib.domains.hypergrid.env:HyperGrid",
+    "sequence": "pipeline_lib.domains.sequence.env:Sequence",
+    "molecule": "pipeline_lib.domains.molecule.env:Molecule",
+}
+
+
+def domain_class(domain: str) -> type:
+    """The environment class of a registered domain."""
+    if domain not in DOMAINS:
+        raise ValueError(f"domain: unknown domain {domain!r}; expected one of {sorted(DOMAINS)}")
+    module, name = DOMAINS[domain].split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def domain_rewards(domain: str):
+    """The rewards module of a registered domain (``domains/<name>/rewards.py``)."""
+    domain_class(domain)  # a clear error for an unknown name
+    return importlib.import_module(DOMAINS[domain].split(":")[0].rsplit(".", 1)[0] + ".rewards")
+
+
+def _matches(value: Any, hint: Any) -> bool:
+    """Does a config value fit a constructor's type hint (int, float, str, bool, None, list[...], unions)?"""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, h) for h in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if origin is list:
+        (item,) = typing.get_args(hint) or (Any,)
+        return isinstance(value, list) and all(_matches(v, item) for v in value)
+    if hint is Any:
+        return True
+    return isinstance(value, hint)
+
+
+def _hint_name(hint: Any) -> str:
+    text = getattr(hint, "__name__", None) if typing.get_origin(hint) is None else None
+    return text or str(hint).replace("typing.", "")
+
+
+def check_params(domain: str, params: dict[str, Any], where: str = "params") -> None:
+    """Names and types of a domain's parameters against its constructor, before anything is built."""
+    cls = domain_class(domain)
+    signature = inspect.signature(cls.__init__)
+    hints = typing.get_type_hints(cls.__init__)
+    allowed = [p for p in signature.parameters if p not in ("self", "device")]
+    for key, value in params.items():
+        if key not in allowed:
+            raise ValueError(f"{where}.{key}: unknown parameter of domain {domain!r}; expected some of {allowed}")
+        hint = hints.get(key, Any)
+        if not _matches(value, hint):
+            raise ValueError(f"{where}.{key}: expected {_hint_name(hint)}, got {value!r}")
+    required = [p for p, spec in signature.parameters.items()
+                if p in allowed and spec.default is inspect.Parameter.empty]
+    absent = [p for p in required if p not in params]
+    if absent:
+        raise ValueError(f"{where}: domain {domain!r} needs {absent}")
 
 
 def make_env(domain: str, params: dict[str, Any], device: torch.device | str = "cpu") -> Environment:
     """Instantiate a domain by name; unknown names and bad parameters name the offending key."""
-    if domain not in DOMAINS:
-        raise ValueError(f"envs.*.domain: unknown domain {domain!r}; expected one of {sorted(DOMAINS)}")
+    check_params(domain, params)
     try:
-        return DOMAINS[domain](**params, device=device)
+        return domain_class(domain)(**params, device=device)
     except (TypeError, ValueError) as err:
-        raise ValueError(f"envs.*.params for domain {domain!r}: {err}") from err
+        raise ValueError(f"params of domain {domain!r}: {err}") from err
 
 
-__all__ = ["DOMAINS", "EnumerableEnvironment", "Environment", "HyperGrid", "Molecule", "Sequence", "make_env"]
+__all__ = ["DOMAINS", "Environment", "check_params", "domain_class", "domain_rewards", "make_env"]

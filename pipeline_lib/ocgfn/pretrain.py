@@ -9,12 +9,21 @@ from typing import Any
 
 import torch
 
-from pipeline_lib.core.transitions import RecordedFlows, TransitionTerms, recorded_terms, transition_terms
-from pipeline_lib.core.losses import detailed_balance, masked_mse, outcome_teleportation
+from pipeline_lib import io
+from pipeline_lib.core.env import ENUMERABLE
+from pipeline_lib.core.losses import masked_mse, outcome_teleportation
 from pipeline_lib.core.nets import RND, GFlowNet, OutcomeConditionedGFlowNet, masked_log_softmax
-from pipeline_lib.core.rollout import Trajectories, rollout
-from pipeline_lib.runtime import seed_everything
+from pipeline_lib.core.rollout import rollout
 from pipeline_lib.core.training import Trainer
+from pipeline_lib.core.transitions import (
+    RecordedFlows,
+    TransitionTerms,
+    db_loss,
+    db_rollout,
+    recorded_terms,
+    transition_terms,
+)
+from pipeline_lib.runtime import seed_everything
 
 
 @dataclass
@@ -60,18 +69,6 @@ class OCGFNPolicy:
         return masked_log_softmax(logits, self.env.forward_mask(states))
 
 
-def gfn_flows(env, model: GFlowNet):
-    """FlowFn of an unconditional GFlowNet."""
-    return lambda states, rows: model(env.featurize(states))
-
-
-def gfn_policy(env, model: GFlowNet):
-    """PolicyFn of an unconditional GFlowNet."""
-    def policy(states: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-        return masked_log_softmax(model(env.featurize(states))[1], env.forward_mask(states))
-    return policy
-
-
 def ocgfn_loss(env, terms: TransitionTerms, terminals: torch.Tensor, outcomes: torch.Tensor,
                cfg: PretrainConfig) -> torch.Tensor:
     """Mean squared OT residual over the transitions of trajectories (ending at ``terminals``)
@@ -83,21 +80,6 @@ def ocgfn_loss(env, terms: TransitionTerms, terminals: torch.Tensor, outcomes: t
     residual, mask = outcome_teleportation(terms.log_f, terms.log_pf, terms.log_f_next, terms.log_pb,
                                            terms.is_stop, success, reach, reach_next, cfg.ot, cfg.log_eps_fail)
     return masked_mse(residual, mask)
-
-
-def db_loss(terms: TransitionTerms, log_reward: torch.Tensor) -> torch.Tensor:
-    """Detailed-balance loss of an unconditional GFlowNet with per-trajectory terminal log-rewards."""
-    residual = detailed_balance(terms.log_f, terms.log_pf, terms.log_f_next, terms.log_pb, terms.is_stop,
-                                log_reward[terms.b])
-    return masked_mse(residual)
-
-
-def db_rollout(env, model: GFlowNet, n: int, epsilon: float, generator: torch.Generator
-               ) -> tuple[Trajectories, TransitionTerms]:
-    """On-policy trajectories of ``model`` with their DB terms from the sampling forward pass."""
-    recorded = RecordedFlows(env, gfn_flows(env, model))
-    traj = rollout(env, recorded, n, epsilon, generator=generator, grad=True)
-    return traj, recorded_terms(env, traj, recorded)
 
 
 @torch.no_grad()
@@ -114,7 +96,7 @@ def success_rate(env, model: OutcomeConditionedGFlowNet, outcomes: torch.Tensor,
 
 def evaluation_outcomes(env, n: int, generator: torch.Generator) -> torch.Tensor:
     """All outcomes when the space is small enough, else ``n`` drawn uniformly with the generator."""
-    if not env.enumerable:
+    if env.capabilities()[ENUMERABLE] is not None:
         return env.random_outcomes(n, generator)
     states = env.terminal_states()
     if len(states) <= n:
@@ -141,7 +123,8 @@ class Pretrainer(Trainer):
         self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
         self.explorer_opt = torch.optim.Adam(self.explorer.parameters(), lr=cfg.explorer_lr)
         self.rnd_opt = torch.optim.Adam(self.rnd.predictor.parameters(), lr=cfg.rnd_lr)
-        self.seen = torch.zeros(env.n_states if env.enumerable else 0, dtype=torch.bool, device=device)
+        enumerable = env.capabilities()[ENUMERABLE] is None
+        self.seen = torch.zeros(env.n_states if enumerable else 0, dtype=torch.bool, device=device)
         self.transitions = 0
         self.eval_outcomes = evaluation_outcomes(env, cfg.eval_outcomes, torch.Generator(device).manual_seed(seed))
 
@@ -205,3 +188,13 @@ class Pretrainer(Trainer):
                **losses}
         self.model.train()
         return row
+
+
+def load_pretrained(path: str, env, device: torch.device) -> OutcomeConditionedGFlowNet:
+    """Rebuild a pre-trained OC-GFN from the pre-training job's model file, in eval mode."""
+    saved = io.load_checkpoint(path, device)
+    cfg = saved["config"]
+    model = OutcomeConditionedGFlowNet(env.feature_dim, env.n_actions, env.n_backward_actions, cfg["hidden"],
+                                       cfg["layers"], cfg["learn_pb"], cfg.get("conditioning", "concat")).to(device)
+    model.load_state_dict(saved["state_dict"])
+    return model.eval()

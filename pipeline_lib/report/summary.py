@@ -15,7 +15,7 @@ def _mean_std(df: pd.DataFrame, keys: list[str], cols: list[str]) -> pd.DataFram
     out = g.size().rename("seeds").to_frame()
     for c in cols:
         m, s = g[c].mean(), g[c].std().fillna(0.0)
-        out[c] = [f"{a:.4g} ± {b:.2g}" for a, b in zip(m, s)]
+        out[c] = ["-" if pd.isna(a) else f"{a:.4g} ± {b:.2g}" for a, b in zip(m, s)]
     return out.reset_index()
 
 
@@ -25,13 +25,18 @@ def pretrain_table(pretrain: pd.DataFrame) -> pd.DataFrame:
     return _mean_std(final, ["env", "variant"], ["step", "success_sample", "success_greedy"])
 
 
+EVALUATION_METRICS = ["l1", "kl", "l1_empirical", "modes_in_samples", "modes_total", "top100_reward",
+                      "top100_diversity", "unique_fraction", "validity", "top100_scaffolds"]
+
+
 def evaluation_table(evaluation: pd.DataFrame) -> pd.DataFrame:
-    """Exact and sample-based metrics of every final grid policy, aggregated over seeds."""
-    if "l1" not in evaluation:
+    """Every final sampler: exact L1 / KL of its policy and empirical L1 of its samples where the space is
+    enumerable, and the sample metrics of every domain, aggregated over seeds (columns that no row of
+    the table has, e.g. molecule validity on a grid-only run, are left out)."""
+    if not len(evaluation):
         return pd.DataFrame()
-    grid = evaluation[evaluation["l1"].notna()]
-    return _mean_std(grid, ["env", "task", "method"],
-                     ["l1", "kl", "l1_empirical", "modes_found", "modes_total", "top100_reward"])
+    metrics = [m for m in EVALUATION_METRICS if m in evaluation and evaluation[m].notna().any()]
+    return _mean_std(evaluation, ["env", "task", "method"], metrics)
 
 
 SEQUENCE_METRICS = ["modes_found", "top100_reward", "top100_diversity"]
@@ -76,16 +81,6 @@ def sequence_table(curves: pd.DataFrame, env: str, budget: float | None,
     return out, budget
 
 
-def sequence_samples_table(evaluation: pd.DataFrame) -> pd.DataFrame:
-    """Final samplers (10k samples each): modes among them, top-100 reward and diversity, uniqueness."""
-    if "modes_in_samples" not in evaluation:
-        return pd.DataFrame()
-    seq = evaluation[evaluation["modes_in_samples"].notna()]
-    metrics = ["modes_in_samples", "top100_reward", "top100_diversity", "unique_fraction"]
-    metrics += [m for m in ("validity", "top100_scaffolds") if m in seq and seq[m].notna().any()]
-    return _mean_std(seq, ["env", "method"], metrics)
-
-
 def budget_table(curves: pd.DataFrame) -> pd.DataFrame:
     """Every adapted method at its final budget against the scratch GFlowNet at the same number of
     training steps, of reward calls and of distinct reward calls (its last evaluation within each
@@ -120,12 +115,13 @@ def summary_page(pretrain: pd.DataFrame, evaluation: pd.DataFrame, curves: pd.Da
                  per_task: list[str] = ()) -> None:
     """A self-contained HTML page (figures embedded) and a Markdown twin with the same tables.
 
-    ``budgets`` maps each sequence environment to its reward-call budget (None: the smallest final one);
+    ``budgets`` maps each environment to its reward-call budget (None: the smallest final one);
     environments in ``per_task`` (molecules: one objective per task) get a row per task and method.
     """
     tables = [("Pre-training: final success rate (sampled and greedy rollouts, evaluation outcomes)",
                pretrain_table(pretrain)),
-              ("Adaptation: exact L1 / KL(R/Z || P) of the final policy, sample metrics", evaluation_table(evaluation)),
+              ("Final samplers: exact L1 / KL(R/Z || P) of the policy (enumerable spaces), metrics of its samples",
+               evaluation_table(evaluation)),
               ("Equal budgets: each method at its final budget vs the scratch GFlowNet at the same steps / calls",
                budget_table(curves))]
     for env, budget in (budgets or {}).items():
@@ -135,7 +131,6 @@ def summary_page(pretrain: pd.DataFrame, evaluation: pd.DataFrame, curves: pd.Da
         table, used = sequence_table(curves, env, budget, by_task)
         over = "seeds, per task" if by_task else "tasks and seeds"
         tables.append((f"{env}: objects queried within {int(used)} reward calls (mean ± std over {over})", table))
-    tables.append(("Sequence domains: final samplers' samples", sequence_samples_table(evaluation)))
     tables = [(title, table) for title, table in tables if len(table)]
     env_line = ", ".join(f"{k}={v}" for k, v in environment.iloc[0].items())
     parts = ["<html><head><meta charset='utf-8'><title>OC-GFN pipeline results</title>",

@@ -1,8 +1,6 @@
-"""Metrics: distances between distributions, modes, and sample statistics."""
+"""Metrics of distributions and of sets of samples, the same columns on every domain."""
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
 import torch
 
 
@@ -15,15 +13,21 @@ def distribution_metrics(p_model: torch.Tensor, p_target: torch.Tensor) -> dict[
     return {"l1": float((p_model - p_target).abs().sum()), "kl": float(kl)}
 
 
-def sample_metrics(samples: pd.DataFrame, target: pd.DataFrame, top_k: int = 100) -> dict[str, float]:
-    """Empirical L1 of the sampled terminal objects, modes found among them, top-K mean reward of the
-    unique samples, and how many distinct objects were drawn."""
-    n = len(target)
-    counts = np.bincount(samples["outcome"].to_numpy(), minlength=n) / len(samples)
-    target = target.sort_values("outcome")
-    modes = target["is_mode"].to_numpy()
-    unique = samples.drop_duplicates("outcome")
-    return {"l1_empirical": float(np.abs(counts - target["target_prob"].to_numpy()).sum()),
-            "modes_found": int((counts[modes] > 0).sum()), "modes_total": int(modes.sum()),
-            "unique_samples": int(len(unique)),
-            f"top{top_k}_reward": float(unique["reward"].nlargest(top_k).mean())}
+def empirical_l1(env, x: torch.Tensor, target: torch.Tensor) -> float:
+    """L1 distance between the empirical distribution of samples ``x`` and ``target`` [S] (enumerable spaces)."""
+    counts = torch.bincount(env.index(x).cpu(), minlength=len(target)).double() / max(1, len(x))
+    return float((counts - target.double().cpu()).abs().sum())
+
+
+def sample_summary(env, x: torch.Tensor, reward: torch.Tensor, modes, top_k: int = 100) -> dict[str, float]:
+    """Metrics of a set of final samples: modes among them (``modes`` is a fresh counter of the task's
+    mode definition), top-K mean reward and diversity of the distinct objects (``env.object_keys``),
+    the unique fraction and the domain's own metrics."""
+    keys = env.object_keys(x)
+    first = sorted({k: i for i, k in reversed(list(enumerate(keys)))}.values())
+    ux, ur = x[first], reward[first]
+    modes.update(ux, ur)
+    top = ur.topk(min(top_k, len(ur))).indices
+    return {"samples": len(x), "unique_fraction": len(first) / max(1, len(x)), "modes_in_samples": modes.count(),
+            f"top{top_k}_reward": float(ur[top].mean()), f"top{top_k}_diversity": env.diversity(ux[top]),
+            "mean_reward": float(reward.mean()), **env.sample_metrics(x, ux[top])}

@@ -1,15 +1,14 @@
-"""Downstream rewards: a registry keyed by name, plus user plug-ins named by dotted or file path.
+"""Rewards as the library sees them: a domain's built-in rewards (``env.bind_reward``) or user plug-ins
+named by dotted or file path, bound to their parameters, and checked before any job starts.
 
-A reward maps a batch of terminal objects to strictly positive floats. Built-in GridWorld rewards
-are written in scaled coordinates u = x / (side - 1) in [0, 1]^d, so one definition fits every
-grid size. A plug-in is ``package.module:function`` or ``path/to/file.py:function``; it is called
-as ``function(x, **params)`` with ``x`` a long tensor [B, ndim] and must return [B] positive floats.
+A plug-in is ``package.module:function`` or ``path/to/file.py:function``; it is called as
+``function(objects, **params)`` with ``objects = env.objects(x)`` (grid cells as a long tensor
+[B, ndim], strings on sequences, canonical SMILES on molecules) and returns one positive float each.
 """
 from __future__ import annotations
 
 import importlib
 import importlib.util
-import math
 from pathlib import Path
 from typing import Any, Callable
 
@@ -18,46 +17,27 @@ import torch
 RewardFn = Callable[[torch.Tensor], torch.Tensor]
 
 
-def corner(x: torch.Tensor, side: int, r0: float = 0.1, r1: float = 0.5, r2: float = 2.0) -> torch.Tensor:
-    """The standard hypergrid reward of Bengio et al. (2021): high-reward bands near every corner."""
-    d = (x.float() / (side - 1) - 0.5).abs()
-    band1 = (d > 0.25).all(dim=-1).float()
-    band2 = ((d > 0.3) & (d < 0.4)).all(dim=-1).float()
-    return r0 + r1 * band1 + r2 * band2
+class Reward:
+    """A reward bound to its parameters. It owns what it caches (``caches``: objects with ``save()``,
+    e.g. the RNA oracle's persistent energies), so saving is the owner's call, not a global flush."""
 
+    def __init__(self, fn: RewardFn, caches: tuple | list = ()) -> None:
+        self.fn, self.caches = fn, list(caches)
 
-def ring(x: torch.Tensor, side: int, r0: float = 0.01, radius: float = 0.35, width: float = 0.05,
-         center: float = 0.5) -> torch.Tensor:
-    """A Gaussian ridge on the sphere of ``radius`` around ``center``: a thin connected mode."""
-    dist = (x.float() / (side - 1) - center).norm(dim=-1)
-    return r0 + torch.exp(-0.5 * ((dist - radius) / width) ** 2)
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fn(x)
 
-
-def peaks(x: torch.Tensor, side: int, r0: float = 0.01, width: float = 0.06,
-          centers: list[list[float]] | None = None, heights: list[float] | None = None) -> torch.Tensor:
-    """Isolated Gaussian peaks of different heights: separated modes that a sampler must all find."""
-    u = x.float() / (side - 1)
-    ndim = u.shape[-1]
-    if centers is None:
-        centers = [[0.2] * ndim, [0.8] * ndim, [0.2] + [0.8] * (ndim - 1), [0.75] + [0.3] * (ndim - 1)]
-    c = torch.tensor(centers, dtype=u.dtype, device=u.device)
-    if c.ndim != 2 or c.shape[1] != ndim:
-        raise ValueError(f"peaks: centers must be a list of {ndim}-dimensional points, got shape {tuple(c.shape)}")
-    h = torch.tensor(heights if heights is not None else [1.0] * len(c), dtype=u.dtype, device=u.device)
-    if h.shape != (len(c),):
-        raise ValueError(f"peaks: heights must have one value per center ({len(c)}), got {h.tolist()}")
-    sq = ((u[:, None, :] - c[None]) ** 2).sum(-1)
-    return r0 + (h * torch.exp(-0.5 * sq / width**2)).sum(-1)
-
-
-REGISTRY: dict[str, Callable[..., torch.Tensor]] = {"corner": corner, "ring": ring, "peaks": peaks}
+    def save(self) -> None:
+        """Persist every cache this reward owns (at checkpoints and at the end of a job)."""
+        for cache in self.caches:
+            cache.save()
 
 
 def load_callable(spec: str) -> Callable[..., Any]:
     """Resolve ``package.module:function`` or ``path/to/file.py:function`` to the function."""
     if ":" not in spec:
-        raise ValueError(f"reward {spec!r}: expected a registered name {sorted(REGISTRY)} "
-                         "or 'package.module:function' or 'path/to/file.py:function'")
+        raise ValueError(f"reward {spec!r}: expected a registered name of the domain or "
+                         "'package.module:function' or 'path/to/file.py:function'")
     target, name = spec.rsplit(":", 1)
     try:
         if target.endswith(".py"):
@@ -76,49 +56,15 @@ def load_callable(spec: str) -> Callable[..., Any]:
     return getattr(module, name)
 
 
-def tfbind_table(resources: str | Path, landscape: str) -> Path:
-    """Where the prepare step puts the TF-Bind-8 table of ``landscape`` (e.g. SIX6_REF_R1)."""
-    return Path(resources) / "tfbind8" / f"{landscape}_8mers.txt"
-
-
-def make_reward(name: str, params: dict[str, Any], env: Any, resources: str | Path = "resources") -> RewardFn:
-    """Bind a reward (registered name or plug-in path) to its parameters and the environment.
-
-    On sequence domains a plug-in receives the decoded strings (``list[str]``), on molecules the
-    canonical SMILES, and returns one float per object; registered sequence rewards work on token
-    tensors directly.
-    """
-    from pipeline_lib.domains.sequence.rewards import SEQUENCE_REWARDS
-
-    if hasattr(env, "smiles"):
-        from pipeline_lib.domains.molecule.chem import MOLECULE_REWARDS, molecule_reward
-        kind, own = "molecule", MOLECULE_REWARDS
-    elif hasattr(env, "alphabet"):
-        kind, own = "sequence", SEQUENCE_REWARDS
-    else:
-        kind, own = "hypergrid", REGISTRY
-    if name not in own and ":" not in name:
-        raise ValueError(f"reward {name!r} is not a {kind} reward; this environment takes {sorted(own)} or a "
-                         "plug-in 'package.module:function' or 'path/to/file.py:function'")
-    if name not in own:
-        fn = load_callable(name)
-        if kind == "hypergrid":
-            return lambda x: fn(x, **params)
-        return lambda x: torch.as_tensor(fn(env.objects(x), **params), dtype=torch.float32, device=x.device)
-    if kind == "hypergrid":
-        return lambda x: REGISTRY[name](x, side=env.side, **params)
-    if kind == "molecule":
-        try:
-            fn = molecule_reward(name, params)
-        except TypeError as err:
-            raise ValueError(f"reward {name!r}: bad params {params}: {err}") from err
-        return lambda x: torch.as_tensor(fn(env.smiles(x)), dtype=torch.float32, device=x.device)
-    params = dict(params)
-    if name == "tfbind":
-        if "landscape" not in params:
-            raise ValueError("reward 'tfbind' needs params.landscape, e.g. SIX6_REF_R1")
-        params["table"] = str(tfbind_table(resources, params.pop("landscape")))
-    return lambda x: SEQUENCE_REWARDS[name](x, env.alphabet, **params)
+def make_reward(name: str, params: dict[str, Any], env: Any, resources: str | Path = "resources") -> Reward:
+    """Bind a reward (the domain's registered name or a plug-in path) to its parameters and environment."""
+    if ":" not in name:
+        if name not in env.reward_names():
+            raise ValueError(f"reward {name!r} is not a reward of this domain; it takes {env.reward_names()} or a "
+                             "plug-in 'package.module:function' or 'path/to/file.py:function'")
+        return env.bind_reward(name, dict(params), str(resources))
+    fn = load_callable(name)
+    return Reward(lambda x: torch.as_tensor(fn(env.objects(x), **params), dtype=torch.float32, device=x.device))
 
 
 def validate_reward(reward: RewardFn, outcomes: torch.Tensor, name: str) -> torch.Tensor:
@@ -138,37 +84,3 @@ def validate_reward(reward: RewardFn, outcomes: torch.Tensor, name: str) -> torc
         raise ValueError(f"reward {name!r} returned values <= 0 (min {values.min().item():.3g}); "
                          "rewards must be strictly positive")
     return values.float()
-
-
-class CountingReward:
-    """Wraps a reward oracle to count calls: total evaluations and distinct objects queried."""
-
-    def __init__(self, reward: RewardFn, key: Callable[[torch.Tensor], torch.Tensor]) -> None:
-        self.reward, self.key = reward, key
-        self.calls = 0
-        self._seen: set[int] = set()
-
-    @property
-    def unique_calls(self) -> int:
-        return len(self._seen)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"calls": self.calls, "seen": sorted(self._seen)}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.calls, self._seen = state["calls"], set(state["seen"])
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        self.calls += len(x)
-        self._seen.update(self.key(x).tolist())
-        return self.reward(x)
-
-
-def log_reward_table(reward: RewardFn, outcomes: torch.Tensor, name: str) -> torch.Tensor:
-    """log R over every outcome of an enumerable space, validated."""
-    return validate_reward(reward, outcomes, name).log()
-
-
-def mode_mask(log_r: torch.Tensor, mode_fraction: float) -> torch.Tensor:
-    """Grid modes: outcomes whose reward is at least ``mode_fraction`` times the maximum."""
-    return log_r >= log_r.max() + math.log(mode_fraction)

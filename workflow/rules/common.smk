@@ -1,18 +1,10 @@
-import dataclasses
+import os
 import re
 
 from snakemake.utils import validate
 
-from pipeline_lib.config import (
-    ConfigError,
-    check,
-    env_methods,
-    env_variants,
-    method_config,
-    pretrain_config,
-)
-from pipeline_lib.tasks.rewards import tfbind_table
-from pipeline_lib.stages import is_sequence, tfbind_landscapes
+from pipeline_lib import plan
+from pipeline_lib.config import ConfigError, check, env_methods
 
 validate(config, schema="../schemas/config.schema.yaml")
 try:
@@ -23,22 +15,14 @@ except ConfigError as err:
 
 RESULTS = config["results"]
 RESOURCES = config["resources"]
-GRID_ENVS = [env for env in config["envs"] if not is_sequence(config, env)]
-MOLECULE_TASKS = [
-    (env, task)
-    for env, spec in config["envs"].items()
-    if spec["domain"] == "molecule"
-    for task in spec["tasks"]
-]
-TFBIND_TABLES = [
-    str(tfbind_table(RESOURCES, name)) for name in tfbind_landscapes(config)
-]
+FIGURES = plan.figures(config)
+DATA_FILES = [os.path.relpath(f, RESOURCES) for f in plan.data_files(config)]
 GPU = 1 if config["device"].startswith("cuda") else 0
 
 
 def one_of(names):
     """A wildcard constraint that matches exactly the configured names."""
-    return "|".join(re.escape(name) for name in names)
+    return "|".join(re.escape(name) for name in names) or "^$"
 
 
 wildcard_constraints:
@@ -49,34 +33,20 @@ wildcard_constraints:
     seed=r"\d+",
 
 
-def adaptation_jobs():
-    """(env, task, method, seed) of every adaptation job."""
-    return [
-        (env, task, method, seed)
-        for env, spec in config["envs"].items()
-        for task in spec["tasks"]
-        for method in env_methods(config, env)
-        for seed in config["seeds"]
-    ]
-
-
 def pretrain_metrics(wildcards):
     return [
         f"{RESULTS}/{env}/pretrain/{variant}/seed{seed}/metrics.parquet"
-        for env in config["envs"]
-        for variant in env_variants(config, env)
-        for seed in config["seeds"]
+        for env, variant, seed in plan.pretrain_jobs(config)
     ]
 
 
 def per_job(name):
-    """Input function: one file per adaptation job (curve, evaluation or samples)."""
-    stage = {"curve": "finetune", "metrics": "evaluate", "samples": "sample"}[name]
+    """Input function: one file per adaptation job (curve, samples or metrics)."""
 
     def paths(wildcards):
         return [
-            f"{RESULTS}/{env}/{stage}/{task}/{method}/seed{seed}/{name}.parquet"
-            for env, task, method, seed in adaptation_jobs()
+            f"{RESULTS}/{env}/finetune/{task}/{method}/seed{seed}/{name}.parquet"
+            for env, task, method, seed in plan.adaptation_jobs(config)
         ]
 
     return paths
@@ -85,68 +55,47 @@ def per_job(name):
 def task_evaluations(wildcards):
     """Every method and seed of one task (the target to rerun one downstream task)."""
     return expand(
-        f"{RESULTS}/{wildcards.env}/evaluate/{wildcards.task}/{{method}}/seed{{seed}}/metrics.parquet",
+        f"{RESULTS}/{wildcards.env}/finetune/{wildcards.task}/{{method}}/seed{{seed}}/metrics.parquet",
         method=env_methods(config, wildcards.env),
         seed=config["seeds"],
     )
 
 
 def targets(wildcards):
-    """Exact targets of the grid tasks (sequence tasks' mode lists stay per task)."""
+    """What is known of every task before any search (exact targets where enumerable)."""
     return [
         f"{RESULTS}/{env}/prepare/{task}/target.parquet"
-        for env in GRID_ENVS
-        for task in config["envs"][env]["tasks"]
+        for env, task in plan.target_jobs(config)
     ]
 
 
 def task_data(wildcards):
-    """The data file a task's reward reads (TF-Bind-8 tables), fetched by prepare_data."""
-    entry = config["tasks"][wildcards.task]
-    if entry["reward"] != "tfbind":
-        return []
-    return str(tfbind_table(RESOURCES, entry["params"]["landscape"]))
+    """The data files a task's reward reads (e.g. TF-Bind-8 tables), fetched by prepare_data."""
+    return plan.task_data(config, wildcards.env, wildcards.task)
 
 
 def pretrained_model(wildcards):
-    """The OC-GFN a method adapts (none for scratch)."""
+    """The OC-GFN a method adapts (none for methods that use no pre-trained model)."""
     entry = config["finetune"]["methods"][wildcards.method]
-    if entry["kind"] not in ("exact", "amortized"):
+    if not entry.get("pretrained"):
         return []
     return f"{RESULTS}/{wildcards.env}/pretrain/{entry['pretrained']}/seed{wildcards.seed}/model.pt"
 
 
-# Params carry the resolved settings of each job so that editing them in the config reruns exactly
-# the affected jobs (Snakemake's params rerun trigger); the scripts read the same values via config.
-def env_spec(env):
-    """The environment's definition only: its task, variant and method lists and its settings
-    overrides are not part of it (adding a task or a method must rerun nothing else; overrides
-    reach each job through its resolved settings)."""
-    spec = config["envs"][env]
-    return {"domain": spec["domain"], "params": spec["params"]}
+# Params carry each job's resolved settings (plan.*_job) so that editing them in the config reruns
+# exactly the affected jobs (Snakemake's params rerun trigger); the scripts hand the same object to
+# the library, which never re-reads the config.
+def pretrain_job(wildcards):
+    return plan.pretrain_job(config, wildcards.env, wildcards.variant)
 
 
-def pretrain_settings(wildcards):
-    return {
-        "env": env_spec(wildcards.env),
-        "settings": dataclasses.asdict(
-            pretrain_config(config, wildcards.variant, wildcards.env)
-        ),
-    }
+def finetune_job(wildcards):
+    return plan.finetune_job(config, wildcards.env, wildcards.task, wildcards.method)
 
 
-def finetune_settings(wildcards):
-    entry, settings = method_config(config, wildcards.method, wildcards.env)
-    return {
-        "env": env_spec(wildcards.env),
-        "task": config["tasks"][wildcards.task],
-        "method": entry,
-        "settings": dataclasses.asdict(settings),
-    }
+def data_job(wildcards):
+    return plan.data_job(config, os.path.join(RESOURCES, wildcards.datafile))
 
 
-def task_settings(wildcards):
-    return {
-        "env": env_spec(wildcards.env),
-        "task": config["tasks"][wildcards.task],
-    }
+def target_job(wildcards):
+    return plan.target_job(config, wildcards.env, wildcards.task)

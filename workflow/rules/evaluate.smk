@@ -1,20 +1,3 @@
-rule evaluate:
-    input:
-        policy=rules.finetune.output.policy,
-        samples=rules.sample.output.samples,
-        target=rules.finetune.input.target,
-    output:
-        f"{RESULTS}/{{env}}/evaluate/{{task}}/{{method}}/seed{{seed}}/metrics.parquet",
-    log:
-        f"{RESULTS}/logs/{{env}}/evaluate/{{task}}/{{method}}/seed{{seed}}.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/{{env}}/evaluate/{{task}}/{{method}}/seed{{seed}}.tsv"
-    conda:
-        "../envs/pipeline.yaml"
-    script:
-        "../scripts/evaluate.py"
-
-
 rule collect:
     input:
         pretrain=pretrain_metrics,

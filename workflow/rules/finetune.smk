@@ -1,10 +1,15 @@
+# Adaptation, sampling and evaluation of one (task, method, seed) are one job: sampling and scoring the
+# final sampler take seconds and read everything the adaptation holds in memory.
 rule finetune:
     input:
-        target=f"{RESULTS}/{{env}}/prepare/{{task}}/target.parquet",
+        setup=rules.setup.output,
+        data=task_data,
         pretrained=pretrained_model,
     output:
         policy=f"{RESULTS}/{{env}}/finetune/{{task}}/{{method}}/seed{{seed}}/policy.pt",
         curve=f"{RESULTS}/{{env}}/finetune/{{task}}/{{method}}/seed{{seed}}/curve.parquet",
+        samples=f"{RESULTS}/{{env}}/finetune/{{task}}/{{method}}/seed{{seed}}/samples.parquet",
+        metrics=f"{RESULTS}/{{env}}/finetune/{{task}}/{{method}}/seed{{seed}}/metrics.parquet",
     log:
         f"{RESULTS}/logs/{{env}}/finetune/{{task}}/{{method}}/seed{{seed}}.log",
     benchmark:
@@ -17,6 +22,6 @@ rule finetune:
         gpu_model=config["gpu_model"],
         mem_mb=4000,
     params:
-        settings=finetune_settings,
+        job=finetune_job,
     script:
         "../scripts/finetune.py"

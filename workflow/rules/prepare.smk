@@ -5,23 +5,26 @@ rule setup:
         f"{RESULTS}/logs/setup.log",
     conda:
         "../envs/pipeline.yaml"
+    params:
+        device=config["device"],
     script:
         "../scripts/setup.py"
 
 
-if TFBIND_TABLES:
-
-    rule prepare_data:
-        output:
-            TFBIND_TABLES,
-        log:
-            f"{RESULTS}/logs/prepare_data.log",
-        benchmark:
-            f"{RESULTS}/benchmarks/prepare_data.tsv"
-        conda:
-            "../envs/pipeline.yaml"
-        script:
-            "../scripts/prepare_data.py"
+# One job per data file, so that adding a task fetches only its own file and reruns nothing else.
+rule prepare_data:
+    output:
+        f"{RESOURCES}/{{datafile}}",
+    wildcard_constraints:
+        datafile=one_of(DATA_FILES),
+    log:
+        f"{RESULTS}/logs/prepare_data/{{datafile}}.log",
+    conda:
+        "../envs/pipeline.yaml"
+    params:
+        job=data_job,
+    script:
+        "../scripts/prepare_data.py"
 
 
 rule prepare_target:
@@ -37,6 +40,6 @@ rule prepare_target:
     conda:
         "../envs/pipeline.yaml"
     params:
-        settings=task_settings,
+        job=target_job,
     script:
         "../scripts/prepare_target.py"

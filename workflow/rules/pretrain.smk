@@ -16,6 +16,6 @@ rule pretrain:
         gpu_model=config["gpu_model"],
         mem_mb=4000,
     params:
-        settings=pretrain_settings,
+        job=pretrain_job,
     script:
         "../scripts/pretrain.py"

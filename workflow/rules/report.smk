@@ -41,14 +41,14 @@ rule figures:
             category="Adaptation",
         ),
         heatmaps=report(
-            expand(f"{RESULTS}/figures/heatmaps_{{env}}.png", env=GRID_ENVS),
+            [f"{RESULTS}/figures/heatmaps_{env}.png" for env, _ in FIGURES["heatmap"]],
             caption="../report/heatmaps.rst",
             category="Samples",
         ),
         molecules=report(
             [
                 f"{RESULTS}/figures/molecules_{env}_{task}.png"
-                for env, task in MOLECULE_TASKS
+                for env, task in FIGURES["molecules"]
             ],
             caption="../report/molecules.rst",
             category="Samples",
@@ -58,8 +58,8 @@ rule figures:
     conda:
         "../envs/pipeline.yaml"
     params:
-        grid_envs=GRID_ENVS,
-        molecule_tasks=MOLECULE_TASKS,
+        heatmaps=[env for env, _ in FIGURES["heatmap"]],
+        molecules=FIGURES["molecules"],
     script:
         "../scripts/figures.py"
 
@@ -78,6 +78,9 @@ rule summary:
             category="Summary",
         ),
         markdown=f"{RESULTS}/report/summary.md",
+    params:
+        budgets={env: spec.get("budget") for env, spec in config["envs"].items()},
+        per_task=plan.per_task_envs(config),
     log:
         f"{RESULTS}/logs/summary.log",
     conda:

@@ -15,7 +15,7 @@ with logged(snakemake.log[0]):
     plots.adaptation_curves(curves, "reward_calls", o.diversity, y="top100_diversity")
     samples, targets = read_parquet(i.samples), read_parquet(i.targets)
     # The rule's params hold the same lists its outputs were named from (common.smk), so they stay aligned.
-    for env, path in zip(snakemake.params.grid_envs, o.heatmaps):
+    for env, path in zip(snakemake.params.heatmaps, o.heatmaps):
         plots.heatmaps(samples, targets, env, path)
-    for (env, task), path in zip(snakemake.params.molecule_tasks, o.molecules):
+    for (env, task), path in zip(snakemake.params.molecules, o.molecules):
         plots.top_molecules(samples, env, task, path)

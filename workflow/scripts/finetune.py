@@ -1,8 +1,8 @@
-"""Adapt to one downstream task with one method and seed."""
+"""Adapt to one downstream task with one method and seed, then sample and evaluate the final sampler."""
 from pipeline_lib.stages import finetune, logged
 
 with logged(snakemake.log[0]):
-    w = snakemake.wildcards
-    pretrained = str(snakemake.input.pretrained) if snakemake.input.pretrained else None
-    finetune(snakemake.config, w.env, w.task, w.method, int(w.seed), snakemake.threads, pretrained,
-             snakemake.output.policy, snakemake.output.curve)
+    i, o = snakemake.input, snakemake.output
+    pretrained = str(i.pretrained) if i.pretrained else None
+    finetune(snakemake.params.job, int(snakemake.wildcards.seed), snakemake.threads, pretrained,
+             o.policy, o.curve, o.samples, o.metrics)

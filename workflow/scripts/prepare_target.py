@@ -1,5 +1,5 @@
-"""Exact target distribution R/Z and modes of one downstream task."""
+"""What is known of one downstream task before any search (its exact target where enumerable)."""
 from pipeline_lib.stages import logged, prepare_target
 
 with logged(snakemake.log[0]):
-    prepare_target(snakemake.config, snakemake.wildcards.env, snakemake.wildcards.task, snakemake.output[0])
+    prepare_target(snakemake.params.job, snakemake.output[0])

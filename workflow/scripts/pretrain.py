@@ -2,6 +2,5 @@
 from pipeline_lib.stages import logged, pretrain
 
 with logged(snakemake.log[0]):
-    w = snakemake.wildcards
-    pretrain(snakemake.config, w.env, w.variant, int(w.seed), snakemake.threads, snakemake.output.model,
-             snakemake.output.metrics)
+    o = snakemake.output
+    pretrain(snakemake.params.job, int(snakemake.wildcards.seed), snakemake.threads, o.model, o.metrics)

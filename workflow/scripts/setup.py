@@ -2,4 +2,4 @@
 from pipeline_lib.stages import environment_info, logged
 
 with logged(snakemake.log[0]):
-    environment_info(snakemake.config, snakemake.output[0])
+    environment_info(snakemake.params.device, snakemake.output[0])

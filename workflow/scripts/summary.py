@@ -7,6 +7,4 @@ with logged(snakemake.log[0]):
     i = snakemake.input
     summary_page(read_parquet(i.pretrain), read_parquet(i.evaluation), read_parquet(i.curves),
                  read_parquet(i.environment[0]), list(i.figures), snakemake.output.html, snakemake.output.markdown,
-                 budgets={env: spec.get("budget") for env, spec in snakemake.config["envs"].items()
-                          if spec["domain"] != "hypergrid"},
-                 per_task=[env for env, spec in snakemake.config["envs"].items() if spec["domain"] == "molecule"])
+                 budgets=snakemake.params.budgets, per_task=snakemake.params.per_task)

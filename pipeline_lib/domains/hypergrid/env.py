@@ -1,14 +1,20 @@
 """The hypergrid (Bengio et al. 2021): ``ndim`` coordinates in [0, side), increment one or stop."""
 from __future__ import annotations
 
+from typing import Any
+
 import torch
+
+from pipeline_lib.core.env import CAPABILITIES, ENUMERABLE, LOCAL_MOVES, NEIGHBOURS, mean_pairwise, row_keys
 
 
 class HyperGrid:
     """Batched hypergrid. States are long tensors [B, ndim]; action i < ndim increments coordinate i.
 
     Every cell is a terminal object (reached by stop). Outcome y is reachable from s iff s <= y
-    coordinatewise, which is what reachability-aware teleportation and the conversion use.
+    coordinatewise, which is what reachability-aware teleportation and the conversion use. The grid
+    is enumerable, a DAG (not a tree: a cell has many paths), and has local moves (one step along
+    one axis) for MCMC and neighbours for local-optimum modes.
     """
 
     def __init__(self, ndim: int, side: int, device: torch.device | str = "cpu") -> None:
@@ -22,7 +28,6 @@ class HyperGrid:
         self.max_length = ndim * (side - 1) + 1
         self.feature_dim = ndim * side
         self.n_states = side**ndim
-        self.enumerable = True
         self._radix = side ** torch.arange(ndim - 1, -1, -1, device=self.device)
         self._dims = torch.arange(ndim, device=self.device)
         self._values = torch.arange(side, device=self.device)
@@ -76,3 +81,68 @@ class HyperGrid:
 
     def level(self, states: torch.Tensor) -> torch.Tensor:
         return states.sum(-1)
+
+    figure_kinds: tuple[str, ...] = ("heatmap",)  # figures the report draws for this domain (report/plots.py)
+
+    def capabilities(self) -> dict[str, str | None]:
+        have = {ENUMERABLE: None, LOCAL_MOVES: None, NEIGHBOURS: None}
+        why = {"tree": "a grid cell is reached by many trajectories (a DAG, not a tree)",
+               "molecules": "grid cells are not molecules"}
+        return {name: have.get(name, why.get(name)) for name in CAPABILITIES}
+
+    def objects(self, states: torch.Tensor) -> torch.Tensor:
+        """What a reward plug-in receives: the cells themselves, a long tensor [B, ndim]."""
+        return states
+
+    def object_keys(self, states: torch.Tensor) -> list[bytes]:
+        return row_keys(states)
+
+    def distance(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """Pairwise L1 (Manhattan) distances [A, B] between cells."""
+        return (a[:, None, :] - b[None, :, :]).abs().sum(-1)
+
+    def diversity(self, states: torch.Tensor) -> float:
+        """Mean pairwise L1 distance between cells."""
+        return mean_pairwise(self.distance(states, states))
+
+    def describe(self, states: torch.Tensor) -> dict[str, Any]:
+        cells = states.cpu()
+        return {"outcome": self.index(cells).numpy(), **{f"x{i}": cells[:, i].numpy() for i in range(self.ndim)}}
+
+    def parse(self, table) -> torch.Tensor:
+        cols = [table[f"x{i}"].to_numpy(dtype="int64") for i in range(self.ndim)]
+        return torch.stack([torch.tensor(c) for c in cols], dim=1).to(self.device)
+
+    def sample_metrics(self, states: torch.Tensor, top: torch.Tensor) -> dict[str, float]:
+        return {}
+
+    def neighbours(self, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The cells one step away along one axis [B, 2 ndim, ndim] and which lie on the grid (a step off the
+        grid is reported as the cell itself, so every row indexes a real cell)."""
+        steps = torch.cat([torch.eye(self.ndim, dtype=torch.long), -torch.eye(self.ndim, dtype=torch.long)])
+        near = states[:, None, :] + steps.to(states.device)
+        valid = ((near >= 0) & (near < self.side)).all(-1)
+        return torch.where(valid[..., None], near, states[:, None, :]), valid
+
+    def propose(self, x: torch.Tensor, generator: torch.Generator
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One step of +-1 along a uniformly chosen axis (symmetric: log q correction 0); a step off the
+        grid keeps x and is not a move (no reward call)."""
+        n = len(x)
+        axis = torch.randint(0, self.ndim, (n,), generator=generator, device=x.device)
+        sign = torch.randint(0, 2, (n,), generator=generator, device=x.device) * 2 - 1
+        new = x + (axis[:, None] == self._dims) * sign[:, None]
+        moved = ((new >= 0) & (new < self.side)).all(-1)
+        return torch.where(moved[:, None], new, x), torch.zeros(n, device=x.device), moved
+
+    def domain_rewards(self):
+        """The module of this domain's rewards (imported on first use)."""
+        from pipeline_lib.domains.hypergrid import rewards
+
+        return rewards
+
+    def reward_names(self) -> list[str]:
+        return sorted(self.domain_rewards().REWARDS)
+
+    def bind_reward(self, name: str, params: dict[str, Any], resources: str):
+        return self.domain_rewards().bind(name, params, self, resources)

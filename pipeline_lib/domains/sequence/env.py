@@ -9,10 +9,22 @@ harder, DAG-shaped case of Malkin et al. (2022).
 """
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import torch
 
-from pipeline_lib.tasks.oracle import diversity, row_keys
-from pipeline_lib.domains.sequence.rewards import decode, encode
+from pipeline_lib.core.env import (
+    CAPABILITIES,
+    ENUMERABLE,
+    LOCAL_MOVES,
+    MOLECULES,
+    NEIGHBOURS,
+    TREE,
+    mean_pairwise,
+    row_keys,
+)
+from pipeline_lib.domains.sequence.tokens import decode, encode
 
 MODES = ("append", "prepend_append")
 ALPHABETS = {"dna": "ACGT", "rna": "ACGU", "protein": "ACDEFGHIKLMNPQRSTVWY"}
@@ -27,6 +39,8 @@ def resolve_alphabet(alphabet: list[str] | str) -> list[str]:
             k = int(alphabet[4:])
             return [format(i, f"0{k}b") for i in range(2**k)]
     return list(alphabet)
+
+
 MAX_ENUMERABLE = 1 << 22  # states; above this, index() would need more than exact int64 tables
 
 
@@ -160,6 +174,87 @@ class Sequence:
     def level(self, states: torch.Tensor) -> torch.Tensor:
         return self.lengths(states)
 
+    figure_kinds: tuple[str, ...] = ()  # figures the report draws for this domain (report/plots.py)
+
+    def capabilities(self) -> dict[str, str | None]:
+        size = f"{self.vocab}^{self.length} objects is more than {MAX_ENUMERABLE} states to list"
+        why = {ENUMERABLE: None if self.enumerable else size,
+               TREE: "prepend-or-append generation reaches an object by many trajectories" if self.prepend else None,
+               LOCAL_MOVES: None, NEIGHBOURS: None, MOLECULES: "token strings are not molecules"}
+        return {name: why[name] for name in CAPABILITIES}
+
+    def path_step(self, y: torch.Tensor, b: torch.Tensor, j: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """On a tree (append-only): the state at depth ``j`` of outcome ``y[b]``'s one trajectory (its first
+        j tokens) and the action taken there (its next token, or stop once the state is y)."""
+        pos = torch.arange(self.length, device=y.device)
+        prefix = torch.where(pos[None, :] < j[:, None], y[b], self.pad)
+        action = torch.where(j < self.lengths(y)[b], y[b, j.clamp(max=self.length - 1)], torch.full_like(j, self.stop))
+        return prefix, action
+
+    def neighbours(self, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every single-site substitution [B, length * V, length] (the object itself included) and which exist
+        (sites within the object's length)."""
+        sites = torch.arange(self.length, device=states.device).repeat_interleave(self.vocab)
+        tokens = torch.arange(self.vocab, device=states.device).repeat(self.length)
+        near = states[:, None, :].repeat(1, len(sites), 1)
+        near[:, torch.arange(len(sites)), sites] = tokens
+        valid = sites[None, :] < self.lengths(states)[:, None]
+        return torch.where(valid[..., None], near, states[:, None, :]), valid
+
+    def propose(self, x: torch.Tensor, generator: torch.Generator
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """A proposal, its log Hastings correction log q(x|x') - log q(x'|x), and which rows moved.
+
+        Substitution: one uniformly chosen token becomes a different uniform token (symmetric). Where
+        lengths vary (min_length < length), each chain instead picks substitution, insertion or
+        deletion with probability 1/3: insertion of a uniform token at one of the n+1 gaps and deletion
+        of one of the n tokens are each other's reverse, so the correction is +log V for an insertion
+        and -log V for a deletion; a move that would leave [min_length, length] keeps x (no reward call).
+        """
+        n = len(x)
+        size = self.lengths(x)
+        rows = torch.arange(n, device=x.device)
+        site = (torch.rand(n, generator=generator, device=x.device) * size).long()
+        shift = torch.randint(1, self.vocab, (n,), generator=generator, device=x.device)
+        new = x.clone()
+        new[rows, site] = (x[rows, site] + shift) % self.vocab
+        moved = torch.ones(n, dtype=torch.bool, device=x.device)
+        log_q = torch.zeros(n, device=x.device)
+        if self.min_length == self.length:
+            return new, log_q, moved
+        move = torch.randint(0, 3, (n,), generator=generator, device=x.device)
+        gap = (torch.rand(n, generator=generator, device=x.device) * (size + 1)).long()
+        token = torch.randint(0, self.vocab, (n,), generator=generator, device=x.device)
+        pos = torch.arange(self.length, device=x.device)[None, :]
+        pad = torch.full((n, 1), self.pad, dtype=x.dtype, device=x.device)
+        right = torch.cat([pad, x[:, :-1]], dim=1)  # right[:, j] = x[:, j - 1]
+        inserted = torch.where(pos < gap[:, None], x, torch.where(pos == gap[:, None], token[:, None], right))
+        deleted = torch.where(pos < site[:, None], x, torch.cat([x[:, 1:], pad], dim=1))
+        ins = (move == 1) & (size < self.length)
+        dele = (move == 2) & (size > self.min_length)
+        new = torch.where(ins[:, None], inserted, torch.where(dele[:, None], deleted, new))
+        moved = (move == 0) | ins | dele
+        log_q = (ins.float() - dele.float()) * math.log(self.vocab)
+        return torch.where(moved[:, None], new, x), log_q, moved
+
+    def describe(self, states: torch.Tensor) -> dict[str, Any]:
+        return {"sequence": self.decode(states)}
+
+    def parse(self, table) -> torch.Tensor:
+        return self.encode(list(table["sequence"]))
+
+    def domain_rewards(self):
+        """The module of this domain's rewards (imported on first use)."""
+        from pipeline_lib.domains.sequence import rewards
+
+        return rewards
+
+    def reward_names(self) -> list[str]:
+        return sorted(self.domain_rewards().REWARDS)
+
+    def bind_reward(self, name: str, params: dict[str, Any], resources: str):
+        return self.domain_rewards().bind(name, params, self, resources)
+
     def decode(self, states: torch.Tensor) -> list[str]:
         """Strings of a batch (for rewards that need text, and for tables a person reads)."""
         return decode(states, self.alphabet)
@@ -175,9 +270,13 @@ class Sequence:
         """One hashable key per distinct object (here the token row itself)."""
         return row_keys(states)
 
+    def distance(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """Pairwise position-wise (Hamming) distances [A, B] of padded token rows (a pad against a token counts)."""
+        return (a[:, None, :] != b[None, :, :]).sum(-1)
+
     def diversity(self, states: torch.Tensor) -> float:
         """Mean pairwise Hamming distance (0 for fewer than two objects)."""
-        return diversity(states)
+        return mean_pairwise(self.distance(states, states))
 
     def sample_metrics(self, states: torch.Tensor, top: torch.Tensor) -> dict[str, float]:
         """Domain-specific metrics of a set of final samples (none for plain sequences)."""

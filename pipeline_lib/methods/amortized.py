@@ -1,0 +1,169 @@
+"""The amortized predictor (method.md 4): networks N(s'|s) and Q(y|s,s') fitted to
+N(s'|s) Q(y|s,s') = R(y) F(s|y) P_F(s'|s,y) of the frozen OC-GFN; the adapted policy is N.
+
+How Q proposes outcomes is chosen by capability, the rest is one algorithm:
+- on a tree (append-only), ``AutoregressiveQ`` completes s' token by token, so log Q(y|s,s') is exact
+  and F(s|y) is the product of P_F along y's one path;
+- on any other enumerable space, ``CategoricalQ`` is a softmax over the outcomes still reachable from
+  s' (the sink's outcome after stop), one head per action, with the OC-GFN's dense tables.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from pipeline_lib.core.env import ENUMERABLE, TREE
+from pipeline_lib.core.losses import amortized_predictor, masked_mse
+from pipeline_lib.core.nets import masked_log_softmax, mlp
+from pipeline_lib.core.rollout import rollout
+from pipeline_lib.methods.base import Method, NetworkSettings
+from pipeline_lib.ocgfn.tables import FLOW_SOURCES, flow_tables, path_log_probs, reachability
+
+MAX_CATEGORICAL = 1 << 14  # outcomes a categorical Q (one logit per action and outcome) may cover
+
+
+@dataclass
+class AmortizedSettings(NetworkSettings):
+    outcomes_per_transition: int = 4  # K outcomes y drawn from Q per transition
+    q_temperature: float = 1.0
+    q_epsilon: float = 0.1  # share of the uniform proposal over allowed outcomes
+    flow: str = "policy"  # policy | learned: where F(s|y) comes from (method.md 3)
+
+
+class CategoricalQ(nn.Module):
+    """Q(y|s,s') as a categorical over the enumerated outcomes, one head per action (s' = s + a)."""
+
+    def __init__(self, method: "Amortized") -> None:
+        super().__init__()
+        env, cfg = method.env, method.cfg
+        self.n_actions, self.n_outcomes = env.n_actions, env.n_states
+        self.net = mlp(env.feature_dim, cfg.hidden, cfg.layers, env.n_actions * env.n_states)
+        graph = method.task.graph
+        self.reach = reachability(env, graph)
+        self.tables = flow_tables(env, graph, method.model, "policy") if cfg.flow == "policy" else None
+
+    def forward(self, feats: torch.Tensor, actions: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+        """Log Q(.|s, a) [n, Y] restricted to the ``allowed`` outcomes (those reachable from s')."""
+        logits = self.net(feats).view(-1, self.n_actions, self.n_outcomes)
+        logits = logits.gather(1, actions[:, None, None].expand(-1, 1, self.n_outcomes))[:, 0]
+        return masked_log_softmax(logits, allowed)
+
+    def oc_terms(self, method: "Amortized", s: torch.Tensor, y: torch.Tensor, a: torch.Tensor
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+        """log F(s|y) and log P_F(a|s,y) of the frozen OC-GFN."""
+        env = method.env
+        if self.tables is not None:
+            si, yi = env.index(s), env.index(y)
+            return self.tables[0][si, yi], self.tables[1][si, yi, a]
+        log_f, logits, _ = method.model(env.featurize(s), env.featurize(y), env.is_initial(s))
+        return log_f, masked_log_softmax(logits, env.forward_mask(s)).gather(1, a[:, None])[:, 0]
+
+    def loss(self, method: "Amortized", s: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        env, cfg, graph = method.env, method.cfg, method.task.graph
+        si = env.index(s)
+        child = graph.child[si, a]
+        is_stop = a == env.stop
+        allowed = torch.where(is_stop[:, None], nn.functional.one_hot(si, env.n_states).bool(),
+                              self.reach[child.clamp(min=0)])
+        feats = env.featurize(s)
+        log_q_all = self(feats, a, allowed)  # [n, Y]
+        with torch.no_grad():
+            proposal = (1 - cfg.q_epsilon) * torch.softmax(log_q_all / cfg.q_temperature, -1)
+            proposal = proposal + cfg.q_epsilon * allowed / allowed.sum(-1, keepdim=True)
+            y_idx = torch.multinomial(proposal * allowed, cfg.outcomes_per_transition, replacement=True,
+                                      generator=method.gen)  # [n, K]
+        k = cfg.outcomes_per_transition
+        rep = torch.arange(len(s), device=s.device).repeat_interleave(k)
+        y_flat = y_idx.reshape(-1)
+        y_states = graph.states[y_flat]
+        with torch.no_grad():
+            log_r = method.task.log_reward(y_states)
+            log_f, log_pf = self.oc_terms(method, s[rep], y_states, a[rep])
+        log_n = method.n_net(feats).gather(1, a[:, None])[:, 0]
+        return masked_mse(amortized_predictor(log_n[rep], log_q_all[rep, y_flat], log_r, log_f, log_pf))
+
+
+class AutoregressiveQ(nn.Module):
+    """Q(y|s,s') that completes s' action by action on a tree; the input says where the given part ends."""
+
+    def __init__(self, method: "Amortized") -> None:
+        super().__init__()
+        env, cfg = method.env, method.cfg
+        self.net = mlp(env.feature_dim + env.max_length, cfg.hidden, cfg.layers, env.n_actions)
+
+    def log_probs(self, env, states: torch.Tensor, anchor: torch.Tensor) -> torch.Tensor:
+        """Q's next-action distribution when completing a state whose given part ends at depth ``anchor``."""
+        inp = torch.cat([env.featurize(states), nn.functional.one_hot(anchor, env.max_length).float()], -1)
+        return masked_log_softmax(self.net(inp), env.forward_mask(states))
+
+    def complete(self, method: "Amortized", start: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Outcomes drawn from a tempered, epsilon-mixed Q from ``start``, and their exact log Q (with grad)."""
+        env, cfg = method.env, method.cfg
+        anchor = env.level(start)
+        with torch.no_grad():
+            def proposal(states: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+                return torch.log_softmax(self.log_probs(env, states, anchor[rows]) / cfg.q_temperature, -1)
+            comp = rollout(env, proposal, len(start), cfg.q_epsilon, generator=method.gen, start=start)
+        _, b, s, a = comp.transitions()
+        lp = self.log_probs(env, s, anchor[b]).gather(1, a[:, None])[:, 0]
+        return comp.terminals, torch.zeros(len(start), device=start.device).index_add(0, b, lp)
+
+    def loss(self, method: "Amortized", s: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        env, cfg = method.env, method.cfg
+        is_stop = a == env.stop
+        reps = torch.where(is_stop, 1, cfg.outcomes_per_transition)  # after stop, y = s for sure
+        rep = torch.arange(len(s), device=s.device).repeat_interleave(reps)
+        y = env.step(s[rep], a[rep])
+        log_q = torch.zeros(len(rep), device=s.device)
+        grow = ~is_stop[rep]
+        if grow.any():
+            y_grow, log_q_grow = self.complete(method, y[grow])
+            y = y.index_put((grow.nonzero(as_tuple=True)[0],), y_grow)
+            log_q = log_q.index_put((grow.nonzero(as_tuple=True)[0],), log_q_grow)
+        log_r = method.task.log_reward(y)
+        log_fpf = path_log_probs(env, method.model, y, env.level(s)[rep], cfg.flow)
+        log_n = method.n_net(env.featurize(s)).gather(1, a[:, None])[:, 0]
+        return (log_n[rep] + log_q - log_r - log_fpf).pow(2).mean()
+
+
+class Amortized(Method):
+    kind = "amortized"
+    Settings = AmortizedSettings
+    uses_pretrained = True
+    stateful = ("n_net", "q", "opt", *Method.stateful)
+
+    @classmethod
+    def unsupported(cls, env, settings: AmortizedSettings) -> str | None:
+        if settings.flow not in FLOW_SOURCES:
+            return f"takes flow in {FLOW_SOURCES}, got {settings.flow!r}"
+        have = env.capabilities()
+        if have[TREE] is None:
+            return None
+        if have[ENUMERABLE] is not None:
+            return (f"needs the 'tree' capability for an autoregressive Q: {have[TREE]}; or the 'enumerable' one "
+                    f"for a categorical Q: {have[ENUMERABLE]}")
+        if env.n_states > MAX_CATEGORICAL:
+            return (f"needs the 'tree' capability for an autoregressive Q: {have[TREE]}; a categorical Q over "
+                    f"{env.n_states} outcomes is more than {MAX_CATEGORICAL}")
+        return None
+
+    def __init__(self, task, settings: AmortizedSettings, seed: int, device: torch.device, pretrained=None) -> None:
+        super().__init__(task, settings, seed, device, pretrained)
+        env = self.env
+        self.model = pretrained.eval().requires_grad_(False)
+        self.n_net = mlp(env.feature_dim, settings.hidden, settings.layers, env.n_actions).to(device)
+        strategy = AutoregressiveQ if env.capabilities()[TREE] is None else CategoricalQ
+        self.q = strategy(self).to(device)
+        self.opt = torch.optim.Adam([*self.n_net.parameters(), *self.q.parameters()], lr=settings.lr)
+
+    def policy(self, states: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        return masked_log_softmax(self.n_net(self.env.featurize(states)), self.env.forward_mask(states))
+
+    def train_step(self) -> dict[str, float]:
+        traj = rollout(self.env, self.policy, self.cfg.batch_size, self.cfg.epsilon, generator=self.gen)
+        _, _, s, a = traj.transitions()
+        losses = self.optimise(self.q.loss(self, s, a))
+        self.count(traj)
+        return losses

@@ -1,0 +1,111 @@
+"""The exact conversion (method.md 3): P_F^R(s'|s) proportional to sum_y R(y) F(s|y) P_F(s'|s,y), as a
+table over every state, with one reward call per outcome and no training.
+
+How the sum is taken is chosen by capability:
+- on a tree, the outcomes reachable through (s, a) are those whose one path passes there, so the sum
+  is a scatter over (outcome, depth) pairs: |Y| x depth model evaluations (``tree_conversion``);
+- on any other enumerable space, a dense sum over outcomes reachable from each child, with the
+  OC-GFN's tables over every (state, outcome) pair (``core.exact.converted_policy``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from pipeline_lib.core.env import ENUMERABLE, TREE, missing
+from pipeline_lib.core.exact import converted_policy
+from pipeline_lib.core.nets import NEG_INF, OutcomeConditionedGFlowNet, masked_log_softmax
+from pipeline_lib.methods.base import Method
+from pipeline_lib.ocgfn.tables import FLOW_SOURCES, flow_tables, reachability
+
+MAX_DENSE = 1 << 28  # entries of the [S, Y, A] tables a dense conversion may build
+
+
+@dataclass
+class ExactSettings:
+    flow: str = "policy"  # policy | learned: where F(s|y) comes from (method.md 3)
+
+
+@torch.no_grad()
+def tree_conversion(env, model: OutcomeConditionedGFlowNet, log_r: torch.Tensor, flow: str,
+                    chunk: int = 8192) -> torch.Tensor:
+    """The converted table [S, A] on an enumerable tree; ``log_r`` is [Y] over ``env.terminal_states()``."""
+    reason = missing(env, (TREE, ENUMERABLE))
+    if reason:
+        raise ValueError(f"tree_conversion {reason}")
+    ys = env.terminal_states()
+    m, depth_max = len(ys), env.max_length
+    idx, act, weight = [], [], []
+    for lo in range(0, m, chunk):
+        y = ys[lo:lo + chunk]
+        depth = torch.arange(depth_max, device=y.device)[None, :].expand(len(y), -1)
+        b, j = (depth <= env.level(y)[:, None]).nonzero(as_tuple=True)  # each outcome's path, shallow first
+        prefix, action = env.path_step(y, b, j)
+        log_f, logits, _ = model(env.featurize(prefix), env.featurize(y[b]), env.is_initial(prefix))
+        log_pf = masked_log_softmax(logits, env.forward_mask(prefix)).gather(1, action[:, None])[:, 0]
+        if flow == "policy":  # F(prefix_j|y) P_F = product of P_F along y's own path up to depth j
+            path = torch.zeros(len(y), depth_max, device=y.device)
+            path[b, j] = log_pf
+            terms = path.cumsum(1)[b, j]  # per-outcome sums of at most L+1 terms: no round-off build-up
+        else:
+            terms = log_f + log_pf
+        idx.append(env.index(prefix))
+        act.append(action)
+        weight.append(log_r[lo:lo + chunk][b] + terms)
+    idx, act, weight = torch.cat(idx), torch.cat(act), torch.cat(weight)
+    flat = idx * env.n_actions + act
+    table = torch.full((env.n_states * env.n_actions,), NEG_INF, device=ys.device)
+    table = table.scatter_reduce(0, flat, weight, reduce="amax")
+    total = torch.zeros_like(table).index_add(0, flat, (weight - table[flat]).exp())
+    table = torch.where(total > 0, table + total.clamp(min=1e-30).log(), table).view(env.n_states, env.n_actions)
+    return masked_log_softmax(table, env.forward_mask(env.all_states()) & (table > NEG_INF / 2))
+
+
+@torch.no_grad()
+def dense_conversion(task, model: OutcomeConditionedGFlowNet, log_r: torch.Tensor, flow: str) -> torch.Tensor:
+    """The converted table [S, A] on any enumerable DAG; outcomes are every state (log R = NEG_INF off
+    the terminals), ``log_r`` is [Y] over ``env.terminal_states()``."""
+    env, graph = task.env, task.graph
+    log_f, log_pf = flow_tables(env, graph, model, flow)
+    full = torch.full((env.n_states,), NEG_INF, dtype=log_r.dtype, device=log_r.device)
+    full[env.index(env.terminal_states())] = log_r
+    return converted_policy(graph, reachability(env, graph), full, log_f, log_pf)
+
+
+class ExactConversion(Method):
+    kind = "exact"
+    Settings = ExactSettings
+    needs = (ENUMERABLE,)
+    uses_pretrained = True
+    stateful = ("log_pf", *Method.stateful)
+
+    @classmethod
+    def unsupported(cls, env, settings: ExactSettings) -> str | None:
+        if settings.flow not in FLOW_SOURCES:
+            return f"takes flow in {FLOW_SOURCES}, got {settings.flow!r}"
+        reason = super().unsupported(env, settings)
+        if reason or env.capabilities()[TREE] is None:
+            return reason
+        entries = env.n_states ** 2 * env.n_actions
+        if entries > MAX_DENSE:
+            return (f"needs a tree, or a dense [S, Y, A] table within {MAX_DENSE} entries; this space has "
+                    f"{env.n_states} states ({entries} entries)")
+        return None
+
+    def __init__(self, task, settings: ExactSettings, seed: int, device: torch.device, pretrained=None) -> None:
+        super().__init__(task, settings, seed, device, pretrained)
+        log_r = task.log_reward(self.env.terminal_states())  # every outcome is queried once: |Y| reward calls
+        if self.env.capabilities()[TREE] is None:
+            self.log_pf = tree_conversion(self.env, pretrained, log_r, settings.flow)
+        else:
+            self.log_pf = dense_conversion(task, pretrained, log_r, settings.flow)
+
+    def policy(self, states: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        return self.log_pf[self.env.index(states)]
+
+    def table(self) -> torch.Tensor:
+        return self.log_pf
+
+    def train_step(self) -> dict[str, float]:
+        raise RuntimeError("the exact conversion does not train")

@@ -1,0 +1,68 @@
+"""What adaptation reads from a frozen OC-GFN: dense tables over every (state, outcome) pair of an
+enumerable space, or the terms along an outcome's one path on a tree."""
+from __future__ import annotations
+
+import torch
+
+from pipeline_lib.core.exact import StateGraph, visit_probabilities
+from pipeline_lib.core.nets import OutcomeConditionedGFlowNet, masked_log_softmax
+
+FLOW_SOURCES = ("learned", "policy")
+
+
+@torch.no_grad()
+def ocgfn_tables(env, model: OutcomeConditionedGFlowNet, chunk: int = 1 << 16
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Learned log F(s|y) [S, Y] and log P_F(.|s,y) [S, Y, A] for every state and outcome."""
+    states = env.all_states()
+    n = len(states)
+    feats, init, mask = env.featurize(states), env.is_initial(states), env.forward_mask(states)
+    log_f = torch.empty(n, n, device=states.device)
+    log_pf = torch.empty(n, n, env.n_actions, device=states.device)
+    per = max(1, chunk // n)
+    for lo in range(0, n, per):
+        ys = torch.arange(lo, min(lo + per, n), device=states.device)
+        s_idx = torch.arange(n, device=states.device).repeat(len(ys))
+        y_idx = ys.repeat_interleave(n)
+        f, logits, _ = model(feats[s_idx], feats[y_idx], init[s_idx])
+        log_f[s_idx, y_idx] = f
+        log_pf[s_idx, y_idx] = masked_log_softmax(logits, mask[s_idx])
+    return log_f, log_pf
+
+
+def flow_tables(env, graph: StateGraph, model: OutcomeConditionedGFlowNet, flow: str
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(log F [S, Y], log P_F [S, Y, A]); with ``flow='policy'`` F is the exact visit probability of
+    the learned y-conditioned policy instead of the flow head (consistent with P_F by construction)."""
+    if flow not in FLOW_SOURCES:
+        raise ValueError(f"flow: expected one of {FLOW_SOURCES}, got {flow!r}")
+    log_f, log_pf = ocgfn_tables(env, model)
+    if flow == "policy":
+        log_f = visit_probabilities(graph, log_pf).clamp(min=1e-30).log()
+    return log_f, log_pf
+
+
+def reachability(env, graph: StateGraph) -> torch.Tensor:
+    """Bool [S, Y]: outcome y can be produced from state s."""
+    s = graph.states
+    return env.can_reach(s[:, None, :].expand(-1, len(s), -1), s[None, :, :].expand(len(s), -1, -1))
+
+
+@torch.no_grad()
+def path_log_probs(env, model: OutcomeConditionedGFlowNet, y: torch.Tensor, upto: torch.Tensor,
+                   flow: str) -> torch.Tensor:
+    """On a tree, log F(s|y) + log P_F(a|s,y) where s is the state at depth ``upto`` on y's one path and a
+    the next action on it (``env.path_step``).
+
+    ``flow='policy'``: F(s|y) is the probability that the y-conditioned policy follows y's path to
+    s, the product of P_F along it (exact on a tree); ``'learned'``: the flow head at s.
+    """
+    m = len(y)
+    depth = torch.arange(env.max_length, device=y.device)[:, None].expand(-1, m)  # [L+1, M]
+    keep = depth <= upto[None, :] if flow == "policy" else depth == upto[None, :]
+    j, b = keep.nonzero(as_tuple=True)
+    prefix, action = env.path_step(y, b, j)
+    log_f, logits, _ = model(env.featurize(prefix), env.featurize(y[b]), env.is_initial(prefix))
+    log_pf = masked_log_softmax(logits, env.forward_mask(prefix)).gather(1, action[:, None])[:, 0]
+    terms = log_pf if flow == "policy" else log_f + log_pf
+    return torch.zeros(m, device=y.device).index_add(0, b, terms)

@@ -1,0 +1,101 @@
+"""What the workflow runs, from the validated config: the job lists and each job's resolved settings.
+
+A rule's params carry its job (``*_job``), so a changed setting reruns exactly the jobs it affects,
+and the script hands the same object to its stage: the library never re-reads the raw config.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from pipeline_lib.config import env_methods, env_variants, method_config, pretrain_config
+from pipeline_lib.domains import make_env
+
+
+def env_spec(config: dict[str, Any], env: str) -> dict[str, Any]:
+    """The environment's definition only: its task, variant and method lists and its settings overrides
+    are not part of it (adding a task or a method must rerun nothing else; overrides reach each job
+    through its resolved settings)."""
+    spec = config["envs"][env]
+    return {"name": env, "domain": spec["domain"], "params": spec["params"]}
+
+
+def task_spec(config: dict[str, Any], task: str) -> dict[str, Any]:
+    return {"name": task, **config["tasks"][task]}
+
+
+def pretrain_job(config: dict[str, Any], env: str, variant: str) -> dict[str, Any]:
+    return {"env": env_spec(config, env), "variant": variant, "device": config["device"],
+            "settings": dataclasses.asdict(pretrain_config(config, variant, env))}
+
+
+def target_job(config: dict[str, Any], env: str, task: str) -> dict[str, Any]:
+    return {"env": env_spec(config, env), "task": task_spec(config, task), "resources": config["resources"]}
+
+
+def finetune_job(config: dict[str, Any], env: str, task: str, method: str) -> dict[str, Any]:
+    entry, settings = method_config(config, method, env)
+    return {"env": env_spec(config, env), "task": task_spec(config, task), "method": {"name": method, **entry},
+            "settings": dataclasses.asdict(settings), "samples": config["evaluate"]["samples"],
+            "device": config["device"], "resources": config["resources"]}
+
+
+def adaptation_jobs(config: dict[str, Any]) -> list[tuple[str, str, str, int]]:
+    """(env, task, method, seed) of every adaptation job."""
+    return [(env, task, method, seed) for env, spec in config["envs"].items() for task in spec["tasks"]
+            for method in env_methods(config, env) for seed in config["seeds"]]
+
+
+def pretrain_jobs(config: dict[str, Any]) -> list[tuple[str, str, int]]:
+    """(env, variant, seed) of every pre-training job."""
+    return [(env, variant, seed) for env in config["envs"] for variant in env_variants(config, env)
+            for seed in config["seeds"]]
+
+
+def target_jobs(config: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(env, task) for env, spec in config["envs"].items() for task in spec["tasks"]]
+
+
+def task_data(config: dict[str, Any], env: str, task: str) -> list[str]:
+    """The fetched data files a task's reward reads on an environment (fetched before its jobs run)."""
+    entry = config["tasks"][task]
+    if ":" in entry["reward"]:
+        return []
+    domain = make_env(config["envs"][env]["domain"], config["envs"][env]["params"]).domain_rewards()
+    return [str(p) for p in domain.data_files(entry["reward"], entry.get("params", {}), config["resources"])]
+
+
+def data_files(config: dict[str, Any]) -> dict[str, str]:
+    """Every fetched data file of the configured tasks, and the domain that knows how to fetch it."""
+    return {f: config["envs"][env]["domain"] for env, task in target_jobs(config) for f in task_data(config, env, task)}
+
+
+def data_job(config: dict[str, Any], path: str) -> dict[str, Any]:
+    return {"domain": data_files(config)[path], "path": path}
+
+
+def figures(config: dict[str, Any]) -> dict[str, list[tuple[str, str]]]:
+    """Per figure kind a domain draws (``env.figure_kinds``: heatmaps of grids, molecule grids), the
+    (env, task) pairs it is drawn for; a kind drawn per environment uses task ''."""
+    out: dict[str, list[tuple[str, str]]] = {"heatmap": [], "molecules": []}
+    for env, spec in config["envs"].items():
+        if not spec["tasks"]:
+            continue
+        kinds = make_env(spec["domain"], spec["params"]).figure_kinds
+        if "heatmap" in kinds:
+            out["heatmap"].append((env, ""))
+        if "molecules" in kinds:
+            out["molecules"] += [(env, task) for task in spec["tasks"]]
+    return out
+
+
+def per_task_envs(config: dict[str, Any]) -> list[str]:
+    """Environments whose report tables list each task apart (molecule objectives differ in scale)."""
+    return [env for env, pairs in _groupby(figures(config)["molecules"]).items()]
+
+
+def _groupby(pairs: list[tuple[str, str]]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for env, task in pairs:
+        out.setdefault(env, []).append(task)
+    return out

@@ -1,0 +1,61 @@
+"""A downstream task: the environment, its reward behind the oracle, its modes, and where the space can
+be listed, the exact target. Every domain gets the same object, so every method is written once."""
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any
+
+import torch
+
+from pipeline_lib.core.env import ENUMERABLE
+from pipeline_lib.core.exact import StateGraph
+from pipeline_lib.tasks.modes import DEFAULT, make_modes
+from pipeline_lib.tasks.oracle import Oracle
+from pipeline_lib.tasks.rewards import make_reward
+
+TOP_K = 100
+
+
+class Task:
+    """A reward on an environment. Methods query it only through ``log_reward`` (counted, R^exponent);
+    the exact target and the mode definition read the landscape uncounted (they are the evaluation,
+    not the search).
+
+    ``spec`` is the task's resolved config entry (reward, params, exponent, modes)."""
+
+    def __init__(self, env, spec: dict[str, Any], resources: str = "resources") -> None:
+        self.env, self.spec = env, spec
+        self.exponent = float(spec.get("exponent", 1.0))
+        self.reward = make_reward(spec["reward"], dict(spec.get("params", {})), env, resources)
+        self.enumerable = env.capabilities()[ENUMERABLE] is None
+        self.oracle = Oracle(self.reward, self.new_modes(), env.object_keys, env.diversity, TOP_K)
+
+    def new_modes(self):
+        """A fresh counter of this task's modes (the oracle's, or one for a set of final samples)."""
+        return make_modes(self.env, self.spec.get("modes") or DEFAULT, self.spec["reward"],
+                          dict(self.spec.get("params", {})), lambda: self.landscape)
+
+    def log_reward(self, x: torch.Tensor) -> torch.Tensor:
+        """exponent * log R(x), through the counting oracle (what the methods train on)."""
+        return self.exponent * self.oracle(x).clamp(min=1e-30).log()
+
+    def uncounted_log_reward(self, x: torch.Tensor) -> torch.Tensor:
+        """exponent * log R(x) without the oracle: for evaluating final samplers, not for search."""
+        return self.exponent * torch.as_tensor(self.reward(x), dtype=torch.float32).clamp(min=1e-30).log()
+
+    @cached_property
+    def graph(self) -> StateGraph:
+        """Every state and edge (enumerable spaces only)."""
+        return StateGraph.build(self.env)
+
+    @cached_property
+    def landscape(self) -> torch.Tensor:
+        """R over ``env.terminal_states()``, uncounted (enumerable spaces only)."""
+        return torch.as_tensor(self.reward(self.env.terminal_states()), dtype=torch.float32)
+
+    @cached_property
+    def target(self) -> torch.Tensor:
+        """The exact target R^exponent / Z over every state in ``env.index`` order (0 off the terminals)."""
+        log_r = torch.full((self.env.n_states,), -float("inf"))
+        log_r[self.env.index(self.env.terminal_states()).cpu()] = self.exponent * self.landscape.log().cpu()
+        return torch.softmax(log_r, 0)
