@@ -122,6 +122,7 @@ class TanimotoModes:
         from pipeline_lib.domains.molecule.chem import tanimoto  # RDKit only where molecules are
 
         self.smiles, self.threshold, self.max_similarity, self._tanimoto = smiles, threshold, max_similarity, tanimoto
+        self._fingerprints: dict = {}  # of the modes counted so far, computed once each
         self.modes: list[str] = []
         self.total = None
 
@@ -131,7 +132,8 @@ class TanimotoModes:
             return
         for s in self.smiles(x[keep.to(x.device)]):  # only the (rare) candidates loop
             if s and s not in self.modes and (not self.modes or
-                                              self._tanimoto([s], self.modes).max() < self.max_similarity):
+                                              self._tanimoto([s], self.modes, self._fingerprints).max()
+                                              < self.max_similarity):
                 self.modes.append(s)
 
     def count(self) -> int:

@@ -40,7 +40,6 @@ REFERENCE_DRUGS = {
 _MORGAN = rdFingerprintGenerator.GetMorganGenerator(radius=2, fpSize=2048)
 
 
-@functools.lru_cache(maxsize=1 << 18)
 def canonical(selfies: str) -> str:
     """Canonical SMILES of a SELFIES string ('' when it decodes to no atoms or RDKit rejects it)."""
     try:
@@ -51,35 +50,39 @@ def canonical(selfies: str) -> str:
     return Chem.MolToSmiles(mol) if mol is not None and mol.GetNumAtoms() else ""
 
 
-@functools.lru_cache(maxsize=1 << 16)
 def molecule(smiles: str) -> Chem.Mol | None:
     return Chem.MolFromSmiles(smiles) if smiles else None
 
 
-@functools.lru_cache(maxsize=1 << 16)
-def fingerprint(smiles: str):
-    """Morgan fingerprint (radius 2, 2048 bits), the usual choice for Tanimoto similarity."""
+def fingerprint(smiles: str, cache: dict | None = None):
+    """Morgan fingerprint (radius 2, 2048 bits), the usual choice for Tanimoto similarity; ``cache`` is a dict
+    its owner keeps (the molecule environment, a mode counter) so each molecule is fingerprinted once."""
+    if cache is not None and smiles in cache:
+        return cache[smiles]
     mol = molecule(smiles)
-    return _MORGAN.GetFingerprint(mol) if mol is not None else None
+    fp = _MORGAN.GetFingerprint(mol) if mol is not None else None
+    if cache is not None:
+        cache[smiles] = fp
+    return fp
 
 
-def tanimoto(smiles: Sequence[str], references: Sequence[str]) -> np.ndarray:
+def tanimoto(smiles: Sequence[str], references: Sequence[str], cache: dict | None = None) -> np.ndarray:
     """Tanimoto similarities [len(smiles), len(references)] of Morgan fingerprints (0 for empty molecules)."""
-    ref = [fingerprint(r) for r in references]
+    ref = [fingerprint(r, cache) for r in references]
     out = np.zeros((len(smiles), len(references)))
     valid = [j for j, f in enumerate(ref) if f is not None]
     for i, s in enumerate(smiles):
-        fp = fingerprint(s)
+        fp = fingerprint(s, cache)
         if fp is not None and valid:
             out[i, valid] = DataStructs.BulkTanimotoSimilarity(fp, [ref[j] for j in valid])
     return out
 
 
-def internal_diversity(smiles: Sequence[str]) -> float:
+def internal_diversity(smiles: Sequence[str], cache: dict | None = None) -> float:
     """1 - mean pairwise Tanimoto similarity of distinct molecules (0 for fewer than two)."""
     if len(smiles) < 2:
         return 0.0
-    sim = tanimoto(smiles, smiles)
+    sim = tanimoto(smiles, smiles, cache)
     n = len(smiles)
     return float(1.0 - (sim.sum() - np.trace(sim)) / (n * (n - 1)))
 
@@ -92,15 +95,16 @@ def scaffold(smiles: str) -> str:
 
 # ----------------------------------------------------------------------------------------- objectives
 def _per_molecule(fn: Callable[[Chem.Mol], float]) -> Callable[[Sequence[str]], np.ndarray]:
-    cached = functools.lru_cache(maxsize=1 << 18)(lambda s: fn(molecule(s)) if molecule(s) is not None else 0.0)
+    def one(s: str) -> float:
+        mol = molecule(s)
+        return fn(mol) if mol is not None else 0.0
 
     @functools.wraps(fn)
     def batch(smiles: Sequence[str]) -> np.ndarray:
-        return np.array([cached(s) for s in smiles], dtype=np.float64)
+        return np.array([one(s) for s in smiles], dtype=np.float64)
     return batch
 
 
-@functools.cache
 def _sascorer():
     """RDKit's Contrib SA scorer (Ertl and Schuffenhauer 2009); Contrib is not a package, so import by path."""
     path = os.path.join(RDConfig.RDContribDir, "SA_Score")
@@ -143,9 +147,8 @@ def tpsa(smiles: Sequence[str], low: float = 40.0, high: float = 90.0, width: fl
     return _in_window(_tpsa(smiles), smiles, low, high, width)
 
 
-@functools.lru_cache(maxsize=256)
 def _reference(name: str) -> str:
-    """Canonical SMILES of a reference drug name or SMILES, parsed once rather than on every reward batch."""
+    """Canonical SMILES of a reference drug name or SMILES."""
     mol = Chem.MolFromSmiles(REFERENCE_DRUGS.get(name, name))
     if mol is None:
         raise ValueError(f"similarity: reference {name!r} is neither a known drug {sorted(REFERENCE_DRUGS)} "
@@ -184,11 +187,19 @@ MOLECULE_REWARDS: dict[str, Callable[..., np.ndarray]] = {**OBJECTIVES, "product
 
 
 def molecule_reward(name: str, params: dict[str, Any]) -> Callable[[Sequence[str]], np.ndarray]:
-    """Bind an objective to its parameters, plus ``floor`` (default 1e-3) so that every reward is > 0."""
+    """Bind an objective to its parameters, plus ``floor`` (default 1e-3) so that every reward is > 0. The
+    bound reward computes each distinct SMILES once and keeps the values (its own cache)."""
     params = dict(params)
     floor = float(params.pop("floor", 1e-3))
     if not floor > 0:
         raise ValueError(f"reward {name!r}: floor must be > 0 so that rewards stay strictly positive, got {floor}")
     fn = MOLECULE_REWARDS[name]
     fn([""], **params)  # bad parameters fail here, with the objective's own message
-    return lambda smiles: fn(smiles, **params) + floor
+    values: dict[str, float] = {}
+
+    def reward(smiles: Sequence[str]) -> np.ndarray:
+        new = sorted({s for s in smiles if s not in values})
+        if new:
+            values.update(zip(new, fn(new, **params) + floor))
+        return np.array([values[s] for s in smiles], dtype=np.float64)
+    return reward

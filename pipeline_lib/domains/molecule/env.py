@@ -28,6 +28,8 @@ class Molecule(Sequence):
             raise ValueError(f"alphabet: {unknown} are not robust SELFIES tokens "
                              "(selfies.get_semantic_robust_alphabet())")
         super().__init__(alphabet, length, min_length, "append", device)
+        self._smiles: dict[str, str] = {}  # token string -> canonical SMILES, computed once each
+        self._fingerprints: dict = {}  # canonical SMILES -> Morgan fingerprint
 
     figure_kinds: tuple[str, ...] = ("molecules",)  # figures the report draws for this domain (report/plots.py)
 
@@ -51,7 +53,16 @@ class Molecule(Sequence):
 
     def smiles(self, states: torch.Tensor) -> list[str]:
         """Canonical SMILES of each token string ('' if it decodes to no atom)."""
-        return [chem.canonical(s) for s in self.decode(states)]
+        out = []
+        for s in self.decode(states):
+            if s not in self._smiles:
+                self._smiles[s] = chem.canonical(s)
+            out.append(self._smiles[s])
+        return out
+
+    def similarity(self, smiles: list[str], references: list[str]):
+        """Tanimoto similarities [len(smiles), len(references)] of Morgan fingerprints."""
+        return chem.tanimoto(smiles, references, self._fingerprints)
 
     def objects(self, states: torch.Tensor) -> list[str]:
         """What a reward plug-in receives: canonical SMILES."""
@@ -63,7 +74,7 @@ class Molecule(Sequence):
 
     def diversity(self, states: torch.Tensor) -> float:
         """Internal diversity: 1 - mean pairwise Tanimoto similarity of Morgan fingerprints."""
-        return chem.internal_diversity(self.smiles(states))
+        return chem.internal_diversity(self.smiles(states), self._fingerprints)
 
     def sample_metrics(self, states: torch.Tensor, top: torch.Tensor) -> dict[str, float]:
         """Validity of all samples and distinct Bemis-Murcko scaffolds among the top ones (acyclic
