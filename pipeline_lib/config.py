@@ -147,7 +147,7 @@ def _check_task(config: dict[str, Any], env_name: str, env, task: str) -> None:
         raise ConfigError(f"envs.{env_name}.tasks: unknown task {task!r}; expected one of {sorted(config['tasks'])}")
     entry = config["tasks"][task]
     spec = entry.get("modes") or modes.DEFAULT
-    reason = modes.unsupported(env, spec, entry["reward"])
+    reason = modes.unsupported(env, spec, entry["reward"], entry.get("params", {}))
     if reason:
         raise ConfigError(f"tasks.{task}.modes.{reason} (environment {env_name!r})" if reason.startswith(
             ("kind", "threshold")) else f"tasks.{task}.modes.kind: {spec.get('kind')!r} {reason} "

@@ -90,12 +90,7 @@ def figures(config: dict[str, Any]) -> dict[str, list[tuple[str, str]]]:
 
 
 def per_task_envs(config: dict[str, Any]) -> list[str]:
-    """Environments whose report tables list each task apart (molecule objectives differ in scale)."""
-    return [env for env, pairs in _groupby(figures(config)["molecules"]).items()]
-
-
-def _groupby(pairs: list[tuple[str, str]]) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for env, task in pairs:
-        out.setdefault(env, []).append(task)
-    return out
+    """Environments whose report tables list each task apart (``env.per_task_report``: e.g. molecule
+    objectives, which differ in scale)."""
+    return [env for env, spec in config["envs"].items()
+            if spec["tasks"] and make_env(spec["domain"], spec["params"]).per_task_report]

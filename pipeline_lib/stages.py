@@ -24,7 +24,6 @@ from pipeline_lib.methods import method_class
 from pipeline_lib.ocgfn.pretrain import PretrainConfig, Pretrainer, load_pretrained
 from pipeline_lib.runtime import select_device, set_threads
 from pipeline_lib.tasks.metrics import empirical_l1, sample_summary
-from pipeline_lib.tasks.modes import ExactModes, ReferenceModes
 from pipeline_lib.tasks.task import TOP_K, Task
 
 log = logging.getLogger(__name__)
@@ -79,14 +78,11 @@ def prepare_target(job: dict[str, Any], out: str) -> None:
     modes = task.oracle.modes
     if task.enumerable:
         x = env.terminal_states()
-        columns = {"reward": task.landscape.numpy(), "target_prob": task.target[env.index(x)].numpy()}
-        flags = modes.mask[env.index(x)] if isinstance(modes, ExactModes) else torch.zeros(len(x), dtype=torch.bool)
-    elif isinstance(modes, ReferenceModes):
-        x = modes.objects
-        columns = {"reward": torch.as_tensor(task.reward(x)).numpy()}
-        flags = torch.ones(len(x), dtype=torch.bool)
+        columns = {"reward": task.landscape.numpy(), "target_prob": task.target[env.index(x).cpu()].numpy()}
     else:
-        x, columns, flags = env.initial_states(0), {"reward": []}, torch.zeros(0, dtype=torch.bool)
+        x = modes.listed() if modes.listed() is not None else env.initial_states(0)
+        columns = {"reward": torch.as_tensor(task.reward(x)).cpu().numpy() if len(x) else []}
+    flags = modes.flags(x)
     df = pd.DataFrame({"env": job["env"]["name"], "task": job["task"]["name"], **env.describe(x), **columns,
                        "is_mode": flags.numpy()})
     task.oracle.save()

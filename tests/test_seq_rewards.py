@@ -258,11 +258,11 @@ def test_rna_binding_cache(tmp_path: Path) -> None:
     assert torch.equal(task.log_reward(x), first.log()) and not task_path.exists()
     task.oracle.save()
     assert len(PersistentCache(task_path)) == len({tuple(r) for r in x.tolist()})
-    memory = make_reward("rna_binding", {}, env)  # no path: an in-memory cache, save() writes nothing
-    memory(x)
-    memory.save()
-    assert memory.caches[0].misses == 10 and sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        ["rna_cache.parquet", "rna_cache.parquet.lock", "task_cache.parquet", "task_cache.parquet.lock"])
+    default = make_reward("rna_binding", {}, env, tmp_path / "res")  # no path: shared file under resources
+    default(x)
+    assert default.caches[0].misses == 10 and not (tmp_path / "res").exists()
+    default.save()
+    assert len(PersistentCache(tmp_path / "res/cache/rna_binding.parquet")) == 10
 
 
 # ---------------------------------------------------------------------------------------------- AMP

@@ -77,6 +77,9 @@ class Environment(Protocol):
     def object_keys(self, states: torch.Tensor) -> list:
         """One hashable key per object: equal keys are the same object (counted once by the oracle)."""
 
+    def distance(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """Pairwise distances [A, B] between two sets of objects (threshold modes, diversity)."""
+
     def diversity(self, states: torch.Tensor) -> float:
         """Mean pairwise distance of a set of objects (0 for fewer than two)."""
 
@@ -88,6 +91,12 @@ class Environment(Protocol):
 
     def sample_metrics(self, states: torch.Tensor, top: torch.Tensor) -> dict[str, float]:
         """Domain-specific metrics of a set of final samples (``top``: its best distinct objects)."""
+
+    figure_kinds: tuple[str, ...]  # figures the report draws for this domain ("heatmap", "molecules")
+    per_task_report: bool  # report tables list each task apart (objectives on different scales)
+
+    def domain_rewards(self) -> Any:
+        """The domain's rewards module: REWARDS, bind, data_files, fetch, reference_modes."""
 
     def bind_reward(self, name: str, params: dict[str, Any], resources: str) -> Any:
         """A built-in reward of this domain bound to its parameters; KeyError if it has no such reward."""

@@ -22,6 +22,7 @@ class Trainer:
 
     name = "trainer"
     stateful: tuple[str, ...] = ()
+    FORMAT = 2  # checkpoint layout; a checkpoint of another layout (older code) is set aside, not resumed
     steps: int
     eval_every: int
     checkpoint_every: int
@@ -43,8 +44,8 @@ class Trainer:
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue bit-for-bit on CPU."""
-        state = {"step": self.step, "rows": self.rows, "elapsed": self.elapsed, "gen": self.gen.get_state(),
-                 "torch_rng": torch.get_rng_state()}
+        state = {"format": self.FORMAT, "step": self.step, "rows": self.rows, "elapsed": self.elapsed,
+                 "gen": self.gen.get_state(), "torch_rng": torch.get_rng_state()}
         for name in self.stateful:
             obj = getattr(self, name)
             state[name] = obj.state_dict() if hasattr(obj, "state_dict") else obj
@@ -56,8 +57,10 @@ class Trainer:
         torch.set_rng_state(state["torch_rng"])
         for name in self.stateful:
             obj = getattr(self, name)
-            if hasattr(obj, "load_state_dict"):
+            if hasattr(obj, "load_state_dict"):  # modules and optimisers move what they load to their device
                 obj.load_state_dict(state[name])
+            elif isinstance(obj, torch.Tensor):  # a plain tensor goes back where the trainer keeps it
+                setattr(self, name, state[name].to(obj.device))
             else:
                 setattr(self, name, state[name])
 
@@ -70,8 +73,15 @@ class Trainer:
     def run(self, checkpoint: Path | None = None) -> pd.DataFrame:
         """Train to ``steps``, resuming from ``checkpoint`` when it exists; returns the metrics rows."""
         if checkpoint is not None and Path(checkpoint).exists():
-            self.load_state_dict(io.load_checkpoint(checkpoint, self.gen.device))
-            log.info("%s: resumed from %s at step %d", self.name, checkpoint, self.step)
+            state = io.load_checkpoint(checkpoint, "cpu")  # RNG states must stay on the CPU
+            if state.get("format") == self.FORMAT:
+                self.load_state_dict(state)
+                log.info("%s: resumed from %s at step %d", self.name, checkpoint, self.step)
+            else:
+                stale = Path(f"{checkpoint}.stale")
+                Path(checkpoint).replace(stale)
+                log.warning("%s: %s was written by another version of the code; moved to %s, starting afresh",
+                            self.name, checkpoint, stale)
         if not self.rows:
             self.rows.append(self._evaluate({}, checkpoint))
         while self.step < self.steps:

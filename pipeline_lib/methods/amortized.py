@@ -19,6 +19,7 @@ from pipeline_lib.core.losses import amortized_predictor, masked_mse
 from pipeline_lib.core.nets import masked_log_softmax, mlp
 from pipeline_lib.core.rollout import rollout
 from pipeline_lib.methods.base import Method, NetworkSettings
+from pipeline_lib.methods.exact_conversion import MAX_DENSE
 from pipeline_lib.ocgfn.tables import FLOW_SOURCES, flow_tables, path_log_probs, reachability
 
 MAX_CATEGORICAL = 1 << 14  # outcomes a categorical Q (one logit per action and outcome) may cover
@@ -42,6 +43,7 @@ class CategoricalQ(nn.Module):
         self.net = mlp(env.feature_dim, cfg.hidden, cfg.layers, env.n_actions * env.n_states)
         graph = method.task.graph
         self.reach = reachability(env, graph)
+        self.terminal = graph.mask[:, env.stop][None, :]  # which states are objects (stop is valid there)
         self.tables = flow_tables(env, graph, method.model, "policy") if cfg.flow == "policy" else None
 
     def forward(self, feats: torch.Tensor, actions: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
@@ -66,7 +68,7 @@ class CategoricalQ(nn.Module):
         child = graph.child[si, a]
         is_stop = a == env.stop
         allowed = torch.where(is_stop[:, None], nn.functional.one_hot(si, env.n_states).bool(),
-                              self.reach[child.clamp(min=0)])
+                              self.reach[child.clamp(min=0)] & self.terminal)  # y must be an object
         feats = env.featurize(s)
         log_q_all = self(feats, a, allowed)  # [n, Y]
         with torch.no_grad():
@@ -147,6 +149,10 @@ class Amortized(Method):
         if env.n_states > MAX_CATEGORICAL:
             return (f"needs the 'tree' capability for an autoregressive Q: {have[TREE]}; a categorical Q over "
                     f"{env.n_states} outcomes is more than {MAX_CATEGORICAL}")
+        entries = env.n_states ** 2 * env.n_actions
+        if entries > MAX_DENSE:
+            return (f"needs the 'tree' capability for an autoregressive Q: {have[TREE]}; a categorical Q reads "
+                    f"the OC-GFN's [S, Y, A] tables, {entries} entries, more than {MAX_DENSE}")
         return None
 
     def __init__(self, task, settings: AmortizedSettings, seed: int, device: torch.device, pretrained=None) -> None:

@@ -79,6 +79,7 @@ class Method(Trainer):
         self.trajectories = 0
         self.transitions = 0
         self._table: tuple[int, torch.Tensor] | None = None
+        self.name = self.kind  # in logs and errors
 
     # --- what a method may provide ---
     policy = None  # (states, rows) -> masked log-probabilities [b, A] of the final sampler
@@ -112,7 +113,7 @@ class Method(Trainer):
         table = self.table()
         if table is None:
             return {"l1": math.nan, "kl": math.nan}
-        return distribution_metrics(terminal_distribution(self.task.graph, table), self.task.target)
+        return distribution_metrics(terminal_distribution(self.task.graph, table).cpu(), self.task.target)
 
     def count(self, traj) -> None:
         self.trajectories += traj.n

@@ -46,7 +46,7 @@ class ReplayBuffer:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for key, value in state.items():
-            setattr(self, key, value)
+            setattr(self, key, value.to(self.s.device) if isinstance(value, torch.Tensor) else value)
 
 
 class DQN(Method):

@@ -88,9 +88,12 @@ def budget_table(curves: pd.DataFrame) -> pd.DataFrame:
     rows = []
     if "l1" not in curves:
         return pd.DataFrame()
-    grid_envs = curves.loc[curves["l1"].notna(), "env"].unique()
-    for (env, task, seed), df in curves[curves["env"].isin(grid_envs)].groupby(["env", "task", "seed"]):
-        scratch = df[df["kind"] == "scratch"].sort_values("step")
+    along = curves[curves["l1"].notna() & (curves["step"] > 0)].groupby(["env", "method"])["step"].nunique()
+    envs = along[along > 1].index.get_level_values("env").unique()  # exact L1 along the curves, not only at the end
+    has_l1 = curves[curves["l1"].notna()].groupby(["env", "method"]).size().index
+    rows_with_l1 = curves.set_index(["env", "method"]).index.isin(has_l1)
+    for (env, task, seed), df in curves[curves["env"].isin(envs) & rows_with_l1].groupby(["env", "task", "seed"]):
+        scratch = df[(df["kind"] == "scratch") & df["l1"].notna()].sort_values("step")
         for method, m in df[df["kind"] != "scratch"].groupby("method"):
             last = m.loc[m["step"].idxmax()]
             row = {"env": env, "task": task, "seed": seed, "method": method, "steps": last["step"],

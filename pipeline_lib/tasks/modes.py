@@ -47,6 +47,14 @@ class ReferenceModes:
     def total(self) -> int:
         return len(self.references)
 
+    def flags(self, x: torch.Tensor) -> torch.Tensor:
+        """Which of ``x`` are reference modes themselves."""
+        return (_hamming(x.cpu(), self.objects.cpu()) == 0).any(1)
+
+    def listed(self) -> torch.Tensor | None:
+        """The modes known before any search: the references."""
+        return self.objects
+
     def update(self, x: torch.Tensor, reward: torch.Tensor) -> None:
         near = _hamming(self.project(x).cpu(), self.references.cpu()) <= self.radius
         self.found |= near.any(0)
@@ -72,6 +80,12 @@ class ExactModes:
     def total(self) -> int:
         return int(self.mask.sum())
 
+    def flags(self, x: torch.Tensor) -> torch.Tensor:
+        return self.mask[self.index(x).cpu()]
+
+    def listed(self) -> torch.Tensor | None:
+        return None  # every object of the (enumerable) space is listed with its flag
+
     def update(self, x: torch.Tensor, reward: torch.Tensor) -> None:
         idx = self.index(x).cpu()
         self.found[idx] |= self.mask[idx]
@@ -95,6 +109,13 @@ class ThresholdModes:
         self.threshold, self.min_distance, self.distance = threshold, min_distance, distance
         self.modes: torch.Tensor | None = None
         self.total = None
+
+    def flags(self, x: torch.Tensor) -> torch.Tensor:
+        """Modes of this kind are only known once found, in order of discovery."""
+        return torch.zeros(len(x), dtype=torch.bool)
+
+    def listed(self) -> torch.Tensor | None:
+        return None
 
     def update(self, x: torch.Tensor, reward: torch.Tensor) -> None:
         for row in x[reward.cpu() >= self.threshold].cpu():  # only the (rare) candidates loop
@@ -126,6 +147,13 @@ class TanimotoModes:
         self.modes: list[str] = []
         self.total = None
 
+    def flags(self, x: torch.Tensor) -> torch.Tensor:
+        """Modes of this kind are only known once found, in order of discovery."""
+        return torch.zeros(len(x), dtype=torch.bool)
+
+    def listed(self) -> torch.Tensor | None:
+        return None
+
     def update(self, x: torch.Tensor, reward: torch.Tensor) -> None:
         keep = (reward.cpu() >= self.threshold).nonzero().flatten()
         if not len(keep):
@@ -146,7 +174,7 @@ class TanimotoModes:
         self.modes = list(state["modes"])
 
 
-def unsupported(env, spec: dict[str, Any], reward_name: str) -> str | None:
+def unsupported(env, spec: dict[str, Any], reward_name: str, reward_params: dict[str, Any] | None = None) -> str | None:
     """Why a mode definition cannot be used on ``env`` with this reward, or None."""
     kind = spec.get("kind")
     if kind not in MODE_KINDS:
@@ -154,11 +182,8 @@ def unsupported(env, spec: dict[str, Any], reward_name: str) -> str | None:
     if kind in ("threshold", "tanimoto") and not isinstance(spec.get("threshold"), (int, float)):
         return f"threshold: expected a number (the reward a mode must reach), got {spec.get('threshold')!r}"
     if kind == "reference":
-        lister = getattr(env.domain_rewards(), "reference_modes", None)
-        if lister is None:
-            return "needs a reward with its own mode set; this domain's rewards have none"
         try:
-            lister(reward_name, {}, env)
+            env.domain_rewards().reference_modes(reward_name, dict(reward_params or {}), env)
         except ValueError as err:
             return f"needs a reward with its own mode set: {err}"
     return missing(env, NEEDS[kind])
@@ -178,7 +203,7 @@ def local_optima(env, reward: torch.Tensor, top_fraction: float, chunk: int = 40
         best[lo:lo + chunk] = values.max(1).values
     cut = torch.quantile(r, 1 - top_fraction)
     mask = torch.zeros(env.n_states, dtype=torch.bool)
-    mask[env.index(x)] = (r >= best) & (r >= cut)
+    mask[env.index(x).cpu()] = (r >= best) & (r >= cut)
     return mask
 
 
@@ -186,7 +211,7 @@ def make_modes(env, spec: dict[str, Any], reward_name: str, reward_params: dict[
                exact_reward: Callable[[], torch.Tensor]):
     """The mode counter a task's config describes; ``exact_reward()`` gives R over
     ``env.terminal_states()`` (uncounted), for the kinds defined on the whole landscape."""
-    reason = unsupported(env, spec, reward_name)
+    reason = unsupported(env, spec, reward_name, reward_params)
     if reason:
         raise ValueError(f"modes.{reason}" if reason.startswith(("kind", "threshold")) else
                          f"modes.kind {spec.get('kind')!r} {reason}")

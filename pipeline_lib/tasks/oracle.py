@@ -30,19 +30,23 @@ class Oracle:
         return len(self._index)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        values = torch.as_tensor(self.reward(x), dtype=torch.float32, device=x.device)
+        """R of every row; the reward itself is called only on objects never queried before (a cached
+        oracle: ``calls`` counts what a method asked, ``unique_calls`` what the reward computed)."""
+        keys = self.keys(x)
         self.calls += len(x)
-        new = []
-        for i, key in enumerate(self.keys(x)):
-            if key not in self._index:
-                self._index[key] = len(self._values)
-                self._values.append(float(values[i]))
-                new.append(i)
+        new: dict[Any, int] = {}
+        for i, key in enumerate(keys):
+            if key not in self._index and key not in new:
+                new[key] = i
         if new:
-            rows = torch.tensor(new, device=x.device)
+            rows = torch.tensor(list(new.values()), device=x.device)
+            values = torch.as_tensor(self.reward(x[rows]), dtype=torch.float32, device=x.device)
+            for key, value in zip(new, values.tolist()):
+                self._index[key] = len(self._values)
+                self._values.append(value)
             self._objects.append(x[rows].cpu())
-            self.modes.update(x[rows], values[rows])
-        return values
+            self.modes.update(x[rows], values)
+        return torch.tensor([self._values[self._index[k]] for k in keys], dtype=torch.float32, device=x.device)
 
     def save(self) -> None:
         """Persist what the reward caches (its own ``save``, e.g. RNA energies), at checkpoints and job ends."""

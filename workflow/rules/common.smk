@@ -5,6 +5,7 @@ from snakemake.utils import validate
 
 from pipeline_lib import plan
 from pipeline_lib.config import ConfigError, check, env_methods
+from pipeline_lib.methods import method_class
 
 validate(config, schema="../schemas/config.schema.yaml")
 try:
@@ -77,7 +78,7 @@ def task_data(wildcards):
 def pretrained_model(wildcards):
     """The OC-GFN a method adapts (none for methods that use no pre-trained model)."""
     entry = config["finetune"]["methods"][wildcards.method]
-    if not entry.get("pretrained"):
+    if not method_class(entry["kind"]).uses_pretrained:
         return []
     return f"{RESULTS}/{wildcards.env}/pretrain/{entry['pretrained']}/seed{wildcards.seed}/model.pt"
 

@@ -83,6 +83,7 @@ class HyperGrid:
         return states.sum(-1)
 
     figure_kinds: tuple[str, ...] = ("heatmap",)  # figures the report draws for this domain (report/plots.py)
+    per_task_report = False  # report tables list each task apart (objectives on different scales)
 
     def capabilities(self) -> dict[str, str | None]:
         have = {ENUMERABLE: None, LOCAL_MOVES: None, NEIGHBOURS: None}
@@ -107,7 +108,7 @@ class HyperGrid:
 
     def describe(self, states: torch.Tensor) -> dict[str, Any]:
         cells = states.cpu()
-        return {"outcome": self.index(cells).numpy(), **{f"x{i}": cells[:, i].numpy() for i in range(self.ndim)}}
+        return {"outcome": self.index(states).cpu().numpy(), **{f"x{i}": cells[:, i].numpy() for i in range(self.ndim)}}
 
     def parse(self, table) -> torch.Tensor:
         cols = [table[f"x{i}"].to_numpy(dtype="int64") for i in range(self.ndim)]

@@ -57,3 +57,8 @@ def bind(name: str, params: dict[str, Any], env, resources: str):
 
 def fetch(path: str) -> None:
     raise ValueError(f"grid rewards fetch no data ({path})")
+
+
+def reference_modes(name: str, params: dict, env):
+    """This domain's rewards have no mode set of their own."""
+    raise ValueError(f"reward {name!r} has no mode set of its own")

@@ -32,6 +32,7 @@ class Molecule(Sequence):
         self._fingerprints: dict = {}  # canonical SMILES -> Morgan fingerprint
 
     figure_kinds: tuple[str, ...] = ("molecules",)  # figures the report draws for this domain (report/plots.py)
+    per_task_report = True  # report tables list each task apart (objectives on different scales)
 
     def capabilities(self) -> dict[str, str | None]:
         return {**super().capabilities(), MOLECULES: None}

@@ -31,3 +31,8 @@ def data_files(name: str, params: dict[str, Any], resources: str | Path) -> list
 
 def fetch(path: str | Path) -> None:
     raise ValueError(f"molecule rewards fetch no data ({path})")
+
+
+def reference_modes(name: str, params: dict, env):
+    """This domain's rewards have no mode set of their own."""
+    raise ValueError(f"reward {name!r} has no mode set of its own")

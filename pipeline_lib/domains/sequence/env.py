@@ -175,6 +175,7 @@ class Sequence:
         return self.lengths(states)
 
     figure_kinds: tuple[str, ...] = ()  # figures the report draws for this domain (report/plots.py)
+    per_task_report = False  # report tables list each task apart (objectives on different scales)
 
     def capabilities(self) -> dict[str, str | None]:
         size = f"{self.vocab}^{self.length} objects is more than {MAX_ENUMERABLE} states to list"
