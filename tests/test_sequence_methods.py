@@ -270,8 +270,8 @@ KINDS = ["scratch", "mcmc", "dqn", "amortized_policy", "amortized_learned"]
 def test_trainer_curve_and_samples(kind: str) -> None:
     """Each method runs; curve rows have the shared columns at steps 0, 1, 2, 4, 8, 12; reward calls are
     non-decreasing and follow each method's count, the reward function computes exactly the distinct ones; the
-    top-100 reward and the modes are those of the distinct objects queried; the exact L1 / KL are those of the policy a method holds
-    (none for MCMC); sample(n) gives n terminal objects without calls."""
+    top-100 reward and the modes are those of the distinct objects queried; the exact L1 / KL are those of the
+    policy a method holds (none for MCMC); sample(n) gives n terminal objects without calls."""
     env = Sequence("ACGT", 4, 3)
     task, seen = make_task(env)
     # the exact target reads the landscape once, uncounted (evaluation, not search): 64 + 256 objects
