@@ -19,6 +19,7 @@ DOMAINS = {
     "hypergrid": "pipeline_lib.domains.hypergrid.env:HyperGrid",
     "sequence": "pipeline_lib.domains.sequence.env:Sequence",
     "molecule": "pipeline_lib.domains.molecule.env:Molecule",
+    "subset": "pipeline_lib.domains.subset.env:Subset",
 }
 
 

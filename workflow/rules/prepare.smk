@@ -19,6 +19,8 @@ rule prepare_data:
         datafile=one_of(DATA_FILES),
     log:
         f"{RESULTS}/logs/prepare_data/{{datafile}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/data/prepare_data/{{datafile}}.tsv"
     conda:
         "../envs/pipeline.yaml"
     params:

@@ -1,0 +1,111 @@
+"""The set domain, added by following the README's "Extending" steps: a DAG (k! trajectories per set of k
+items) on which every method runs through the shared protocol, and the dense exact conversion is exact."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from pipeline_lib.core.exact import StateGraph, terminal_distribution
+from pipeline_lib.core.nets import NEG_INF
+from pipeline_lib.domains import make_env
+from pipeline_lib.methods import METHODS, method_class
+from pipeline_lib.tasks.task import Task
+
+
+def t(rows: list[list[int]]) -> torch.Tensor:
+    return torch.tensor(rows, dtype=torch.long)
+
+
+def test_masks_steps_and_reversibility() -> None:
+    env = make_env("subset", {"n": 4, "max_size": 3, "min_size": 1})
+    s = t([[0, 0, 0, 0], [1, 0, 1, 0], [1, 1, 1, 0]])
+    mask = env.forward_mask(s)
+    assert mask.tolist() == [[True, True, True, True, False], [False, True, False, True, True],
+                             [False, False, False, False, True]]  # full at max_size: only stop
+    child = env.step(s[:2], torch.tensor([2, 1]))
+    assert child.tolist() == [[0, 0, 1, 0], [1, 1, 1, 0]]
+    back = env.backward_action(s[:2], torch.tensor([2, 1]))
+    assert (child - torch.nn.functional.one_hot(back, 4)).tolist() == s[:2].tolist()  # undo the move
+    assert env.backward_mask(child).tolist() == [[False, False, True, False], [True, True, True, False]]
+    assert env.step(s, torch.full((3,), env.stop)).tolist() == s.tolist()  # stop keeps the state
+    assert env.can_reach(t([[1, 0, 0, 0], [1, 0, 0, 0]]), t([[1, 1, 0, 0], [0, 1, 0, 0]])).tolist() == [True, False]
+    have = env.capabilities()
+    assert have["enumerable"] is None and "k!" in have["tree"] and have["local_moves"] is None
+
+
+def test_enumeration_and_terminal_handling() -> None:
+    env = make_env("subset", {"n": 4, "max_size": 2, "min_size": 1})
+    x = env.terminal_states()
+    assert len(x) == 4 + 6 and ((env.sizes(x) >= 1) & (env.sizes(x) <= 2)).all()
+    states = env.all_states()
+    assert torch.equal(env.index(states), torch.arange(16))
+    graph = StateGraph.build(env)
+    uniform = torch.where(graph.mask, 0.0, NEG_INF).log_softmax(-1)
+    p = terminal_distribution(graph, uniform)
+    assert p.sum().item() == pytest.approx(1.0, abs=1e-6) and (p[env.index(x)] > 0).all()
+    outside = torch.ones(16, dtype=torch.bool)
+    outside[env.index(x)] = False
+    assert p[outside].abs().max() < 1e-7  # no mass off the objects (the empty set, sets above max_size)
+
+
+@pytest.mark.parametrize(("params", "message"), [({"n": 4, "min_size": 5}, "min_size <= max_size"),
+                                                 ({"n": "four"}, r"params\.n: expected int")])
+def test_bad_params(params: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        make_env("subset", params)
+
+
+def test_rewards_local_moves_and_description() -> None:
+    env = make_env("subset", {"n": 5})
+    task = Task(env, {"reward": "weights", "params": {"seed": 3}})
+    x = env.random_outcomes(64, torch.Generator().manual_seed(0))
+    r = task.reward(x)
+    assert r.shape == (64,) and (r > 0).all()
+    assert torch.equal(task.reward(x), r)  # deterministic in the seed
+    new, log_q, moved = env.propose(x, torch.Generator().manual_seed(1))
+    assert (log_q == 0).all() and ((new != x).sum(-1) == moved.long()).all()
+    import pandas as pd
+    assert torch.equal(env.parse(pd.DataFrame(env.describe(x))), x)
+    assert env.objects(t([[1, 0, 0, 1, 0]])) == [[0, 3]]
+    with pytest.raises(ValueError, match="floor"):
+        Task(env, {"reward": "weights", "params": {"floor": 0.0}})
+
+
+class ReachingModel(torch.nn.Module):
+    """A goal-reaching OC-GFN for sets (features are the membership vectors): uniform over the items of y
+    not yet in s, stop iff s = y, log F = 0. The conversion with F from its visit probabilities is exact."""
+
+    def forward(self, state_feats, outcome_feats, initial):
+        s, y = state_feats.long(), outcome_feats.long()
+        add = torch.where((y == 1) & (s == 0), 0.0, NEG_INF)
+        stop = torch.where((s == y).all(-1, keepdim=True), 0.0, NEG_INF)
+        return torch.zeros(len(s)), torch.cat([add, stop], dim=1), None
+
+
+def test_every_method_runs_and_the_dense_conversion_is_exact() -> None:
+    env = make_env("subset", {"n": 5, "min_size": 1})
+    spec = {"reward": "weights", "params": {"seed": 1}, "exponent": 2.0, "modes": {"kind": "local_optima",
+                                                                                     "top_fraction": 0.2}}
+    for kind, cls in METHODS.items():
+        task = Task(env, spec)
+        settings = cls.Settings() if kind == "exact" else cls.Settings(steps=4, batch_size=8, eval_every=2)
+        if hasattr(settings, "hidden"):
+            settings.hidden = 16
+        assert cls.unsupported(env, settings) is None, kind
+        method = cls(task, settings, 0, torch.device("cpu"), ReachingModel() if cls.uses_pretrained else None)
+        curve = method.run()
+        last = curve.iloc[-1]
+        assert last["reward_calls"] > 0 and last["unique_reward_calls"] <= len(env.terminal_states())
+        x = method.sample(50, torch.Generator().manual_seed(2))
+        assert len(x) == 50 and ((env.sizes(x) >= 1)).all()
+        if kind == "exact":
+            p = terminal_distribution(task.graph, method.table().double())
+            assert torch.allclose(p, task.target.double(), atol=1e-6, rtol=0)
+            assert curve["modes_found"].iloc[-1] == task.oracle.modes.total > 0
+        elif kind in ("mcmc", "random"):
+            assert math.isnan(curve["l1"].iloc[-1])
+        else:
+            assert 0 < curve["l1"].iloc[-1] <= 2
+    assert method_class("amortized").unsupported(make_env("subset", {"n": 30}), method_class("amortized").Settings())
