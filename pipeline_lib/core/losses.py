@@ -16,6 +16,31 @@ def detailed_balance(log_f: torch.Tensor, log_pf: torch.Tensor, log_f_next: torc
     return log_f + log_pf - target
 
 
+def trajectory_balance(log_z: torch.Tensor, log_pf_sum: torch.Tensor, log_pb_sum: torch.Tensor,
+                       log_r: torch.Tensor) -> torch.Tensor:
+    """TB residuals per trajectory (Malkin et al. 2022): log Z + sum log P_F - log R(x) - sum log P_B."""
+    return log_z + log_pf_sum - log_r - log_pb_sum
+
+
+def subtrajectory_balance(log_flow: torch.Tensor, log_step: torch.Tensor, length: torch.Tensor,
+                          lam: float) -> torch.Tensor:
+    """SubTB loss (Madan et al. 2023), the lambda-weighted mean over every sub-trajectory i < j of
+    (log F(s_i) + sum_{i <= t < j} [log P_F(s_t+1|s_t) - log P_B(s_t|s_t+1)] - log F(s_j))^2.
+
+    ``log_flow`` [B, T+1]: log F along each trajectory, with log R(x) at position ``length`` (the sink after
+    stop); ``log_step`` [B, T]: log P_F - log P_B of each transition; ``length`` [B]: transitions per
+    trajectory (stop included). Sub-trajectories of each trajectory have weight lambda^(j - i) / (the sum of
+    the trajectory's weights), so every trajectory counts once."""
+    n_b, n_t = log_step.shape
+    cum = torch.cat([torch.zeros_like(log_step[:, :1]), log_step.cumsum(1)], dim=1)  # [B, T+1]
+    residual = log_flow[:, :, None] + cum[:, None, :] - cum[:, :, None] - log_flow[:, None, :]  # [B, i, j]
+    pos = torch.arange(n_t + 1, device=log_step.device)
+    valid = (pos[:, None] < pos[None, :]) & (pos[None, None, :] <= length[:, None, None])
+    weight = torch.where(valid, float(lam) ** (pos[None, :] - pos[:, None]).clamp(min=0).to(log_step.dtype), 0.0)
+    weight = weight / weight.sum((1, 2), keepdim=True)
+    return (weight * residual.pow(2)).sum() / n_b
+
+
 def outcome_teleportation(log_f: torch.Tensor, log_pf: torch.Tensor, log_f_next: torch.Tensor,
                           log_pb: torch.Tensor, is_stop: torch.Tensor, success: torch.Tensor,
                           reach: torch.Tensor, reach_next: torch.Tensor, mode: str,

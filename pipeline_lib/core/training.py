@@ -59,6 +59,9 @@ class Trainer:
             obj = getattr(self, name)
             if hasattr(obj, "load_state_dict"):  # modules and optimisers move what they load to their device
                 obj.load_state_dict(state[name])
+            elif isinstance(obj, torch.nn.Parameter):  # in place: the optimiser holds this very tensor
+                with torch.no_grad():
+                    obj.copy_(state[name])
             elif isinstance(obj, torch.Tensor):  # a plain tensor goes back where the trainer keeps it
                 setattr(self, name, state[name].to(obj.device))
             else:

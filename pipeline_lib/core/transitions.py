@@ -11,7 +11,7 @@ from typing import Callable
 
 import torch
 
-from pipeline_lib.core.losses import detailed_balance, masked_mse
+from pipeline_lib.core.losses import detailed_balance, masked_mse, subtrajectory_balance, trajectory_balance
 from pipeline_lib.core.nets import GFlowNet, masked_log_softmax, uniform_log_pb
 from pipeline_lib.core.rollout import Trajectories, rollout
 
@@ -139,3 +139,28 @@ def db_rollout(env, model: GFlowNet, n: int, epsilon: float, generator: torch.Ge
     recorded = RecordedFlows(env, gfn_flows(env, model))
     traj = rollout(env, recorded, n, epsilon, generator=generator, grad=True)
     return traj, recorded_terms(env, traj, recorded)
+
+
+def per_trajectory(terms: TransitionTerms, values: torch.Tensor, n: int, width: int) -> torch.Tensor:
+    """Scatter per-transition ``values`` into a padded [n, width] table indexed by (trajectory, step)."""
+    out = torch.zeros(n, width, dtype=values.dtype, device=values.device)
+    return out.index_put((terms.b, terms.t), values)
+
+
+def tb_loss(terms: TransitionTerms, log_z: torch.Tensor, log_reward: torch.Tensor) -> torch.Tensor:
+    """Mean squared trajectory-balance residual of ``n = len(log_reward)`` trajectories."""
+    n = len(log_reward)
+    pf = torch.zeros(n, dtype=terms.log_pf.dtype, device=terms.log_pf.device).index_add(0, terms.b, terms.log_pf)
+    pb = torch.zeros_like(pf).index_add(0, terms.b, terms.log_pb)
+    return trajectory_balance(log_z, pf, pb, log_reward).pow(2).mean()
+
+
+def subtb_loss(terms: TransitionTerms, log_reward: torch.Tensor, lam: float) -> torch.Tensor:
+    """Sub-trajectory balance over every sub-trajectory of each trajectory (log F of the sink := log R)."""
+    n = len(log_reward)
+    width = int(terms.t.max()) + 1
+    length = torch.zeros(n, dtype=torch.long, device=terms.t.device).index_add(0, terms.b, torch.ones_like(terms.t))
+    log_step = per_trajectory(terms, terms.log_pf - terms.log_pb, n, width)
+    log_flow = per_trajectory(terms, terms.log_f, n, width + 1)
+    log_flow = log_flow.index_put((torch.arange(n, device=length.device), length), log_reward)
+    return subtrajectory_balance(log_flow, log_step, length, lam)

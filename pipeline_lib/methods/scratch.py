@@ -1,5 +1,7 @@
-"""A detailed-balance GFlowNet trained from scratch on R^exponent: the paper's main baseline (and, with
-``matched_to``, the compute-matched one: extra steps worth a pre-training run's trajectories)."""
+"""A GFlowNet trained from scratch on R^exponent: the paper's main baseline (and, with ``matched_to``, the
+compute-matched one: extra steps worth a pre-training run's trajectories). The same network, batch,
+exploration and budget train with detailed balance (the default), trajectory balance (a learned log Z)
+or sub-trajectory balance, so "scratch" can mean the strongest of them."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,26 +9,42 @@ from dataclasses import dataclass
 import torch
 
 from pipeline_lib.core.nets import GFlowNet
-from pipeline_lib.core.transitions import db_loss, db_rollout, gfn_policy
+from pipeline_lib.core.transitions import db_loss, db_rollout, gfn_policy, subtb_loss, tb_loss
 from pipeline_lib.methods.base import Method, NetworkSettings
+
+LOSSES = ("db", "tb", "subtb")
 
 
 @dataclass
 class ScratchSettings(NetworkSettings):
-    """A DB GFlowNet's settings (uniform backward policy)."""
+    """A GFlowNet's settings (uniform backward policy)."""
+
+    loss: str = "db"  # db | tb | subtb
+    subtb_lambda: float = 0.9  # weight lambda^(length) of a sub-trajectory (subtb)
+    log_z_lr: float = 0.1  # learning rate of log Z (tb)
 
 
 class Scratch(Method):
     kind = "scratch"
     Settings = ScratchSettings
-    stateful = ("model", "opt", *Method.stateful)
+    stateful = ("model", "log_z", "opt", *Method.stateful)
+
+    @classmethod
+    def unsupported(cls, env, settings: ScratchSettings) -> str | None:
+        if settings.loss not in LOSSES:
+            return f"takes loss in {LOSSES}, got {settings.loss!r}"
+        return super().unsupported(env, settings)
 
     def __init__(self, task, settings: ScratchSettings, seed: int, device: torch.device, pretrained=None) -> None:
         super().__init__(task, settings, seed, device)
         env = self.env
         self.model = GFlowNet(env.feature_dim, env.n_actions, env.n_backward_actions, settings.hidden,
                               settings.layers, learn_pb=False).to(device)
-        self.opt = torch.optim.Adam(self.model.parameters(), lr=settings.lr)
+        self.log_z = torch.nn.Parameter(torch.zeros((), device=device))
+        groups = [{"params": self.model.parameters()}]
+        if settings.loss == "tb":
+            groups.append({"params": [self.log_z], "lr": settings.log_z_lr})
+        self.opt = torch.optim.Adam(groups, lr=settings.lr)
         self._policy = gfn_policy(env, self.model)
 
     def policy(self, states: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
@@ -34,6 +52,13 @@ class Scratch(Method):
 
     def train_step(self) -> dict[str, float]:
         traj, terms = db_rollout(self.env, self.model, self.cfg.batch_size, self.cfg.epsilon, self.gen)
-        losses = self.optimise(db_loss(terms, self.task.log_reward(traj.terminals)))
+        log_r = self.task.log_reward(traj.terminals)
+        if self.cfg.loss == "tb":
+            loss = tb_loss(terms, self.log_z, log_r)
+        elif self.cfg.loss == "subtb":
+            loss = subtb_loss(terms, log_r, self.cfg.subtb_lambda)
+        else:
+            loss = db_loss(terms, log_r)
+        losses = self.optimise(loss)
         self.count(traj)
         return losses

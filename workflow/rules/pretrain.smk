@@ -11,6 +11,8 @@ rule pretrain:
     conda:
         "../envs/pipeline.yaml"
     threads: config["pretrain"]["threads"]
+    # the critical path: every adaptation that reads a model waits for it, so pre-training starts first
+    priority: 10
     resources:
         gpu=GPU,
         gpu_model=config["gpu_model"],
