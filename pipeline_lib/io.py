@@ -13,7 +13,8 @@ import pandas as pd
 import torch
 
 
-def _atomic(path: Path, write) -> None:
+def atomic_write(path: Path, write) -> None:
+    """Write via a temp file in the same folder, then rename: readers never see a half-written file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
@@ -36,7 +37,7 @@ def write_parquet(df: pd.DataFrame, path: str | Path, **meta: Any) -> None:
     if meta:
         extra = {b"pipeline_meta": json.dumps(meta, sort_keys=True, default=str).encode()}
         table = table.replace_schema_metadata({**(table.schema.metadata or {}), **extra})
-    _atomic(Path(path), lambda tmp: pq.write_table(table, tmp))
+    atomic_write(Path(path), lambda tmp: pq.write_table(table, tmp))
 
 
 def read_parquet(path: str | Path) -> pd.DataFrame:
@@ -57,7 +58,7 @@ def read_meta(path: str | Path) -> dict[str, Any]:
 
 def save_checkpoint(obj: dict[str, Any], path: str | Path) -> None:
     """torch.save atomically, so a job killed mid-write leaves the previous checkpoint intact."""
-    _atomic(Path(path), lambda tmp: torch.save(obj, tmp))
+    atomic_write(Path(path), lambda tmp: torch.save(obj, tmp))
 
 
 def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dict[str, Any]:

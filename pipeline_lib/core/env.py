@@ -10,6 +10,7 @@ mode definitions and stages ask these questions, never the domain's name.
 """
 from __future__ import annotations
 
+import importlib
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -103,6 +104,22 @@ class Environment(Protocol):
 
     def reward_names(self) -> list[str]:
         """The built-in rewards of this domain."""
+
+
+class DomainRewards:
+    """The reward half of the protocol, shared by every domain: a class names its rewards module
+    (``rewards_module``, imported on first use so a grid job never loads RDKit)."""
+
+    rewards_module: str
+
+    def domain_rewards(self) -> Any:
+        return importlib.import_module(self.rewards_module)
+
+    def reward_names(self) -> list[str]:
+        return sorted(self.domain_rewards().REWARDS)
+
+    def bind_reward(self, name: str, params: dict[str, Any], resources: str) -> Any:
+        return self.domain_rewards().bind(name, params, self, resources)
 
 
 def missing(env: Environment, needs: tuple[str, ...] | list[str]) -> str | None:

@@ -100,7 +100,17 @@ class ExactModes:
         self.found = state["found"]
 
 
-class ThresholdModes:
+class FoundInSearch:
+    """Modes known only once found, in order of discovery: none can be listed or flagged in advance."""
+
+    def flags(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.zeros(len(x), dtype=torch.bool)
+
+    def listed(self) -> torch.Tensor | None:
+        return None
+
+
+class ThresholdModes(FoundInSearch):
     """Objects above a reward threshold, at least ``min_distance`` (the environment's distance: Hamming on
     sequences, L1 on grids) from every mode counted before, in order of discovery."""
 
@@ -109,13 +119,6 @@ class ThresholdModes:
         self.threshold, self.min_distance, self.distance = threshold, min_distance, distance
         self.modes: torch.Tensor | None = None
         self.total = None
-
-    def flags(self, x: torch.Tensor) -> torch.Tensor:
-        """Modes of this kind are only known once found, in order of discovery."""
-        return torch.zeros(len(x), dtype=torch.bool)
-
-    def listed(self) -> torch.Tensor | None:
-        return None
 
     def update(self, x: torch.Tensor, reward: torch.Tensor) -> None:
         for row in x[reward.cpu() >= self.threshold].cpu():  # only the (rare) candidates loop
@@ -134,7 +137,7 @@ class ThresholdModes:
         self.modes = state["modes"]
 
 
-class TanimotoModes:
+class TanimotoModes(FoundInSearch):
     """Molecules above a reward threshold whose Tanimoto similarity (Morgan fingerprints) to every
     mode counted before is below ``max_similarity``, in order of discovery."""
 
@@ -146,13 +149,6 @@ class TanimotoModes:
         self._fingerprints: dict = {}  # of the modes counted so far, computed once each
         self.modes: list[str] = []
         self.total = None
-
-    def flags(self, x: torch.Tensor) -> torch.Tensor:
-        """Modes of this kind are only known once found, in order of discovery."""
-        return torch.zeros(len(x), dtype=torch.bool)
-
-    def listed(self) -> torch.Tensor | None:
-        return None
 
     def update(self, x: torch.Tensor, reward: torch.Tensor) -> None:
         keep = (reward.cpu() >= self.threshold).nonzero().flatten()

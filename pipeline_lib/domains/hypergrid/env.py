@@ -5,10 +5,18 @@ from typing import Any
 
 import torch
 
-from pipeline_lib.core.env import CAPABILITIES, ENUMERABLE, LOCAL_MOVES, NEIGHBOURS, mean_pairwise, row_keys
+from pipeline_lib.core.env import (
+    CAPABILITIES,
+    ENUMERABLE,
+    LOCAL_MOVES,
+    NEIGHBOURS,
+    DomainRewards,
+    mean_pairwise,
+    row_keys,
+)
 
 
-class HyperGrid:
+class HyperGrid(DomainRewards):
     """Batched hypergrid. States are long tensors [B, ndim]; action i < ndim increments coordinate i.
 
     Every cell is a terminal object (reached by stop). Outcome y is reachable from s iff s <= y
@@ -16,6 +24,8 @@ class HyperGrid:
     is enumerable, a DAG (not a tree: a cell has many paths), and has local moves (one step along
     one axis) for MCMC and neighbours for local-optimum modes.
     """
+
+    rewards_module = "pipeline_lib.domains.hypergrid.rewards"
 
     def __init__(self, ndim: int, side: int, device: torch.device | str = "cpu") -> None:
         if ndim < 1 or side < 2:
@@ -135,15 +145,3 @@ class HyperGrid:
         new = x + (axis[:, None] == self._dims) * sign[:, None]
         moved = ((new >= 0) & (new < self.side)).all(-1)
         return torch.where(moved[:, None], new, x), torch.zeros(n, device=x.device), moved
-
-    def domain_rewards(self):
-        """The module of this domain's rewards (imported on first use)."""
-        from pipeline_lib.domains.hypergrid import rewards
-
-        return rewards
-
-    def reward_names(self) -> list[str]:
-        return sorted(self.domain_rewards().REWARDS)
-
-    def bind_reward(self, name: str, params: dict[str, Any], resources: str):
-        return self.domain_rewards().bind(name, params, self, resources)

