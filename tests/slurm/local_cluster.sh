@@ -109,7 +109,9 @@ from pathlib import Path
 import pandas as pd
 out = Path(sys.argv[1])
 evaluation = pd.read_parquet(out / "tables/evaluation.parquet")
-assert len(evaluation) > 0 and evaluation["l1"].between(0, 2).all(), evaluation
+# sample-only methods (MCMC, random search) have no policy, so no exact L1: only the empirical one
+assert len(evaluation) > 0 and evaluation["l1"].dropna().between(0, 2).all(), evaluation
+assert evaluation["l1_empirical"].between(0, 2).all(), evaluation
 assert (out / "report/summary.html").stat().st_size > 10_000
 print(f"OK: {len(evaluation)} evaluated policies, report written")
 PY
