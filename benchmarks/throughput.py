@@ -25,7 +25,7 @@ from pipeline_lib.domains.hypergrid.env import HyperGrid
 from pipeline_lib.domains.hypergrid.rewards import corner
 from pipeline_lib.domains.sequence.data import fetch_tfbind_tables
 from pipeline_lib.domains.sequence.env import Sequence
-from pipeline_lib.domains.sequence.rewards import tfbind
+from pipeline_lib.domains.sequence.rewards import load_tfbind_table, tfbind
 from pipeline_lib.ocgfn.pretrain import PretrainConfig, Pretrainer
 from pipeline_lib.runtime import select_device
 
@@ -127,7 +127,8 @@ def main() -> None:
         dna = Sequence("dna", 8, device=device)
         table = fetch_tfbind_tables(Path(args.resources) / "tfbind8", [args.tfbind])[0]
         print(f"TF-Bind-8 {args.tfbind} (length 8, 4 letters, append), same batch, MLP and threads")
-        report("tfbind8", dna, lambda x: tfbind(x, dna.alphabet, str(table)), args)
+        scores = load_tfbind_table(table)  # loaded once, as the bound reward does
+        report("tfbind8", dna, lambda x: tfbind(x, dna.alphabet, scores), args)
     if args.torchgfn_python:
         worker = Path(__file__).with_name("torchgfn_db.py")
         out = subprocess.run([args.torchgfn_python, str(worker), str(args.ndim), str(args.side), str(args.batch),

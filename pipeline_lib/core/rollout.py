@@ -25,6 +25,21 @@ class Trajectories:
     def n(self) -> int:
         return self.terminals.shape[0]
 
+    @staticmethod
+    def concat(batches: "list[Trajectories]") -> "Trajectories":
+        """One batch of the trajectories of ``batches`` (in order), padded to the longest: one forward
+        pass over all their states costs less than one per batch."""
+        length = max(tr.actions.shape[0] for tr in batches)
+
+        def pad(x: torch.Tensor, extra: int, value) -> torch.Tensor:
+            return torch.cat([x, x[-1:].expand(extra, *x.shape[1:]) if value is None
+                              else torch.full((extra, *x.shape[1:]), value, dtype=x.dtype, device=x.device)])
+
+        parts = [(pad(tr.states, length - tr.actions.shape[0], None), pad(tr.actions, length - tr.actions.shape[0], -1),
+                  pad(tr.valid, length - tr.actions.shape[0], False)) for tr in batches]
+        return Trajectories(torch.cat([p[0] for p in parts], 1), torch.cat([p[1] for p in parts], 1),
+                            torch.cat([p[2] for p in parts], 1), torch.cat([tr.terminals for tr in batches]))
+
     def transitions(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Flat (t, b, state, action) of every valid transition, in a fixed order."""
         t, b = self.valid.nonzero(as_tuple=True)

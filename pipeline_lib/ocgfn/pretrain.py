@@ -13,16 +13,9 @@ from pipeline_lib import io
 from pipeline_lib.core.env import ENUMERABLE
 from pipeline_lib.core.losses import masked_mse, outcome_teleportation
 from pipeline_lib.core.nets import RND, GFlowNet, OutcomeConditionedGFlowNet, masked_log_softmax
-from pipeline_lib.core.rollout import rollout
+from pipeline_lib.core.rollout import Trajectories, rollout
 from pipeline_lib.core.training import Trainer
-from pipeline_lib.core.transitions import (
-    RecordedFlows,
-    TransitionTerms,
-    db_loss,
-    db_rollout,
-    recorded_terms,
-    transition_terms,
-)
+from pipeline_lib.core.transitions import TransitionTerms, db_loss, db_rollout, transition_terms
 from pipeline_lib.runtime import seed_everything
 
 
@@ -70,16 +63,20 @@ class OCGFNPolicy:
 
 
 def ocgfn_loss(env, terms: TransitionTerms, terminals: torch.Tensor, outcomes: torch.Tensor,
-               cfg: PretrainConfig) -> torch.Tensor:
+               cfg: PretrainConfig, sets: int = 1) -> torch.Tensor:
     """Mean squared OT residual over the transitions of trajectories (ending at ``terminals``)
-    conditioned on ``outcomes``, from their OC-GFN ``terms``."""
+    conditioned on ``outcomes``, from their OC-GFN ``terms``. With ``sets`` > 1 the batch holds that
+    many equal sets of trajectories one after another (the on-policy and the explorer's): the loss is
+    the mean of the per-set means, so each set weighs the same whatever its number of transitions."""
     y = outcomes[terms.b]
     success = env.same(terminals, outcomes)[terms.b]
     reach = env.can_reach(terms.state, y)
     reach_next = torch.where(terms.is_stop, success, env.can_reach(terms.next_state, y))
     residual, mask = outcome_teleportation(terms.log_f, terms.log_pf, terms.log_f_next, terms.log_pb,
                                            terms.is_stop, success, reach, reach_next, cfg.ot, cfg.log_eps_fail)
-    return masked_mse(residual, mask)
+    which = terms.b // (len(outcomes) // sets)
+    return sum(masked_mse(residual[which == k], None if mask is None else mask[which == k])
+               for k in range(sets)) / sets
 
 
 @torch.no_grad()
@@ -147,13 +144,15 @@ class Pretrainer(Trainer):
         self._schedule_lr()
         outcomes = positives.terminals  # hindsight relabelling: y := x(tau+)
         conditioned = OCGFNPolicy(env, self.model, outcomes)
-        recorded = RecordedFlows(env, conditioned.flows)
-        negatives = rollout(env, recorded, len(outcomes), cfg.negative_epsilon, generator=self.gen,
-                            grad=True)
-        loss = ocgfn_loss(env, recorded_terms(env, negatives, recorded), negatives.terminals, outcomes, cfg)
-        if cfg.contrastive:  # the OC-GFN never sampled the explorer's trajectories: they need a forward pass
-            terms = transition_terms(env, positives, conditioned.flows)
-            loss = 0.5 * (loss + ocgfn_loss(env, terms, positives.terminals, outcomes, cfg))
+        negatives = rollout(env, conditioned, len(outcomes), cfg.negative_epsilon, generator=self.gen)
+        # Sampling runs without autograd; the loss then takes one forward pass over the states of both
+        # sets (contrastive: the explorer's trajectories too), which at the small batches pre-training
+        # uses costs less than keeping a graph per rollout step (benchmarks/throughput.py measures it).
+        sets = [negatives, positives] if cfg.contrastive else [negatives]
+        batch = Trajectories.concat(sets)
+        y = outcomes.repeat(len(sets), *[1] * (outcomes.dim() - 1))
+        terms = transition_terms(env, batch, OCGFNPolicy(env, self.model, y).flows)
+        loss = ocgfn_loss(env, terms, batch.terminals, y, cfg, sets=len(sets))
         self.opt.zero_grad()
         loss.backward()
         self.opt.step()
