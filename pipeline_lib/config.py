@@ -14,6 +14,7 @@ from pipeline_lib.core.nets import CONDITIONING
 from pipeline_lib.domains import DOMAINS, check_params, make_env
 from pipeline_lib.methods import METHODS, method_class
 from pipeline_lib.ocgfn.pretrain import PretrainConfig
+from pipeline_lib.ocgfn.sources import CONTROL
 from pipeline_lib.tasks import modes
 from pipeline_lib.tasks.rewards import make_reward, validate_reward
 
@@ -69,6 +70,8 @@ def env_methods(config: dict[str, Any], env: str) -> list[str]:
 def pretrain_config(config: dict[str, Any], variant: str, env: str | None = None) -> PretrainConfig:
     """Shared pre-training settings, then the environment's overrides, then the variant's."""
     variants = config["pretrain"]["variants"]
+    if variant == CONTROL:
+        raise ConfigError(f"pretrain.variants: {CONTROL!r} is reserved for the no-pre-training control; rename it")
     if variant not in variants:
         raise ConfigError(f"pretrain.variants: no variant {variant!r}; have {sorted(variants)}")
     settings = config["pretrain"].get("settings", {})
@@ -126,11 +129,15 @@ def method_config(config: dict[str, Any], method: str, env: str | None = None) -
             raise ConfigError(f"{where}.matched_to: only scratch methods are compute-matched")
         pre = pretrain_config(config, entry["matched_to"], env)
         cfg.steps += math.ceil(2 * pre.steps * pre.batch_size / cfg.batch_size)
-    if cls.uses_pretrained and entry.get("pretrained") not in (env_variants(config, env) if env else
-                                                               config["pretrain"]["variants"]):
+    if cls.uses_pretrained and entry.get("pretrained") == CONTROL:
+        if cfg.flow == "learned":
+            raise ConfigError(f"{where}.flow: the control ({CONTROL!r}: no pre-training) has no flow head; "
+                              f"use flow: policy")
+    elif cls.uses_pretrained and entry.get("pretrained") not in (env_variants(config, env) if env else
+                                                                 config["pretrain"]["variants"]):
         have = env_variants(config, env) if env else sorted(config["pretrain"]["variants"])
-        raise ConfigError(f"{where}.pretrained: expected one of the variants pre-trained on {env} {have}, "
-                          f"got {entry.get('pretrained')!r}")
+        raise ConfigError(f"{where}.pretrained: expected {CONTROL!r} (no pre-training) or one of the variants "
+                          f"pre-trained on {env} {have}, got {entry.get('pretrained')!r}")
     return entry, cfg
 
 

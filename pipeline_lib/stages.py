@@ -21,7 +21,8 @@ import torch
 from pipeline_lib import io
 from pipeline_lib.domains import make_env
 from pipeline_lib.methods import method_class
-from pipeline_lib.ocgfn.pretrain import PretrainConfig, Pretrainer, load_pretrained
+from pipeline_lib.ocgfn.pretrain import PretrainConfig, Pretrainer
+from pipeline_lib.ocgfn.sources import pretrained_source
 from pipeline_lib.runtime import select_device, set_threads
 from pipeline_lib.tasks.metrics import empirical_l1, sample_summary
 from pipeline_lib.tasks.task import TOP_K, Task
@@ -117,11 +118,12 @@ def finetune(job: dict[str, Any], seed: int, threads: int, pretrained: str | Non
     env = _env(job, device)
     task = Task(env, job["task"], job["resources"])
     cls = method_class(job["method"]["kind"])
-    model = load_pretrained(pretrained, env, device) if cls.uses_pretrained else None
+    model = pretrained_source(job["method"]["pretrained"], pretrained, env, device) if cls.uses_pretrained else None
     method = cls(task, cls.Settings(**job["settings"]), seed, device, model)
     checkpoint = Path(str(policy_out) + ".ckpt")
     labels = {"env": job["env"]["name"], "task": job["task"]["name"], "method": job["method"]["name"],
-              "kind": cls.kind, "seed": seed}
+              "kind": cls.kind, "pretrained": job["method"].get("pretrained", "") if cls.uses_pretrained else "",
+              "seed": seed}
     curve = _label(method.run(checkpoint), **labels)
     task.oracle.save()
     state = {k: v for k, v in method.state_dict().items() if k != "oracle"}
@@ -132,7 +134,7 @@ def finetune(job: dict[str, Any], seed: int, threads: int, pretrained: str | Non
     x = method.sample(job["samples"], torch.Generator(device).manual_seed(seed))
     reward = torch.as_tensor(task.reward(x), dtype=torch.float32).cpu()
     task.oracle.save()
-    samples = pd.DataFrame({**labels, **env.describe(x), "reward": reward.numpy()}).drop(columns="kind")
+    samples = pd.DataFrame({**labels, **env.describe(x), "reward": reward.numpy()}).drop(columns=["kind", "pretrained"])
     io.write_parquet(samples, samples_out, seed=seed)
     row = {**labels, **sample_summary(env, x, reward, task.new_modes(), TOP_K), **exact}
     row["modes_total"] = task.oracle.modes.total if task.oracle.modes.total is not None else -1

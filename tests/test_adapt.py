@@ -22,6 +22,7 @@ from pipeline_lib.methods.dqn import DQN, DQNSettings
 from pipeline_lib.methods.exact_conversion import ExactConversion, ExactSettings
 from pipeline_lib.methods.mcmc import MCMC, MCMCSettings
 from pipeline_lib.methods.scratch import Scratch, ScratchSettings
+from pipeline_lib.ocgfn.sources import CONTROL, GoalReaching, TrainedOCGFN
 from pipeline_lib.ocgfn.tables import flow_tables, ocgfn_tables
 from pipeline_lib.tasks.task import Task
 
@@ -73,8 +74,8 @@ def test_ocgfn_tables_chunking(test_config: dict) -> None:
     torch.manual_seed(0)
     env = task.env
     model = OutcomeConditionedGFlowNet(env.feature_dim, env.n_actions, env.n_backward_actions, 16, 1, False)
-    f1, p1 = ocgfn_tables(env, model)
-    f2, p2 = ocgfn_tables(env, model, chunk=100)  # 2 outcomes per chunk
+    f1, p1 = ocgfn_tables(env, TrainedOCGFN(env, model))
+    f2, p2 = ocgfn_tables(env, TrainedOCGFN(env, model), chunk=100)  # 2 outcomes per chunk
     assert f1.shape == (36, 36) and p1.shape == (36, 36, 3)
     assert torch.allclose(f1, f2, atol=1e-6) and torch.allclose(p1, p2, atol=1e-6)
     assert (f1[0] == 0).all()  # log F(s0|y) = 0 for every y
@@ -88,12 +89,12 @@ def test_ocgfn_tables_chunking(test_config: dict) -> None:
 
 
 def exact(task: Task, model, flow: str = "policy") -> ExactConversion:
-    return ExactConversion(task, ExactSettings(flow=flow), seed=0, device=CPU, pretrained=model)
+    return ExactConversion(task, ExactSettings(flow=flow), seed=0, device=CPU, pretrained=TrainedOCGFN(task.env, model))
 
 
 def test_exact_conversion_of_perfect_stub_is_exact(test_config: dict) -> None:
     task = make_task(test_config, "grid6", "peaks")
-    log_f, log_pf = flow_tables(task.env, task.graph, PerfectStub(task.env), "policy")
+    log_f, log_pf = flow_tables(task.env, task.graph, TrainedOCGFN(task.env, PerfectStub(task.env)), "policy")
     # the stub's path to y = (2, 3) is s0 -> (1,0) -> (2,0) -> (2,1) -> (2,2) -> (2,3)
     y = task.env.index(torch.tensor([[2, 3]])).item()
     on_path = (log_f[:, y].exp() > 0.5).nonzero().flatten().tolist()
@@ -118,13 +119,13 @@ def test_exact_conversion_flow_choice(test_config: dict) -> None:
     row = exact(task, PerfectStub(task.env), "learned").run(None).iloc[0]
     assert row["l1"] > 1e-3
     with pytest.raises(ValueError, match="flow: expected one of"):
-        flow_tables(task.env, task.graph, PerfectStub(task.env), "exact")
+        flow_tables(task.env, task.graph, TrainedOCGFN(task.env, PerfectStub(task.env)), "exact")
     with pytest.raises(ValueError, match="cannot run here: it takes flow in"):
         exact(make_task(test_config, "grid6", "corner"), PerfectStub(task.env), "exact")
 
 
 def test_exact_conversion_needs_a_pretrained_model(test_config: dict) -> None:
-    with pytest.raises(ValueError, match="adapts a pre-trained OC-GFN; none was given"):
+    with pytest.raises(ValueError, match="adapts a goal-reaching source"):
         ExactConversion(make_task(test_config, "grid6", "corner"), ExactSettings(), 0, CPU)
 
 
@@ -136,7 +137,7 @@ def amortized(config: dict, steps: int, flow: str = "policy") -> Amortized:
     torch.manual_seed(123)
     env = task.env
     model = OutcomeConditionedGFlowNet(env.feature_dim, env.n_actions, env.n_backward_actions, 16, 1, False)
-    return Amortized(task, cfg, seed=0, device=CPU, pretrained=model)
+    return Amortized(task, cfg, seed=0, device=CPU, pretrained=TrainedOCGFN(env, model))
 
 
 @pytest.mark.parametrize("flow", ["policy", "learned"])
@@ -179,6 +180,30 @@ def test_dqn_runs_on_a_tiny_grid(test_config: dict) -> None:
     p = terminal_distribution(task.graph, method.table().double())
     assert df["l1"].iloc[-1] == pytest.approx(float((p - task.target.double()).abs().sum()), abs=1e-6)
     assert df["loss"].iloc[1:].map(math.isfinite).all()
+
+
+@pytest.mark.parametrize("scale", ["log", "rank", "raw"])
+def test_dqn_reward_scales(test_config: dict, scale: str) -> None:
+    """DQN's terminal reward on each scale: log R^exponent, R^exponent, or the rank among the distinct
+    objects queried (in [0, 1], monotone in R); an unknown scale is refused naming the setting."""
+    task = make_task(test_config, "grid6", "peaks")
+    cfg = DQNSettings(steps=2, batch_size=4, hidden=16, eval_every=1, checkpoint_every=1, buffer_size=64,
+                      reward_scale=scale)
+    method = DQN(task, cfg, seed=0, device=CPU)
+    method.run(None)
+    x = task.env.all_states()
+    r = method.terminal_reward(x)
+    expected = task.uncounted_log_reward(x)
+    if scale == "log":
+        assert torch.allclose(r, expected)
+    elif scale == "raw":
+        assert torch.allclose(r, expected.exp())
+    else:
+        assert r.min() >= 0 and r.max() <= 1 and r.max() > r.min()
+        order = expected.argsort()
+        assert (r[order].diff() >= 0).all()
+    with pytest.raises(ValueError, match="takes reward_scale in"):
+        DQN(make_task(test_config, "grid6", "peaks"), DQNSettings(reward_scale="R8"), seed=0, device=CPU)
 
 
 def test_mcmc_runs_on_a_tiny_grid(test_config: dict) -> None:

@@ -12,6 +12,7 @@ from pipeline_lib.domains.hypergrid.env import HyperGrid
 from pipeline_lib.methods.exact_conversion import ExactConversion, ExactSettings
 from pipeline_lib.ocgfn.tables import reachability
 from pipeline_lib.tasks.task import Task
+from pipeline_lib.ocgfn.sources import TrainedOCGFN
 
 D = torch.float64
 
@@ -245,7 +246,7 @@ def test_exact_conversion_through_a_task_samples_r_over_z(flow: str, weighted: b
     log_pf = succeeding_log_pf(env, graph.states, weights)
     log_f = visit_probabilities(graph, log_pf).clamp(min=1e-300).log()
     method = ExactConversion(task, ExactSettings(flow=flow), seed=0, device=torch.device("cpu"),
-                             pretrained=TableOCGFN(env, log_pf, log_f))
+                             pretrained=TrainedOCGFN(env, TableOCGFN(env, log_pf, log_f)))
     df = method.run(None)
     assert df["step"].tolist() == [0] and df["reward_calls"].tolist() == [9] == df["unique_reward_calls"].tolist()
     table = method.table()

@@ -47,3 +47,43 @@ def test_summary_page_skips_an_environment_that_only_pre_trains(tmp_path: Path) 
     text = md.read_text()
     assert "tf: objects queried within 150 reward calls" in text
     assert "pa:" not in text and "| pa " in text  # in the pre-training table only
+
+
+def _row(task: str, seed: int, method: str, kind: str, pretrained: str, calls: int, modes: float,
+         top: float) -> dict:
+    return {"env": "e", "task": task, "seed": seed, "method": method, "kind": kind, "pretrained": pretrained,
+            "step": calls, "reward_calls": 2 * calls, "unique_reward_calls": calls, "modes_found": modes,
+            "top100_reward": top}
+
+
+def test_verdict_compares_at_equal_distinct_calls_with_intervals() -> None:
+    """OC-GFN minus control and best minus scratch / MCMC, per (task, seed), at the distinct-call budget:
+    rows past the budget are not read, and the exact conversion enters at its own final budget."""
+    rows = []
+    for task in ("t1", "t2"):
+        for seed in (0, 1):
+            base = {"t1": 0.0, "t2": 10.0}[task] + seed
+            rows += [_row(task, seed, "amortized", "amortized", "full", 100, base + 4, 0.5),
+                     _row(task, seed, "amortized", "amortized", "full", 300, base + 99, 0.9),  # past the budget
+                     _row(task, seed, "amortized_control", "amortized", "control", 100, base + 1, 0.4),
+                     _row(task, seed, "scratch", "scratch", "", 100, base + 2, 0.3),
+                     _row(task, seed, "mcmc", "mcmc", "", 100, base, 0.2),
+                     _row(task, seed, "exact", "exact", "full", 500, base + 3, 0.6),
+                     _row(task, seed, "exact_control", "exact", "control", 500, base + 3, 0.6)]
+    verdict = report.verdict_table(pd.DataFrame(rows), {"e": 200}).set_index(["metric", "comparison"])
+    amortized = verdict.loc[("modes_found", "amortized: OC-GFN - control")]
+    assert (amortized["a"], amortized["b"]) == ("amortized", "amortized_control")
+    assert amortized["a_minus_b"] == 3.0 and amortized["ci95_low"] == 3.0 == amortized["ci95_high"]
+    assert amortized["pairs"] == 4 and amortized["distinct_calls"] == 200
+    exact = verdict.loc[("modes_found", "exact: OC-GFN - control")]
+    assert exact["a_minus_b"] == 0.0  # the control converts as well as the OC-GFN
+    best = verdict.loc[("modes_found", "best - best scratch")]
+    assert (best["a"], best["b"], best["a_minus_b"]) == ("amortized", "scratch", 2.0)
+    assert verdict.loc[("modes_found", "best - MCMC")]["a_minus_b"] == 4.0
+    top = verdict.loc[("top100_reward", "best - best scratch")]
+    assert top["a"] == "exact" and abs(top["a_minus_b"] - 0.3) < 1e-9
+
+
+def test_interval_brackets_the_mean() -> None:
+    mean, low, high = report.interval(pd.Series([1.0, 2.0, 3.0, 10.0]))
+    assert mean == 4.0 and low < mean < high and low >= 1.0 and high <= 10.0

@@ -19,6 +19,7 @@ from pipeline_lib.methods import exact_conversion
 from pipeline_lib.methods.exact_conversion import ExactConversion, ExactSettings, tree_conversion
 from pipeline_lib.ocgfn.tables import flow_tables, reachability
 from pipeline_lib.tasks.task import Task
+from pipeline_lib.ocgfn.sources import TrainedOCGFN
 
 D = torch.float64
 
@@ -255,7 +256,7 @@ def dense_reference(env: Sequence, model, log_r: torch.Tensor, flow: str) -> tor
     """The conversion through the dense [S, Y] tables of ocgfn/tables.py and core/exact.py (non-terminals get
     log R = -1e4)."""
     graph = StateGraph.build(env)
-    log_f, log_pf = flow_tables(env, graph, model, flow)
+    log_f, log_pf = flow_tables(env, graph, TrainedOCGFN(env, model), flow)
     dense = torch.full((env.n_states,), -1e4)
     dense[env.index(env.terminal_states())] = log_r
     return converted_policy(graph, reachability(env, graph), dense, log_f, log_pf)
@@ -268,7 +269,7 @@ def test_tree_conversion_matches_dense_reference(flow: str, alphabet: str, lengt
     env = Sequence(alphabet, length, min_length)
     model = random_model(env, 3)
     log_r = torch.rand(len(env.terminal_states()), generator=torch.Generator().manual_seed(1)) * 3
-    table = tree_conversion(env, model, log_r, flow)
+    table = tree_conversion(env, TrainedOCGFN(env, model), log_r, flow)
     reference = dense_reference(env, model, log_r, flow)
     assert table.shape == (env.n_states, env.n_actions)
     assert torch.allclose(table.exp(), reference.exp(), atol=1e-5, rtol=0)
@@ -283,7 +284,7 @@ def test_tree_conversion_of_perfect_ocgfn_is_r_over_z(flow: str, min_length: int
     env = Sequence("ab", 3, min_length)
     ys = env.terminal_states()
     r = torch.rand(len(ys), generator=torch.Generator().manual_seed(2)) + 0.1
-    table = tree_conversion(env, PerfectOCGFN(env), r.log(), flow)
+    table = tree_conversion(env, TrainedOCGFN(env, PerfectOCGFN(env)), r.log(), flow)
     p = terminal_distribution(StateGraph.build(env), table.double())
     target = torch.zeros(env.n_states, dtype=D)
     target[env.index(ys)] = (r / r.sum()).double()
@@ -338,7 +339,7 @@ def test_exact_conversion_method_uses_the_tree_on_an_append_space(min_length: in
     task = Task(env, {"reward": AB_REWARD, "params": {}}, "resources")
     monkeypatch.setattr(exact_conversion, "dense_conversion", _refuse("dense_conversion"))
     method = ExactConversion(task, ExactSettings(flow="policy"), seed=0, device=torch.device("cpu"),
-                             pretrained=PerfectOCGFN(env))
+                             pretrained=TrainedOCGFN(env, PerfectOCGFN(env)))
     df = method.run(None)
     n_terminal = len(env.terminal_states())
     assert df["step"].tolist() == [0]
@@ -347,7 +348,7 @@ def test_exact_conversion_method_uses_the_tree_on_an_append_space(min_length: in
     p = terminal_distribution(task.graph, method.table().double())
     assert torch.allclose(p, task.target.double(), atol=1e-5, rtol=0)
     assert df["l1"].iloc[0] < 1e-5
-    assert torch.allclose(method.table(), tree_conversion(env, PerfectOCGFN(env), task.landscape.log(), "policy"))
+    assert torch.allclose(method.table(), tree_conversion(env, TrainedOCGFN(env, PerfectOCGFN(env)), task.landscape.log(), "policy"))
 
 
 def test_exact_conversion_method_uses_dense_tables_on_a_dag(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -358,7 +359,7 @@ def test_exact_conversion_method_uses_dense_tables_on_a_dag(monkeypatch: pytest.
     model = PrependingOCGFN(env)
     monkeypatch.setattr(exact_conversion, "tree_conversion", _refuse("tree_conversion"))
     method = ExactConversion(task, ExactSettings(flow="policy"), seed=0, device=torch.device("cpu"),
-                             pretrained=model)
+                             pretrained=TrainedOCGFN(env, model))
     df = method.run(None)
     assert df["reward_calls"].tolist() == [len(env.terminal_states())] == [14]
     p = terminal_distribution(task.graph, method.table().double())
@@ -370,7 +371,7 @@ def test_tree_conversion_needs_append() -> None:
     """The tree conversion refuses the prepend-append DAG (no tree capability), naming what it needs."""
     env = Sequence("ab", 2, mode="prepend_append")
     with pytest.raises(ValueError, match="tree|append"):
-        tree_conversion(env, random_model(env, 0), torch.zeros(4), "policy")
+        tree_conversion(env, TrainedOCGFN(env, random_model(env, 0)), torch.zeros(4), "policy")
 
 
 def float64_tree_reference(env: Sequence, model, log_r: torch.Tensor) -> torch.Tensor:
@@ -400,7 +401,7 @@ def test_tree_conversion_small_chunks_match_float64_reference() -> None:
     model = random_model(env, 4)
     log_r = torch.rand(4**5, generator=torch.Generator().manual_seed(5))
     reference = float64_tree_reference(env, model, log_r)
-    assert torch.allclose(tree_conversion(env, model, log_r, "policy", chunk=16).double().exp(), reference.exp(),
+    assert torch.allclose(tree_conversion(env, TrainedOCGFN(env, model), log_r, "policy", chunk=16).double().exp(), reference.exp(),
                           atol=1e-5, rtol=0)
 
 
@@ -411,5 +412,5 @@ def test_tree_conversion_default_chunk_matches_float64_reference() -> None:
     model = random_model(env, 4)
     log_r = torch.rand(4**5, generator=torch.Generator().manual_seed(5))
     reference = float64_tree_reference(env, model, log_r)
-    assert torch.allclose(tree_conversion(env, model, log_r, "policy").double().exp(), reference.exp(),
+    assert torch.allclose(tree_conversion(env, TrainedOCGFN(env, model), log_r, "policy").double().exp(), reference.exp(),
                           atol=1e-5, rtol=0)

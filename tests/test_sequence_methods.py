@@ -29,6 +29,7 @@ from pipeline_lib.tasks.metrics import sample_summary
 from pipeline_lib.tasks.modes import ExactModes, ReferenceModes, ThresholdModes, local_optima, make_modes
 from pipeline_lib.tasks.oracle import Oracle
 from pipeline_lib.tasks.task import Task
+from pipeline_lib.ocgfn.sources import TrainedOCGFN
 
 CPU = torch.device("cpu")
 CURVE_COLUMNS = ["step", "trajectories", "transitions", "reward_calls", "unique_reward_calls", "modes_found",
@@ -89,7 +90,7 @@ def random_model(env: Sequence, seed: int = 0) -> OutcomeConditionedGFlowNet:
 def make_trainer(kind: str, task: Task, seed: int = 0, **changes):
     if kind.startswith("amortized"):
         return Amortized(task, settings(Amortized, flow=kind.split("_")[1], **changes), seed, CPU,
-                         pretrained=random_model(task.env))
+                         pretrained=TrainedOCGFN(task.env, random_model(task.env)))
     return CLASSES[kind](task, settings(CLASSES[kind], **changes), seed, CPU)
 
 
@@ -471,7 +472,7 @@ def test_path_log_probs_by_hand(flow: str) -> None:
     model = random_model(env, 1)
     ys = ["GAT", "CATG", "TA", "GAT"]
     upto = [1, 4, 2, 0]
-    got = path_log_probs(env, model, env.encode(ys), torch.tensor(upto), flow)
+    got = path_log_probs(env, TrainedOCGFN(env, model), env.encode(ys), torch.tensor(upto), flow)
     for b, (y, k) in enumerate(zip(ys, upto)):
         yt = env.encode([y])
         terms, log_f = [], None

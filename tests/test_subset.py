@@ -11,6 +11,7 @@ from pipeline_lib.core.exact import StateGraph, terminal_distribution
 from pipeline_lib.core.nets import NEG_INF
 from pipeline_lib.domains import make_env
 from pipeline_lib.methods import METHODS, method_class
+from pipeline_lib.ocgfn.sources import GoalReaching
 from pipeline_lib.tasks.task import Task
 
 
@@ -73,18 +74,9 @@ def test_rewards_local_moves_and_description() -> None:
         Task(env, {"reward": "weights", "params": {"floor": 0.0}})
 
 
-class ReachingModel(torch.nn.Module):
-    """A goal-reaching OC-GFN for sets (features are the membership vectors): uniform over the items of y
-    not yet in s, stop iff s = y, log F = 0. The conversion with F from its visit probabilities is exact."""
-
-    def forward(self, state_feats, outcome_feats, initial):
-        s, y = state_feats.long(), outcome_feats.long()
-        add = torch.where((y == 1) & (s == 0), 0.0, NEG_INF)
-        stop = torch.where((s == y).all(-1, keepdim=True), 0.0, NEG_INF)
-        return torch.zeros(len(s)), torch.cat([add, stop], dim=1), None
-
-
 def test_every_method_runs_and_the_dense_conversion_is_exact() -> None:
+    """Every method on sets; the pre-trained ones adapt the no-pre-training control, whose dense conversion
+    (F from its visit probabilities) is exact on this DAG."""
     env = make_env("subset", {"n": 5, "min_size": 1})
     spec = {"reward": "weights", "params": {"seed": 1}, "exponent": 2.0, "modes": {"kind": "local_optima",
                                                                                      "top_fraction": 0.2}}
@@ -94,7 +86,7 @@ def test_every_method_runs_and_the_dense_conversion_is_exact() -> None:
         if hasattr(settings, "hidden"):
             settings.hidden = 16
         assert cls.unsupported(env, settings) is None, kind
-        method = cls(task, settings, 0, torch.device("cpu"), ReachingModel() if cls.uses_pretrained else None)
+        method = cls(task, settings, 0, torch.device("cpu"), GoalReaching(env) if cls.uses_pretrained else None)
         curve = method.run()
         last = curve.iloc[-1]
         assert last["reward_calls"] > 0 and last["unique_reward_calls"] <= len(env.terminal_states())

@@ -59,7 +59,7 @@ class CategoricalQ(nn.Module):
         if self.tables is not None:
             si, yi = env.index(s), env.index(y)
             return self.tables[0][si, yi], self.tables[1][si, yi, a]
-        log_f, logits, _ = method.model(env.featurize(s), env.featurize(y), env.is_initial(s))
+        log_f, logits = method.model(s, y)
         return log_f, masked_log_softmax(logits, env.forward_mask(s)).gather(1, a[:, None])[:, 0]
 
     def loss(self, method: "Amortized", s: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
@@ -158,7 +158,7 @@ class Amortized(Method):
     def __init__(self, task, settings: AmortizedSettings, seed: int, device: torch.device, pretrained=None) -> None:
         super().__init__(task, settings, seed, device, pretrained)
         env = self.env
-        self.model = pretrained.eval().requires_grad_(False)
+        self.model = pretrained
         self.n_net = mlp(env.feature_dim, settings.hidden, settings.layers, env.n_actions).to(device)
         strategy = AutoregressiveQ if env.capabilities()[TREE] is None else CategoricalQ
         self.q = strategy(self).to(device)

@@ -63,13 +63,14 @@ class Method(Trainer):
         return missing(env, cls.needs)
 
     def __init__(self, task: Task, settings: Any, seed: int, device: torch.device,
-                 pretrained: torch.nn.Module | None = None) -> None:
+                 pretrained=None) -> None:
         super().__init__()
         reason = self.unsupported(task.env, settings)
         if reason:
             raise ValueError(f"method {self.kind!r} cannot run here: it {reason}")
         if self.uses_pretrained and pretrained is None:
-            raise ValueError(f"method {self.kind!r} adapts a pre-trained OC-GFN; none was given")
+            raise ValueError(f"method {self.kind!r} adapts a goal-reaching source (ocgfn.sources: a pre-trained "
+                             f"OC-GFN or the control); none was given")
         self.task, self.env, self.cfg, self.device = task, task.env, settings, device
         self.steps = getattr(settings, "steps", 0)
         self.eval_every = getattr(settings, "eval_every", 1)

@@ -14,10 +14,18 @@ from pipeline_lib.core.rollout import rollout
 from pipeline_lib.methods.base import Method, NetworkSettings, mixed_table
 
 
+REWARD_SCALES = ("log", "rank", "raw")
+
+
 @dataclass
 class DQNSettings(NetworkSettings):
     buffer_size: int = 50000  # replay capacity (transitions)
     target_every: int = 100  # target-network refresh (steps)
+    # The terminal reward DQN learns from: "log" = exponent * log R (the GFlowNets' log-reward), "rank" =
+    # the fraction of the distinct objects queried so far with a lower R (in [0, 1], rescaled as the
+    # search goes), "raw" = R^exponent. R^8 on [0, 1] rewards leaves almost every return near 0, too
+    # little signal for Q-learning; log R keeps the order and spreads the values.
+    reward_scale: str = "log"
 
 
 class ReplayBuffer:
@@ -50,13 +58,19 @@ class ReplayBuffer:
 
 
 class DQN(Method):
-    """DQN (target network, replay, epsilon-greedy) on the generation MDP with terminal reward R^exponent.
+    """DQN (target network, replay, epsilon-greedy) on the generation MDP, its terminal reward on ``reward_scale``.
     It maximises reward, so it is expected to find high-reward objects but few distinct modes. Its final
     policy is epsilon-greedy in Q (what it samples with)."""
 
     kind = "dqn"
     Settings = DQNSettings
     stateful = ("q", "target", "opt", "buffer", *Method.stateful)
+
+    @classmethod
+    def unsupported(cls, env, settings: DQNSettings) -> str | None:
+        if settings.reward_scale not in REWARD_SCALES:
+            return f"takes reward_scale in {REWARD_SCALES}, got {settings.reward_scale!r}"
+        return super().unsupported(env, settings)
 
     def __init__(self, task, settings: DQNSettings, seed: int, device: torch.device, pretrained=None) -> None:
         super().__init__(task, settings, seed, device)
@@ -80,7 +94,7 @@ class DQN(Method):
             _, _, s, a = traj.transitions()
             done = a == env.stop
             r = torch.zeros(len(s), device=s.device)
-            r[done] = self.task.log_reward(s[done]).exp()
+            r[done] = self.terminal_reward(s[done])
             self.buffer.add(s, a, env.step(s, a), r, done)
         s, a, nxt, r, done = self.buffer.sample(cfg.batch_size * 4, self.gen)
         q_sa = self.q(env.featurize(s)).gather(1, a[:, None])[:, 0]
@@ -92,6 +106,15 @@ class DQN(Method):
             self.target.load_state_dict(self.q.state_dict())
         self.count(traj)
         return losses
+
+    def terminal_reward(self, x: torch.Tensor) -> torch.Tensor:
+        """The reward of finished objects on the scale ``cfg.reward_scale`` (one counted oracle query each)."""
+        log_r = self.task.log_reward(x)
+        if self.cfg.reward_scale == "log":
+            return log_r
+        if self.cfg.reward_scale == "raw":
+            return log_r.exp()
+        return self.oracle.rank(log_r.exp() ** (1.0 / self.task.exponent))
 
     def policy(self, states: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         """The epsilon-greedy policy in Q, as log-probabilities."""

@@ -15,9 +15,9 @@ import torch
 
 from pipeline_lib.core.env import ENUMERABLE, TREE, missing
 from pipeline_lib.core.exact import converted_policy
-from pipeline_lib.core.nets import NEG_INF, OutcomeConditionedGFlowNet, masked_log_softmax
+from pipeline_lib.core.nets import NEG_INF, masked_log_softmax
 from pipeline_lib.methods.base import Method
-from pipeline_lib.ocgfn.tables import FLOW_SOURCES, flow_tables, reachability
+from pipeline_lib.ocgfn.tables import FLOW_SOURCES, check_flow, flow_tables, reachability
 
 MAX_DENSE = 1 << 28  # entries of the [S, Y, A] tables a dense conversion may build
 
@@ -28,12 +28,13 @@ class ExactSettings:
 
 
 @torch.no_grad()
-def tree_conversion(env, model: OutcomeConditionedGFlowNet, log_r: torch.Tensor, flow: str,
+def tree_conversion(env, source, log_r: torch.Tensor, flow: str,
                     chunk: int = 8192) -> torch.Tensor:
     """The converted table [S, A] on an enumerable tree; ``log_r`` is [Y] over ``env.terminal_states()``."""
     reason = missing(env, (TREE, ENUMERABLE))
     if reason:
         raise ValueError(f"tree_conversion {reason}")
+    check_flow(source, flow)
     ys = env.terminal_states()
     m, depth_max = len(ys), env.max_length
     idx, act, weight = [], [], []
@@ -42,7 +43,7 @@ def tree_conversion(env, model: OutcomeConditionedGFlowNet, log_r: torch.Tensor,
         depth = torch.arange(depth_max, device=y.device)[None, :].expand(len(y), -1)
         b, j = (depth <= env.level(y)[:, None]).nonzero(as_tuple=True)  # each outcome's path, shallow first
         prefix, action = env.path_step(y, b, j)
-        log_f, logits, _ = model(env.featurize(prefix), env.featurize(y[b]), env.is_initial(prefix))
+        log_f, logits = source(prefix, y[b])
         log_pf = masked_log_softmax(logits, env.forward_mask(prefix)).gather(1, action[:, None])[:, 0]
         if flow == "policy":  # F(prefix_j|y) P_F = product of P_F along y's own path up to depth j
             path = torch.zeros(len(y), depth_max, device=y.device)
@@ -63,11 +64,11 @@ def tree_conversion(env, model: OutcomeConditionedGFlowNet, log_r: torch.Tensor,
 
 
 @torch.no_grad()
-def dense_conversion(task, model: OutcomeConditionedGFlowNet, log_r: torch.Tensor, flow: str) -> torch.Tensor:
+def dense_conversion(task, source, log_r: torch.Tensor, flow: str) -> torch.Tensor:
     """The converted table [S, A] on any enumerable DAG; outcomes are every state (log R = NEG_INF off
     the terminals), ``log_r`` is [Y] over ``env.terminal_states()``."""
     env, graph = task.env, task.graph
-    log_f, log_pf = flow_tables(env, graph, model, flow)
+    log_f, log_pf = flow_tables(env, graph, source, flow)
     full = torch.full((env.n_states,), NEG_INF, dtype=log_r.dtype, device=log_r.device)
     full[env.index(env.terminal_states())] = log_r
     return converted_policy(graph, reachability(env, graph), full, log_f, log_pf)

@@ -1,22 +1,22 @@
-"""What adaptation reads from a frozen OC-GFN: dense tables over every (state, outcome) pair of an
-enumerable space, or the terms along an outcome's one path on a tree."""
+"""What adaptation reads from a goal-reaching source (the frozen OC-GFN or the no-pre-training control,
+``ocgfn.sources``): dense tables over every (state, outcome) pair of an enumerable space, or the terms
+along an outcome's one path on a tree."""
 from __future__ import annotations
 
 import torch
 
 from pipeline_lib.core.exact import StateGraph, visit_probabilities
-from pipeline_lib.core.nets import OutcomeConditionedGFlowNet, masked_log_softmax
+from pipeline_lib.core.nets import masked_log_softmax
 
 FLOW_SOURCES = ("learned", "policy")
 
 
 @torch.no_grad()
-def ocgfn_tables(env, model: OutcomeConditionedGFlowNet, chunk: int = 1 << 16
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Learned log F(s|y) [S, Y] and log P_F(.|s,y) [S, Y, A] for every state and outcome."""
+def ocgfn_tables(env, source, chunk: int = 1 << 16) -> tuple[torch.Tensor, torch.Tensor]:
+    """The source's log F(s|y) [S, Y] and log P_F(.|s,y) [S, Y, A] for every state and outcome."""
     states = env.all_states()
     n = len(states)
-    feats, init, mask = env.featurize(states), env.is_initial(states), env.forward_mask(states)
+    mask = env.forward_mask(states)
     log_f = torch.empty(n, n, device=states.device)
     log_pf = torch.empty(n, n, env.n_actions, device=states.device)
     per = max(1, chunk // n)
@@ -24,19 +24,24 @@ def ocgfn_tables(env, model: OutcomeConditionedGFlowNet, chunk: int = 1 << 16
         ys = torch.arange(lo, min(lo + per, n), device=states.device)
         s_idx = torch.arange(n, device=states.device).repeat(len(ys))
         y_idx = ys.repeat_interleave(n)
-        f, logits, _ = model(feats[s_idx], feats[y_idx], init[s_idx])
+        f, logits = source(states[s_idx], states[y_idx])
         log_f[s_idx, y_idx] = f
         log_pf[s_idx, y_idx] = masked_log_softmax(logits, mask[s_idx])
     return log_f, log_pf
 
 
-def flow_tables(env, graph: StateGraph, model: OutcomeConditionedGFlowNet, flow: str
-                ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(log F [S, Y], log P_F [S, Y, A]); with ``flow='policy'`` F is the exact visit probability of
-    the learned y-conditioned policy instead of the flow head (consistent with P_F by construction)."""
+def check_flow(source, flow: str) -> None:
     if flow not in FLOW_SOURCES:
         raise ValueError(f"flow: expected one of {FLOW_SOURCES}, got {flow!r}")
-    log_f, log_pf = ocgfn_tables(env, model)
+    if flow == "learned" and not source.has_flow:
+        raise ValueError(f"flow: 'learned' needs a flow head, and {type(source).__name__} has none; use flow: policy")
+
+
+def flow_tables(env, graph: StateGraph, source, flow: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(log F [S, Y], log P_F [S, Y, A]); with ``flow='policy'`` F is the exact visit probability of
+    the y-conditioned policy instead of the flow head (consistent with P_F by construction)."""
+    check_flow(source, flow)
+    log_f, log_pf = ocgfn_tables(env, source)
     if flow == "policy":
         log_f = visit_probabilities(graph, log_pf).clamp(min=1e-30).log()
     return log_f, log_pf
@@ -49,20 +54,20 @@ def reachability(env, graph: StateGraph) -> torch.Tensor:
 
 
 @torch.no_grad()
-def path_log_probs(env, model: OutcomeConditionedGFlowNet, y: torch.Tensor, upto: torch.Tensor,
-                   flow: str) -> torch.Tensor:
+def path_log_probs(env, source, y: torch.Tensor, upto: torch.Tensor, flow: str) -> torch.Tensor:
     """On a tree, log F(s|y) + log P_F(a|s,y) where s is the state at depth ``upto`` on y's one path and a
     the next action on it (``env.path_step``).
 
     ``flow='policy'``: F(s|y) is the probability that the y-conditioned policy follows y's path to
     s, the product of P_F along it (exact on a tree); ``'learned'``: the flow head at s.
     """
+    check_flow(source, flow)
     m = len(y)
     depth = torch.arange(env.max_length, device=y.device)[:, None].expand(-1, m)  # [L+1, M]
     keep = depth <= upto[None, :] if flow == "policy" else depth == upto[None, :]
     j, b = keep.nonzero(as_tuple=True)
     prefix, action = env.path_step(y, b, j)
-    log_f, logits, _ = model(env.featurize(prefix), env.featurize(y[b]), env.is_initial(prefix))
+    log_f, logits = source(prefix, y[b])
     log_pf = masked_log_softmax(logits, env.forward_mask(prefix)).gather(1, action[:, None])[:, 0]
     terms = log_pf if flow == "policy" else log_f + log_pf
     return torch.zeros(m, device=y.device).index_add(0, b, terms)

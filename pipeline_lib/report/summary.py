@@ -6,6 +6,7 @@ import html
 import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 
@@ -106,6 +107,70 @@ def budget_table(curves: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+ADAPTATION_KINDS = ("exact", "amortized")  # the kinds that adapt a goal-reaching source (OC-GFN or control)
+VERDICT_METRICS = ("modes_found", "top100_reward")
+
+
+def interval(values: pd.Series, seed: int = 0, draws: int = 2000) -> tuple[float, float, float]:
+    """Mean and 95% bootstrap percentile interval (fixed seed, so the report is reproducible)."""
+    v = values.dropna().to_numpy(dtype=float)
+    if not len(v):
+        return float("nan"), float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    means = rng.choice(v, size=(draws, len(v)), replace=True).mean(1)
+    return float(v.mean()), float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
+def at_distinct_budget(curves: pd.DataFrame, budget: float) -> pd.DataFrame:
+    """Each (task, method, seed) at its last evaluation within ``budget`` distinct reward calls; a method
+    that does not train (the exact conversion, one call per object) enters at its own final budget."""
+    trained = curves[(curves["kind"] != "exact") & (curves["unique_reward_calls"] <= budget)]
+    final = curves[curves["kind"] == "exact"]
+    both = pd.concat([trained, final])
+    return both.loc[both.groupby(["task", "method", "seed"])["unique_reward_calls"].idxmax()]
+
+
+def _best(at: pd.DataFrame, rows: pd.Series, metric: str) -> str | None:
+    """The method among ``rows`` with the highest mean ``metric`` (None if there is none)."""
+    means = at[rows].groupby("method")[metric].mean()
+    return None if means.empty else str(means.idxmax())
+
+
+def verdict_table(curves: pd.DataFrame, budgets: dict[str, int | None]) -> pd.DataFrame:
+    """What pre-training buys, per domain, at equal distinct reward calls: for each adaptation kind its best
+    OC-GFN method minus its best no-pre-training control, and the best method of all against the best
+    scratch GFlowNet and against MCMC; per (task, seed) differences, mean and 95% interval over them."""
+    if not len(curves) or "pretrained" not in curves:
+        return pd.DataFrame()
+    rows = []
+    for env, df in curves.groupby("env", sort=False):
+        budget = budgets.get(env)
+        if budget is None:
+            trained = df[df["kind"] != "exact"]
+            budget = float(trained.groupby("method")["unique_reward_calls"].max().min()) if len(trained) else 0.0
+        at = at_distinct_budget(df, budget)
+        control = at["pretrained"] == "control"
+        for metric in VERDICT_METRICS:
+            pairs = []
+            for kind in ADAPTATION_KINDS:
+                of_kind = at["kind"] == kind
+                pairs.append((f"{kind}: OC-GFN - control", _best(at, of_kind & ~control, metric),
+                              _best(at, of_kind & control, metric)))
+            best = _best(at, at["kind"] != "random", metric)
+            pairs.append(("best - best scratch", best, _best(at, at["kind"] == "scratch", metric)))
+            pairs.append(("best - MCMC", best, _best(at, at["kind"] == "mcmc", metric)))
+            for comparison, a, b in pairs:
+                if a is None or b is None or a == b:
+                    continue
+                keyed = at.set_index(["task", "seed"])
+                diff = (keyed[keyed["method"] == a][metric] - keyed[keyed["method"] == b][metric]).dropna()
+                mean, low, high = interval(diff)
+                rows.append({"env": env, "distinct_calls": int(budget), "metric": metric, "comparison": comparison,
+                             "a": a, "b": b, "a_minus_b": mean, "ci95_low": low, "ci95_high": high,
+                             "pairs": len(diff)})
+    return pd.DataFrame(rows)
+
+
 def _img(path: Path) -> str:
     data = base64.b64encode(Path(path).read_bytes()).decode()
     caption = html.escape(Path(path).stem)
@@ -127,6 +192,9 @@ def summary_page(pretrain: pd.DataFrame, evaluation: pd.DataFrame, curves: pd.Da
                evaluation_table(evaluation)),
               ("Equal budgets: each method at its final budget vs the scratch GFlowNet at the same steps / calls",
                budget_table(curves))]
+    tables.insert(0, ("Verdict: what pre-training buys at equal distinct reward calls (a - b over tasks x seeds, "
+                      "mean and 95% bootstrap interval; the exact conversion enters at its own budget, one call "
+                      "per object)", verdict_table(curves, budgets or {})))
     for env, budget in (budgets or {}).items():
         if not (curves["env"] == env).any():  # pre-training only (no tasks): nothing was adapted
             continue

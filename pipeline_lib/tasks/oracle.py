@@ -48,6 +48,14 @@ class Oracle:
             self.modes.update(x[rows], values)
         return torch.tensor([self._values[self._index[k]] for k in keys], dtype=torch.float32, device=x.device)
 
+    def rank(self, values: torch.Tensor) -> torch.Tensor:
+        """The fraction of the distinct objects queried so far whose R is below each of ``values``."""
+        known = torch.tensor(self._values, dtype=torch.float32).sort().values
+        if not len(known):
+            return torch.zeros_like(values)
+        below = torch.searchsorted(known, values.detach().float().cpu().contiguous(), right=False)
+        return (below.float() / len(known)).to(values.device)
+
     def save(self) -> None:
         """Persist what the reward caches (its own ``save``, e.g. RNA energies), at checkpoints and job ends."""
         if hasattr(self.reward, "save"):

@@ -6,6 +6,7 @@ from snakemake.utils import validate
 from pipeline_lib import plan
 from pipeline_lib.config import ConfigError, check, env_methods
 from pipeline_lib.methods import method_class
+from pipeline_lib.ocgfn.sources import CONTROL
 
 validate(config, schema="../schemas/config.schema.yaml")
 try:
@@ -76,9 +77,9 @@ def task_data(wildcards):
 
 
 def pretrained_model(wildcards):
-    """The OC-GFN a method adapts (none for methods that use no pre-trained model)."""
+    """The OC-GFN a method adapts (none for methods that use no pre-trained model, or the control)."""
     entry = config["finetune"]["methods"][wildcards.method]
-    if not method_class(entry["kind"]).uses_pretrained:
+    if not method_class(entry["kind"]).uses_pretrained or entry["pretrained"] == CONTROL:
         return []
     return f"{RESULTS}/{wildcards.env}/pretrain/{entry['pretrained']}/seed{wildcards.seed}/model.pt"
 

@@ -1,0 +1,75 @@
+"""What adaptation conditions on: a goal-reaching policy P_F(.|s, y), and F(s|y) where it has a flow head.
+
+Two sources with one interface, so every adaptation method (exact conversion, amortized predictor) runs
+the same code with and without pre-training:
+- ``TrainedOCGFN``: the pre-trained outcome-conditioned GFlowNet;
+- ``GoalReaching``: the no-pre-training control of method.md 7, uniform over the moves that keep y
+  reachable (the environment's ``can_reach`` test) and stop iff s = y. The conversion is exact for any
+  policy that always reaches its goal, so this control converts exactly with no training at all; on a
+  tree it is the perfect OC-GFN (F(s|y) = 1[s is a prefix of y]). What pre-training buys is the
+  difference between the two rows.
+
+A source maps (states [n, ...], outcomes [n, ...]) to (log F [n], P_F logits [n, A]); F is meaningful
+only where ``has_flow`` (the control has no flow head: use ``flow: policy``, F from P_F)."""
+from __future__ import annotations
+
+import torch
+
+from pipeline_lib.core.nets import NEG_INF, OutcomeConditionedGFlowNet
+
+CONTROL = "control"  # the `pretrained:` value of a method entry that adapts the control instead of a model
+
+
+class TrainedOCGFN:
+    """A frozen pre-trained OC-GFN as adaptation reads it (eval mode, no gradients: adaptation never
+    changes it)."""
+
+    has_flow = True
+
+    def __init__(self, env, model: OutcomeConditionedGFlowNet) -> None:
+        if isinstance(model, torch.nn.Module):
+            model = model.eval().requires_grad_(False)
+        self.env, self.model = env, model
+
+    def __call__(self, states: torch.Tensor, outcomes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        env = self.env
+        log_f, logits, _ = self.model(env.featurize(states), env.featurize(outcomes), env.is_initial(states))
+        return log_f, logits
+
+
+class GoalReaching:
+    """The control: uniform over the valid moves whose child can still produce y; at y, stop only.
+    Where y cannot be reached from s (never visited on the way to y) it is uniform over the valid moves,
+    a placeholder that every use weighs by F(s|y) = 0."""
+
+    has_flow = False
+
+    def __init__(self, env) -> None:
+        self.env = env
+
+    @torch.no_grad()
+    def __call__(self, states: torch.Tensor, outcomes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        env = self.env
+        mask = env.forward_mask(states)
+        rows, acts = mask.nonzero(as_tuple=True)
+        moves = acts != env.stop
+        rows, acts = rows[moves], acts[moves]
+        keep = torch.zeros_like(mask)
+        keep[rows, acts] = env.can_reach(env.step(states[rows], acts), outcomes[rows])
+        at_goal = env.same(states, outcomes)
+        keep[at_goal] = False
+        keep[:, env.stop] = at_goal & mask[:, env.stop]
+        keep = torch.where(keep.any(-1, keepdim=True), keep, mask)
+        logits = torch.zeros(mask.shape, device=states.device).masked_fill(~keep, NEG_INF)
+        return torch.zeros(len(states), device=states.device), logits
+
+
+def pretrained_source(pretrained: str, path: str | None, env, device: torch.device):
+    """The source a method entry's ``pretrained:`` names: the control, or the model file of that variant."""
+    if pretrained == CONTROL:
+        return GoalReaching(env)
+    from pipeline_lib.ocgfn.pretrain import load_pretrained
+
+    if path is None:
+        raise ValueError(f"pretrained: {pretrained!r} names a pre-trained variant, but no model file was given")
+    return TrainedOCGFN(env, load_pretrained(path, env, device))
