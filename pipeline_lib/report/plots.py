@@ -47,17 +47,19 @@ def adaptation_curves(curves: pd.DataFrame, x: str, path: str | Path, y: str = "
     if curves.empty:
         _empty(path, f"no {y} in any adaptation curve")
         return
+    # One panel per (env, task) that has curves, wrapped: tasks belong to one domain each, so an env x task
+    # grid would be mostly empty panels (and drawing a hundred empty axes took a minute per figure).
+    curves = curves.assign(panel=curves["env"] + ": " + curves["task"])
+    panels = list(dict.fromkeys(curves["panel"]))
     trained = curves[curves["kind"] != "exact"]
-    facets = {"col": "task", "row": "env"}
-    if curves["env"].nunique() == 1:  # one domain with many tasks (30 for TF-Bind-8): wrap the panels
-        facets = {"col": "task", "col_wrap": min(6, curves["task"].nunique())}
     grid = sns.relplot(data=trained, x=x, y=y, hue="method", kind="line", errorbar="sd", height=3.0, aspect=1.2,
-                       facet_kws={"sharex": False, "sharey": False}, **facets)
+                       col="panel", col_order=panels, col_wrap=min(6, len(panels)),
+                       facet_kws={"sharex": False, "sharey": False})
+    grid.set_titles("{col_name}")
     exact = curves[curves["kind"] == "exact"]
     palette = dict(zip(exact["method"].unique(), sns.color_palette("dark", exact["method"].nunique())))
-    for key, ax in grid.axes_dict.items():  # keys are (row, col) = (env, task), or the task when wrapped
-        env, task = key if isinstance(key, tuple) else (curves["env"].iloc[0], key)
-        for method, rows in exact[(exact["env"] == env) & (exact["task"] == task)].groupby("method"):
+    for panel, ax in grid.axes_dict.items():
+        for method, rows in exact[exact["panel"] == panel].groupby("method"):
             if x == "step":  # no training: its value holds at every step
                 ax.axhline(rows[y].mean(), ls="--", lw=1, color=palette[method], label=method)
             else:  # a single point at its own budget (one reward call per outcome)
