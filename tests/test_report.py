@@ -87,3 +87,17 @@ def test_verdict_compares_at_equal_distinct_calls_with_intervals() -> None:
 def test_interval_brackets_the_mean() -> None:
     mean, low, high = report.interval(pd.Series([1.0, 2.0, 3.0, 10.0]))
     assert mean == 4.0 and low < mean < high and low >= 1.0 and high <= 10.0
+
+
+def test_budget_table_compares_at_equal_steps_calls_and_seconds() -> None:
+    rows = [{"env": "g", "task": "t", "seed": 0, "method": "scratch", "kind": "scratch", "step": s,
+             "reward_calls": 10 * s, "unique_reward_calls": 5 * s, "seconds": 2.0 * s, "l1": 1.0 / (1 + s)}
+            for s in (0, 1, 2, 4, 8)]
+    rows += [{"env": "g", "task": "t", "seed": 0, "method": "exact", "kind": "exact", "step": 0,
+              "reward_calls": 40, "unique_reward_calls": 40, "seconds": 3.0, "l1": 0.001}]
+    table = report.budget_table(pd.DataFrame(rows)).set_index("method")
+    exact = table.loc["exact"]
+    assert exact["scratch_l1_same_steps"] == 1.0  # scratch at step 0
+    assert exact["scratch_l1_same_calls"] == 1.0 / 5  # within 40 calls: step 4
+    assert exact["scratch_l1_same_unique_calls"] == 1.0 / 9  # within 40 distinct calls: step 8
+    assert exact["scratch_l1_same_seconds"] == 1.0 / 2  # within 3 s: step 1

@@ -84,10 +84,11 @@ def sequence_table(curves: pd.DataFrame, env: str, budget: float | None,
 
 def budget_table(curves: pd.DataFrame) -> pd.DataFrame:
     """Every adapted method at its final budget against the scratch GFlowNet at the same number of
-    training steps, of reward calls and of distinct reward calls (its last evaluation within each
-    budget; 'scratch_*' is NaN where scratch never evaluated that early)."""
+    training steps, of reward calls, of distinct reward calls and of wall-clock seconds (set-up included:
+    the exact conversion's seconds are the conversion), its last evaluation within each budget;
+    'scratch_*' is NaN where scratch never evaluated that early."""
     rows = []
-    if "l1" not in curves:
+    if "l1" not in curves or "seconds" not in curves:
         return pd.DataFrame()
     along = curves[curves["l1"].notna() & (curves["step"] > 0)].groupby(["env", "method"])["step"].nunique()
     envs = along[along > 1].index.get_level_values("env").unique()  # exact L1 along the curves, not only at the end
@@ -99,8 +100,9 @@ def budget_table(curves: pd.DataFrame) -> pd.DataFrame:
             last = m.loc[m["step"].idxmax()]
             row = {"env": env, "task": task, "seed": seed, "method": method, "steps": last["step"],
                    "reward_calls": last["reward_calls"], "unique_reward_calls": last["unique_reward_calls"],
-                   "l1": last["l1"]}
-            for label, col in (("steps", "step"), ("calls", "reward_calls"), ("unique_calls", "unique_reward_calls")):
+                   "seconds": last["seconds"], "l1": last["l1"]}
+            for label, col in (("steps", "step"), ("calls", "reward_calls"), ("unique_calls", "unique_reward_calls"),
+                               ("seconds", "seconds")):
                 within = scratch[scratch[col] <= last[col]]
                 row[f"scratch_l1_same_{label}"] = within["l1"].iloc[-1] if len(within) else float("nan")
             rows.append(row)
@@ -190,7 +192,8 @@ def summary_page(pretrain: pd.DataFrame, evaluation: pd.DataFrame, curves: pd.Da
                pretrain_table(pretrain)),
               ("Final samplers: exact L1 / KL(R/Z || P) of the policy (enumerable spaces), metrics of its samples",
                evaluation_table(evaluation)),
-              ("Equal budgets: each method at its final budget vs the scratch GFlowNet at the same steps / calls",
+              ("Equal budgets: each method at its final budget vs the scratch GFlowNet at the same steps / calls / "
+               "distinct calls / wall-clock seconds",
                budget_table(curves))]
     tables.insert(0, ("Verdict: what pre-training buys at equal distinct reward calls (a - b over tasks x seeds, "
                       "mean and 95% bootstrap interval; the exact conversion enters at its own budget, one call "
