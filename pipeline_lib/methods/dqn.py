@@ -114,7 +114,7 @@ class DQN(Method):
             return log_r
         if self.cfg.reward_scale == "raw":
             return log_r.exp()
-        return self.oracle.rank(log_r.exp() ** (1.0 / self.task.exponent))
+        return self.oracle.rank((log_r / self.task.exponent).exp())  # R itself: R^exponent may underflow
 
     def policy(self, states: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         """The epsilon-greedy policy in Q, as log-probabilities."""

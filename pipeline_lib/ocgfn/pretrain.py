@@ -143,16 +143,17 @@ class Pretrainer(Trainer):
 
         self._schedule_lr()
         outcomes = positives.terminals  # hindsight relabelling: y := x(tau+)
-        conditioned = OCGFNPolicy(env, self.model, outcomes)
-        negatives = rollout(env, conditioned, len(outcomes), cfg.negative_epsilon, generator=self.gen)
         # Sampling runs without autograd; the loss then takes one forward pass over the states of both
         # sets (contrastive: the explorer's trajectories too), which at the small batches pre-training
         # uses costs less than keeping a graph per rollout step (benchmarks/throughput.py measures it).
-        sets = [negatives, positives] if cfg.contrastive else [negatives]
-        batch = Trajectories.concat(sets)
-        y = outcomes.repeat(len(sets), *[1] * (outcomes.dim() - 1))
-        terms = transition_terms(env, batch, OCGFNPolicy(env, self.model, y).flows)
-        loss = ocgfn_loss(env, terms, batch.terminals, y, cfg, sets=len(sets))
+        # One conditioned view serves both: rows 0..n-1 of ``y`` are the outcomes the rollout reaches for.
+        n_sets = 2 if cfg.contrastive else 1
+        y = outcomes.repeat(n_sets, *[1] * (outcomes.dim() - 1))
+        conditioned = OCGFNPolicy(env, self.model, y)
+        negatives = rollout(env, conditioned, len(outcomes), cfg.negative_epsilon, generator=self.gen)
+        batch = Trajectories.concat([negatives, positives] if cfg.contrastive else [negatives])
+        terms = transition_terms(env, batch, conditioned.flows)
+        loss = ocgfn_loss(env, terms, batch.terminals, y, cfg, sets=n_sets)
         self.opt.zero_grad()
         loss.backward()
         self.opt.step()

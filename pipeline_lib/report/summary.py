@@ -152,6 +152,7 @@ def verdict_table(curves: pd.DataFrame, budgets: dict[str, int | None]) -> pd.Da
             budget = float(trained.groupby("method")["unique_reward_calls"].max().min()) if len(trained) else 0.0
         at = at_distinct_budget(df, budget)
         control = at["pretrained"] == "control"
+        keyed = at.set_index(["task", "seed"])
         for metric in VERDICT_METRICS:
             pairs = []
             for kind in ADAPTATION_KINDS:
@@ -164,7 +165,6 @@ def verdict_table(curves: pd.DataFrame, budgets: dict[str, int | None]) -> pd.Da
             for comparison, a, b in pairs:
                 if a is None or b is None or a == b:
                     continue
-                keyed = at.set_index(["task", "seed"])
                 diff = (keyed[keyed["method"] == a][metric] - keyed[keyed["method"] == b][metric]).dropna()
                 mean, low, high = interval(diff)
                 rows.append({"env": env, "distinct_calls": int(budget), "metric": metric, "comparison": comparison,
