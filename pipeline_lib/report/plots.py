@@ -7,6 +7,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import NullFormatter  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
@@ -52,7 +53,9 @@ def adaptation_curves(curves: pd.DataFrame, x: str, path: str | Path, y: str = "
     curves = curves.assign(panel=curves["env"] + ": " + curves["task"])
     panels = list(dict.fromkeys(curves["panel"]))
     trained = curves[curves["kind"] != "exact"]
+    # markers: a curve with one evaluated point (exact L1 only at the end on large spaces) is still seen
     grid = sns.relplot(data=trained, x=x, y=y, hue="method", kind="line", errorbar="sd", height=3.0, aspect=1.2,
+                       marker="o", markersize=5,
                        col="panel", col_order=panels, col_wrap=min(6, len(panels)),
                        facet_kws={"sharex": False, "sharey": False})
     grid.set_titles("{col_name}")
@@ -66,6 +69,8 @@ def adaptation_curves(curves: pd.DataFrame, x: str, path: str | Path, y: str = "
                 ax.plot(rows[x].mean(), rows[y].mean(), marker="o", ls="", color=palette[method], label=method)
     if x != "step":
         grid.set(xscale="log")
+        for ax in grid.axes.flat:  # minor-tick labels of a narrow log range overprint each other
+            ax.xaxis.set_minor_formatter(NullFormatter())
     if y in ("l1", "kl"):
         grid.set(yscale="log")
     handles, labels = [], []
