@@ -130,9 +130,9 @@ def method_config(config: dict[str, Any], method: str, env: str | None = None) -
         pre = pretrain_config(config, entry["matched_to"], env)
         cfg.steps += math.ceil(2 * pre.steps * pre.batch_size / cfg.batch_size)
     if cls.uses_pretrained and entry.get("pretrained") == CONTROL:
-        if cfg.flow == "learned":
-            raise ConfigError(f"{where}.flow: the control ({CONTROL!r}: no pre-training) has no flow head; "
-                              f"use flow: policy")
+        conflict = cls.without_weights(cfg)
+        if conflict:
+            raise ConfigError(f"{where}.{conflict} (the control, {CONTROL!r}, is no trained model)")
     elif cls.uses_pretrained and entry.get("pretrained") not in (env_variants(config, env) if env else
                                                                  config["pretrain"]["variants"]):
         have = env_variants(config, env) if env else sorted(config["pretrain"]["variants"])

@@ -84,6 +84,28 @@ def test_verdict_compares_at_equal_distinct_calls_with_intervals() -> None:
     assert top["a"] == "exact" and abs(top["a_minus_b"] - 0.3) < 1e-9
 
 
+def test_an_undertrained_amortized_run_enters_at_its_own_budget() -> None:
+    """The paper's predictor spends K calls per transition: where it has taken fewer gradient steps than
+    scratch by the budget it is reported at its final (larger) budget, never under-trained."""
+    rows = []
+    for step in (0, 10, 20, 40):  # amortized: 10 distinct calls per step; scratch: 1
+        rows.append({**_row("t", 0, "amortized", "amortized", "full", 10 * step, step, 0.1), "step": step})
+    for step in (0, 100, 200):
+        rows.append({**_row("t", 0, "scratch", "scratch", "", step, step / 100, 0.1), "step": step})
+    at = report.at_distinct_budget(pd.DataFrame(rows), 200).set_index("method")
+    assert at.loc["scratch", "step"] == 200 and not at.loc["scratch", "own_budget"]
+    assert at.loc["amortized", "step"] == 40 and at.loc["amortized", "unique_reward_calls"] == 400
+    assert at.loc["amortized", "own_budget"]
+    for step in (0, 100, 200):  # the own-terminal variant: one call per trajectory, scratch's steps
+        rows.append({**_row("t", 0, "amortized_own", "amortized", "full", step, step, 0.1), "step": step})
+    at = report.at_distinct_budget(pd.DataFrame(rows), 200).set_index("method")
+    assert at.loc["amortized_own", "step"] == 200 and not at.loc["amortized_own", "own_budget"]
+    verdict = report.verdict_table(pd.DataFrame(rows), {"e": 200})
+    best = verdict[(verdict["metric"] == "modes_found") & (verdict["comparison"] == "best - best scratch")].iloc[0]
+    assert (best["a"], best["a_calls"], best["b_calls"]) == ("amortized_own", 200.0, 200.0)
+    assert best["a_minus_b"] == 198.0
+
+
 def test_interval_brackets_the_mean() -> None:
     mean, low, high = report.interval(pd.Series([1.0, 2.0, 3.0, 10.0]))
     assert mean == 4.0 and low < mean < high and low >= 1.0 and high <= 10.0

@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from pipeline_lib.core.exact import StateGraph, terminal_distribution
-from pipeline_lib.core.nets import NEG_INF
+from pipeline_lib.core.nets import NEG_INF, OutcomeConditionedGFlowNet
 from pipeline_lib.domains import make_env
 from pipeline_lib.methods import METHODS, method_class
-from pipeline_lib.ocgfn.sources import GoalReaching
+from pipeline_lib.ocgfn.sources import GoalReaching, TrainedOCGFN
 from pipeline_lib.tasks.task import Task
 
 
@@ -75,7 +75,8 @@ def test_rewards_local_moves_and_description() -> None:
 
 
 def test_every_method_runs_and_the_dense_conversion_is_exact() -> None:
-    """Every method on sets; the pre-trained ones adapt the no-pre-training control, whose dense conversion
+    """Every method on sets; the pre-trained ones adapt the no-pre-training control (fine-tuning: weights), whose dense
+    conversion
     (F from its visit probabilities) is exact on this DAG."""
     env = make_env("subset", {"n": 5, "min_size": 1})
     spec = {"reward": "weights", "params": {"seed": 1}, "exponent": 2.0, "modes": {"kind": "local_optima",
@@ -86,7 +87,11 @@ def test_every_method_runs_and_the_dense_conversion_is_exact() -> None:
         if hasattr(settings, "hidden"):
             settings.hidden = 16
         assert cls.unsupported(env, settings) is None, kind
-        method = cls(task, settings, 0, torch.device("cpu"), GoalReaching(env) if cls.uses_pretrained else None)
+        source = None
+        if cls.uses_pretrained:  # the control where the method can adapt it, else an (untrained) OC-GFN's weights
+            source = GoalReaching(env) if cls.without_weights(settings) is None else TrainedOCGFN(
+                env, OutcomeConditionedGFlowNet(env.feature_dim, env.n_actions, env.n_backward_actions, 16, 2, False))
+        method = cls(task, settings, 0, torch.device("cpu"), source)
         curve = method.run()
         last = curve.iloc[-1]
         assert last["reward_calls"] > 0 and last["unique_reward_calls"] <= len(env.terminal_states())

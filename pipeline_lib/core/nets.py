@@ -1,6 +1,8 @@
 """Networks: MLPs, the unconditional GFlowNet, the outcome-conditioned GFlowNet and RND."""
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
 
@@ -57,6 +59,8 @@ class OutcomeConditionedGFlowNet(nn.Module):
         if conditioning not in CONDITIONING:
             raise ValueError(f"conditioning: expected one of {CONDITIONING}, got {conditioning!r}")
         self.n_actions, self.n_back, self.learn_pb = n_actions, n_back, learn_pb
+        self.arch = {"feature_dim": feature_dim, "n_actions": n_actions, "n_back": n_back, "hidden": hidden,
+                     "layers": layers, "learn_pb": learn_pb, "conditioning": conditioning}  # to build its twin
         self.product = conditioning == "product"
         self.embed_state = nn.Sequential(nn.Linear(feature_dim, hidden), nn.LeakyReLU())
         self.embed_outcome = nn.Sequential(nn.Linear(feature_dim, hidden), nn.LeakyReLU())
@@ -71,6 +75,29 @@ class OutcomeConditionedGFlowNet(nn.Module):
         log_flow = out[:, 0].masked_fill(initial, 0.0)
         pb = out[:, 1 + self.n_actions:] if self.learn_pb else None
         return log_flow, out[:, 1:1 + self.n_actions], pb
+
+
+class OutcomeFree(nn.Module):
+    """An unconditional GFlowNet made of an OC-GFN's networks, for fine-tuning its weights on a reward:
+    the outcome input becomes one learned embedding (initialised from ``outcome_embedding``, e.g. the
+    mean over outcomes) and log F gains a learned offset log Z, since the OC-GFN's F(s0|y) is 1 while an
+    unconditional F(s0) is Z. Same outputs as ``GFlowNet``; the OC-GFN itself is copied, never changed."""
+
+    def __init__(self, model: OutcomeConditionedGFlowNet, outcome_embedding: torch.Tensor) -> None:
+        super().__init__()
+        self.n_actions, self.n_back, self.learn_pb, self.product = (model.n_actions, model.n_back,
+                                                                    model.learn_pb, model.product)
+        self.embed_state = copy.deepcopy(model.embed_state).requires_grad_(True)
+        self.trunk = copy.deepcopy(model.trunk).requires_grad_(True)
+        self.outcome = nn.Parameter(outcome_embedding.detach().clone())
+        self.log_z = nn.Parameter(torch.zeros((), device=outcome_embedding.device))
+
+    def forward(self, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        es = self.embed_state(feats)
+        eo = self.outcome.expand_as(es)
+        out = self.trunk(torch.cat([es, eo, es * eo] if self.product else [es, eo], dim=-1))
+        pb = out[:, 1 + self.n_actions:] if self.learn_pb else None
+        return out[:, 0] + self.log_z, out[:, 1:1 + self.n_actions], pb
 
 
 class RND(nn.Module):

@@ -6,6 +6,13 @@ How Q proposes outcomes is chosen by capability, the rest is one algorithm:
   and F(s|y) is the product of P_F along y's one path;
 - on any other enumerable space, ``CategoricalQ`` is a softmax over the outcomes still reachable from
   s' (the sink's outcome after stop), one head per action, with the OC-GFN's dense tables.
+
+Where y comes from is a setting: ``outcomes: q`` (the paper) draws K outcomes from Q per transition, K
+reward calls each, so at a given budget it takes few gradient steps; ``outcomes: own`` uses each
+trajectory's own terminal as y for all its transitions (one reward call per trajectory, the budget of a
+scratch GFlowNet), and on a tree ``q: tied`` drops the Q network: Q(y|s,s') is then the adapted policy's
+own probability of completing s' to y. ``init_n: trunk`` starts N from the OC-GFN's networks
+(``nets.OutcomeFree``, method.md 4 [choice]).
 """
 from __future__ import annotations
 
@@ -20,9 +27,12 @@ from pipeline_lib.core.nets import masked_log_softmax, mlp
 from pipeline_lib.core.rollout import rollout
 from pipeline_lib.methods.base import Method, NetworkSettings
 from pipeline_lib.methods.exact_conversion import MAX_DENSE
-from pipeline_lib.ocgfn.tables import FLOW_SOURCES, flow_tables, path_log_probs, reachability
+from pipeline_lib.ocgfn.tables import FLOW_SOURCES, flow_tables, path_log_prob_table, path_log_probs, reachability
 
 MAX_CATEGORICAL = 1 << 14  # outcomes a categorical Q (one logit per action and outcome) may cover
+OUTCOMES = ("q", "own")
+Q_KINDS = ("learned", "tied")
+N_INITS = ("random", "trunk")
 
 
 @dataclass
@@ -31,6 +41,10 @@ class AmortizedSettings(NetworkSettings):
     q_temperature: float = 1.0
     q_epsilon: float = 0.1  # share of the uniform proposal over allowed outcomes
     flow: str = "policy"  # policy | learned: where F(s|y) comes from (method.md 3)
+    outcomes: str = "q"  # q | own: y drawn from Q per transition (paper), or each trajectory's own terminal
+    q: str = "learned"  # learned | tied (tree, outcomes own): Q = the adapted policy's completion probability
+    init_n: str = "random"  # random | trunk: N initialised from the OC-GFN's networks
+    embedding_outcomes: int = 1024  # init_n trunk: outcomes whose mean embedding replaces the outcome input
 
 
 class CategoricalQ(nn.Module):
@@ -62,13 +76,24 @@ class CategoricalQ(nn.Module):
         log_f, logits = method.model(s, y)
         return log_f, masked_log_softmax(logits, env.forward_mask(s)).gather(1, a[:, None])[:, 0]
 
-    def loss(self, method: "Amortized", s: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-        env, cfg, graph = method.env, method.cfg, method.task.graph
+    def allowed(self, method: "Amortized", s: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        """Bool [n, Y]: the objects reachable from s' (s itself after stop)."""
+        env, graph = method.env, method.task.graph
         si = env.index(s)
         child = graph.child[si, a]
-        is_stop = a == env.stop
-        allowed = torch.where(is_stop[:, None], nn.functional.one_hot(si, env.n_states).bool(),
-                              self.reach[child.clamp(min=0)] & self.terminal)  # y must be an object
+        return torch.where((a == env.stop)[:, None], nn.functional.one_hot(si, env.n_states).bool(),
+                           self.reach[child.clamp(min=0)] & self.terminal)
+
+    def own_log_q(self, method: "Amortized", traj, t: torch.Tensor, b: torch.Tensor, s: torch.Tensor,
+                  a: torch.Tensor) -> torch.Tensor:
+        """log Q(y|s,s') at each transition's own trajectory terminal y."""
+        env = method.env
+        log_q_all = self(env.featurize(s), a, self.allowed(method, s, a))
+        return log_q_all.gather(1, env.index(traj.terminals[b])[:, None])[:, 0]
+
+    def loss(self, method: "Amortized", s: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        env, cfg, graph = method.env, method.cfg, method.task.graph
+        allowed = self.allowed(method, s, a)
         feats = env.featurize(s)
         log_q_all = self(feats, a, allowed)  # [n, Y]
         with torch.no_grad():
@@ -83,7 +108,7 @@ class CategoricalQ(nn.Module):
         with torch.no_grad():
             log_r = method.task.log_reward(y_states)
             log_f, log_pf = self.oc_terms(method, s[rep], y_states, a[rep])
-        log_n = method.n_net(feats).gather(1, a[:, None])[:, 0]
+        log_n = method.log_n(feats).gather(1, a[:, None])[:, 0]
         return masked_mse(amortized_predictor(log_n[rep], log_q_all[rep, y_flat], log_r, log_f, log_pf))
 
 
@@ -126,8 +151,29 @@ class AutoregressiveQ(nn.Module):
             log_q = log_q.index_put((grow.nonzero(as_tuple=True)[0],), log_q_grow)
         log_r = method.task.log_reward(y)
         log_fpf = path_log_probs(env, method.model, y, env.level(s)[rep], cfg.flow)
-        log_n = method.n_net(env.featurize(s)).gather(1, a[:, None])[:, 0]
+        log_n = method.log_n(env.featurize(s)).gather(1, a[:, None])[:, 0]
         return (log_n[rep] + log_q - log_r - log_fpf).pow(2).mean()
+
+    def own_log_q(self, method: "Amortized", traj, t: torch.Tensor, b: torch.Tensor, s: torch.Tensor,
+                  a: torch.Tensor) -> torch.Tensor:
+        """log Q(y|s,s') at each transition's own terminal y: Q's log-probabilities of the trajectory's later
+        actions, with the given part ending at s'."""
+        env = method.env
+        i, j = later_transitions(traj, t, b)
+        anchor = env.level(env.step(s[i], a[i]))
+        lp = self.log_probs(env, s[j], anchor).gather(1, a[j][:, None])[:, 0]
+        return torch.zeros(len(t), device=s.device).index_add(0, i, lp)
+
+
+def later_transitions(traj, t: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every pair (i, j) of flat transitions (``traj.transitions()`` order) where j comes after i in the same
+    trajectory: on a tree, the actions j complete s'_i to the trajectory's terminal."""
+    pos = torch.full(traj.valid.shape, -1, dtype=torch.long, device=t.device)
+    pos[t, b] = torch.arange(len(t), device=t.device)
+    steps = torch.arange(traj.valid.shape[0], device=t.device)
+    later = (steps[None, :] > t[:, None]) & traj.valid[:, b].T  # [n, T]
+    i, tj = later.nonzero(as_tuple=True)
+    return i, pos[tj, b[i]]
 
 
 class Amortized(Method):
@@ -138,9 +184,13 @@ class Amortized(Method):
 
     @classmethod
     def unsupported(cls, env, settings: AmortizedSettings) -> str | None:
-        if settings.flow not in FLOW_SOURCES:
-            return f"takes flow in {FLOW_SOURCES}, got {settings.flow!r}"
+        for key, allowed in (("flow", FLOW_SOURCES), ("outcomes", OUTCOMES), ("q", Q_KINDS), ("init_n", N_INITS)):
+            if getattr(settings, key) not in allowed:
+                return f"takes {key} in {allowed}, got {getattr(settings, key)!r}"
         have = env.capabilities()
+        if settings.q == "tied" and (settings.outcomes != "own" or have[TREE] is not None):
+            return ("takes q: tied only with outcomes: own on a tree (Q is then the policy's completion "
+                    f"probability): {have[TREE] or 'set outcomes: own'}")
         if have[TREE] is None:
             return None
         if have[ENUMERABLE] is not None:
@@ -155,21 +205,63 @@ class Amortized(Method):
                     f"the OC-GFN's [S, Y, A] tables, {entries} entries, more than {MAX_DENSE}")
         return None
 
+    @classmethod
+    def without_weights(cls, settings: AmortizedSettings) -> str | None:
+        if settings.init_n == "trunk":
+            return "settings.init_n: trunk copies a pre-trained OC-GFN's networks; use init_n: random"
+        return super().without_weights(settings)
+
     def __init__(self, task, settings: AmortizedSettings, seed: int, device: torch.device, pretrained=None) -> None:
         super().__init__(task, settings, seed, device, pretrained)
         env = self.env
         self.model = pretrained
-        self.n_net = mlp(env.feature_dim, settings.hidden, settings.layers, env.n_actions).to(device)
-        strategy = AutoregressiveQ if env.capabilities()[TREE] is None else CategoricalQ
-        self.q = strategy(self).to(device)
+        if settings.init_n == "trunk":
+            from pipeline_lib.ocgfn.pretrain import outcome_free
+
+            self.n_net = outcome_free(env, getattr(pretrained, "model", pretrained), settings.embedding_outcomes,
+                                      self.gen)
+        else:
+            self.n_net = mlp(env.feature_dim, settings.hidden, settings.layers, env.n_actions).to(device)
+        if settings.q == "tied":
+            self.q = nn.Module()  # no parameters: Q is the policy itself
+        else:
+            self.q = (AutoregressiveQ if env.capabilities()[TREE] is None else CategoricalQ)(self).to(device)
         self.opt = torch.optim.Adam([*self.n_net.parameters(), *self.q.parameters()], lr=settings.lr)
 
+    def log_n(self, feats: torch.Tensor) -> torch.Tensor:
+        """log N(s'|s) [n, A], unnormalised (an edge flow up to the reward's scale)."""
+        out = self.n_net(feats)
+        return out[1] if isinstance(out, tuple) else out  # OutcomeFree: its P_F logits
+
     def policy(self, states: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-        return masked_log_softmax(self.n_net(self.env.featurize(states)), self.env.forward_mask(states))
+        return masked_log_softmax(self.log_n(self.env.featurize(states)), self.env.forward_mask(states))
 
     def train_step(self) -> dict[str, float]:
         traj = rollout(self.env, self.policy, self.cfg.batch_size, self.cfg.epsilon, generator=self.gen)
-        _, _, s, a = traj.transitions()
-        losses = self.optimise(self.q.loss(self, s, a))
+        t, b, s, a = traj.transitions()
+        loss = self.own_terminal_loss(traj, t, b, s, a) if self.cfg.outcomes == "own" else self.q.loss(self, s, a)
+        losses = self.optimise(loss)
         self.count(traj)
         return losses
+
+    def own_terminal_loss(self, traj, t: torch.Tensor, b: torch.Tensor, s: torch.Tensor, a: torch.Tensor
+                          ) -> torch.Tensor:
+        """The loss with y := the terminal of each transition's trajectory: one reward call per trajectory."""
+        env = self.env
+        y = traj.terminals[b]
+        log_r = self.task.log_reward(traj.terminals)[b]
+        logits = self.log_n(env.featurize(s))
+        log_n = logits.gather(1, a[:, None])[:, 0]
+        if self.cfg.q == "tied":
+            log_pi = masked_log_softmax(logits, env.forward_mask(s)).gather(1, a[:, None])[:, 0]
+            i, j = later_transitions(traj, t, b)
+            log_q = torch.zeros(len(t), device=s.device).index_add(0, i, log_pi[j])
+        else:
+            log_q = self.q.own_log_q(self, traj, t, b, s, a)
+        with torch.no_grad():
+            if env.capabilities()[TREE] is None:
+                log_fpf = path_log_prob_table(env, self.model, traj.terminals, self.cfg.flow)[b, env.level(s)]
+            else:
+                log_f, log_pf = self.q.oc_terms(self, s, y, a)
+                log_fpf = log_f + log_pf
+        return masked_mse(amortized_predictor(log_n, log_q, log_r, log_fpf, torch.zeros_like(log_fpf)))

@@ -62,6 +62,19 @@ class Method(Trainer):
         """Why this method cannot run on ``env`` with ``settings`` (None if it can)."""
         return missing(env, cls.needs)
 
+    @classmethod
+    def without_weights(cls, settings: Any) -> str | None:
+        """Why these settings cannot adapt the no-pre-training control (``'<key>: <reason>'``), which has a
+        policy but no flow head and no weights; None if they can."""
+        if getattr(settings, "flow", None) == "learned":
+            return "flow: learned reads the OC-GFN's flow head, which the control has not; use flow: policy"
+        return None
+
+    def starts_from(self, pretrained: str) -> str:
+        """The ``pretrained`` label of this run's rows: the variant (or the control) it adapts. The report
+        pairs each OC-GFN run with the control of the same kind by it."""
+        return pretrained
+
     def __init__(self, task: Task, settings: Any, seed: int, device: torch.device,
                  pretrained=None) -> None:
         super().__init__()

@@ -36,16 +36,21 @@ class Scratch(Method):
         return super().unsupported(env, settings)
 
     def __init__(self, task, settings: ScratchSettings, seed: int, device: torch.device, pretrained=None) -> None:
-        super().__init__(task, settings, seed, device)
-        env = self.env
-        self.model = GFlowNet(env.feature_dim, env.n_actions, env.n_backward_actions, settings.hidden,
-                              settings.layers, learn_pb=False).to(device)
-        self.log_z = torch.nn.Parameter(torch.zeros((), device=device))
-        groups = [{"params": self.model.parameters()}]
-        if settings.loss == "tb":
+        super().__init__(task, settings, seed, device, pretrained)
+        self.model, self.log_z = self.build(pretrained)
+        rest = [p for p in self.model.parameters() if p is not self.log_z]
+        groups = [{"params": rest}]
+        if settings.loss == "tb" or any(p is self.log_z for p in self.model.parameters()):
             groups.append({"params": [self.log_z], "lr": settings.log_z_lr})
         self.opt = torch.optim.Adam(groups, lr=settings.lr)
-        self._policy = gfn_policy(env, self.model)
+        self._policy = gfn_policy(self.env, self.model)
+
+    def build(self, pretrained) -> tuple[torch.nn.Module, torch.nn.Parameter]:
+        """The flow model (log F, P_F and P_B logits of a state) and log Z (trajectory balance's)."""
+        env, cfg = self.env, self.cfg
+        model = GFlowNet(env.feature_dim, env.n_actions, env.n_backward_actions, cfg.hidden, cfg.layers,
+                         learn_pb=False).to(self.device)
+        return model, torch.nn.Parameter(torch.zeros((), device=self.device))
 
     def policy(self, states: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         return self._policy(states, rows)

@@ -12,7 +12,7 @@ import torch
 from pipeline_lib import io
 from pipeline_lib.core.env import ENUMERABLE
 from pipeline_lib.core.losses import masked_mse, outcome_teleportation
-from pipeline_lib.core.nets import RND, GFlowNet, OutcomeConditionedGFlowNet, masked_log_softmax
+from pipeline_lib.core.nets import RND, GFlowNet, OutcomeConditionedGFlowNet, OutcomeFree, masked_log_softmax
 from pipeline_lib.core.rollout import Trajectories, rollout
 from pipeline_lib.core.training import Trainer
 from pipeline_lib.core.transitions import TransitionTerms, db_loss, db_rollout, transition_terms
@@ -198,3 +198,18 @@ def load_pretrained(path: str, env, device: torch.device) -> OutcomeConditionedG
                                        cfg["layers"], cfg["learn_pb"], cfg.get("conditioning", "concat")).to(device)
     model.load_state_dict(saved["state_dict"])
     return model.eval()
+
+
+def outcome_free(env, model: OutcomeConditionedGFlowNet, n_outcomes: int, generator: torch.Generator,
+                 random_init: bool = False) -> OutcomeFree:
+    """An unconditional GFlowNet made of ``model``'s networks (copies), its outcome input the mean embedding
+    of ``n_outcomes`` outcomes; ``random_init``: the same architecture freshly initialised (the control)."""
+    if not isinstance(model, OutcomeConditionedGFlowNet):
+        raise ValueError(f"expected a pre-trained OC-GFN's weights, got {type(model).__name__}, which has none")
+    device = next(model.parameters()).device
+    if random_init:
+        model = OutcomeConditionedGFlowNet(**model.arch).to(device)
+    outcomes = evaluation_outcomes(env, n_outcomes, generator)
+    with torch.no_grad():
+        mean = model.embed_outcome(env.featurize(outcomes)).mean(0)
+    return OutcomeFree(model, mean).to(device)

@@ -71,3 +71,22 @@ def path_log_probs(env, source, y: torch.Tensor, upto: torch.Tensor, flow: str) 
     log_pf = masked_log_softmax(logits, env.forward_mask(prefix)).gather(1, action[:, None])[:, 0]
     terms = log_pf if flow == "policy" else log_f + log_pf
     return torch.zeros(m, device=y.device).index_add(0, b, terms)
+
+
+@torch.no_grad()
+def path_log_prob_table(env, source, y: torch.Tensor, flow: str) -> torch.Tensor:
+    """On a tree, ``path_log_probs`` of every depth at once: [M, max_length], entry (m, d) the value for
+    y[m] with ``upto = d`` (d <= y's length; later entries are 0). One source evaluation per prefix of y,
+    where calling ``path_log_probs`` for each of y's transitions would evaluate its early prefixes again."""
+    check_flow(source, flow)
+    m = len(y)
+    depth = torch.arange(env.max_length, device=y.device)[:, None].expand(-1, m)
+    keep = depth <= env.level(y)[None, :]
+    j, b = keep.nonzero(as_tuple=True)
+    prefix, action = env.path_step(y, b, j)
+    log_f, logits = source(prefix, y[b])
+    log_pf = masked_log_softmax(logits, env.forward_mask(prefix)).gather(1, action[:, None])[:, 0]
+    table = torch.zeros(m, env.max_length, device=y.device)
+    if flow == "policy":
+        return table.index_put((b, j), log_pf).cumsum(1).masked_fill(~keep.T, 0.0)
+    return table.index_put((b, j), log_f + log_pf)
