@@ -23,7 +23,7 @@ class ConfigError(ValueError):
     """A config value is wrong; the message names the key and what was expected."""
 
 
-PROBABILITIES = {"epsilon", "q_epsilon", "negative_epsilon", "explorer_epsilon", "lr_decay"}
+PROBABILITIES = {"epsilon", "q_epsilon", "negative_epsilon", "explorer_epsilon", "lr_decay", "gamma"}
 ANY_SIGN = {"log_eps_fail"}
 
 
@@ -86,6 +86,12 @@ def pretrain_config(config: dict[str, Any], variant: str, env: str | None = None
     if cfg.conditioning not in CONDITIONING:
         raise ConfigError(f"pretrain.variants.{variant}.conditioning: expected one of {CONDITIONING}, "
                           f"got {cfg.conditioning!r}")
+    from pipeline_lib.ocgfn.gcrl import ALGORITHMS, HER
+
+    for key, allowed in (("algorithm", ALGORITHMS), ("her", HER)):
+        if getattr(cfg, key) not in allowed:
+            raise ConfigError(f"pretrain.variants.{variant}.{key}: expected one of {allowed}, "
+                              f"got {getattr(cfg, key)!r}")
     return cfg
 
 
@@ -138,6 +144,10 @@ def method_config(config: dict[str, Any], method: str, env: str | None = None) -
         have = env_variants(config, env) if env else sorted(config["pretrain"]["variants"])
         raise ConfigError(f"{where}.pretrained: expected {CONTROL!r} (no pre-training) or one of the variants "
                           f"pre-trained on {env} {have}, got {entry.get('pretrained')!r}")
+    elif cls.uses_pretrained and getattr(cfg, "flow", None) == "learned" and pretrain_config(
+            config, entry["pretrained"], env).algorithm == "gcrl":
+        raise ConfigError(f"{where}.flow: variant {entry['pretrained']!r} is the GCRL baseline (a Q network, no "
+                          f"flow head); use flow: policy")
     return entry, cfg
 
 

@@ -22,7 +22,8 @@ import torch
 from pipeline_lib import io
 from pipeline_lib.domains import make_env
 from pipeline_lib.methods import method_class
-from pipeline_lib.ocgfn.pretrain import PretrainConfig, Pretrainer
+from pipeline_lib.ocgfn.gcrl import pretrainer
+from pipeline_lib.ocgfn.pretrain import PretrainConfig
 from pipeline_lib.ocgfn.sources import pretrained_source
 from pipeline_lib.runtime import select_device, set_threads
 from pipeline_lib.tasks.metrics import empirical_l1, sample_summary
@@ -92,12 +93,12 @@ def prepare_target(job: dict[str, Any], out: str) -> None:
 
 
 def pretrain(job: dict[str, Any], seed: int, threads: int, model_out: str, metrics_out: str) -> None:
-    """Reward-free OC-GFN pre-training (``plan.pretrain_job``); resumes from ``model_out``.ckpt if a previous
+    """Reward-free pre-training (``plan.pretrain_job``: the OC-GFN, or the GCRL baseline); resumes from ``model_out``.ckpt if a previous
     run was killed."""
     set_threads(threads)
     device = select_device(job["device"])
     cfg = PretrainConfig(**job["settings"])
-    trainer = Pretrainer(_env(job, device), cfg, seed, device)
+    trainer = pretrainer(_env(job, device), cfg, seed, device)
     checkpoint = Path(str(model_out) + ".ckpt")
     df = trainer.run(checkpoint)
     df.insert(0, "seed", seed)

@@ -45,6 +45,15 @@ class PretrainConfig:
     eval_every: int = 250
     eval_outcomes: int = 4096
     checkpoint_every: int = 250
+    # algorithm: ocgfn (the method) | gcrl, the goal-conditioned RL baseline (ocgfn/gcrl.py): a double DQN on
+    # the same network, goals from the same explorer, hindsight relabelling; the fields below are its own
+    algorithm: str = "ocgfn"
+    her: str = "final+future"  # none | final | future | final+future: the relabelled goals added per transition
+    gamma: float = 0.99
+    temperature: float = 0.05  # its Boltzmann policy softmax(Q / temperature), in rollouts and in adaptation
+    target_every: int = 50  # steps between target-network copies
+    replay_size: int = 100_000  # transitions kept
+    replay_batch: int = 512  # transitions per update
 
 
 class OCGFNPolicy:
@@ -127,6 +136,12 @@ class Pretrainer(Trainer):
 
     def train_step(self) -> dict[str, float]:
         """One iteration of method.md 2.2: explore, relabel, roll out on-policy, update both."""
+        positives, explorer_losses = self.explore()
+        return {**self.learn(positives), **explorer_losses}
+
+    def explore(self) -> tuple[Trajectories, dict[str, float]]:
+        """The explorer's trajectories (their terminals are the outcomes to learn), after one update of the
+        GAFlowNet explorer on its RND novelty and one of RND."""
         env, cfg = self.env, self.cfg
         positives, explorer_terms = db_rollout(env, self.explorer, cfg.batch_size, cfg.explorer_epsilon, self.gen)
         feats = env.featurize(positives.terminals)
@@ -140,7 +155,14 @@ class Pretrainer(Trainer):
         self.rnd_opt.zero_grad()
         rnd_loss.backward()
         self.rnd_opt.step()
+        if len(self.seen):
+            self.seen[env.index(positives.terminals)] = True
+        return positives, {"explorer_loss": explorer_loss.item(), "rnd_loss": rnd_loss.item()}
 
+    def learn(self, positives: Trajectories) -> dict[str, float]:
+        """One OC-GFN update: on-policy rollouts towards the explorer's outcomes, and the explorer's own
+        trajectories relabelled with them (contrastive), under outcome teleportation."""
+        env, cfg = self.env, self.cfg
         self._schedule_lr()
         outcomes = positives.terminals  # hindsight relabelling: y := x(tau+)
         # Sampling runs without autograd; the loss then takes one forward pass over the states of both
@@ -157,11 +179,8 @@ class Pretrainer(Trainer):
         self.opt.zero_grad()
         loss.backward()
         self.opt.step()
-        if len(self.seen):
-            self.seen[env.index(outcomes)] = True
         self.transitions += int(positives.valid.sum() + negatives.valid.sum())
-        return {"oc_loss": loss.item(), "explorer_loss": explorer_loss.item(), "rnd_loss": rnd_loss.item(),
-                "neg_success": env.same(negatives.terminals, outcomes).float().mean().item()}
+        return {"oc_loss": loss.item(), "neg_success": env.same(negatives.terminals, outcomes).float().mean().item()}
 
     def _schedule_lr(self) -> None:
         """Cosine decay of the OC-GFN learning rate to ``lr * lr_decay`` over ``cfg.steps``: with a
@@ -177,27 +196,33 @@ class Pretrainer(Trainer):
         """Evaluation draws its own numbers, so how often one evaluates never changes training."""
         return torch.Generator(self.device).manual_seed(self.seed * 1_000_003 + self.step)
 
+    def sampler(self) -> torch.nn.Module:
+        """What the success rate rolls out (outputs as the OC-GFN's: log F, P_F logits, P_B logits)."""
+        return self.model
+
     def evaluate(self, losses: dict[str, float]) -> dict[str, Any]:
         """A metrics row: success rate (greedy and sampled) on the evaluation outcomes."""
         self.model.eval()
         row = {"step": self.step, "trajectories": 2 * self.step * self.cfg.batch_size,
                "transitions": self.transitions,
-               "success_greedy": success_rate(self.env, self.model, self.eval_outcomes, True, None),
-               "success_sample": success_rate(self.env, self.model, self.eval_outcomes, False, self.eval_generator()),
+               "success_greedy": success_rate(self.env, self.sampler(), self.eval_outcomes, True, None),
+               "success_sample": success_rate(self.env, self.sampler(), self.eval_outcomes, False,
+                                              self.eval_generator()),
                "explorer_coverage": self.seen.float().mean().item() if len(self.seen) else math.nan,
                **losses}
         self.model.train()
         return row
 
 
-def load_pretrained(path: str, env, device: torch.device) -> OutcomeConditionedGFlowNet:
-    """Rebuild a pre-trained OC-GFN from the pre-training job's model file, in eval mode."""
+def load_pretrained(path: str, env, device: torch.device) -> tuple[OutcomeConditionedGFlowNet, dict[str, Any]]:
+    """Rebuild a pre-trained OC-GFN (or the GCRL baseline's Q network, the same class) from the pre-training
+    job's model file, in eval mode, with the settings it was trained with."""
     saved = io.load_checkpoint(path, device)
     cfg = saved["config"]
     model = OutcomeConditionedGFlowNet(env.feature_dim, env.n_actions, env.n_backward_actions, cfg["hidden"],
                                        cfg["layers"], cfg["learn_pb"], cfg.get("conditioning", "concat")).to(device)
     model.load_state_dict(saved["state_dict"])
-    return model.eval()
+    return model.eval(), cfg
 
 
 def outcome_free(env, model: OutcomeConditionedGFlowNet, n_outcomes: int, generator: torch.Generator,

@@ -1,8 +1,9 @@
 """What adaptation conditions on: a goal-reaching policy P_F(.|s, y), and F(s|y) where it has a flow head.
 
-Two sources with one interface, so every adaptation method (exact conversion, amortized predictor) runs
+Sources with one interface, so every adaptation method (exact conversion, amortized predictor) runs
 the same code with and without pre-training:
 - ``TrainedOCGFN``: the pre-trained outcome-conditioned GFlowNet;
+- ``BoltzmannQ``: the goal-conditioned RL baseline's Boltzmann policy (pre-training with ``algorithm: gcrl``);
 - ``GoalReaching``: the no-pre-training control of method.md 7, uniform over the moves that keep y
   reachable (the environment's ``can_reach`` test) and stop iff s = y. The conversion is exact for any
   policy that always reaches its goal, so this control converts exactly with no training at all; on a
@@ -35,6 +36,23 @@ class TrainedOCGFN:
         env = self.env
         log_f, logits, _ = self.model(env.featurize(states), env.featurize(outcomes), env.is_initial(states))
         return log_f, logits
+
+
+class BoltzmannQ(TrainedOCGFN):
+    """The goal-conditioned RL baseline's policy (ocgfn/gcrl.py) as a source: softmax(Q(s, .|y) / temperature)
+    from its Q network (the OC-GFN's architecture, Q-values in the P_F logits). It has no flow head (F from
+    its visit probabilities: ``flow: policy``) and, unlike the control, may miss y: the conversion is then
+    inexact by what it misses."""
+
+    has_flow = False
+
+    def __init__(self, env, model: OutcomeConditionedGFlowNet, temperature: float) -> None:
+        super().__init__(env, model)
+        self.temperature = temperature
+
+    def __call__(self, states: torch.Tensor, outcomes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        _, q = super().__call__(states, outcomes)
+        return torch.zeros(len(states), device=states.device), q / self.temperature
 
 
 class GoalReaching:
@@ -72,4 +90,7 @@ def pretrained_source(pretrained: str, path: str | None, env, device: torch.devi
 
     if path is None:
         raise ValueError(f"pretrained: {pretrained!r} names a pre-trained variant, but no model file was given")
-    return TrainedOCGFN(env, load_pretrained(path, env, device))
+    model, cfg = load_pretrained(path, env, device)
+    if cfg.get("algorithm", "ocgfn") == "gcrl":
+        return BoltzmannQ(env, model, cfg["temperature"])
+    return TrainedOCGFN(env, model)
