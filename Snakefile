@@ -1,3 +1,5 @@
+from pathlib import Path
+
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -24,3 +26,4 @@ rule all:
     default_target: True
     input:
         rules.summary.output,
+        rules.run_config.output,

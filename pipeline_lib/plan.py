@@ -74,19 +74,36 @@ def data_job(config: dict[str, Any], path: str) -> dict[str, Any]:
     return {"domain": data_files(config)[path], "path": path}
 
 
-def figures(config: dict[str, Any]) -> dict[str, list[tuple[str, str]]]:
-    """Per figure kind a domain draws (``env.figure_kinds``: heatmaps of grids, molecule grids), the
-    (env, task) pairs it is drawn for; a kind drawn per environment uses task ''."""
-    out: dict[str, list[tuple[str, str]]] = {"heatmap": [], "molecules": []}
+def figures(config: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """Every figure the report draws, as (kind, env, task) with task '' for a figure of a whole domain:
+    pre-training success per domain, the search curves (modes, top-100 reward and diversity vs distinct
+    calls) of every domain with tasks, the exact-L1 curves where the space is enumerable, and the kinds a
+    domain adds (``env.figure_kinds``: heatmaps of grids, one molecule grid per task)."""
+    from pipeline_lib.core.env import ENUMERABLE
+
+    out: list[tuple[str, str, str]] = []
     for env, spec in config["envs"].items():
+        out.append(("pretrain_success", env, ""))
         if not spec["tasks"]:
             continue
-        kinds = make_env(spec["domain"], spec["params"]).figure_kinds
-        if "heatmap" in kinds:
-            out["heatmap"].append((env, ""))
-        if "molecules" in kinds:
-            out["molecules"] += [(env, task) for task in spec["tasks"]]
+        instance = make_env(spec["domain"], spec["params"])
+        out.append(("search", env, ""))
+        if instance.capabilities()[ENUMERABLE] is None:
+            out.append(("l1", env, ""))
+        if "heatmap" in instance.figure_kinds:
+            out.append(("heatmaps", env, ""))
+        if "molecules" in instance.figure_kinds:
+            out += [("molecules", env, task) for task in spec["tasks"]]
     return out
+
+
+def headline_figure(config: dict[str, Any], env: str) -> str:
+    """The figure a domain's section of the summary leads with: exact L1 where the domain says its target
+    is the distribution (``env.headline``), else the search curves."""
+    spec = config["envs"][env]
+    kinds = {kind for kind, e, _ in figures(config) if e == env}
+    wanted = getattr(make_env(spec["domain"], spec["params"]), "headline", "search")
+    return wanted if wanted in kinds else "search"
 
 
 def per_task_envs(config: dict[str, Any]) -> list[str]:

@@ -34,3 +34,28 @@ def test_heatmaps_from_tables_that_mix_domains(tmp_path: Path) -> None:
     out = tmp_path / "heat.png"
     plots.heatmaps(samples, targets, "g", out)
     assert out.stat().st_size > 1000
+
+
+def _curves(envs: dict[str, list[str]]) -> pd.DataFrame:
+    rows = []
+    for env, tasks in envs.items():
+        for task in tasks:
+            for method, kind in (("scratch", "scratch"), ("exact", "exact")):
+                for step in (0, 10, 100):
+                    rows.append({"env": env, "task": task, "method": method, "kind": kind, "seed": 0, "step": step,
+                                 "unique_reward_calls": 10 * step + 1, "seconds": 0.1 * step,
+                                 "modes_found": step / 10, "top100_reward": 0.5, "top100_diversity": 1.0,
+                                 "l1": 1.0 / (1 + step) if env == "grid" else np.nan})
+    return pd.DataFrame(rows)
+
+
+def test_curve_figures_draw_only_the_panels_with_data(tmp_path: Path) -> None:
+    """One figure per domain: a column per task of that domain and a row per metric that has data there."""
+    curves = _curves({"grid": ["a", "b", "c"], "seq": ["x", "y"]})
+    palette = plots.method_palette(["scratch", "exact"])
+    assert plots.curves_figure(curves, "seq", plots.SEARCH_ROWS, palette, tmp_path / "s.png") == 2 * 3
+    assert plots.curves_figure(curves, "grid", plots.L1_ROWS, palette, tmp_path / "g.png") == 3 * 3
+    assert plots.curves_figure(curves, "seq", plots.L1_ROWS, palette, tmp_path / "none.png") == 0  # no L1 there
+    assert (tmp_path / "s.png").stat().st_size > 10_000 and (tmp_path / "none.png").exists()
+    wider = plots.method_palette(["scratch", "exact", "other"])
+    assert wider["scratch"] == palette["scratch"] and wider["exact"] == palette["exact"] != palette["scratch"]

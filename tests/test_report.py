@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from pipeline_lib.report import page
 from pipeline_lib.report import summary as report
 
 
@@ -24,7 +25,7 @@ def test_sequence_table_at_a_budget_with_win_rates() -> None:
     table, used = report.sequence_table(_curves(), "tf", 150)
     assert used == 150
     rows = table.set_index("method")
-    assert rows.loc["mcmc", "modes_found"].startswith("2 ")
+    assert rows.loc["mcmc", "modes_found"] == "2" and rows.loc["mcmc", "n"] == 2  # equal over seeds: no interval
     # mcmc beats scratch (2 > 1) on both seeds at 150 calls; ocgfn loses both.
     assert rows.loc["mcmc", "win_rate_vs_scratch"] == 1.0
     assert rows.loc["ocgfn", "win_rate_vs_scratch"] == 0.0
@@ -42,11 +43,11 @@ def test_summary_page_skips_an_environment_that_only_pre_trains(tmp_path: Path) 
                                "top100_reward": 0.5, "top100_diversity": 2.0, "unique_fraction": 0.9})
     environment = pd.DataFrame({"torch": ["2"], "device": ["cpu"]})
     html, md = tmp_path / "s.html", tmp_path / "s.md"
-    report.summary_page(pretrain, evaluation, _curves(), environment, [], str(html), str(md),
-                        budgets={"tf": 150, "pa": None})
+    page.summary_page(pretrain, evaluation, _curves(), environment, [], str(html), str(md),
+                      budgets={"tf": 150, "pa": None})
     text = md.read_text()
-    assert "tf: objects queried within 150 reward calls" in text
-    assert "pa:" not in text and "| pa " in text  # in the pre-training table only
+    assert "## tf" in text and "Objects queried within 150 reward calls" in text
+    assert "## pa" not in text and "| pa " in text  # in the pre-training table only
 
 
 def _row(task: str, seed: int, method: str, kind: str, pretrained: str, calls: int, modes: float,
@@ -123,3 +124,22 @@ def test_budget_table_compares_at_equal_steps_calls_and_seconds() -> None:
     assert exact["scratch_l1_same_calls"] == 1.0 / 5  # within 40 calls: step 4
     assert exact["scratch_l1_same_unique_calls"] == 1.0 / 9  # within 40 distinct calls: step 8
     assert exact["scratch_l1_same_seconds"] == 1.0 / 2  # within 3 s: step 1
+
+
+def test_numbers_carry_an_interval_only_with_replicates() -> None:
+    df = pd.DataFrame({"env": "e", "method": ["a", "a", "a", "b"], "x": [0.1234567, 0.2, 0.3, 12345.678]})
+    table = report._mean_interval(df, ["env", "method"], ["x"]).set_index("method")
+    assert table.loc["b", "x"] == "12,346" and table.loc["b", "n"] == 1  # n = 1: the value alone
+    mean, low, high = table.loc["a", "x"].replace("[", "").replace("]", "").replace(",", "").split()
+    assert mean == "0.208" and float(low) < 0.208 < float(high)  # 3 significant digits, 95% interval
+    assert report.number(1.963e-05) == "1.96e-05" and report.number(float("nan")) == "-"
+
+
+def test_best_cells_are_marked_per_domain_and_direction() -> None:
+    table = pd.DataFrame({"env": ["g", "g", "h", "h"], "method": ["a", "b", "a", "b"],
+                          "l1": ["0.1 [0.05, 0.2]", "0.3", "2", "1"], "modes_found": ["3", "5", "1", "1"]})
+    best = page._best_cells(table)
+    assert (0, "l1") in best and (3, "l1") in best and (1, "modes_found") in best
+    assert not any(col == "modes_found" and row in (2, 3) for row, col in best)  # a tie marks nothing
+    html = page._html_table(table)
+    assert html.count("class=best") == 3 and "exact L1" in html  # units and names in headers

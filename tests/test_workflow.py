@@ -105,9 +105,11 @@ def test_tiny_end_to_end(tmp_path: Path) -> None:
     assert (trained.groupby(["task", "method"])["reward_calls"].max() > 0).all()
     pretrain = pd.read_parquet(out / "tables/pretrain.parquet")
     assert pretrain["success_sample"].between(0, 1).all()
-    for name in ["pretrain_success", "l1_vs_steps", "l1_vs_reward_calls", "heatmaps_grid6"]:
-        assert (out / f"figures/{name}.png").stat().st_size > 10_000
-    assert "Equal budgets" in (out / "report/summary.html").read_text()
+    for name in ["pretrain_success", "l1", "search", "heatmaps"]:
+        assert (out / f"figures/grid6/{name}.png").stat().st_size > 10_000
+    page = (out / "report/summary.html").read_text()
+    assert "Equal budgets" in page and "id=verdict" in page and "grid6" in page
+    assert "method:" in (out / "report/config.yaml").read_text() or "methods:" in (out / "report/config.yaml").read_text()
     # Every method runs on the grid (DQN, MCMC and random search included); every final sampler has an
     # empirical L1, and every method that ends with a policy its exact L1.
     assert evaluation["l1_empirical"].between(0, 2).all()
@@ -115,10 +117,11 @@ def test_tiny_end_to_end(tmp_path: Path) -> None:
     assert with_policy["l1"].notna().all() and evaluation.loc[evaluation["method"] == "mcmc", "l1"].isna().all()
     # Regenerating figures and the report from the parquet retrains nothing.
     before = (out / "grid6/pretrain/full/seed0/model.pt").stat().st_mtime_ns
-    result = snakemake("all", "--cores", "2", "--configfile", str(cfg), "--forcerun", "figures")
+    result = snakemake("all", "--cores", "2", "--configfile", str(cfg), "--forcerun", "figure_search", "figure_l1")
     assert result.returncode == 0, result.stderr[-3000:]
     log = result.stdout + result.stderr
-    assert "rule figures" in log and "rule pretrain" not in log and "rule finetune" not in log
+    assert "rule figure_search" in log and "rule summary" in log
+    assert "rule pretrain" not in log and "rule finetune" not in log and "rule collect" not in log
     assert (out / "grid6/pretrain/full/seed0/model.pt").stat().st_mtime_ns == before
     # Adding a downstream task runs only that task's jobs: pre-training and other tasks stay valid.
     config["tasks"]["ring"] = {"reward": "ring", "params": {"width": 0.2}}
@@ -163,9 +166,9 @@ def test_sequence_end_to_end(tmp_path: Path) -> None:
     evaluation = pd.read_parquet(out / "tables/evaluation.parquet")
     assert evaluation.loc[evaluation["env"] == "mol8", "validity"].between(0, 1).all()
     for task in config["envs"]["mol8"]["tasks"]:
-        assert (out / f"figures/molecules_mol8_{task}.png").stat().st_size > 5_000
+        assert (out / f"figures/mol8/molecules_{task}.png").stat().st_size > 5_000
     summary = (out / "report/summary.md").read_text()
-    assert "mol8: objects queried within" in summary and "mean ± std over seeds, per task" in summary
+    assert "## mol8" in summary and "Objects queried within" in summary
     exact = curves[(curves["env"] == "tf8") & (curves["method"] == "exact")]
     assert exact["reward_calls"].tolist() == [4**8]  # the conversion queries every outcome once
     assert exact["modes_found"].iloc[0] > 0  # and so finds every local optimum
@@ -177,9 +180,9 @@ def test_sequence_end_to_end(tmp_path: Path) -> None:
     samples = pd.read_parquet(out / "tables/samples.parquet")
     assert samples.groupby(["env", "task", "method", "seed"]).size().eq(config["evaluate"]["samples"]).all()
     assert samples.loc[samples["env"] == "tf8", "sequence"].str.fullmatch("[ACGT]{8}").all()
-    for name in ["pretrain_success", "modes_vs_reward_calls", "top100_vs_reward_calls"]:
-        assert (out / f"figures/{name}.png").stat().st_size > 10_000
-    assert "tf8: objects queried within" in (out / "report/summary.md").read_text()
+    for name in ["pretrain_success", "search", "l1"]:
+        assert (out / f"figures/tf8/{name}.png").stat().st_size > 10_000
+    assert "## tf8" in (out / "report/summary.md").read_text()
     tf8 = evaluation[evaluation["env"] == "tf8"].set_index("method")
     assert tf8["l1_empirical"].notna().all()  # every method on an enumerable space, MCMC included
     assert tf8.drop(index="mcmc")["l1"].notna().all() and tf8.loc["exact", "l1"] < tf8.loc["dqn", "l1"]

@@ -22,15 +22,43 @@ def _save(grid, path: str | Path) -> None:
     plt.close(fig)
 
 
-def pretrain_success(pretrain: pd.DataFrame, path: str | Path) -> None:
-    """Success rate vs pre-training steps, one line per variant (the OT / contrastive ablations)."""
-    long = pretrain.melt(id_vars=["env", "variant", "seed", "step"], value_vars=["success_sample", "success_greedy"],
-                         var_name="rollout", value_name="success rate")
+def method_palette(methods: list[str]) -> dict[str, tuple[float, float, float]]:
+    """One colour per method, the same in every figure: fixed by the method's place in the configured list."""
+    colours = sns.color_palette("tab20", 20) + sns.color_palette("husl", max(len(methods) - 20, 0))
+    return {m: colours[i] for i, m in enumerate(methods)}
+
+
+def _legend(fig, axes, ncol: int = 4) -> None:
+    """One legend for the whole figure, below the panels (it fits whatever the number of panels)."""
+    handles, labels = [], []
+    for ax in axes:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+        if ax.get_legend() is not None:
+            ax.get_legend().remove()
+    if handles:
+        fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=min(ncol, len(labels)),
+                   frameon=False, fontsize=8)
+
+
+def pretrain_success(pretrain: pd.DataFrame, env: str, path: str | Path) -> int:
+    """Success rate vs pre-training steps on one domain, one line per variant (sampled solid, greedy dashed);
+    returns the number of panels (1, or 0 where the domain has no pre-training rows)."""
+    df = pretrain[pretrain["env"] == env]
+    if df.empty:
+        _empty(path, f"{env}: no pre-training rows")
+        return 0
+    long = df.melt(id_vars=["variant", "seed", "step"], value_vars=["success_sample", "success_greedy"],
+                   var_name="rollout", value_name="success rate")
     long["rollout"] = long["rollout"].str.replace("success_", "")
-    grid = sns.relplot(data=long, x="step", y="success rate", hue="variant", style="rollout", col="env",
-                       kind="line", errorbar="sd", height=3.2, aspect=1.3, facet_kws={"sharex": False})
-    grid.set(ylim=(-0.02, 1.02))
-    _save(grid, path)
+    fig, ax = plt.subplots(figsize=(5.0, 3.2))
+    sns.lineplot(data=long, x="step", y="success rate", hue="variant", style="rollout", errorbar="sd", ax=ax)
+    ax.set(ylim=(-0.02, 1.02), xlabel="pre-training steps", title=f"{env}: pre-training success")
+    _legend(fig, [ax])
+    _save(fig, path)
+    return 1
 
 
 def _empty(path: str | Path, message: str) -> None:
@@ -41,48 +69,60 @@ def _empty(path: str | Path, message: str) -> None:
     _save(fig, path)
 
 
-def adaptation_curves(curves: pd.DataFrame, x: str, path: str | Path, y: str = "l1") -> None:
-    """A metric of every trained method vs ``x`` (steps or reward calls), per task; the exact
-    conversions (no training) are horizontal lines against steps and points at their budget."""
-    curves = curves[curves[y].notna()] if y in curves else curves.iloc[:0]
-    if curves.empty:
-        _empty(path, f"no {y} in any adaptation curve")
-        return
-    # One panel per (env, task) that has curves, wrapped: tasks belong to one domain each, so an env x task
-    # grid would be mostly empty panels (and drawing a hundred empty axes took a minute per figure).
-    curves = curves.assign(panel=curves["env"] + ": " + curves["task"])
-    panels = list(dict.fromkeys(curves["panel"]))
-    trained = curves[curves["kind"] != "exact"]
-    # markers: a curve with one evaluated point (exact L1 only at the end on large spaces) is still seen
-    grid = sns.relplot(data=trained, x=x, y=y, hue="method", kind="line", errorbar="sd", height=3.0, aspect=1.2,
-                       marker="o", markersize=5,
-                       col="panel", col_order=panels, col_wrap=min(6, len(panels)),
-                       facet_kws={"sharex": False, "sharey": False})
-    grid.set_titles("{col_name}")
-    exact = curves[curves["kind"] == "exact"]
-    palette = dict(zip(exact["method"].unique(), sns.color_palette("dark", exact["method"].nunique())))
-    for panel, ax in grid.axes_dict.items():
-        for method, rows in exact[exact["panel"] == panel].groupby("method"):
-            if x == "step":  # no training: its value holds at every step
-                ax.axhline(rows[y].mean(), ls="--", lw=1, color=palette[method], label=method)
-            else:  # a single point at its own budget (one reward call per outcome)
-                ax.plot(rows[x].mean(), rows[y].mean(), marker="o", ls="", color=palette[method], label=method)
-    if x != "step":
-        grid.set(xscale="log")
-        for ax in grid.axes.flat:  # minor-tick labels of a narrow log range overprint each other
-            ax.xaxis.set_minor_formatter(NullFormatter())
-    if y in ("l1", "kl"):
-        grid.set(yscale="log")
-    handles, labels = [], []
-    for ax in grid.axes.flat:
-        for h, lab in zip(*ax.get_legend_handles_labels()):
-            if lab not in labels:
-                handles.append(h)
-                labels.append(lab)
-    if grid.legend is not None:
-        grid.legend.remove()
-    grid.figure.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
-    _save(grid, path)
+AXIS_LABELS = {"step": "training steps", "reward_calls": "reward calls", "unique_reward_calls": "distinct reward calls",
+               "seconds": "wall-clock seconds", "l1": "exact L1 to R/Z", "kl": "KL(R/Z || P)",
+               "modes_found": "modes found", "top100_reward": "top-100 mean reward",
+               "top100_diversity": "top-100 diversity"}
+
+
+SEARCH_ROWS = [("modes_found", "unique_reward_calls"), ("top100_reward", "unique_reward_calls"),
+               ("top100_diversity", "unique_reward_calls")]
+L1_ROWS = [("l1", "step"), ("l1", "unique_reward_calls"), ("l1", "seconds")]
+
+
+def curves_figure(curves: pd.DataFrame, env: str, rows: list[tuple[str, str]], palette: dict,
+                  path: str | Path) -> int:
+    """One domain's adaptation curves: a row per (metric, x) of ``rows``, a column per task, only the panels
+    with data; every trained method a line (mean and sd over seeds), the exact conversions (no training) a
+    horizontal line against steps and a point at their own budget otherwise. Returns the panels drawn."""
+    df = curves[curves["env"] == env]
+    rows = [(y, x) for y, x in rows if y in df and x in df and df[y].notna().any()]
+    tasks = list(dict.fromkeys(df["task"]))
+    panels = [(r, t) for r in rows for t in tasks if df.loc[df["task"] == t, r[0]].notna().any()]
+    if not panels:
+        _empty(path, f"{env}: none of its curves has these metrics")
+        return 0
+    fig, axes = plt.subplots(len(rows), len(tasks), figsize=(3.3 * len(tasks), 2.6 * len(rows)), squeeze=False)
+    for i, (metric, x) in enumerate(rows):
+        for j, task in enumerate(tasks):
+            ax = axes[i, j]
+            data = df[(df["task"] == task) & df[metric].notna()]
+            if data.empty:
+                ax.axis("off")
+                continue
+            trained, exact = data[data["kind"] != "exact"], data[data["kind"] == "exact"]
+            if len(trained):
+                sns.lineplot(data=trained, x=x, y=metric, hue="method", palette=palette, errorbar="sd",
+                             marker="o", markersize=4, ax=ax)
+            for method, m in exact.groupby("method"):
+                if x == "step":  # no training: its value holds at every step
+                    ax.axhline(m[metric].mean(), ls="--", lw=1, color=palette.get(method), label=method)
+                else:  # one point at its own budget
+                    ax.plot(m[x].mean(), m[metric].mean(), marker="D", ls="", color=palette.get(method), label=method)
+            positive = data.loc[data[x] > 0, x]
+            if x != "step" and len(positive) and positive.max() / positive.min() > 100:
+                ax.set_xscale("log")
+                ax.xaxis.set_minor_formatter(NullFormatter())
+            values = data.loc[data[metric] > 0, metric]
+            if metric in ("l1", "kl") and len(values) and values.max() / values.min() > 100:
+                ax.set_yscale("log")
+            ax.set(title=task if i == 0 else "", xlabel=AXIS_LABELS.get(x, x),
+                   ylabel=AXIS_LABELS.get(metric, metric) if j == 0 else "")
+    fig.suptitle(env, fontsize=10)
+    fig.tight_layout()
+    _legend(fig, axes.flat, ncol=5)
+    _save(fig, path)
+    return len(panels)
 
 
 def heatmaps(samples: pd.DataFrame, targets: pd.DataFrame, env: str, path: str | Path) -> None:

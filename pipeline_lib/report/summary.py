@@ -10,20 +10,35 @@ import numpy as np
 import pandas as pd
 
 
-def _mean_std(df: pd.DataFrame, keys: list[str], cols: list[str]) -> pd.DataFrame:
-    """mean +- std over seeds, as strings, with the number of seeds."""
+def number(v: float) -> str:
+    """A value with 3 significant digits (thousands with separators, no exponent below 1e6)."""
+    if pd.isna(v):
+        return "-"
+    if abs(v) >= 1000 and abs(v) < 1e6:
+        return f"{v:,.0f}"
+    return f"{v:.3g}"
+
+
+def _mean_interval(df: pd.DataFrame, keys: list[str], cols: list[str]) -> pd.DataFrame:
+    """Per group: n (the replicates: seeds, or tasks x seeds) and each column's mean with its 95% bootstrap
+    interval, as text; with n = 1 the value alone (one run has no spread to show)."""
     g = df.groupby(keys, sort=False)
-    out = g.size().rename("seeds").to_frame()
+    out = g.size().rename("n").to_frame()
     for c in cols:
-        m, s = g[c].mean(), g[c].std().fillna(0.0)
-        out[c] = ["-" if pd.isna(a) else f"{a:.4g} ± {b:.2g}" for a, b in zip(m, s)]
+        cells = []
+        for _, values in g[c]:
+            mean, low, high = interval(values)
+            n = int(values.notna().sum())
+            cells.append("-" if n == 0 else number(mean) if n == 1 or low == high == mean
+                         else f"{number(mean)} [{number(low)}, {number(high)}]")
+        out[c] = cells
     return out.reset_index()
 
 
 def pretrain_table(pretrain: pd.DataFrame) -> pd.DataFrame:
     """Final success rates per environment and pre-training variant."""
     final = pretrain.loc[pretrain.groupby(["env", "variant", "seed"])["step"].idxmax()]
-    return _mean_std(final, ["env", "variant"], ["step", "success_sample", "success_greedy"])
+    return _mean_interval(final, ["env", "variant"], ["step", "success_sample", "success_greedy"])
 
 
 EVALUATION_METRICS = ["l1", "kl", "l1_empirical", "modes_in_samples", "modes_total", "top100_reward",
@@ -37,7 +52,7 @@ def evaluation_table(evaluation: pd.DataFrame) -> pd.DataFrame:
     if not len(evaluation):
         return pd.DataFrame()
     metrics = [m for m in EVALUATION_METRICS if m in evaluation and evaluation[m].notna().any()]
-    return _mean_std(evaluation, ["env", "task", "method"], metrics)
+    return _mean_interval(evaluation, ["env", "task", "method"], metrics)
 
 
 SEQUENCE_METRICS = ["modes_found", "top100_reward", "top100_diversity"]
@@ -53,7 +68,7 @@ def at_budget(curves: pd.DataFrame, budget: float) -> pd.DataFrame:
 def sequence_table(curves: pd.DataFrame, env: str, budget: float | None,
                    by_task: bool = False) -> tuple[pd.DataFrame, float]:
     """One domain's methods at a fixed reward-call budget: modes found, top-100 reward and diversity of
-    the objects queried so far, mean +- std over tasks and seeds (over seeds per task when
+    the objects queried so far, mean and 95% interval over tasks and seeds (over seeds per task when
     ``by_task``), and the win rate against scratch (share of (task, seed) pairs with more modes
     found; ties count one half)."""
     df = curves[curves["env"] == env]
@@ -62,7 +77,7 @@ def sequence_table(curves: pd.DataFrame, env: str, budget: float | None,
         budget = float(trained.groupby("method")["reward_calls"].max().min())
     at = at_budget(df, budget)
     keys = ["task", "method"] if by_task else ["method"]
-    out = _mean_std(at, keys, SEQUENCE_METRICS).rename(columns={"seeds": "runs"})
+    out = _mean_interval(at, keys, SEQUENCE_METRICS)
     if not by_task:
         out.insert(1, "tasks", at.groupby("method", sort=False)["task"].nunique().to_numpy())
     scratch = at[at["kind"] == "scratch"]
@@ -188,53 +203,3 @@ def verdict_table(curves: pd.DataFrame, budgets: dict[str, int | None]) -> pd.Da
     return pd.DataFrame(rows)
 
 
-def _img(path: Path) -> str:
-    data = base64.b64encode(Path(path).read_bytes()).decode()
-    caption = html.escape(Path(path).stem)
-    return (f'<figure><img src="data:image/png;base64,{data}" style="max-width:100%">'
-            f"<figcaption>{caption}</figcaption></figure>")
-
-
-def summary_page(pretrain: pd.DataFrame, evaluation: pd.DataFrame, curves: pd.DataFrame, environment: pd.DataFrame,
-                 figures: list[str], out_html: str, out_md: str, budgets: dict[str, int | None] | None = None,
-                 per_task: list[str] = ()) -> None:
-    """A self-contained HTML page (figures embedded) and a Markdown twin with the same tables.
-
-    ``budgets`` maps each environment to its reward-call budget (None: the smallest final one);
-    environments in ``per_task`` (molecules: one objective per task) get a row per task and method.
-    """
-    tables = [("Pre-training: final success rate (sampled and greedy rollouts, evaluation outcomes)",
-               pretrain_table(pretrain)),
-              ("Final samplers: exact L1 / KL(R/Z || P) of the policy (enumerable spaces), metrics of its samples",
-               evaluation_table(evaluation)),
-              ("Equal budgets: each method at its final budget vs the scratch GFlowNet at the same steps / calls / "
-               "distinct calls / wall-clock seconds",
-               budget_table(curves))]
-    tables.insert(0, ("Verdict: what pre-training buys at equal distinct reward calls (a - b over tasks x seeds, "
-                      "mean and 95% bootstrap interval; the exact conversion, one call per object, and an amortized "
-                      "run with fewer gradient steps than scratch by that budget enter at their own budget: "
-                      "a_calls / b_calls are the distinct calls each side used)", verdict_table(curves, budgets or {})))
-    for env, budget in (budgets or {}).items():
-        if not (curves["env"] == env).any():  # pre-training only (no tasks): nothing was adapted
-            continue
-        by_task = env in per_task
-        table, used = sequence_table(curves, env, budget, by_task)
-        over = "seeds, per task" if by_task else "tasks and seeds"
-        tables.append((f"{env}: objects queried within {int(used)} reward calls (mean ± std over {over})", table))
-    tables = [(title, table) for title, table in tables if len(table)]
-    env_line = ", ".join(f"{k}={v}" for k, v in environment.iloc[0].items())
-    parts = ["<html><head><meta charset='utf-8'><title>OC-GFN pipeline results</title>",
-             "<style>body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse;"
-             "font-size:12px}td,th{border:1px solid #ccc;padding:2px 6px}</style></head><body>",
-             "<h1>Pre-training and adapting outcome-conditioned GFlowNets</h1>",
-             f"<p>Software and device: {html.escape(env_line)}</p>"]
-    md = ["# Pre-training and adapting outcome-conditioned GFlowNets", "", f"Software and device: {env_line}", ""]
-    for title, table in tables:
-        parts += [f"<h2>{html.escape(title)}</h2>", table.to_html(index=False, float_format=lambda v: f"{v:.4g}")]
-        md += [f"## {title}", "", table.to_markdown(index=False, floatfmt=".4g"), ""]
-    parts += ["<h2>Figures</h2>", *[_img(Path(f)) for f in figures], "</body></html>"]
-    rel = [os.path.relpath(f, Path(out_md).parent) for f in figures]
-    md += ["## Figures", "", *[f"![{Path(f).stem}]({r})" for f, r in zip(figures, rel)], ""]
-    Path(out_html).parent.mkdir(parents=True, exist_ok=True)
-    Path(out_html).write_text("\n".join(parts))
-    Path(out_md).write_text("\n".join(md))

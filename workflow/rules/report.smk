@@ -1,65 +1,104 @@
-rule figures:
+# Figures: one rule per figure kind, one job per domain (or per molecule task), each from the collected
+# parquet only, so a new task or method appears without code changes and figure changes rerun only the
+# figures and the summary. Colours follow the configured method list (the same colour everywhere).
+FIGURE_PATHS = {
+    (kind, env, task): f"{RESULTS}/figures/{env}/{kind}{'_' + task if task else ''}.png"
+    for kind, env, task in FIGURES
+}
+METHOD_ORDER = list(config["finetune"]["methods"])
+
+
+rule figure_pretrain_success:
     input:
         pretrain=rules.collect.output.pretrain,
+    output:
+        report(
+            f"{RESULTS}/figures/{{env}}/pretrain_success.png",
+            caption="../report/pretrain_success.rst",
+            category="Pre-training",
+            subcategory="{env}",
+        ),
+    log:
+        f"{RESULTS}/logs/figures/{{env}}/pretrain_success.log",
+    conda:
+        "../envs/pipeline.yaml"
+    script:
+        "../scripts/figures.py"
+
+
+rule figure_search:
+    input:
         curves=rules.collect.output.curves,
+    output:
+        report(
+            f"{RESULTS}/figures/{{env}}/search.png",
+            caption="../report/search.rst",
+            category="Adaptation",
+            subcategory="{env}",
+        ),
+    params:
+        methods=METHOD_ORDER,
+    log:
+        f"{RESULTS}/logs/figures/{{env}}/search.log",
+    conda:
+        "../envs/pipeline.yaml"
+    script:
+        "../scripts/figures.py"
+
+
+rule figure_l1:
+    input:
+        curves=rules.collect.output.curves,
+    output:
+        report(
+            f"{RESULTS}/figures/{{env}}/l1.png",
+            caption="../report/l1.rst",
+            category="Adaptation",
+            subcategory="{env}",
+        ),
+    params:
+        methods=METHOD_ORDER,
+    log:
+        f"{RESULTS}/logs/figures/{{env}}/l1.log",
+    conda:
+        "../envs/pipeline.yaml"
+    script:
+        "../scripts/figures.py"
+
+
+rule figure_heatmaps:
+    input:
         samples=rules.collect.output.samples,
         targets=rules.collect.output.targets,
     output:
-        success=report(
-            f"{RESULTS}/figures/pretrain_success.png",
-            caption="../report/pretrain_success.rst",
-            category="Pre-training",
-        ),
-        l1_steps=report(
-            f"{RESULTS}/figures/l1_vs_steps.png",
-            caption="../report/l1_vs_steps.rst",
-            category="Adaptation",
-        ),
-        l1_calls=report(
-            f"{RESULTS}/figures/l1_vs_reward_calls.png",
-            caption="../report/l1_vs_reward_calls.rst",
-            category="Adaptation",
-        ),
-        l1_unique=report(
-            f"{RESULTS}/figures/l1_vs_unique_reward_calls.png",
-            caption="../report/l1_vs_reward_calls.rst",
-            category="Adaptation",
-        ),
-        modes=report(
-            f"{RESULTS}/figures/modes_vs_reward_calls.png",
-            caption="../report/modes_vs_reward_calls.rst",
-            category="Adaptation",
-        ),
-        top_reward=report(
-            f"{RESULTS}/figures/top100_vs_reward_calls.png",
-            caption="../report/top100_vs_reward_calls.rst",
-            category="Adaptation",
-        ),
-        diversity=report(
-            f"{RESULTS}/figures/diversity_vs_reward_calls.png",
-            caption="../report/top100_vs_reward_calls.rst",
-            category="Adaptation",
-        ),
-        heatmaps=report(
-            [f"{RESULTS}/figures/heatmaps_{env}.png" for env, _ in FIGURES["heatmap"]],
+        report(
+            f"{RESULTS}/figures/{{env}}/heatmaps.png",
             caption="../report/heatmaps.rst",
             category="Samples",
-        ),
-        molecules=report(
-            [
-                f"{RESULTS}/figures/molecules_{env}_{task}.png"
-                for env, task in FIGURES["molecules"]
-            ],
-            caption="../report/molecules.rst",
-            category="Samples",
+            subcategory="{env}",
         ),
     log:
-        f"{RESULTS}/logs/figures.log",
+        f"{RESULTS}/logs/figures/{{env}}/heatmaps.log",
     conda:
         "../envs/pipeline.yaml"
-    params:
-        heatmaps=[env for env, _ in FIGURES["heatmap"]],
-        molecules=FIGURES["molecules"],
+    script:
+        "../scripts/figures.py"
+
+
+rule figure_molecules:
+    input:
+        samples=rules.collect.output.samples,
+    output:
+        report(
+            f"{RESULTS}/figures/{{env}}/molecules_{{task}}.png",
+            caption="../report/molecules.rst",
+            category="Samples",
+            subcategory="{env}",
+        ),
+    log:
+        f"{RESULTS}/logs/figures/{{env}}/molecules_{{task}}.log",
+    conda:
+        "../envs/pipeline.yaml"
     script:
         "../scripts/figures.py"
 
@@ -70,7 +109,7 @@ rule summary:
         evaluation=rules.collect.output.evaluation,
         curves=rules.collect.output.curves,
         environment=rules.setup.output,
-        figures=rules.figures.output,
+        figures=list(FIGURE_PATHS.values()),
     output:
         html=report(
             f"{RESULTS}/report/summary.html",
@@ -81,9 +120,23 @@ rule summary:
     params:
         budgets={env: spec.get("budget") for env, spec in config["envs"].items()},
         per_task=plan.per_task_envs(config),
+        figures=[[kind, env, task] for kind, env, task in FIGURES],
+        headlines={env: plan.headline_figure(config, env) for env in config["envs"] if config["envs"][env]["tasks"]},
     log:
         f"{RESULTS}/logs/summary.log",
     conda:
         "../envs/pipeline.yaml"
     script:
         "../scripts/summary.py"
+
+
+rule run_config:
+    """The resolved configuration of this run (defaults filled in) as YAML, for the report's readers."""
+    output:
+        report(f"{RESULTS}/report/config.yaml", caption="../report/config.rst", category="Configuration"),
+    params:
+        config=config,
+    run:
+        import yaml
+
+        Path(output[0]).write_text(yaml.safe_dump(dict(params.config), sort_keys=False))

@@ -1,21 +1,21 @@
-"""Every figure, from the collected parquet tables only (rerunning this never retrains anything)."""
-from pipeline_lib.report import plots
+"""One figure of one domain, from the collected parquet tables only (rerunning this never retrains anything);
+which figure is the rule's name (workflow/rules/report.smk)."""
 from pipeline_lib.io import read_parquet
+from pipeline_lib.report import plots
 from pipeline_lib.stages import logged
 
 with logged(snakemake.log[0]):
-    i, o = snakemake.input, snakemake.output
-    curves = read_parquet(i.curves)
-    plots.pretrain_success(read_parquet(i.pretrain), o.success)
-    plots.adaptation_curves(curves, "step", o.l1_steps)
-    plots.adaptation_curves(curves, "reward_calls", o.l1_calls)
-    plots.adaptation_curves(curves, "unique_reward_calls", o.l1_unique)
-    plots.adaptation_curves(curves, "reward_calls", o.modes, y="modes_found")
-    plots.adaptation_curves(curves, "reward_calls", o.top_reward, y="top100_reward")
-    plots.adaptation_curves(curves, "reward_calls", o.diversity, y="top100_diversity")
-    samples, targets = read_parquet(i.samples), read_parquet(i.targets)
-    # The rule's params hold the same lists its outputs were named from (common.smk), so they stay aligned.
-    for env, path in zip(snakemake.params.heatmaps, o.heatmaps):
-        plots.heatmaps(samples, targets, env, path)
-    for (env, task), path in zip(snakemake.params.molecules, o.molecules):
-        plots.top_molecules(samples, env, task, path)
+    i, out, w = snakemake.input, snakemake.output[0], snakemake.wildcards
+    rule = snakemake.rule
+    if rule == "figure_pretrain_success":
+        plots.pretrain_success(read_parquet(i.pretrain), w.env, out)
+    elif rule in ("figure_search", "figure_l1"):
+        palette = plots.method_palette(snakemake.params.methods)
+        rows = plots.SEARCH_ROWS if rule == "figure_search" else plots.L1_ROWS
+        plots.curves_figure(read_parquet(i.curves), w.env, rows, palette, out)
+    elif rule == "figure_heatmaps":
+        plots.heatmaps(read_parquet(i.samples), read_parquet(i.targets), w.env, out)
+    elif rule == "figure_molecules":
+        plots.top_molecules(read_parquet(i.samples), w.env, w.task, out)
+    else:
+        raise ValueError(f"figures.py: no figure for rule {rule!r}")

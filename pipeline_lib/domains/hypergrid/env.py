@@ -93,6 +93,7 @@ class HyperGrid(DomainRewards):
         return states.sum(-1)
 
     figure_kinds: tuple[str, ...] = ("heatmap",)  # figures the report draws for this domain (report/plots.py)
+    headline = "l1"  # the summary leads with the exact L1 curves: every method sees every cell within steps
     per_task_report = False  # report tables list each task apart (objectives on different scales)
 
     def capabilities(self) -> dict[str, str | None]:
