@@ -9,6 +9,7 @@ import os
 import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from pipeline_lib.report.summary import (budget_table, evaluation_table, number, pretrain_table, sequence_table,
@@ -43,7 +44,7 @@ h1{font-size:1.6em;margin-top:.8em}h2{border-bottom:2px solid #ddd;padding-botto
 nav{background:#f6f6f6;padding:.5em 1em;border-radius:6px}nav a{margin-right:1em}
 table{border-collapse:collapse;font-size:12px;margin:.5em 0 1.2em}td,th{border:1px solid #ccc;padding:2px 6px;
 text-align:right}th{background:#f0f0f0}td:first-child,th:first-child{text-align:left}td.best{font-weight:700;
-background:#e8f4e8}figure{margin:1em 0}figure img{max-width:100%;border:1px solid #eee}figcaption{font-size:12px;
+background:#e8f4e8}td.text{text-align:left}figure{margin:1em 0}figure img{max-width:100%;border:1px solid #eee}figcaption{font-size:12px;
 color:#555}.verdict li{margin:.3em 0}.note{font-size:12px;color:#555}.scroll{overflow-x:auto;max-width:100%}
 @media print{nav{display:none}h2{page-break-before:auto}figure,table{page-break-inside:avoid}}
 """
@@ -81,12 +82,15 @@ def _best_cells(table: pd.DataFrame) -> set[tuple[int, str]]:
             values = table.loc[rows, col].map(_lead).dropna()
             if len(values) > 1 and values.nunique() > 1:
                 target = values.max() if col in HIGHER else values.min()
-                best |= {(i, col) for i in values.index[values == target]}
+                winners = values.index[values == target]
+                if len(winners) <= len(values) / 2:  # a value most rows share marks nothing
+                    best |= {(i, col) for i in winners}
     return best
 
 
 def _cell(value) -> str:
-    return number(value) if isinstance(value, float) else str(value)
+    is_number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    return number(float(value)) if is_number else str(value)
 
 
 def _html_table(table: pd.DataFrame) -> str:
@@ -95,8 +99,8 @@ def _html_table(table: pd.DataFrame) -> str:
     head = "".join(f"<th>{html.escape(HEADERS.get(c, c))}</th>" for c in table.columns)
     rows = []
     for i, row in table.iterrows():
-        cells = "".join(f"<td{' class=best' if (i, c) in best else ''}>{html.escape(_cell(row[c]))}</td>"
-                        for c in table.columns)
+        cells = "".join(f"<td class='{'best' if (i, c) in best else ''}{' text' if _lead(row[c]) != _lead(row[c]) else ''}'>"
+                        f"{html.escape(_cell(row[c]))}</td>" for c in table.columns)
         rows.append(f"<tr>{cells}</tr>")
     return f"<div class=scroll><table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
 
