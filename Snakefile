@@ -1,5 +1,3 @@
-from pathlib import Path
-
 from snakemake.utils import min_version
 
 min_version("9.0")

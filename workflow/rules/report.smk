@@ -134,9 +134,9 @@ rule run_config:
     """The resolved configuration of this run (defaults filled in) as YAML, for the report's readers."""
     output:
         report(f"{RESULTS}/report/config.yaml", caption="../report/config.rst", category="Configuration"),
-    params:
-        config=config,
-    run:
-        import yaml
-
-        Path(output[0]).write_text(yaml.safe_dump(dict(params.config), sort_keys=False))
+    log:
+        f"{RESULTS}/logs/run_config.log",
+    conda:
+        "../envs/pipeline.yaml"
+    script:
+        "../scripts/run_config.py"
