@@ -81,8 +81,10 @@ def test_verdict_compares_at_equal_distinct_calls_with_intervals() -> None:
     best = verdict.loc[("modes_found", "best - best scratch")]
     assert (best["a"], best["b"], best["a_minus_b"]) == ("amortized", "scratch", 2.0)
     assert verdict.loc[("modes_found", "best - MCMC")]["a_minus_b"] == 4.0
-    top = verdict.loc[("top100_reward", "best - best scratch")]
-    assert top["a"] == "exact" and abs(top["a_minus_b"] - 0.3) < 1e-9
+    top = verdict.loc[("top100_reward", "best - best scratch")]  # chosen within the budget
+    assert top["a"] == "amortized" and abs(top["a_minus_b"] - 0.2) < 1e-9
+    own = verdict.loc[("top100_reward", "best at its own budget - best scratch")]  # the exact conversion, apart
+    assert own["a"] == "exact" and abs(own["a_minus_b"] - 0.3) < 1e-9 and own["a_calls"] == 500
 
 
 def test_an_undertrained_amortized_run_enters_at_its_own_budget() -> None:
