@@ -128,7 +128,8 @@ def finetune(job: dict[str, Any], seed: int, threads: int, pretrained: str | Non
     method.elapsed += time.perf_counter() - start
     checkpoint = Path(str(policy_out) + ".ckpt")
     labels = {"env": job["env"]["name"], "task": job["task"]["name"], "method": job["method"]["name"],
-              "kind": cls.kind, "pretrained": method.starts_from(job["method"].get("pretrained", "")) if cls.uses_pretrained else "",
+              "kind": cls.kind,
+              "pretrained": method.starts_from(job["method"].get("pretrained", "")) if cls.uses_pretrained else "",
               "seed": seed}
     curve = _label(method.run(checkpoint), **labels)
     task.oracle.save()

@@ -22,7 +22,7 @@ from pipeline_lib.methods.dqn import DQN, DQNSettings
 from pipeline_lib.methods.exact_conversion import ExactConversion, ExactSettings
 from pipeline_lib.methods.mcmc import MCMC, MCMCSettings
 from pipeline_lib.methods.scratch import Scratch, ScratchSettings
-from pipeline_lib.ocgfn.sources import CONTROL, GoalReaching, TrainedOCGFN
+from pipeline_lib.ocgfn.sources import TrainedOCGFN
 from pipeline_lib.ocgfn.tables import flow_tables, ocgfn_tables
 from pipeline_lib.tasks.task import Task
 

@@ -88,7 +88,7 @@ def test_control_has_no_flow_head(test_config: dict) -> None:
         flow_tables(task.env, task.graph, GoalReaching(task.env), "learned")
     test_config["finetune"]["methods"]["amortized_control"] = {"kind": "amortized", "pretrained": CONTROL,
                                                                "flow": "learned"}
-    with pytest.raises(ConfigError, match="finetune.methods.amortized_control.flow: learned reads the OC-GFN.s flow head"):
+    with pytest.raises(ConfigError, match="amortized_control.flow: learned reads the OC-GFN.s flow head"):
         method_config(test_config, "amortized_control", "grid6")
 
 

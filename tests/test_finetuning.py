@@ -11,7 +11,7 @@ import torch
 
 from pipeline_lib import io, plan
 from pipeline_lib.config import ConfigError, method_config
-from pipeline_lib.core.nets import OutcomeConditionedGFlowNet, OutcomeFree, masked_log_softmax
+from pipeline_lib.core.nets import OutcomeConditionedGFlowNet, OutcomeFree
 from pipeline_lib.domains import make_env
 from pipeline_lib.domains.sequence.env import Sequence
 from pipeline_lib.methods.amortized import Amortized, AmortizedSettings, AutoregressiveQ, later_transitions

@@ -109,7 +109,9 @@ def test_tiny_end_to_end(tmp_path: Path) -> None:
         assert (out / f"figures/grid6/{name}.png").stat().st_size > 10_000
     page = (out / "report/summary.html").read_text()
     assert "Equal budgets" in page and "id=verdict" in page and "grid6" in page
-    assert "method:" in (out / "report/config.yaml").read_text() or "methods:" in (out / "report/config.yaml").read_text()
+    resolved = yaml.safe_load((out / "report/config.yaml").read_text())
+    assert set(resolved["finetune"]["methods"]) == set(config["finetune"]["methods"])  # defaults filled in too
+    assert resolved["envs"]["grid6"]["tasks"] == config["envs"]["grid6"]["tasks"]
     # Every method runs on the grid (DQN, MCMC and random search included); every final sampler has an
     # empirical L1, and every method that ends with a policy its exact L1.
     assert evaluation["l1_empirical"].between(0, 2).all()

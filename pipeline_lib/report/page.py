@@ -12,8 +12,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline_lib.report.summary import (budget_table, evaluation_table, number, pretrain_table, sequence_table,
-                                         verdict_table)
+from pipeline_lib.report.summary import (
+    budget_table,
+    evaluation_table,
+    number,
+    pretrain_table,
+    sequence_table,
+    verdict_table,
+)
 
 # Which way is better, per column (the best value of each block of rows is marked); others are not marked.
 HIGHER = {"success_sample", "success_greedy", "modes_found", "modes_in_samples", "top100_reward", "top100_diversity",
@@ -44,7 +50,8 @@ h1{font-size:1.6em;margin-top:.8em}h2{border-bottom:2px solid #ddd;padding-botto
 nav{background:#f6f6f6;padding:.5em 1em;border-radius:6px}nav a{margin-right:1em}
 table{border-collapse:collapse;font-size:12px;margin:.5em 0 1.2em}td,th{border:1px solid #ccc;padding:2px 6px;
 text-align:right}th{background:#f0f0f0}td:first-child,th:first-child{text-align:left}td.best{font-weight:700;
-background:#e8f4e8}td.text{text-align:left}figure{margin:1em 0}figure img{max-width:100%;border:1px solid #eee}figcaption{font-size:12px;
+background:#e8f4e8}td.text{text-align:left}figure{margin:1em 0}figure img{max-width:100%;border:1px solid #eee}
+figcaption{font-size:12px;
 color:#555}.verdict li{margin:.3em 0}.note{font-size:12px;color:#555}.scroll{overflow-x:auto;max-width:100%}
 @media print{nav{display:none}h2{page-break-before:auto}figure,table{page-break-inside:avoid}}
 """
@@ -99,8 +106,11 @@ def _html_table(table: pd.DataFrame) -> str:
     head = "".join(f"<th>{html.escape(HEADERS.get(c, c))}</th>" for c in table.columns)
     rows = []
     for i, row in table.iterrows():
-        cells = "".join(f"<td class='{'best' if (i, c) in best else ''}{' text' if _lead(row[c]) != _lead(row[c]) else ''}'>"
-                        f"{html.escape(_cell(row[c]))}</td>" for c in table.columns)
+        cells = []
+        for c in table.columns:
+            classes = ("best " if (i, c) in best else "") + ("text" if pd.isna(_lead(row[c])) else "")
+            cells.append(f"<td class='{classes.strip()}'>{html.escape(_cell(row[c]))}</td>")
+        cells = "".join(cells)
         rows.append(f"<tr>{cells}</tr>")
     return f"<div class=scroll><table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
 
@@ -174,7 +184,8 @@ def summary_page(pretrain: pd.DataFrame, evaluation: pd.DataFrame, curves: pd.Da
          f"<p class=note>{len(adapted)} adapted domains, seeds {', '.join(map(str, seeds))}; software and device: "
          f"{html.escape(env_line)}. Intervals: 95% bootstrap percentile intervals over replicates (seeds, or tasks "
          f"x seeds), shown only where n &gt; 1; bold: the best value of a column within a domain and task.</p>"]
-    toc = [("verdict", "Verdict"), *[(f"env-{e}", e) for e in adapted], ("tables", "Tables"), ("figures", "All figures")]
+    toc = [("verdict", "Verdict"), *[(f"env-{e}", e) for e in adapted], ("tables", "Tables"),
+           ("figures", "All figures")]
     h.append("<nav>" + "".join(f"<a href='#{a}'>{html.escape(t)}</a>" for a, t in toc) + "</nav>")
     md = ["# Pre-training and adapting outcome-conditioned GFlowNets: results", "",
           f"{len(adapted)} adapted domains, seeds {', '.join(map(str, seeds))}; software and device: {env_line}.", ""]
@@ -185,7 +196,8 @@ def summary_page(pretrain: pd.DataFrame, evaluation: pd.DataFrame, curves: pd.Da
              "amortized run with fewer gradient steps than scratch by the budget enter at their own budget.</p>")
     md += ["## Verdict", ""]
     for env in adapted:
-        lines = verdict_lines(verdict, evaluation, env, headlines.get(env, "search")) or ["no comparison at a shared budget"]
+        lines = (verdict_lines(verdict, evaluation, env, headlines.get(env, "search"))
+                 or ["no comparison at a shared budget"])
         h.append(f"<h3>{html.escape(env)}</h3><ul class=verdict>"
                  + "".join(f"<li>{html.escape(line)}</li>" for line in lines) + "</ul>")
         md += [f"### {env}", "", *[f"- {line}" for line in lines], ""]

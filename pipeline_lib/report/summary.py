@@ -1,11 +1,6 @@
 """Result tables and the paper-style summary page, built only from the collected parquet tables."""
 from __future__ import annotations
 
-import base64
-import html
-import os
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
