@@ -100,10 +100,13 @@ def figures(config: dict[str, Any]) -> list[tuple[str, str, str]]:
 def headline_figure(config: dict[str, Any], env: str) -> str:
     """The figure a domain's section of the summary leads with: exact L1 where the domain says its target
     is the distribution (``env.headline``), else the search curves."""
+    from pipeline_lib.core.env import ENUMERABLE
+
     spec = config["envs"][env]
-    kinds = {kind for kind, e, _ in figures(config) if e == env}
-    wanted = getattr(make_env(spec["domain"], spec["params"]), "headline", "search")
-    return wanted if wanted in kinds else "search"
+    instance = make_env(spec["domain"], spec["params"])
+    wanted = getattr(instance, "headline", "search")
+    has_l1 = instance.capabilities()[ENUMERABLE] is None  # the condition under which figures() draws "l1"
+    return wanted if wanted == "search" or (wanted == "l1" and has_l1) else "search"
 
 
 def per_task_envs(config: dict[str, Any]) -> list[str]:

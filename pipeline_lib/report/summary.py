@@ -1,4 +1,4 @@
-"""Result tables and the paper-style summary page, built only from the collected parquet tables."""
+"""Result tables of the summary page (``report.page`` renders them), built only from the collected parquet tables."""
 from __future__ import annotations
 
 import numpy as np
