@@ -11,7 +11,7 @@ import torch
 
 from pipeline_lib.core.losses import OT_MODES
 from pipeline_lib.core.nets import CONDITIONING
-from pipeline_lib.domains import DOMAINS, check_params, make_env
+from pipeline_lib.domains import DOMAINS, check_params, domain_class, make_env
 from pipeline_lib.methods import METHODS, method_class
 from pipeline_lib.ocgfn.pretrain import PretrainConfig
 from pipeline_lib.ocgfn.sources import CONTROL
@@ -86,6 +86,11 @@ def pretrain_config(config: dict[str, Any], variant: str, env: str | None = None
     if cfg.conditioning not in CONDITIONING:
         raise ConfigError(f"pretrain.variants.{variant}.conditioning: expected one of {CONDITIONING}, "
                           f"got {cfg.conditioning!r}")
+    if env is not None and cfg.conditioning == "pairs":
+        domain = config["envs"][env]["domain"]
+        if not hasattr(domain_class(domain), "pair_features"):
+            raise ConfigError(f"envs.{env}.pretrain.conditioning: 'pairs' needs pair_features(states, outcomes) "
+                              f"on the {domain!r} environment, which has none; use 'product' or 'concat'")
     from pipeline_lib.ocgfn.gcrl import ALGORITHMS, HER
 
     for key, allowed in (("algorithm", ALGORITHMS), ("her", HER)):

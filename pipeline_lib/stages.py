@@ -92,9 +92,10 @@ def prepare_target(job: dict[str, Any], out: str) -> None:
     io.write_parquet(df, out, config=job, modes_total=-1 if modes.total is None else modes.total)
 
 
-def pretrain(job: dict[str, Any], seed: int, threads: int, model_out: str, metrics_out: str) -> None:
-    """Reward-free pre-training (``plan.pretrain_job``: the OC-GFN, or the GCRL baseline); resumes from ``model_out``.ckpt if a previous
-    run was killed."""
+def pretrain(job: dict[str, Any], seed: int, threads: int, model_out: str, metrics_out: str, bands_out: str) -> None:
+    """Reward-free pre-training (``plan.pretrain_job``: the OC-GFN, or the GCRL baseline); resumes from
+    ``model_out``.ckpt if a previous run was killed. ``bands_out``: success and the explorer's, the goals' and
+    the evaluation outcomes' shares per level (length) band at every evaluation."""
     set_threads(threads)
     device = select_device(job["device"])
     cfg = PretrainConfig(**job["settings"])
@@ -107,6 +108,8 @@ def pretrain(job: dict[str, Any], seed: int, threads: int, model_out: str, metri
     io.save_checkpoint({"config": dataclasses.asdict(cfg), "env": job["env"],
                         "state_dict": trainer.model.state_dict()}, model_out)
     io.write_parquet(df, metrics_out, seed=seed, config=dataclasses.asdict(cfg), device=str(device))
+    bands = _label(trainer.band_table(), env=job["env"]["name"], variant=job["variant"], seed=seed)
+    io.write_parquet(bands, bands_out, seed=seed)
     checkpoint.unlink(missing_ok=True)
 
 

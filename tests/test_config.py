@@ -33,7 +33,7 @@ def load_config(name: str) -> dict:
 
 
 @pytest.mark.parametrize("name", ["config.yaml", "test.yaml", "paper.yaml", "seqtest.yaml", "tfbind30.yaml",
-                                  "byo_molecule.yaml", "molecules.yaml", "grid32.yaml"])
+                                  "byo_molecule.yaml", "molecules.yaml", "grid32.yaml", "conditioning.yaml"])
 def test_shipped_configs_validate_and_check(name: str) -> None:
     config = load_config(name)
     check(config)

@@ -97,7 +97,7 @@ def test_gcrl_resume_is_exact(tmp_path: Path) -> None:
     part.steps = 3
     part.run(tmp_path / "b.ckpt")
     resumed = GCRLPretrainer(env, cfg, 1, CPU).run(tmp_path / "b.ckpt")
-    pd.testing.assert_frame_equal(resumed, full)
+    pd.testing.assert_frame_equal(resumed.drop(columns="seconds"), full.drop(columns="seconds"))  # wall-clock aside
 
 
 def test_gcrl_policy_enters_the_same_adaptation(tmp_path: Path) -> None:

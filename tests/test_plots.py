@@ -59,3 +59,25 @@ def test_curve_figures_draw_only_the_panels_with_data(tmp_path: Path) -> None:
     assert (tmp_path / "s.png").stat().st_size > 10_000 and (tmp_path / "none.png").exists()
     wider = plots.method_palette(["scratch", "exact", "other"])
     assert wider["scratch"] == palette["scratch"] and wider["exact"] == palette["exact"] != palette["scratch"]
+
+
+def test_pretraining_figures_from_a_real_run(tmp_path: Path) -> None:
+    """The pre-training figures of one domain from a short run's own tables: success vs steps and vs seconds,
+    and the per-length-band panels; a domain without rows gets the placeholder (0 panels)."""
+    import torch
+
+    from pipeline_lib.domains.sequence.env import Sequence
+    from pipeline_lib.ocgfn.pretrain import PretrainConfig, Pretrainer
+
+    env = Sequence("ACGT", 6, min_length=2)
+    cfg = PretrainConfig(steps=4, batch_size=16, hidden=16, layers=1, rnd_hidden=16, rnd_dim=8, eval_every=2,
+                         eval_outcomes=64, conditioning="pairs", random_goals=0.5)
+    trainer = Pretrainer(env, cfg, seed=0, device=torch.device("cpu"))
+    metrics = trainer.run(None).assign(env="seq", variant="full", seed=0)
+    bands = trainer.band_table().assign(env="seq", variant="full", seed=0)
+    assert plots.pretrain_success(metrics, "seq", tmp_path / "s.png") == 2
+    assert plots.pretrain_lengths(bands, "seq", tmp_path / "l.png") == 3
+    assert plots.pretrain_lengths(bands, "other", tmp_path / "e.png") == 0
+    assert plots.pretrain_success(metrics.drop(columns="seconds"), "seq", tmp_path / "old.png") == 1
+    for name in ("s.png", "l.png", "e.png", "old.png"):
+        assert (tmp_path / name).stat().st_size > 1000

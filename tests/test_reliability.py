@@ -31,10 +31,11 @@ def test_same_seed_gives_identical_parquet(test_config: dict, tmp_path: Path) ->
     for run in ("a", "b"):
         d = tmp_path / run
         stages.pretrain(plan.pretrain_job(test_config, "grid6", "full"), 3, 1, str(d / "model.pt"),
-                        str(d / "pretrain.parquet"))
+                        str(d / "pretrain.parquet"), str(d / "bands.parquet"))
         _finetune(test_config, "amortized", d, str(d / "model.pt"))
         _finetune(test_config, "scratch", d, None)
-    _same_tables(tmp_path / "a" / "pretrain.parquet", tmp_path / "b" / "pretrain.parquet")
+    _same_tables(tmp_path / "a" / "pretrain.parquet", tmp_path / "b" / "pretrain.parquet", drop=("seconds",))
+    _same_tables(tmp_path / "a" / "bands.parquet", tmp_path / "b" / "bands.parquet")
     for method in ("amortized", "scratch"):
         # curves carry wall-clock seconds; everything else, samples and final metrics are identical
         _same_tables(tmp_path / "a" / f"{method}.curve.parquet", tmp_path / "b" / f"{method}.curve.parquet",
@@ -51,7 +52,8 @@ def test_same_seed_gives_identical_parquet(test_config: dict, tmp_path: Path) ->
 
 def _pretrain_job(config: dict, out: Path) -> subprocess.Popen:
     code = ("import json, sys; from pipeline_lib import stages; job = json.loads(sys.argv[1]); "
-            "stages.pretrain(job, 0, 1, sys.argv[2] + '/model.pt', sys.argv[2] + '/metrics.parquet')")
+            "stages.pretrain(job, 0, 1, sys.argv[2] + '/model.pt', sys.argv[2] + '/metrics.parquet', "
+            "sys.argv[2] + '/bands.parquet')")
     job = plan.pretrain_job(config, "grid6", "full")
     return subprocess.Popen([sys.executable, "-c", code, json.dumps(job), str(out)])
 
@@ -75,5 +77,6 @@ def test_killed_job_resumes_to_the_same_result(test_config: dict, tmp_path: Path
     assert 0 < step < 150
 
     assert _pretrain_job(test_config, killed).wait(timeout=300) == 0
-    _same_tables(ref / "metrics.parquet", killed / "metrics.parquet")
+    _same_tables(ref / "metrics.parquet", killed / "metrics.parquet", drop=("seconds",))
+    _same_tables(ref / "bands.parquet", killed / "bands.parquet")  # the band rows resume with the checkpoint
     assert not checkpoint.exists()  # removed once the final outputs are written

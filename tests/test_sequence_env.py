@@ -17,9 +17,9 @@ from pipeline_lib.domains import make_env
 from pipeline_lib.domains.sequence.env import Sequence
 from pipeline_lib.methods import exact_conversion
 from pipeline_lib.methods.exact_conversion import ExactConversion, ExactSettings, tree_conversion
+from pipeline_lib.ocgfn.sources import TrainedOCGFN
 from pipeline_lib.ocgfn.tables import flow_tables, reachability
 from pipeline_lib.tasks.task import Task
-from pipeline_lib.ocgfn.sources import TrainedOCGFN
 
 D = torch.float64
 

@@ -24,12 +24,12 @@ from pipeline_lib.methods.amortized import Amortized, AutoregressiveQ
 from pipeline_lib.methods.dqn import DQN, ReplayBuffer
 from pipeline_lib.methods.mcmc import MCMC
 from pipeline_lib.methods.scratch import Scratch
+from pipeline_lib.ocgfn.sources import TrainedOCGFN
 from pipeline_lib.ocgfn.tables import path_log_probs
 from pipeline_lib.tasks.metrics import sample_summary
 from pipeline_lib.tasks.modes import ExactModes, ReferenceModes, ThresholdModes, local_optima, make_modes
 from pipeline_lib.tasks.oracle import Oracle
 from pipeline_lib.tasks.task import Task
-from pipeline_lib.ocgfn.sources import TrainedOCGFN
 
 CPU = torch.device("cpu")
 CURVE_COLUMNS = ["step", "trajectories", "transitions", "reward_calls", "unique_reward_calls", "modes_found",

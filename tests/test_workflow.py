@@ -23,7 +23,7 @@ def snakemake(*args: str, cwd: Path = ROOT, env: dict | None = None) -> subproce
 
 @pytest.mark.parametrize("configfile", ["config/config.yaml", "config/paper.yaml", "config/test.yaml",
                                         "config/seqtest.yaml", "config/tfbind30.yaml", "config/byo_molecule.yaml",
-                                        "config/molecules.yaml"])
+                                        "config/molecules.yaml", "config/conditioning.yaml"])
 def test_dry_run(configfile: str) -> None:
     result = snakemake("-n", "--forceall", "--cores", "2", "--configfile", configfile)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -189,3 +189,8 @@ def test_sequence_end_to_end(tmp_path: Path) -> None:
     assert tf8["l1_empirical"].notna().all()  # every method on an enumerable space, MCMC included
     assert tf8.drop(index="mcmc")["l1"].notna().all() and tf8.loc["exact", "l1"] < tf8.loc["dqn", "l1"]
     assert list((tmp_path / "resources/cache").glob("rna_binding.parquet"))  # the RNA oracle's cache persisted
+    pa = evaluation[evaluation["env"] == "bits8_pa"].set_index("method")
+    assert pa.loc["exact_control", "l1"] < 1e-4  # the sparse conversion of the control is exact on the DAG
+    bands = pd.read_parquet(out / "tables/pretrain_bands.parquet")
+    assert set(bands["env"]) == set(config["envs"]) and bands["success_sample"].between(0, 1).all()
+    assert (out / "figures/mol8/pretrain_lengths.png").stat().st_size > 10_000

@@ -22,7 +22,8 @@ TREE = "tree"  # one trajectory per object: path(); tree conversion, autoregress
 LOCAL_MOVES = "local_moves"  # propose(): a local proposal with its Hastings correction (MCMC)
 NEIGHBOURS = "neighbours"  # neighbours(): single-site substitutions (local-optimum modes)
 MOLECULES = "molecules"  # smiles(): canonical SMILES (Tanimoto modes, RDKit metrics)
-CAPABILITIES = (ENUMERABLE, TREE, LOCAL_MOVES, NEIGHBOURS, MOLECULES)
+ANCESTORS = "ancestors"  # ancestors(): the states that can still produce each outcome (sparse exact conversion)
+CAPABILITIES = (ENUMERABLE, TREE, LOCAL_MOVES, NEIGHBOURS, MOLECULES, ANCESTORS)
 
 
 @runtime_checkable

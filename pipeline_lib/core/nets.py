@@ -6,7 +6,7 @@ import copy
 import torch
 from torch import nn
 
-CONDITIONING = ("concat", "product")
+CONDITIONING = ("concat", "product", "pairs")
 NEG_INF = -1e9  # finite "minus infinity" so masked log-softmax never produces NaN gradients
 
 
@@ -49,41 +49,64 @@ class OutcomeConditionedGFlowNet(nn.Module):
 
     The outcome has its own embedding, concatenated with the state embedding (method.md 2);
     ``conditioning='product'`` also feeds their elementwise product, a bilinear term that lets the
-    trunk read "the outcome's token at the state's next position" directly (sequences) [choice].
+    trunk read "the outcome's token at the state's next position" directly where length x alphabet is
+    small [choice]; ``'pairs'`` adds an embedding of the environment's pair features of (s, y) (where s
+    sits inside y, ``env.pair_features``), which a flat pair of one-hots cannot learn on long sequences
+    and on prepend-or-append generation (method.md 8).
     log F(s0|y) is fixed to 0 because sum_x R(x|y) = 1, so F(s|y) is a visit probability.
     """
 
     def __init__(self, feature_dim: int, n_actions: int, n_back: int, hidden: int, layers: int,
-                 learn_pb: bool, conditioning: str = "concat") -> None:
+                 learn_pb: bool, conditioning: str = "concat", pair_dim: int = 0) -> None:
         super().__init__()
         if conditioning not in CONDITIONING:
             raise ValueError(f"conditioning: expected one of {CONDITIONING}, got {conditioning!r}")
+        if (conditioning == "pairs") != (pair_dim > 0):
+            raise ValueError(f"conditioning {conditioning!r} with pair_dim={pair_dim}: pair features are "
+                             "given exactly when conditioning is 'pairs'")
         self.n_actions, self.n_back, self.learn_pb = n_actions, n_back, learn_pb
         self.arch = {"feature_dim": feature_dim, "n_actions": n_actions, "n_back": n_back, "hidden": hidden,
-                     "layers": layers, "learn_pb": learn_pb, "conditioning": conditioning}  # to build its twin
-        self.product = conditioning == "product"
+                     "layers": layers, "learn_pb": learn_pb, "conditioning": conditioning,
+                     "pair_dim": pair_dim}  # to build its twin
+        self.product = conditioning in ("product", "pairs")
+        self.pair_dim = pair_dim
         self.embed_state = nn.Sequential(nn.Linear(feature_dim, hidden), nn.LeakyReLU())
         self.embed_outcome = nn.Sequential(nn.Linear(feature_dim, hidden), nn.LeakyReLU())
-        width = (3 if self.product else 2) * hidden
+        self.embed_pair = nn.Sequential(nn.Linear(pair_dim, hidden), nn.LeakyReLU()) if pair_dim else None
+        width = (2 + self.product + bool(pair_dim)) * hidden
         self.trunk = mlp(width, hidden, layers, 1 + n_actions + (n_back if learn_pb else 0))
 
-    def forward(self, state_feats: torch.Tensor, outcome_feats: torch.Tensor, initial: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    def forward(self, state_feats: torch.Tensor, outcome_feats: torch.Tensor, initial: torch.Tensor,
+                pair_feats: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         es, eo = self.embed_state(state_feats), self.embed_outcome(outcome_feats)
-        h = torch.cat([es, eo, es * eo] if self.product else [es, eo], dim=-1)
-        out = self.trunk(h)
+        parts = [es, eo, es * eo] if self.product else [es, eo]
+        if self.embed_pair is not None:
+            parts.append(self.embed_pair(pair_feats))
+        out = self.trunk(torch.cat(parts, dim=-1))
         log_flow = out[:, 0].masked_fill(initial, 0.0)
         pb = out[:, 1 + self.n_actions:] if self.learn_pb else None
         return log_flow, out[:, 1:1 + self.n_actions], pb
+
+
+def oc_inputs(env, model: nn.Module, states: torch.Tensor, outcomes: torch.Tensor,
+              outcome_feats: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
+    """The inputs of an OC-GFN (or of a wrapper with its ``pair_dim``) for (states, outcomes) rows: the one
+    place that featurises them, so every caller conditions the same way. ``outcome_feats``: precomputed."""
+    feats = (env.featurize(states), env.featurize(outcomes) if outcome_feats is None else outcome_feats,
+             env.is_initial(states))
+    return (*feats, env.pair_features(states, outcomes)) if getattr(model, "pair_dim", 0) else feats
 
 
 class OutcomeFree(nn.Module):
     """An unconditional GFlowNet made of an OC-GFN's networks, for fine-tuning its weights on a reward:
     the outcome input becomes one learned embedding (initialised from ``outcome_embedding``, e.g. the
     mean over outcomes) and log F gains a learned offset log Z, since the OC-GFN's F(s0|y) is 1 while an
-    unconditional F(s0) is Z. Same outputs as ``GFlowNet``; the OC-GFN itself is copied, never changed."""
+    unconditional F(s0) is Z. A pair-conditioned model's pair input, which needs y, becomes a learned vector
+    too (``pair_embedding``, e.g. the mean at s0). Same outputs as ``GFlowNet``; the OC-GFN itself is
+    copied, never changed."""
 
-    def __init__(self, model: OutcomeConditionedGFlowNet, outcome_embedding: torch.Tensor) -> None:
+    def __init__(self, model: OutcomeConditionedGFlowNet, outcome_embedding: torch.Tensor,
+                 pair_embedding: torch.Tensor | None = None) -> None:
         super().__init__()
         self.n_actions, self.n_back, self.learn_pb, self.product = (model.n_actions, model.n_back,
                                                                     model.learn_pb, model.product)
@@ -91,11 +114,17 @@ class OutcomeFree(nn.Module):
         self.trunk = copy.deepcopy(model.trunk).requires_grad_(True)
         self.outcome = nn.Parameter(outcome_embedding.detach().clone())
         self.log_z = nn.Parameter(torch.zeros((), device=outcome_embedding.device))
+        if (pair_embedding is None) != (model.embed_pair is None):
+            raise ValueError("pair_embedding: expected one exactly when the model is pair-conditioned")
+        self.pair = None if pair_embedding is None else nn.Parameter(pair_embedding.detach().clone())
 
     def forward(self, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         es = self.embed_state(feats)
         eo = self.outcome.expand_as(es)
-        out = self.trunk(torch.cat([es, eo, es * eo] if self.product else [es, eo], dim=-1))
+        parts = [es, eo, es * eo] if self.product else [es, eo]
+        if self.pair is not None:
+            parts.append(self.pair.expand_as(es))
+        out = self.trunk(torch.cat(parts, dim=-1))
         pb = out[:, 1 + self.n_actions:] if self.learn_pb else None
         return out[:, 0] + self.log_z, out[:, 1:1 + self.n_actions], pb
 

@@ -101,7 +101,8 @@ class Trainer:
             if self.evaluation_due():
                 self.rows.append(self._evaluate(losses, checkpoint))
                 shown = {k: round(v, 4) for k, v in self.rows[-1].items() if isinstance(v, float)}
-                log.info("%s step %d/%d (%.0f s) %s", self.name, self.step, self.steps, self.elapsed, shown)
+                log.info("%s step %d/%d (%.0f s, %.2f steps/s) %s", self.name, self.step, self.steps, self.elapsed,
+                         self.step / max(self.elapsed, 1e-9), shown)
             if checkpoint is not None and self.step % self.checkpoint_every == 0:
                 io.save_checkpoint(self.state_dict(), checkpoint)
                 self.on_checkpoint()

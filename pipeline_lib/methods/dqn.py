@@ -13,7 +13,6 @@ from pipeline_lib.core.nets import NEG_INF, mlp
 from pipeline_lib.core.rollout import rollout
 from pipeline_lib.methods.base import Method, NetworkSettings, mixed_table
 
-
 REWARD_SCALES = ("log", "rank", "raw")
 
 

@@ -4,6 +4,9 @@ table over every state, with one reward call per outcome and no training.
 How the sum is taken is chosen by capability:
 - on a tree, the outcomes reachable through (s, a) are those whose one path passes there, so the sum
   is a scatter over (outcome, depth) pairs: |Y| x depth model evaluations (``tree_conversion``);
+- on a DAG that lists each outcome's ancestors (the states that can still produce it, e.g. the
+  substrings of y for prepend-or-append sequences), the same scatter over (outcome, ancestor) pairs,
+  F(s|y) by DP over each outcome's sub-DAG (``sparse_conversion``);
 - on any other enumerable space, a dense sum over outcomes reachable from each child, with the
   OC-GFN's tables over every (state, outcome) pair (``core.exact.converted_policy``).
 """
@@ -13,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-from pipeline_lib.core.env import ENUMERABLE, TREE, missing
+from pipeline_lib.core.env import ANCESTORS, ENUMERABLE, TREE, missing
 from pipeline_lib.core.exact import converted_policy
 from pipeline_lib.core.nets import NEG_INF, masked_log_softmax
 from pipeline_lib.methods.base import Method
@@ -54,13 +57,63 @@ def tree_conversion(env, source, log_r: torch.Tensor, flow: str,
         idx.append(env.index(prefix))
         act.append(action)
         weight.append(log_r[lo:lo + chunk][b] + terms)
-    idx, act, weight = torch.cat(idx), torch.cat(act), torch.cat(weight)
-    flat = idx * env.n_actions + act
-    table = torch.full((env.n_states * env.n_actions,), NEG_INF, device=ys.device)
+    return _table(env, torch.cat(idx) * env.n_actions + torch.cat(act), torch.cat(weight))
+
+
+def _table(env, flat: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """The converted log-policy [S, A] from log-weights of (state, action) entries ``flat`` = s * A + a:
+    log-sum-exp per entry, normalised over the valid actions that have any weight."""
+    table = torch.full((env.n_states * env.n_actions,), NEG_INF, device=weight.device)
     table = table.scatter_reduce(0, flat, weight, reduce="amax")
     total = torch.zeros_like(table).index_add(0, flat, (weight - table[flat]).exp())
     table = torch.where(total > 0, table + total.clamp(min=1e-30).log(), table).view(env.n_states, env.n_actions)
     return masked_log_softmax(table, env.forward_mask(env.all_states()) & (table > NEG_INF / 2))
+
+
+@torch.no_grad()
+def sparse_conversion(env, source, log_r: torch.Tensor, flow: str, chunk: int = 2048) -> torch.Tensor:
+    """The converted table [S, A] on an enumerable DAG that lists each outcome's ancestors: per outcome y,
+    the source at every state that can still produce y, F(s|y) the visit probability of the y-conditioned
+    policy by DP over y's sub-DAG (``flow='policy'``; a move that leaves the sub-DAG loses its mass, which
+    never reaches y) or the flow head (``'learned'``), and R(y) F(s|y) P_F(a|s,y) summed over the y whose
+    sub-DAG holds the move (the child for a move, s = y for stop). ``log_r`` is [Y] over terminal_states()."""
+    reason = missing(env, (ANCESTORS, ENUMERABLE))
+    if reason:
+        raise ValueError(f"sparse_conversion {reason}")
+    check_flow(source, flow)
+    ys, n_states, n_act = env.terminal_states(), env.n_states, env.n_actions
+    flats, weights = [], []
+    for lo in range(0, len(ys), chunk):
+        y = ys[lo:lo + chunk]
+        b, s = env.ancestors(y)  # sorted by (b, index)
+        idx = env.index(s)
+        key = b * n_states + idx
+        mask = env.forward_mask(s)
+        log_f, logits = source(s, y[b])
+        log_pf = masked_log_softmax(logits, mask)
+        child = torch.full(mask.shape, -1, dtype=torch.long, device=s.device)  # entry of each move's child
+        for a in range(n_act):
+            rows = mask[:, a].nonzero(as_tuple=True)[0]
+            if a == env.stop or not len(rows):
+                continue
+            target = b[rows] * n_states + env.index(env.step(s[rows], torch.full_like(rows, a)))
+            pos = torch.searchsorted(key, target).clamp(max=len(key) - 1)
+            hit = key[pos] == target
+            child[rows[hit], a] = pos[hit]
+        if flow == "policy":
+            visit = (env.level(s) == 0).to(log_pf.dtype)  # s0, once per outcome
+            level = env.level(s)
+            for depth in level.unique(sorted=True).tolist():
+                src, act = (child[level == depth] >= 0).nonzero(as_tuple=True)
+                src = (level == depth).nonzero(as_tuple=True)[0][src]
+                visit.index_add_(0, child[src, act], visit[src] * log_pf[src, act].exp())
+            log_f = visit.clamp(min=1e-30).log()
+        keep = child >= 0
+        keep[:, env.stop] = env.same(s, y[b]) & mask[:, env.stop]
+        r, a = keep.nonzero(as_tuple=True)
+        flats.append(idx[r] * n_act + a)
+        weights.append(log_r[lo:lo + chunk][b[r]] + log_f[r] + log_pf[r, a])
+    return _table(env, torch.cat(flats), torch.cat(weights))
 
 
 @torch.no_grad()
@@ -86,11 +139,12 @@ class ExactConversion(Method):
         if settings.flow not in FLOW_SOURCES:
             return f"takes flow in {FLOW_SOURCES}, got {settings.flow!r}"
         reason = super().unsupported(env, settings)
-        if reason or env.capabilities()[TREE] is None:
+        if reason or env.capabilities()[TREE] is None or env.capabilities()[ANCESTORS] is None:
             return reason
         entries = env.n_states ** 2 * env.n_actions
         if entries > MAX_DENSE:
-            return (f"needs a tree, or a dense [S, Y, A] table within {MAX_DENSE} entries; this space has "
+            return (f"needs a tree, listed ancestors, or a dense [S, Y, A] table within {MAX_DENSE} entries; "
+                    f"this space has "
                     f"{env.n_states} states ({entries} entries)")
         return None
 
@@ -99,6 +153,8 @@ class ExactConversion(Method):
         log_r = task.log_reward(self.env.terminal_states())  # every outcome is queried once: |Y| reward calls
         if self.env.capabilities()[TREE] is None:
             self.log_pf = tree_conversion(self.env, pretrained, log_r, settings.flow)
+        elif self.env.capabilities()[ANCESTORS] is None:
+            self.log_pf = sparse_conversion(self.env, pretrained, log_r, settings.flow)
         else:
             self.log_pf = dense_conversion(task, pretrained, log_r, settings.flow)
 

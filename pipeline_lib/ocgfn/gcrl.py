@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from pipeline_lib.core.nets import masked_log_softmax
+from pipeline_lib.core.nets import masked_log_softmax, oc_inputs
 from pipeline_lib.core.rollout import Trajectories, rollout
 from pipeline_lib.ocgfn.pretrain import OCGFNPolicy, PretrainConfig, Pretrainer
 
@@ -66,10 +66,10 @@ class Boltzmann(torch.nn.Module):
 
     def __init__(self, model: torch.nn.Module, temperature: float) -> None:
         super().__init__()
-        self.model, self.temperature = model, temperature
+        self.model, self.temperature, self.pair_dim = model, temperature, model.pair_dim
 
-    def forward(self, state_feats: torch.Tensor, outcome_feats: torch.Tensor, initial: torch.Tensor):
-        log_f, q, pb = self.model(state_feats, outcome_feats, initial)
+    def forward(self, *inputs: torch.Tensor):
+        log_f, q, pb = self.model(*inputs)
         return log_f, q / self.temperature, pb
 
 
@@ -92,7 +92,7 @@ class GCRLPretrainer(Pretrainer):
     def learn(self, positives: Trajectories) -> dict[str, float]:
         env, cfg = self.env, self.cfg
         self._schedule_lr()
-        goals = positives.terminals
+        goals = self.goals(positives.terminals)
         episodes = rollout(env, OCGFNPolicy(env, self.sampler(), goals), len(goals), cfg.explorer_epsilon,
                            generator=self.gen)
         self._remember(episodes, goals)
@@ -128,16 +128,17 @@ class GCRLPretrainer(Pretrainer):
     def _update(self, batch: dict[str, torch.Tensor]) -> float:
         """One double-DQN step: the online network picks the next action, the target network values it."""
         env, cfg = self.env, self.cfg
-        goal_feats = env.featurize(batch["goal"])
+        goal = batch["goal"]
+        goal_feats = env.featurize(goal)
         with torch.no_grad():
             nxt = batch["next_state"]
-            feats, initial, mask = env.featurize(nxt), env.is_initial(nxt), env.forward_mask(nxt)
-            online = self.model(feats, goal_feats, initial)[1]
-            pick = masked_log_softmax(online, mask).argmax(-1, keepdim=True)
-            value = self.target(feats, goal_feats, initial)[1].gather(1, pick)[:, 0]
+            inputs = oc_inputs(env, self.model, nxt, goal, goal_feats)
+            online = self.model(*inputs)[1]
+            pick = masked_log_softmax(online, env.forward_mask(nxt)).argmax(-1, keepdim=True)
+            value = self.target(*inputs)[1].gather(1, pick)[:, 0]
             target = batch["reward"] + cfg.gamma * (~batch["done"]).float() * value
         s = batch["state"]
-        q = self.model(env.featurize(s), goal_feats, env.is_initial(s))[1].gather(1, batch["action"][:, None])[:, 0]
+        q = self.model(*oc_inputs(env, self.model, s, goal, goal_feats))[1].gather(1, batch["action"][:, None])[:, 0]
         loss = torch.nn.functional.smooth_l1_loss(q, target)
         self.opt.zero_grad()
         loss.backward()

@@ -12,7 +12,14 @@ import torch
 from pipeline_lib import io
 from pipeline_lib.core.env import ENUMERABLE
 from pipeline_lib.core.losses import masked_mse, outcome_teleportation
-from pipeline_lib.core.nets import RND, GFlowNet, OutcomeConditionedGFlowNet, OutcomeFree, masked_log_softmax
+from pipeline_lib.core.nets import (
+    RND,
+    GFlowNet,
+    OutcomeConditionedGFlowNet,
+    OutcomeFree,
+    masked_log_softmax,
+    oc_inputs,
+)
 from pipeline_lib.core.rollout import Trajectories, rollout
 from pipeline_lib.core.training import Trainer
 from pipeline_lib.core.transitions import TransitionTerms, db_loss, db_rollout, transition_terms
@@ -33,6 +40,10 @@ class PretrainConfig:
     conditioning: str = "concat"  # concat | product: how the OC-GFN combines state and outcome
     ot: str = "reachable"  # literal | reachable | off
     contrastive: bool = True
+    # fraction of the on-policy rollouts' goals drawn by env.random_outcomes (uniform lengths on sequences)
+    # instead of the explorer's outcomes, whose lengths pile up at the maximum (method.md 8)
+    random_goals: float = 0.0
+    relabel_own: bool = False  # hindsight relabelling of the OC-GFN's own rollouts too (y := the object reached)
     log_eps_fail: float = -10.0
     negative_epsilon: float = 0.0
     explorer_lr: float = 1e-3
@@ -64,7 +75,7 @@ class OCGFNPolicy:
         self.outcome_feats = env.featurize(outcomes)
 
     def flows(self, states: torch.Tensor, rows: torch.Tensor):
-        return self.model(self.env.featurize(states), self.outcome_feats[rows], self.env.is_initial(states))
+        return self.model(*oc_inputs(self.env, self.model, states, self.outcomes[rows], self.outcome_feats[rows]))
 
     def __call__(self, states: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         _, logits, _ = self.flows(states, rows)
@@ -89,15 +100,33 @@ def ocgfn_loss(env, terms: TransitionTerms, terminals: torch.Tensor, outcomes: t
 
 
 @torch.no_grad()
-def success_rate(env, model: OutcomeConditionedGFlowNet, outcomes: torch.Tensor, greedy: bool,
-                 generator: torch.Generator | None, chunk: int = 4096) -> float:
-    """Fraction of outcomes y for which the y-conditioned sampler ends exactly at y (method.md 2.4)."""
-    hits = 0
+def reached(env, model: OutcomeConditionedGFlowNet, outcomes: torch.Tensor, greedy: bool,
+            generator: torch.Generator | None, chunk: int = 4096) -> torch.Tensor:
+    """Bool [Y]: whether the y-conditioned sampler (unmasked by any reachability test) ends exactly at y."""
+    hits = []
     for lo in range(0, len(outcomes), chunk):
         y = outcomes[lo:lo + chunk]
         traj = rollout(env, OCGFNPolicy(env, model, y), len(y), greedy=greedy, generator=generator)
-        hits += int(env.same(traj.terminals, y).sum())
-    return hits / len(outcomes)
+        hits.append(env.same(traj.terminals, y))
+    return torch.cat(hits) if hits else torch.zeros(0, dtype=torch.bool)
+
+
+def success_rate(env, model: OutcomeConditionedGFlowNet, outcomes: torch.Tensor, greedy: bool,
+                 generator: torch.Generator | None, chunk: int = 4096) -> float:
+    """Fraction of outcomes y for which the y-conditioned sampler ends exactly at y (method.md 2.4)."""
+    return reached(env, model, outcomes, greedy, generator, chunk).float().mean().item()
+
+
+MAX_BANDS = 5
+
+
+def level_bands(max_level: int, min_level: int = 0) -> list[tuple[int, int]]:
+    """At most MAX_BANDS contiguous (low, high) level ranges covering [min_level, max_level], as equal as
+    integers allow (one band per level where there are few levels)."""
+    levels = list(range(min_level, max_level + 1))
+    n = min(MAX_BANDS, len(levels))
+    cuts = [round(i * len(levels) / n) for i in range(n + 1)]
+    return [(levels[cuts[i]], levels[cuts[i + 1] - 1]) for i in range(n)]
 
 
 def evaluation_outcomes(env, n: int, generator: torch.Generator) -> torch.Tensor:
@@ -114,7 +143,8 @@ class Pretrainer(Trainer):
     """Holds the explorer, RND and OC-GFN with their optimisers; checkpointable and resumable."""
 
     name = "pretrain"
-    stateful = ("model", "explorer", "rnd", "opt", "explorer_opt", "rnd_opt", "seen", "transitions")
+    stateful = ("model", "explorer", "rnd", "opt", "explorer_opt", "rnd_opt", "seen", "transitions",
+                "explorer_levels", "goal_levels", "band_rows")
 
     def __init__(self, env, cfg: PretrainConfig, seed: int, device: torch.device) -> None:
         super().__init__()
@@ -122,8 +152,8 @@ class Pretrainer(Trainer):
         self.env, self.cfg, self.seed, self.device = env, cfg, seed, device
         self.gen = seed_everything(seed, device)
         f, a, nb = env.feature_dim, env.n_actions, env.n_backward_actions
-        self.model = OutcomeConditionedGFlowNet(f, a, nb, cfg.hidden, cfg.layers, cfg.learn_pb,
-                                                cfg.conditioning).to(device)
+        self.model = OutcomeConditionedGFlowNet(f, a, nb, cfg.hidden, cfg.layers, cfg.learn_pb, cfg.conditioning,
+                                                pair_dim(env, cfg.conditioning)).to(device)
         self.explorer = GFlowNet(f, a, nb, cfg.hidden, cfg.layers, cfg.learn_pb).to(device)
         self.rnd = RND(f, cfg.rnd_hidden, cfg.rnd_dim).to(device)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
@@ -133,6 +163,14 @@ class Pretrainer(Trainer):
         self.seen = torch.zeros(env.n_states if enumerable else 0, dtype=torch.bool, device=device)
         self.transitions = 0
         self.eval_outcomes = evaluation_outcomes(env, cfg.eval_outcomes, torch.Generator(device).manual_seed(seed))
+        if not 0.0 <= cfg.random_goals <= 1.0:
+            raise ValueError(f"random_goals: expected a fraction in [0, 1], got {cfg.random_goals}")
+        # how many explorer outcomes / on-policy goals had each level, against the evaluation outcomes
+        self.explorer_levels = torch.zeros(env.max_length + 1, dtype=torch.long, device=device)
+        self.goal_levels = torch.zeros_like(self.explorer_levels)
+        self.eval_levels = env.level(self.eval_outcomes)
+        self.bands = level_bands(int(self.eval_levels.max()), int(self.eval_levels.min()))
+        self.band_rows: list[dict[str, Any]] = []
 
     def train_step(self) -> dict[str, float]:
         """One iteration of method.md 2.2: explore, relabel, roll out on-policy, update both."""
@@ -157,6 +195,7 @@ class Pretrainer(Trainer):
         self.rnd_opt.step()
         if len(self.seen):
             self.seen[env.index(positives.terminals)] = True
+        self.explorer_levels += torch.bincount(env.level(positives.terminals), minlength=len(self.explorer_levels))
         return positives, {"explorer_loss": explorer_loss.item(), "rnd_loss": rnd_loss.item()}
 
     def learn(self, positives: Trajectories) -> dict[str, float]:
@@ -165,22 +204,38 @@ class Pretrainer(Trainer):
         env, cfg = self.env, self.cfg
         self._schedule_lr()
         outcomes = positives.terminals  # hindsight relabelling: y := x(tau+)
-        # Sampling runs without autograd; the loss then takes one forward pass over the states of both
-        # sets (contrastive: the explorer's trajectories too), which at the small batches pre-training
-        # uses costs less than keeping a graph per rollout step (benchmarks/throughput.py measures it).
-        # One conditioned view serves both: rows 0..n-1 of ``y`` are the outcomes the rollout reaches for.
-        n_sets = 2 if cfg.contrastive else 1
-        y = outcomes.repeat(n_sets, *[1] * (outcomes.dim() - 1))
-        conditioned = OCGFNPolicy(env, self.model, y)
-        negatives = rollout(env, conditioned, len(outcomes), cfg.negative_epsilon, generator=self.gen)
-        batch = Trajectories.concat([negatives, positives] if cfg.contrastive else [negatives])
+        goals = self.goals(outcomes)
+        # Sampling runs without autograd; the loss then takes one forward pass over the states of every
+        # set (contrastive: the explorer's trajectories too; relabel_own: the rollouts again, towards what
+        # they reached), which at the small batches pre-training uses costs less than keeping a graph per
+        # rollout step (benchmarks/throughput.py measures it). One conditioned view serves all: rows
+        # 0..n-1 of ``y`` are the goals the rollout reaches for; its own terminals join later.
+        sets = [goals] + ([outcomes] if cfg.contrastive else [])
+        conditioned = OCGFNPolicy(env, self.model, torch.cat(sets))
+        negatives = rollout(env, conditioned, len(goals), cfg.negative_epsilon, generator=self.gen)
+        trajectories = [negatives] + ([positives] if cfg.contrastive else [])
+        if cfg.relabel_own:
+            sets.append(negatives.terminals)
+            trajectories.append(negatives)
+            conditioned = OCGFNPolicy(env, self.model, torch.cat(sets))
+        y = torch.cat(sets)
+        batch = Trajectories.concat(trajectories)
         terms = transition_terms(env, batch, conditioned.flows)
-        loss = ocgfn_loss(env, terms, batch.terminals, y, cfg, sets=n_sets)
+        loss = ocgfn_loss(env, terms, batch.terminals, y, cfg, sets=len(sets))
         self.opt.zero_grad()
         loss.backward()
         self.opt.step()
         self.transitions += int(positives.valid.sum() + negatives.valid.sum())
-        return {"oc_loss": loss.item(), "neg_success": env.same(negatives.terminals, outcomes).float().mean().item()}
+        return {"oc_loss": loss.item(), "neg_success": env.same(negatives.terminals, goals).float().mean().item()}
+
+    def goals(self, outcomes: torch.Tensor) -> torch.Tensor:
+        """The goals of this step's on-policy rollouts: the explorer's outcomes, the first ``random_goals``
+        fraction replaced by env.random_outcomes (drawn with the trainer's generator); their levels are
+        counted for the length report."""
+        k = round(self.cfg.random_goals * len(outcomes))
+        goals = outcomes if k == 0 else torch.cat([self.env.random_outcomes(k, self.gen), outcomes[k:]])
+        self.goal_levels += torch.bincount(self.env.level(goals), minlength=len(self.goal_levels))
+        return goals
 
     def _schedule_lr(self) -> None:
         """Cosine decay of the OC-GFN learning rate to ``lr * lr_decay`` over ``cfg.steps``: with a
@@ -201,17 +256,42 @@ class Pretrainer(Trainer):
         return self.model
 
     def evaluate(self, losses: dict[str, float]) -> dict[str, Any]:
-        """A metrics row: success rate (greedy and sampled) on the evaluation outcomes."""
+        """A metrics row: success rate (greedy and sampled) of the unmasked policy on the evaluation
+        outcomes; per level band, the same and the share of explorer outcomes and goals in the band
+        (``band_rows``)."""
         self.model.eval()
+        greedy = reached(self.env, self.sampler(), self.eval_outcomes, True, None)
+        sampled = reached(self.env, self.sampler(), self.eval_outcomes, False, self.eval_generator())
         row = {"step": self.step, "trajectories": 2 * self.step * self.cfg.batch_size,
                "transitions": self.transitions,
-               "success_greedy": success_rate(self.env, self.sampler(), self.eval_outcomes, True, None),
-               "success_sample": success_rate(self.env, self.sampler(), self.eval_outcomes, False,
-                                              self.eval_generator()),
+               "success_greedy": greedy.float().mean().item(), "success_sample": sampled.float().mean().item(),
                "explorer_coverage": self.seen.float().mean().item() if len(self.seen) else math.nan,
-               **losses}
+               "seconds": self.elapsed, **losses}
         self.model.train()
+        levels = torch.arange(len(self.explorer_levels), device=self.device)
+        for low, high in self.bands:
+            in_band = (self.eval_levels >= low) & (self.eval_levels <= high)
+            share = (levels >= low) & (levels <= high)
+            self.band_rows.append({
+                "step": self.step, "band": f"{low}" if low == high else f"{low}-{high}", "level_low": low,
+                "level_high": high, "eval_outcomes": int(in_band.sum()),
+                "eval_fraction": in_band.float().mean().item(),
+                "explorer_fraction": _share(self.explorer_levels, share),
+                "goal_fraction": _share(self.goal_levels, share),
+                "success_greedy": greedy[in_band].float().mean().item() if in_band.any() else math.nan,
+                "success_sample": sampled[in_band].float().mean().item() if in_band.any() else math.nan})
         return row
+
+    def band_table(self):
+        """The per-band rows of every evaluation (pre-training's ``bands.parquet``)."""
+        import pandas as pd
+
+        return pd.DataFrame(self.band_rows)
+
+
+def _share(counts: torch.Tensor, where: torch.Tensor) -> float:
+    total = int(counts.sum())
+    return int(counts[where].sum()) / total if total else math.nan
 
 
 def load_pretrained(path: str, env, device: torch.device) -> tuple[OutcomeConditionedGFlowNet, dict[str, Any]]:
@@ -219,8 +299,10 @@ def load_pretrained(path: str, env, device: torch.device) -> tuple[OutcomeCondit
     job's model file, in eval mode, with the settings it was trained with."""
     saved = io.load_checkpoint(path, device)
     cfg = saved["config"]
+    conditioning = cfg.get("conditioning", "concat")
     model = OutcomeConditionedGFlowNet(env.feature_dim, env.n_actions, env.n_backward_actions, cfg["hidden"],
-                                       cfg["layers"], cfg["learn_pb"], cfg.get("conditioning", "concat")).to(device)
+                                       cfg["layers"], cfg["learn_pb"], conditioning,
+                                       pair_dim(env, conditioning)).to(device)
     model.load_state_dict(saved["state_dict"])
     return model.eval(), cfg
 
@@ -237,4 +319,17 @@ def outcome_free(env, model: OutcomeConditionedGFlowNet, n_outcomes: int, genera
     outcomes = evaluation_outcomes(env, n_outcomes, generator)
     with torch.no_grad():
         mean = model.embed_outcome(env.featurize(outcomes)).mean(0)
-    return OutcomeFree(model, mean).to(device)
+        pair = None
+        if model.embed_pair is not None:  # the mean pair embedding at s0, where every outcome is still reachable
+            pair = model.embed_pair(env.pair_features(env.initial_states(len(outcomes)), outcomes)).mean(0)
+    return OutcomeFree(model, mean, pair).to(device)
+
+
+def pair_dim(env, conditioning: str) -> int:
+    """The pair-feature width an OC-GFN with ``conditioning`` takes on ``env`` (0 unless 'pairs')."""
+    if conditioning != "pairs":
+        return 0
+    if not hasattr(env, "pair_features"):
+        raise ValueError(f"conditioning 'pairs' needs the environment's pair_features(states, outcomes); "
+                         f"{type(env).__name__} has none")
+    return env.pair_dim

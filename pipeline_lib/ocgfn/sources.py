@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import torch
 
-from pipeline_lib.core.nets import NEG_INF, OutcomeConditionedGFlowNet
+from pipeline_lib.core.nets import NEG_INF, OutcomeConditionedGFlowNet, oc_inputs
 
 CONTROL = "control"  # the `pretrained:` value of a method entry that adapts the control instead of a model
 
@@ -34,7 +34,7 @@ class TrainedOCGFN:
 
     def __call__(self, states: torch.Tensor, outcomes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         env = self.env
-        log_f, logits, _ = self.model(env.featurize(states), env.featurize(outcomes), env.is_initial(states))
+        log_f, logits, _ = self.model(*oc_inputs(env, self.model, states, outcomes))
         return log_f, logits
 
 

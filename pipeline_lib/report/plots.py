@@ -44,21 +44,56 @@ def _legend(fig, axes, ncol: int = 4) -> None:
 
 
 def pretrain_success(pretrain: pd.DataFrame, env: str, path: str | Path) -> int:
-    """Success rate vs pre-training steps on one domain, one line per variant (sampled solid, greedy dashed);
-    returns the number of panels (1, or 0 where the domain has no pre-training rows)."""
+    """Success rate vs pre-training steps and vs wall-clock seconds of training on one domain, one line per
+    variant (sampled solid, greedy dashed); returns the number of panels (0 where the domain has no
+    pre-training rows; 1 for tables written before the ``seconds`` column)."""
     df = pretrain[pretrain["env"] == env]
     if df.empty:
         _empty(path, f"{env}: no pre-training rows")
         return 0
-    long = df.melt(id_vars=["variant", "seed", "step"], value_vars=["success_sample", "success_greedy"],
+    xs = [x for x in ("step", "seconds") if x in df.columns and df[x].notna().any()]
+    long = df.melt(id_vars=["variant", "seed", *xs], value_vars=["success_sample", "success_greedy"],
                    var_name="rollout", value_name="success rate")
     long["rollout"] = long["rollout"].str.replace("success_", "")
-    fig, ax = plt.subplots(figsize=(5.0, 3.2))
-    sns.lineplot(data=long, x="step", y="success rate", hue="variant", style="rollout", errorbar="sd", ax=ax)
-    ax.set(ylim=(-0.02, 1.02), xlabel="pre-training steps", title=f"{env}: pre-training success")
-    _legend(fig, [ax])
+    fig, axes = plt.subplots(1, len(xs), figsize=(5.0 * len(xs), 3.2), squeeze=False)
+    for ax, x in zip(axes[0], xs):
+        sns.lineplot(data=long, x=x, y="success rate", hue="variant", style="rollout", errorbar="sd", ax=ax)
+        ax.set(ylim=(-0.02, 1.02), xlabel="pre-training steps" if x == "step" else "training seconds (this machine)",
+               title=f"{env}: pre-training success")
+    _legend(fig, list(axes[0]))
     _save(fig, path)
-    return 1
+    return len(xs)
+
+
+def pretrain_lengths(bands: pd.DataFrame, env: str, path: str | Path) -> int:
+    """Per level (length) band at the last pre-training step: the share of the explorer's outcomes, of the
+    on-policy goals and of the evaluation outcomes (one panel; the explorer piles up at the longest
+    objects), and each variant's sampled and greedy success (one panel per rollout); mean over seeds.
+    Returns the number of panels (0 where the domain has no band rows)."""
+    df = bands[bands["env"] == env] if len(bands) else bands
+    if df.empty:
+        _empty(path, f"{env}: no pre-training band rows")
+        return 0
+    last = df[df["step"] == df.groupby(["variant", "seed"])["step"].transform("max")]
+    order = last.sort_values("level_low")["band"].drop_duplicates().tolist()
+    shares = last.melt(id_vars=["variant", "seed", "band"], value_vars=["eval_fraction", "explorer_fraction",
+                                                                        "goal_fraction"],
+                       var_name="outcomes", value_name="share")
+    shares["outcomes"] = shares["outcomes"].str.replace("_fraction", "").map(
+        {"eval": "evaluation", "explorer": "explorer", "goal": "on-policy goals"})
+    shares["share"] = shares["share"].astype(float)
+    fig, axes = plt.subplots(1, 3, figsize=(12.0, 3.2), sharex=True)
+    sns.barplot(data=shares, x="band", y="share", hue="outcomes", order=order, errorbar=None, ax=axes[0],
+                palette="Greys")
+    axes[0].set(title=f"{env}: outcomes per level band", xlabel="level band (length)", ylabel="share of outcomes")
+    axes[0].legend(fontsize=7, frameon=False)
+    for ax, rollout in zip(axes[1:], ("sample", "greedy")):
+        sns.barplot(data=last, x="band", y=f"success_{rollout}", hue="variant", order=order, errorbar=None, ax=ax)
+        ax.set(ylim=(0, 1.02), title=f"{rollout} success per band (last step)", xlabel="level band (length)",
+               ylabel="success rate")
+    _legend(fig, axes[1:])
+    _save(fig, path)
+    return 3
 
 
 def _empty(path: str | Path, message: str) -> None:

@@ -35,11 +35,16 @@ wildcard_constraints:
     seed=r"\d+",
 
 
-def pretrain_metrics(wildcards):
-    return [
-        f"{RESULTS}/{env}/pretrain/{variant}/seed{seed}/metrics.parquet"
-        for env, variant, seed in plan.pretrain_jobs(config)
-    ]
+def pretrain_tables(name):
+    """Input function: one table per pre-training job (metrics or bands)."""
+
+    def files(wildcards):
+        return [
+            f"{RESULTS}/{env}/pretrain/{variant}/seed{seed}/{name}.parquet"
+            for env, variant, seed in plan.pretrain_jobs(config)
+        ]
+
+    return files
 
 
 def per_job(name):

@@ -1,12 +1,14 @@
 rule collect:
     input:
-        pretrain=pretrain_metrics,
+        pretrain=pretrain_tables("metrics"),
+        pretrain_bands=pretrain_tables("bands"),
         curves=per_job("curve"),
         evaluation=per_job("metrics"),
         samples=per_job("samples"),
         targets=targets,
     output:
         pretrain=f"{RESULTS}/tables/pretrain.parquet",
+        pretrain_bands=f"{RESULTS}/tables/pretrain_bands.parquet",
         curves=f"{RESULTS}/tables/finetune_curves.parquet",
         evaluation=f"{RESULTS}/tables/evaluation.parquet",
         samples=f"{RESULTS}/tables/samples.parquet",

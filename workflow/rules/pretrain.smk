@@ -4,6 +4,7 @@ rule pretrain:
     output:
         model=f"{RESULTS}/{{env}}/pretrain/{{variant}}/seed{{seed}}/model.pt",
         metrics=f"{RESULTS}/{{env}}/pretrain/{{variant}}/seed{{seed}}/metrics.parquet",
+        bands=f"{RESULTS}/{{env}}/pretrain/{{variant}}/seed{{seed}}/bands.parquet",
     log:
         f"{RESULTS}/logs/{{env}}/pretrain/{{variant}}/seed{{seed}}.log",
     benchmark:

@@ -26,6 +26,24 @@ rule figure_pretrain_success:
         "../scripts/figures.py"
 
 
+rule figure_pretrain_lengths:
+    input:
+        bands=rules.collect.output.pretrain_bands,
+    output:
+        report(
+            f"{RESULTS}/figures/{{env}}/pretrain_lengths.png",
+            caption="../report/pretrain_lengths.rst",
+            category="Pre-training",
+            subcategory="{env}",
+        ),
+    log:
+        f"{RESULTS}/logs/figures/{{env}}/pretrain_lengths.log",
+    conda:
+        "../envs/pipeline.yaml"
+    script:
+        "../scripts/figures.py"
+
+
 rule figure_search:
     input:
         curves=rules.collect.output.curves,

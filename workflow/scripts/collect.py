@@ -1,6 +1,6 @@
-"""Gather the per-job tables into the five tables figures and the report read."""
+"""Gather the per-job tables into the six tables figures and the report read."""
 from pipeline_lib.stages import collect, logged
 
 with logged(snakemake.log[0]):
-    for name in ("pretrain", "curves", "evaluation", "samples", "targets"):
+    for name in ("pretrain", "pretrain_bands", "curves", "evaluation", "samples", "targets"):
         collect(list(snakemake.input[name]), snakemake.output[name])

@@ -9,6 +9,8 @@ with logged(snakemake.log[0]):
     rule = snakemake.rule
     if rule == "figure_pretrain_success":
         plots.pretrain_success(read_parquet(i.pretrain), w.env, out)
+    elif rule == "figure_pretrain_lengths":
+        plots.pretrain_lengths(read_parquet(i.bands), w.env, out)
     elif rule in ("figure_search", "figure_l1"):
         palette = plots.method_palette(snakemake.params.methods)
         rows = plots.SEARCH_ROWS if rule == "figure_search" else plots.L1_ROWS

@@ -3,4 +3,4 @@ from pipeline_lib.stages import logged, pretrain
 
 with logged(snakemake.log[0]):
     o = snakemake.output
-    pretrain(snakemake.params.job, int(snakemake.wildcards.seed), snakemake.threads, o.model, o.metrics)
+    pretrain(snakemake.params.job, int(snakemake.wildcards.seed), snakemake.threads, o.model, o.metrics, o.bands)

@@ -37,6 +37,7 @@ class HyperGrid(DomainRewards):
         self.n_backward_actions = ndim
         self.max_length = ndim * (side - 1) + 1
         self.feature_dim = ndim * side
+        self.pair_dim = ndim * side
         self.n_states = side**ndim
         self._radix = side ** torch.arange(ndim - 1, -1, -1, device=self.device)
         self._dims = torch.arange(ndim, device=self.device)
@@ -66,6 +67,10 @@ class HyperGrid(DomainRewards):
 
     def featurize(self, states: torch.Tensor) -> torch.Tensor:
         return (states[..., None] == self._values).flatten(-2).float()
+
+    def pair_features(self, states: torch.Tensor, outcomes: torch.Tensor) -> torch.Tensor:
+        """Per coordinate, y - s one-hot over 0..side-1, all zero where s has passed y."""
+        return ((outcomes - states)[..., None] == self._values).flatten(-2).float()
 
     def is_initial(self, states: torch.Tensor) -> torch.Tensor:
         return (states == 0).all(dim=1)
@@ -99,6 +104,7 @@ class HyperGrid(DomainRewards):
     def capabilities(self) -> dict[str, str | None]:
         have = {ENUMERABLE: None, LOCAL_MOVES: None, NEIGHBOURS: None}
         why = {"tree": "a grid cell is reached by many trajectories (a DAG, not a tree)",
+               "ancestors": "not listed: a grid is small enough for the dense conversion",
                "molecules": "grid cells are not molecules"}
         return {name: have.get(name, why.get(name)) for name in CAPABILITIES}
 

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from pipeline_lib.core.env import (
+    ANCESTORS,
     CAPABILITIES,
     ENUMERABLE,
     LOCAL_MOVES,
@@ -74,6 +75,10 @@ class Sequence(DomainRewards):
         self.n_backward_actions = 2 if self.prepend else 1
         self.max_length = length + 1
         self.feature_dim = length * (self.vocab + 1) + length + 1
+        # pair features: per offset at which s may sit inside y (0 only when appending), the match bit, y's
+        # token just left of the match (prepend only) and the one just right of it
+        self._offsets = torch.arange(length if self.prepend else 1, device=self.device)
+        self.pair_dim = len(self._offsets) * (1 + (self.vocab + 1) * (1 + int(self.prepend)))
         counts = [self.vocab**k for k in range(length + 1)]
         self.enumerable = sum(counts) <= MAX_ENUMERABLE
         if self.enumerable:
@@ -121,6 +126,26 @@ class Sequence(DomainRewards):
         tokens = (states[..., None] == self._tokens).flatten(-2)
         size = self.lengths(states)[..., None] == self._sizes
         return torch.cat([tokens, size], dim=-1).float()
+
+    def pair_features(self, states: torch.Tensor, outcomes: torch.Tensor) -> torch.Tensor:
+        """Where s sits inside y (method.md 8): for each offset k at which s may start within y, whether
+        y[k:k+n] = s, and y's tokens just left (prepend-or-append only) and just right of that match (pad:
+        nothing there, so stop at y), one-hot and zero where s does not match at k. Appending has the one
+        offset 0: "is s a prefix of y, and y's token at the cursor". This is what a relative-position
+        attention head reads, which a flat MLP of two one-hots fails to learn once length x alphabet is
+        large; one token per side keeps the width (1 + 2(V + 1)) L, not L^2 V."""
+        b, length, pad = len(states), self.length, self.pad
+        n, m = self.lengths(states), self.lengths(outcomes)
+        k = self._offsets
+        src = self._positions[None, :] - k[:, None]  # [K, L]: shifted[k, i] = s[i - k]
+        shifted = states[:, src.clamp(min=0)].masked_fill((src < 0)[None], pad)  # [B, K, L]
+        hit = ((shifted == pad) | (shifted == outcomes[:, None, :])).all(-1) & (n[:, None] + k <= m[:, None])
+        wide = torch.cat([outcomes, torch.full((b, length + 1), pad, dtype=outcomes.dtype, device=outcomes.device)], 1)
+        tokens = [wide.gather(1, k[None, :] + n[:, None])[..., None]]
+        if self.prepend:  # y[k - 1], pad at k = 0
+            tokens.insert(0, torch.cat([wide[:, -1:], outcomes[:, :-1]], 1)[:, k, None])
+        onehot = (torch.cat(tokens, -1)[..., None] == self._tokens).flatten(-2) & hit[..., None]
+        return torch.cat([hit[..., None], onehot], -1).flatten(1).float()
 
     def is_initial(self, states: torch.Tensor) -> torch.Tensor:
         return states[..., 0] == self.pad
@@ -184,8 +209,28 @@ class Sequence(DomainRewards):
         size = f"{self.vocab}^{self.length} objects is more than {MAX_ENUMERABLE} states to list"
         why = {ENUMERABLE: None if self.enumerable else size,
                TREE: "prepend-or-append generation reaches an object by many trajectories" if self.prepend else None,
-               LOCAL_MOVES: None, NEIGHBOURS: None, MOLECULES: "token strings are not molecules"}
+               LOCAL_MOVES: None, NEIGHBOURS: None, MOLECULES: "token strings are not molecules",
+               ANCESTORS: None if self.enumerable else size}
         return {name: why[name] for name in CAPABILITIES}
+
+    def ancestors(self, outcomes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every state that can still produce each outcome, once per outcome (enumerable spaces): rows into
+        ``outcomes`` and the states, sorted by (row, index). Appending: y's prefixes; prepending or
+        appending: its contiguous substrings (at most L(L+1)/2 + 1 per outcome, s0 included)."""
+        self._require_enumerable()
+        y, length, pad = outcomes, self.length, self.pad
+        starts = self._positions if self.prepend else self._positions[:1]
+        start, size = torch.cartesian_prod(starts, self._sizes).unbind(-1)  # every (offset, length) pair
+        start, size = start[start + size <= length], size[start + size <= length]
+        src = start[:, None] + self._positions  # [P, L]: substring p's token i is y[start + i]
+        sub = y[:, src.clamp(max=length - 1)].masked_fill((self._positions >= size[:, None])[None], pad)
+        fits = start[None, :] + size[None, :] <= self.lengths(y)[:, None]  # [Y, P]
+        rows, which = fits.nonzero(as_tuple=True)
+        states = sub[rows, which]
+        key, inverse = torch.unique(rows * self.n_states + self.index(states), return_inverse=True)
+        first = torch.full((len(key),), len(rows), device=y.device).scatter_reduce(
+            0, inverse, torch.arange(len(rows), device=y.device), reduce="amin")
+        return rows[first], states[first]
 
     def path_step(self, y: torch.Tensor, b: torch.Tensor, j: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """On a tree (append-only): the state at depth ``j`` of outcome ``y[b]``'s one trajectory (its first

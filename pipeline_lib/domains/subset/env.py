@@ -45,6 +45,7 @@ class Subset(DomainRewards):
         self.n_backward_actions = n
         self.max_length = max_size + 1
         self.feature_dim = n
+        self.pair_dim = 2 * n
         self.n_states = 2**n
         self._items = torch.arange(n, device=self.device)
         self._radix = 2 ** torch.arange(n - 1, -1, -1, device=self.device)
@@ -53,7 +54,8 @@ class Subset(DomainRewards):
         why = {ENUMERABLE: None if self.n <= MAX_ITEMS_ENUMERABLE else
                f"2^{self.n} sets is more than 2^{MAX_ITEMS_ENUMERABLE} states to list",
                "tree": "a set of k items is reached by k! trajectories (a DAG, not a tree)",
-               LOCAL_MOVES: None, NEIGHBOURS: None, "molecules": "sets are not molecules"}
+               LOCAL_MOVES: None, NEIGHBOURS: None, "molecules": "sets are not molecules",
+               "ancestors": "not listed: a set of k items has 2^k subsets"}
         return {name: why[name] for name in CAPABILITIES}
 
     # --- the MDP ---
@@ -79,6 +81,10 @@ class Subset(DomainRewards):
 
     def featurize(self, states: torch.Tensor) -> torch.Tensor:
         return states.float()
+
+    def pair_features(self, states: torch.Tensor, outcomes: torch.Tensor) -> torch.Tensor:
+        """The items of y still to add, and the items of s that y lacks (any one makes y unreachable)."""
+        return torch.cat([outcomes > states, states > outcomes], -1).float()
 
     def is_initial(self, states: torch.Tensor) -> torch.Tensor:
         return self.sizes(states) == 0
