@@ -101,11 +101,12 @@ def sparse_conversion(env, source, log_r: torch.Tensor, flow: str, chunk: int = 
             hit = key[pos] == target
             child[rows[hit], a] = pos[hit]
         if flow == "policy":
-            visit = (env.level(s) == 0).to(log_pf.dtype)  # s0, once per outcome
             level = env.level(s)
+            visit = (level == 0).to(log_pf.dtype)  # s0, once per outcome
             for depth in level.unique(sorted=True).tolist():
-                src, act = (child[level == depth] >= 0).nonzero(as_tuple=True)
-                src = (level == depth).nonzero(as_tuple=True)[0][src]
+                rows = (level == depth).nonzero(as_tuple=True)[0]
+                src, act = (child[rows] >= 0).nonzero(as_tuple=True)
+                src = rows[src]
                 visit.index_add_(0, child[src, act], visit[src] * log_pf[src, act].exp())
             log_f = visit.clamp(min=1e-30).log()
         keep = child >= 0

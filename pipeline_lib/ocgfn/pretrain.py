@@ -37,7 +37,7 @@ class PretrainConfig:
     hidden: int = 256
     layers: int = 2
     learn_pb: bool = False
-    conditioning: str = "concat"  # concat | product: how the OC-GFN combines state and outcome
+    conditioning: str = "concat"  # concat | product | pairs: how the OC-GFN combines state and outcome
     ot: str = "reachable"  # literal | reachable | off
     contrastive: bool = True
     # fraction of the on-policy rollouts' goals drawn by env.random_outcomes (uniform lengths on sequences)
@@ -208,19 +208,19 @@ class Pretrainer(Trainer):
         # Sampling runs without autograd; the loss then takes one forward pass over the states of every
         # set (contrastive: the explorer's trajectories too; relabel_own: the rollouts again, towards what
         # they reached), which at the small batches pre-training uses costs less than keeping a graph per
-        # rollout step (benchmarks/throughput.py measures it). One conditioned view serves all: rows
-        # 0..n-1 of ``y`` are the goals the rollout reaches for; its own terminals join later.
-        sets = [goals] + ([outcomes] if cfg.contrastive else [])
-        conditioned = OCGFNPolicy(env, self.model, torch.cat(sets))
-        negatives = rollout(env, conditioned, len(goals), cfg.negative_epsilon, generator=self.gen)
-        trajectories = [negatives] + ([positives] if cfg.contrastive else [])
+        # rollout step (benchmarks/throughput.py measures it).
+        negatives = rollout(env, OCGFNPolicy(env, self.model, goals), len(goals), cfg.negative_epsilon,
+                            generator=self.gen)
+        sets, trajectories = [goals], [negatives]
+        if cfg.contrastive:
+            sets.append(outcomes)
+            trajectories.append(positives)
         if cfg.relabel_own:
             sets.append(negatives.terminals)
             trajectories.append(negatives)
-            conditioned = OCGFNPolicy(env, self.model, torch.cat(sets))
         y = torch.cat(sets)
         batch = Trajectories.concat(trajectories)
-        terms = transition_terms(env, batch, conditioned.flows)
+        terms = transition_terms(env, batch, OCGFNPolicy(env, self.model, y).flows)
         loss = ocgfn_loss(env, terms, batch.terminals, y, cfg, sets=len(sets))
         self.opt.zero_grad()
         loss.backward()
