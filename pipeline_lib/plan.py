@@ -78,7 +78,8 @@ def figures(config: dict[str, Any]) -> list[tuple[str, str, str]]:
     """Every figure the report draws, as (kind, env, task) with task '' for a figure of a whole domain:
     pre-training success per domain and per length band (with the explorer's length histogram), the search
     curves (modes, top-100 reward and diversity vs distinct calls) of every domain with tasks, the exact-L1
-    curves where the space is enumerable, and the kinds a domain adds (``env.figure_kinds``: heatmaps of grids, one molecule grid per task)."""
+    curves where the space is enumerable, and the kinds a domain adds (``env.figure_kinds``: heatmaps of
+    grids, one molecule grid per task)."""
     from pipeline_lib.core.env import ENUMERABLE
 
     out: list[tuple[str, str, str]] = []
