@@ -4,6 +4,7 @@ from __future__ import annotations
 import copy
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 CONDITIONING = ("concat", "product", "pairs")
@@ -77,24 +78,51 @@ class OutcomeConditionedGFlowNet(nn.Module):
         self.trunk = mlp(width, hidden, layers, 1 + n_actions + (n_back if learn_pb else 0))
 
     def forward(self, state_feats: torch.Tensor, outcome_feats: torch.Tensor, initial: torch.Tensor,
-                pair_feats: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        es, eo = self.embed_state(state_feats), self.embed_outcome(outcome_feats)
-        parts = [es, eo, es * eo] if self.product else [es, eo]
+                pair_feats: torch.Tensor | None = None, rows: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """``rows``: when given, ``outcome_feats`` holds one row per outcome and state row i is conditioned
+        on outcome ``rows[i]``, so what depends on y alone is computed once per outcome instead of once
+        per state (a batch of trajectories visits many states per outcome)."""
+        return self.conditioned(state_feats, self.outcome_part(outcome_feats), initial, pair_feats, rows)
+
+    def outcome_part(self, outcome_feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """What depends on the outcome alone: its embedding and its share of the trunk's first layer
+        (bias included); a rollout towards fixed outcomes computes it once for all its steps."""
+        eo = self.embed_outcome(outcome_feats)
+        first, h = self.trunk[0], eo.shape[-1]
+        return eo, F.linear(eo, first.weight[:, h:2 * h], first.bias)
+
+    def conditioned(self, state_feats: torch.Tensor, outcome: tuple[torch.Tensor, torch.Tensor],
+                    initial: torch.Tensor, pair_feats: torch.Tensor | None = None, rows: torch.Tensor | None = None
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """The outputs from an ``outcome_part`` (rows as in ``forward``): the trunk's first layer applied
+        part by part, the same numbers as on the concatenation up to float round-off."""
+        eo, pre = outcome
+        if rows is not None:
+            eo, pre = eo[rows], pre[rows]
+        es, w, h = self.embed_state(state_feats), self.trunk[0].weight, eo.shape[-1]
+        pre = torch.addmm(pre, es, w[:, :h].t())
+        if self.product:
+            pre = torch.addmm(pre, es * eo, w[:, 2 * h:3 * h].t())
         if self.embed_pair is not None:
-            parts.append(self.embed_pair(pair_feats))
-        out = self.trunk(torch.cat(parts, dim=-1))
+            pre = torch.addmm(pre, self.embed_pair(pair_feats), w[:, -h:].t())
+        out = self.trunk[1:](pre)
         log_flow = out[:, 0].masked_fill(initial, 0.0)
         pb = out[:, 1 + self.n_actions:] if self.learn_pb else None
         return log_flow, out[:, 1:1 + self.n_actions], pb
 
 
 def oc_inputs(env, model: nn.Module, states: torch.Tensor, outcomes: torch.Tensor,
-              outcome_feats: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
+              outcome_feats: torch.Tensor | None = None, rows: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
     """The inputs of an OC-GFN (or of a wrapper with its ``pair_dim``) for (states, outcomes) rows: the one
-    place that featurises them, so every caller conditions the same way. ``outcome_feats``: precomputed."""
+    place that featurises them, so every caller conditions the same way. ``outcome_feats``: precomputed.
+    With ``rows``, state i goes with outcome ``rows[i]`` and the outcome features stay one row per outcome
+    (for ``OutcomeConditionedGFlowNet.forward(..., rows=rows)``)."""
     feats = (env.featurize(states), env.featurize(outcomes) if outcome_feats is None else outcome_feats,
              env.is_initial(states))
-    return (*feats, env.pair_features(states, outcomes)) if getattr(model, "pair_dim", 0) else feats
+    if not getattr(model, "pair_dim", 0):
+        return feats
+    return (*feats, env.pair_features(states, outcomes if rows is None else outcomes[rows]))
 
 
 class OutcomeFree(nn.Module):

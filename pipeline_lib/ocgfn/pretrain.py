@@ -68,14 +68,28 @@ class PretrainConfig:
 
 
 class OCGFNPolicy:
-    """Callable views of an OC-GFN conditioned on a fixed batch of outcomes."""
+    """Callable views of an OC-GFN conditioned on a fixed batch of outcomes (of the model as it is: build a
+    new view after each update)."""
 
     def __init__(self, env, model: OutcomeConditionedGFlowNet, outcomes: torch.Tensor) -> None:
         self.env, self.model, self.outcomes = env, model, outcomes
         self.outcome_feats = env.featurize(outcomes)
+        self._frozen: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def flows(self, states: torch.Tensor, rows: torch.Tensor):
-        return self.model(*oc_inputs(self.env, self.model, states, self.outcomes[rows], self.outcome_feats[rows]))
+        """The model's outputs for states conditioned on ``outcomes[rows]``: each outcome's share is computed
+        once per call (a stacked pass over trajectories), or once per view without autograd (a rollout)."""
+        env, model = self.env, self.model
+        if not isinstance(model, OutcomeConditionedGFlowNet):  # any callable with the OC-GFN's inputs
+            return model(*oc_inputs(env, model, states, self.outcomes[rows], self.outcome_feats[rows]))
+        if torch.is_grad_enabled():
+            part = model.outcome_part(self.outcome_feats)
+        else:
+            if self._frozen is None:
+                self._frozen = model.outcome_part(self.outcome_feats)
+            part = self._frozen
+        feats, _, initial, *pairs = oc_inputs(env, model, states, self.outcomes, self.outcome_feats, rows)
+        return model.conditioned(feats, part, initial, *pairs, rows=rows)
 
     def __call__(self, states: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         _, logits, _ = self.flows(states, rows)
