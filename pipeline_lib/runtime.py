@@ -1,10 +1,19 @@
-"""Device choice, seeding and threads: explicit, recorded, never global hidden state."""
+"""Device choice, seeding, threads and CPU slots: explicit, recorded, never global hidden state."""
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import logging
+import os
 import random
+import tempfile
+import time
+from pathlib import Path
 
 import numpy as np
 import torch
+
+log = logging.getLogger(__name__)
 
 
 def select_device(requested: str = "auto") -> torch.device:
@@ -29,3 +38,59 @@ def seed_everything(seed: int, device: torch.device) -> torch.Generator:
 def set_threads(threads: int) -> None:
     """Match torch's intra-op threads to what the scheduler granted the job."""
     torch.set_num_threads(max(1, int(threads)))
+
+
+def slot_count(setting: int | str) -> int:
+    """The ``cpu_slots`` config value as a number: ``auto`` is this host's CPU count, 0 no limit."""
+    if setting == "auto":
+        return os.cpu_count() or 1
+    if isinstance(setting, bool) or not isinstance(setting, int) or setting < 0:
+        raise ValueError(f"cpu_slots: expected 'auto' or an integer >= 0, got {setting!r}")
+    return setting
+
+
+@contextlib.contextmanager
+def cpu_slots(threads: int, setting: int | str, poll_s: float = 1.0, where: Path | None = None):
+    """Hold ``threads`` of this host's CPU slots (``slot_count(setting)``; 0: no limit) while the body runs.
+
+    Snakemake's ``--cores`` counts what the user asked for, not what the host has: ``--cores 8`` on 2 cores
+    runs 8 training jobs at once, and the time-slicing costs 20 to 40% more CPU per step (measured with
+    the pre-training step: caches). Training jobs queue here instead, on flock()ed files in a host-local
+    directory (``where``, default under the temporary directory), which the kernel releases however the
+    process ends. ``poll_s``: how often a waiting job retries (pre-training, the critical path, polls
+    faster)."""
+    slots = slot_count(setting)
+    if slots == 0:
+        yield
+        return
+    need = min(max(1, int(threads)), slots)
+    where = where or Path(tempfile.gettempdir()) / f"ocgfn-cpu-slots-{os.getuid()}"
+    where.mkdir(parents=True, exist_ok=True)
+    waiting_since, held = None, []
+    while True:
+        for i in range(slots):
+            handle = open(where / f"slot{i}", "a")
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.close()
+                continue
+            held.append(handle)
+            if len(held) == need:
+                break
+        if len(held) == need:
+            break
+        for handle in held:  # all or nothing: two jobs holding half of what each needs would wait forever
+            handle.close()
+        held = []
+        if waiting_since is None:
+            log.info("waiting for %d of this host's %d CPU slots (cpu_slots in the config)", need, slots)
+            waiting_since = time.monotonic()
+        time.sleep(poll_s)
+    if waiting_since is not None:
+        log.info("CPU slots free after %.0f s", time.monotonic() - waiting_since)
+    try:
+        yield
+    finally:
+        for handle in held:
+            handle.close()

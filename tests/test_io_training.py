@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -214,3 +216,43 @@ def test_a_broken_policy_met_in_evaluation_stops_the_job_too(tmp_path: Path) -> 
         NanEvalTrainer(nan_at=0).run(ckpt)  # train_step never fails
     assert io.read_parquet(f"{ckpt}.failed.parquet")["step"].tolist() == [0, 1, 2, 3, 4]
     assert io.read_meta(f"{ckpt}.failed.parquet")["failed_step"] == 5
+
+
+# ------------------------------------------------------------------------------------------ CPU slots
+
+
+def test_cpu_slots_queue_jobs_beyond_the_host_count(tmp_path: Path) -> None:
+    """With 1 slot a second holder waits until the first lets go; all-or-nothing for several threads;
+    0 means no limit; a bad setting names the key."""
+    from pipeline_lib.runtime import cpu_slots, slot_count
+
+    order: list[str] = []
+    first_in, release = threading.Event(), threading.Event()
+
+    def first() -> None:
+        with cpu_slots(1, 1, where=tmp_path):
+            order.append("first in")
+            first_in.set()
+            release.wait(10)
+            order.append("first out")
+
+    def second() -> None:
+        first_in.wait(10)
+        with cpu_slots(1, 1, poll_s=0.01, where=tmp_path):
+            order.append("second in")
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for t in threads:
+        t.start()
+    first_in.wait(10)
+    time.sleep(0.2)
+    assert order == ["first in"]  # the second is still waiting
+    release.set()
+    for t in threads:
+        t.join(10)
+    assert order == ["first in", "first out", "second in"]
+    with cpu_slots(2, 2, where=tmp_path), cpu_slots(5, 0, where=tmp_path):  # 0: no limit, never waits
+        pass
+    assert slot_count("auto") >= 1 and slot_count(3) == 3
+    with pytest.raises(ValueError, match="cpu_slots: expected 'auto' or an integer"):
+        slot_count("many")

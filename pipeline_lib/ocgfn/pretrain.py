@@ -4,6 +4,7 @@ outcomes and successful trajectories; the OC-GFN learns to reach any outcome wit
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -185,6 +186,16 @@ class Pretrainer(Trainer):
         self.eval_levels = env.level(self.eval_outcomes)
         self.bands = level_bands(int(self.eval_levels.max()), int(self.eval_levels.min()))
         self.band_rows: list[dict[str, Any]] = []
+        self.phases: dict[str, float] = {}  # seconds per phase of the steps so far (this process only)
+
+    def _phase(self, name: str, since: float) -> float:
+        """Add the time since ``since`` to phase ``name`` (after a CUDA sync, so kernels count where they
+        run); returns now. Where a step's time goes is what benchmarks/throughput.py prints."""
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        now = time.perf_counter()
+        self.phases[name] = self.phases.get(name, 0.0) + now - since
+        return now
 
     def train_step(self) -> dict[str, float]:
         """One iteration of method.md 2.2: explore, relabel, roll out on-policy, update both."""
@@ -195,7 +206,9 @@ class Pretrainer(Trainer):
         """The explorer's trajectories (their terminals are the outcomes to learn), after one update of the
         GAFlowNet explorer on its RND novelty and one of RND."""
         env, cfg = self.env, self.cfg
+        t = time.perf_counter()
         positives, explorer_terms = db_rollout(env, self.explorer, cfg.batch_size, cfg.explorer_epsilon, self.gen)
+        t = self._phase("explorer rollout", t)
         feats = env.featurize(positives.terminals)
         novelty = self.rnd(feats)
         log_r = torch.log(cfg.base_reward + cfg.rnd_eta * novelty.detach())
@@ -203,10 +216,12 @@ class Pretrainer(Trainer):
         self.explorer_opt.zero_grad()
         explorer_loss.backward()
         self.explorer_opt.step()
+        t = self._phase("explorer update", t)
         rnd_loss = novelty.pow(2).mean()
         self.rnd_opt.zero_grad()
         rnd_loss.backward()
         self.rnd_opt.step()
+        t = self._phase("RND update", t)
         if len(self.seen):
             self.seen[env.index(positives.terminals)] = True
         self.explorer_levels += torch.bincount(env.level(positives.terminals), minlength=len(self.explorer_levels))
@@ -223,8 +238,10 @@ class Pretrainer(Trainer):
         # set (contrastive: the explorer's trajectories too; relabel_own: the rollouts again, towards what
         # they reached), which at the small batches pre-training uses costs less than keeping a graph per
         # rollout step (benchmarks/throughput.py measures it).
+        t = time.perf_counter()
         negatives = rollout(env, OCGFNPolicy(env, self.model, goals), len(goals), cfg.negative_epsilon,
                             generator=self.gen)
+        t = self._phase("OC-GFN rollout", t)
         sets, trajectories = [goals], [negatives]
         if cfg.contrastive:
             sets.append(outcomes)
@@ -235,10 +252,14 @@ class Pretrainer(Trainer):
         y = torch.cat(sets)
         batch = Trajectories.concat(trajectories)
         terms = transition_terms(env, batch, OCGFNPolicy(env, self.model, y).flows)
+        t = self._phase("OC-GFN forward", t)
         loss = ocgfn_loss(env, terms, batch.terminals, y, cfg, sets=len(sets))
+        t = self._phase("OT loss", t)
         self.opt.zero_grad()
         loss.backward()
+        t = self._phase("OC-GFN backward", t)
         self.opt.step()
+        self._phase("OC-GFN optimiser", t)
         self.transitions += int(positives.valid.sum() + negatives.valid.sum())
         return {"oc_loss": loss.item(), "neg_success": env.same(negatives.terminals, goals).float().mean().item()}
 
