@@ -7,10 +7,12 @@ import pickle
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 
 def atomic_write(path: Path, write) -> None:
@@ -58,11 +60,15 @@ def read_meta(path: str | Path) -> dict[str, Any]:
 
 def save_checkpoint(obj: dict[str, Any], path: str | Path) -> None:
     """torch.save atomically, so a job killed mid-write leaves the previous checkpoint intact."""
+    import torch  # here, not at the top: figure and summary jobs read parquet only and start without it
+
     atomic_write(Path(path), lambda tmp: torch.save(obj, tmp))
 
 
 def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dict[str, Any]:
     """torch.load with a clear error naming the file when it is truncated or corrupt."""
+    import torch
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")

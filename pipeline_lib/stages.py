@@ -7,11 +7,9 @@ in its parquet metadata. Column meanings are documented once, in config/README.m
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import platform
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -30,19 +28,6 @@ from pipeline_lib.tasks.metrics import empirical_l1, sample_summary
 from pipeline_lib.tasks.task import TOP_K, Task
 
 log = logging.getLogger(__name__)
-
-
-@contextlib.contextmanager
-def logged(path: str | None = None):
-    """Send progress to the rule's log file (and stderr); a failure is logged before it propagates."""
-    handlers = [logging.StreamHandler(sys.stderr)] + ([logging.FileHandler(path, mode="w")] if path else [])
-    logging.basicConfig(level=logging.INFO, handlers=handlers, force=True,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    try:
-        yield
-    except Exception:
-        log.exception("job failed")
-        raise
 
 
 def _env(job: dict[str, Any], device: torch.device):

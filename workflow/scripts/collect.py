@@ -1,5 +1,6 @@
 """Gather the per-job tables into the six tables figures and the report read."""
-from pipeline_lib.stages import collect, logged
+from pipeline_lib.logs import logged
+from pipeline_lib.stages import collect
 
 with logged(snakemake.log[0]):
     for name in ("pretrain", "pretrain_bands", "curves", "evaluation", "samples", "targets"):

@@ -1,8 +1,8 @@
 """One figure of one domain, from the collected parquet tables only (rerunning this never retrains anything);
 which figure is the rule's name (workflow/rules/report.smk)."""
 from pipeline_lib.io import read_parquet
+from pipeline_lib.logs import logged
 from pipeline_lib.report import plots
-from pipeline_lib.stages import logged
 
 with logged(snakemake.log[0]):
     i, out, w = snakemake.input, snakemake.output[0], snakemake.wildcards

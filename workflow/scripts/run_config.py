@@ -3,7 +3,7 @@ from pathlib import Path
 
 import yaml
 
-from pipeline_lib.stages import logged
+from pipeline_lib.logs import logged
 
 with logged(snakemake.log[0]):
     Path(snakemake.output[0]).write_text(yaml.safe_dump(dict(snakemake.config), sort_keys=False))

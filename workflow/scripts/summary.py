@@ -1,7 +1,7 @@
 """The summary page (verdict, headline figures, tables, every figure) from the collected parquet tables."""
 from pipeline_lib.io import read_parquet
+from pipeline_lib.logs import logged
 from pipeline_lib.report.page import summary_page
-from pipeline_lib.stages import logged
 
 with logged(snakemake.log[0]):
     i, p = snakemake.input, snakemake.params
