@@ -106,7 +106,9 @@ def pretrainer_for(config: dict, env_name: str, env, batch: int | None = None) -
     settings = dataclasses.asdict(pretrain_config(config, "full", env_name))
     if batch is not None:
         settings["batch_size"] = batch
-    return Pretrainer(env, PretrainConfig(**settings), seed=0, device=env.device)
+    trainer = Pretrainer(env, PretrainConfig(**settings), seed=0, device=env.device)
+    trainer.sync_phases = True
+    return trainer
 
 
 def ot_benchmark(trainer: Pretrainer, steps: int, warmup: int) -> dict:

@@ -187,11 +187,12 @@ class Pretrainer(Trainer):
         self.bands = level_bands(int(self.eval_levels.max()), int(self.eval_levels.min()))
         self.band_rows: list[dict[str, Any]] = []
         self.phases: dict[str, float] = {}  # seconds per phase of the steps so far (this process only)
+        self.sync_phases = False  # CUDA: synchronise at each phase (benchmarks), else phases count launches
 
     def _phase(self, name: str, since: float) -> float:
-        """Add the time since ``since`` to phase ``name`` (after a CUDA sync, so kernels count where they
-        run); returns now. Where a step's time goes is what benchmarks/throughput.py prints."""
-        if self.device.type == "cuda":
+        """Add the time since ``since`` to phase ``name``; returns now. Where a step's time goes is what
+        benchmarks/throughput.py prints; training jobs do not pay a CUDA sync per phase."""
+        if self.sync_phases and self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         now = time.perf_counter()
         self.phases[name] = self.phases.get(name, 0.0) + now - since
