@@ -66,23 +66,8 @@ def cpu_slots(threads: int, setting: int | str, poll_s: float = 1.0, where: Path
     need = min(max(1, int(threads)), slots)
     where = where or Path(tempfile.gettempdir()) / f"ocgfn-cpu-slots-{os.getuid()}"
     where.mkdir(parents=True, exist_ok=True)
-    waiting_since, held = None, []
-    while True:
-        for i in range(slots):
-            handle = open(where / f"slot{i}", "a")
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                handle.close()
-                continue
-            held.append(handle)
-            if len(held) == need:
-                break
-        if len(held) == need:
-            break
-        for handle in held:  # all or nothing: two jobs holding half of what each needs would wait forever
-            handle.close()
-        held = []
+    waiting_since = None
+    while (held := _take_slots(where, slots, need)) is None:
         if waiting_since is None:
             log.info("waiting for %d of this host's %d CPU slots (cpu_slots in the config)", need, slots)
             waiting_since = time.monotonic()
@@ -94,3 +79,22 @@ def cpu_slots(threads: int, setting: int | str, poll_s: float = 1.0, where: Path
     finally:
         for handle in held:
             handle.close()
+
+
+def _take_slots(where: Path, slots: int, need: int) -> list | None:
+    """``need`` of the ``slots`` lock files under ``where``, locked, or None (and nothing held): all or
+    nothing, since two jobs holding half of what each needs would wait forever."""
+    held = []
+    for i in range(slots):
+        handle = open(where / f"slot{i}", "a")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            continue
+        held.append(handle)
+        if len(held) == need:
+            return held
+    for handle in held:
+        handle.close()
+    return None
