@@ -23,7 +23,8 @@ class ConfigError(ValueError):
     """A config value is wrong; the message names the key and what was expected."""
 
 
-PROBABILITIES = {"epsilon", "q_epsilon", "negative_epsilon", "explorer_epsilon", "lr_decay", "gamma"}
+PROBABILITIES = {"epsilon", "q_epsilon", "negative_epsilon", "explorer_epsilon", "lr_decay", "gamma", "random_goals",
+                 "data_goals"}
 ANY_SIGN = {"log_eps_fail"}
 
 
@@ -189,6 +190,38 @@ def _check_task(config: dict[str, Any], env_name: str, env, task: str) -> None:
         raise ConfigError(f"tasks.{task}.reward: {err}") from err
 
 
+def _check_data(config: dict[str, Any], env: str) -> None:
+    """A data set's source exists, and every job that draws on data has one to draw on."""
+    spec = config["envs"][env]
+    if "data" in spec:
+        from pipeline_lib.datasets import SOURCES
+
+        if spec["data"]["source"] not in SOURCES:
+            raise ConfigError(f"envs.{env}.data.source: expected one of {sorted(SOURCES)}, got "
+                              f"{spec['data']['source']!r}")
+        if not hasattr(domain_class(spec["domain"]), "from_objects"):
+            raise ConfigError(f"envs.{env}.data: domain {spec['domain']!r} cannot build objects from a data set "
+                              f"(no from_objects); sequence and molecule domains can")
+    missing = f"but the environment has no data set; add envs.{env}.data: {{source: ...}}"
+    for variant in env_variants(config, env):
+        cfg = pretrain_config(config, variant, env)
+        if not (cfg.data_goals > 0 or cfg.data_positives):
+            continue
+        where = f"pretrain.variants.{variant}"
+        if cfg.algorithm == "gcrl":
+            raise ConfigError(f"{where}.data_goals: the GCRL baseline takes its goals from the explorer only")
+        if cfg.random_goals + cfg.data_goals > 1:
+            raise ConfigError(f"{where}.data_goals: random_goals + data_goals = {cfg.random_goals + cfg.data_goals} "
+                              f"on {env}; the two fractions of the goals must sum to at most 1")
+        if "data" not in spec:
+            raise ConfigError(f"envs.{env}.data: pre-training variant {variant!r} draws on data (data_goals "
+                              f"{cfg.data_goals}, data_positives {cfg.data_positives}), {missing}")
+    for method in env_methods(config, env) if spec["tasks"] and "data" not in spec else []:
+        entry, settings = method_config(config, method, env)
+        if method_class(entry["kind"]).uses_data(settings):
+            raise ConfigError(f"envs.{env}.data: method {method!r} starts from data, {missing}")
+
+
 def check(config: dict[str, Any]) -> None:
     """Everything a schema cannot say; raises ConfigError naming the key."""
     for name, spec in config["envs"].items():
@@ -209,5 +242,6 @@ def check(config: dict[str, Any]) -> None:
             raise ConfigError(message if message.startswith("envs.") else f"envs.{name}: {message}") from err
         for method in env_methods(config, name) if spec["tasks"] else []:  # methods run only on tasks
             _check_method(config, name, env, method)
+        _check_data(config, name)
         for task in spec["tasks"]:
             _check_task(config, name, env, task)

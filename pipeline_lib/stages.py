@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 import torch
 
-from pipeline_lib import io
+from pipeline_lib import datasets, io, plan
 from pipeline_lib.domains import make_env
 from pipeline_lib.methods import method_class
 from pipeline_lib.ocgfn.gcrl import pretrainer
@@ -58,6 +58,16 @@ def prepare_data(job: dict[str, Any]) -> None:
     log.info("%s ready", job["path"])
 
 
+def prepare_dataset(job: dict[str, Any], out: str) -> None:
+    """An environment's data set (``plan.dataset_job``): the objects of its source that the environment can
+    build, distinct, with the held-out split; how many fit is logged and kept in the file's metadata."""
+    env = _env(job, torch.device("cpu"))
+    table, counts = datasets.prepare(env, job["data"], job["resources"])
+    log.info("data set %s on %s: %s", job["data"]["source"], job["env"]["name"],
+             ", ".join(f"{k} {v}" for k, v in counts.items()))
+    io.write_parquet(table.assign(env=job["env"]["name"]), out, config=job, counts=counts)
+
+
 def prepare_target(job: dict[str, Any], out: str) -> None:
     """What is known of a task before any search: where the space is enumerable, every object with its
     reward, its probability under R^exponent / Z and its mode flag; else the listed modes, if any."""
@@ -84,7 +94,13 @@ def pretrain(job: dict[str, Any], seed: int, threads: int, model_out: str, metri
     set_threads(threads)
     device = select_device(job["device"])
     cfg = PretrainConfig(**job["settings"])
-    trainer = pretrainer(_env(job, device), cfg, seed, device)
+    env = _env(job, device)
+    data = holdout = None
+    if plan.uses_dataset(job):
+        data, holdout = datasets.splits(env, plan.uses_dataset(job))
+        log.info("data set %s: %d training objects, %s held out", job["data"]["source"], len(data),
+                 len(holdout) if holdout is not None else 0)
+    trainer = pretrainer(env, cfg, seed, device, data, holdout)
     checkpoint = Path(str(model_out) + ".ckpt")
     df = trainer.run(checkpoint)
     df.insert(0, "seed", seed)
@@ -109,8 +125,9 @@ def finetune(job: dict[str, Any], seed: int, threads: int, pretrained: str | Non
     task = Task(env, job["task"], job["resources"])
     cls = method_class(job["method"]["kind"])
     model = pretrained_source(job["method"]["pretrained"], pretrained, env, device) if cls.uses_pretrained else None
+    data = datasets.load(env, plan.uses_dataset(job), datasets.TRAIN) if plan.uses_dataset(job) else None
     start = time.perf_counter()
-    method = cls(task, cls.Settings(**job["settings"]), seed, device, model)
+    method = cls(task, cls.Settings(**job["settings"]), seed, device, model, data=data)
     # what a method computes before its first step (the exact conversion: all of it; the amortized
     # predictor: its tables) is wall-clock its curve's `seconds` must include, or equal-time comparisons lie
     method.elapsed += time.perf_counter() - start

@@ -79,5 +79,10 @@ def test_pretraining_figures_from_a_real_run(tmp_path: Path) -> None:
     assert plots.pretrain_lengths(bands, "seq", tmp_path / "l.png") == 3
     assert plots.pretrain_lengths(bands, "other", tmp_path / "e.png") == 0
     assert plots.pretrain_success(metrics.drop(columns="seconds"), "seq", tmp_path / "old.png") == 1
-    for name in ("s.png", "l.png", "e.png", "old.png"):
+    # a variant that drew on a data set adds the panel of its success on the held-out objects
+    data = Pretrainer(env, PretrainConfig(**{**cfg.__dict__, "data_goals": 0.5, "random_goals": 0.25}), seed=0,
+                      device=torch.device("cpu"), data=env.encode(["ACGT", "GGA"]), holdout=env.encode(["TTAC"]))
+    both = pd.concat([metrics, data.run(None).assign(env="seq", variant="data", seed=0)])
+    assert plots.pretrain_success(both, "seq", tmp_path / "d.png") == 3
+    for name in ("s.png", "l.png", "e.png", "old.png", "d.png"):
         assert (tmp_path / name).stat().st_size > 1000

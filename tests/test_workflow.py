@@ -23,7 +23,8 @@ def snakemake(*args: str, cwd: Path = ROOT, env: dict | None = None) -> subproce
 
 @pytest.mark.parametrize("configfile", ["config/config.yaml", "config/paper.yaml", "config/test.yaml",
                                         "config/seqtest.yaml", "config/tfbind30.yaml", "config/byo_molecule.yaml",
-                                        "config/molecules.yaml", "config/conditioning.yaml"])
+                                        "config/molecules.yaml", "config/conditioning.yaml",
+                                        "config/dataprior.yaml"])
 def test_dry_run(configfile: str) -> None:
     result = snakemake("-n", "--forceall", "--cores", "2", "--configfile", configfile)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -194,3 +195,46 @@ def test_sequence_end_to_end(tmp_path: Path) -> None:
     bands = pd.read_parquet(out / "tables/pretrain_bands.parquet")
     assert set(bands["env"]) == set(config["envs"]) and bands["success_sample"].between(0, 1).all()
     assert (out / "figures/mol8/pretrain_lengths.png").stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_a_data_prior_through_the_dag(tmp_path: Path) -> None:
+    """An environment with a data set (a stand-in modlamp wheel): prepare_dataset fits and splits it once;
+    the variant that draws goals and positives from it, the warm-started scratch and fine-tuned GFlowNets and
+    MCMC from data read it; the other jobs do not wait for it."""
+    from test_datasets import modlamp_wheel
+
+    config = yaml.safe_load((ROOT / "config/seqtest.yaml").read_text())
+    out = tmp_path / "results"
+    config["results"], config["resources"] = str(out), str(tmp_path / "resources")
+    config["envs"] = {"pep": {"domain": "sequence", "params": {"alphabet": "protein", "length": 16, "min_length": 8},
+                              "tasks": ["amp"], "variants": ["full", "data"],
+                              "data": {"source": "modlamp_amp", "holdout": 0.34},
+                              "methods": ["scratch", "scratch_warm", "finetuned_data", "mcmc_data"]}}
+    config["pretrain"]["variants"]["data"] = {"ot": "reachable", "contrastive": True, "data_goals": 0.5,
+                                              "data_positives": True}
+    config["finetune"]["methods"].update({
+        "scratch_warm": {"kind": "scratch", "settings": {"loss": "tb", "warm_start": "data", "warm_steps": 5}},
+        "finetuned_data": {"kind": "finetuned", "pretrained": "data", "settings": {"warm_start": "data",
+                                                                                   "warm_steps": 5}},
+        "mcmc_data": {"kind": "mcmc", "settings": {"start": "data"}}})
+    cfg = tmp_path / "data.yaml"
+    cfg.write_text(yaml.safe_dump(config))
+    env = {**os.environ, "OCGFN_MODLAMP_WHEEL": str(modlamp_wheel(tmp_path))}
+    result = snakemake("all", "--cores", "2", "--configfile", str(cfg), env=env)
+    assert result.returncode == 0, result.stderr[-5000:]
+    table = pd.read_parquet(out / "pep/data/dataset.parquet")
+    assert sorted(table["sequence"]) == ["FLPIIAKLLSGLL", "GLFDIVKKV", "KWKLFKKIGAVLKVL"]
+    assert (table["split"] == "holdout").sum() == 1
+    assert "fit 3, distinct 3, holdout 1" in (out / "logs/pep/data/dataset.log").read_text()
+    metrics = pd.read_parquet(out / "tables/pretrain.parquet")
+    data_rows = metrics[metrics["variant"] == "data"]
+    assert data_rows["holdout_success_sample"].between(0, 1).all()
+    assert metrics.loc[metrics["variant"] == "full", "holdout_success_sample"].isna().all()
+    curves = pd.read_parquet(out / "tables/finetune_curves.parquet")
+    assert set(curves["method"]) == {"scratch", "scratch_warm", "finetuned_data", "mcmc_data"}
+    # which jobs read the data set is what their params say: only these four changed inputs
+    dry = snakemake("-n", "all", "--cores", "1", "--configfile", str(cfg), "--forcerun",
+                    str(out / "pep/data/dataset.parquet"), env=env)
+    planned = dry.stdout + dry.stderr
+    assert re.search(r"^pretrain\s+1$", planned, re.M) and re.search(r"^finetune\s+3$", planned, re.M), planned[-3000:]

@@ -2,6 +2,7 @@
 and exact resume (model, optimiser and RNG states, and the metrics rows written so far)."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -14,6 +15,19 @@ import torch
 from pipeline_lib import io
 
 log = logging.getLogger(__name__)
+
+
+def added(default: Any) -> Any:
+    """A settings field added after results existed, whose default keeps the old behaviour: while at its
+    default it is left out of a job's params (``job_settings``), so adding it reruns no finished job."""
+    return dataclasses.field(default=default, metadata={"added": True})
+
+
+def job_settings(settings: Any) -> dict[str, Any]:
+    """A settings dataclass as a job carries it (the rule params, Snakemake's rerun trigger): every field,
+    less the ``added`` ones at their defaults (the stage rebuilds the dataclass, so they come back)."""
+    return {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)
+            if not (f.metadata.get("added") and getattr(settings, f.name) == f.default)}
 
 
 class Trainer:

@@ -211,8 +211,9 @@ class Amortized(Method):
             return "settings.init_n: trunk copies a pre-trained OC-GFN's networks; use init_n: random"
         return super().without_weights(settings)
 
-    def __init__(self, task, settings: AmortizedSettings, seed: int, device: torch.device, pretrained=None) -> None:
-        super().__init__(task, settings, seed, device, pretrained)
+    def __init__(self, task, settings: AmortizedSettings, seed: int, device: torch.device, pretrained=None,
+                 data: torch.Tensor | None = None) -> None:
+        super().__init__(task, settings, seed, device, pretrained, data)
         env = self.env
         self.model = pretrained
         if settings.init_n == "trunk":

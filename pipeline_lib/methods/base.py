@@ -63,6 +63,11 @@ class Method(Trainer):
         return missing(env, cls.needs)
 
     @classmethod
+    def uses_data(cls, settings: Any) -> bool:
+        """Whether these settings start from the environment's data set (``data=`` in the constructor)."""
+        return False
+
+    @classmethod
     def without_weights(cls, settings: Any) -> str | None:
         """Why these settings cannot adapt the no-pre-training control (``'<key>: <reason>'``), which has a
         policy but no flow head and no weights; None if they can."""
@@ -76,7 +81,7 @@ class Method(Trainer):
         return pretrained
 
     def __init__(self, task: Task, settings: Any, seed: int, device: torch.device,
-                 pretrained=None) -> None:
+                 pretrained=None, data: torch.Tensor | None = None) -> None:
         super().__init__()
         reason = self.unsupported(task.env, settings)
         if reason:
@@ -84,7 +89,10 @@ class Method(Trainer):
         if self.uses_pretrained and pretrained is None:
             raise ValueError(f"method {self.kind!r} adapts a goal-reaching source (ocgfn.sources: a pre-trained "
                              f"OC-GFN or the control); none was given")
+        if self.uses_data(settings) and (data is None or not len(data)):
+            raise ValueError(f"method {self.kind!r} starts from data with these settings; no data set was given")
         self.task, self.env, self.cfg, self.device = task, task.env, settings, device
+        self.data = data  # the data set's training split (states), where the settings use it
         self.steps = getattr(settings, "steps", 0)
         self.eval_every = getattr(settings, "eval_every", 1)
         self.checkpoint_every = getattr(settings, "checkpoint_every", 1)

@@ -71,8 +71,9 @@ class DQN(Method):
             return f"takes reward_scale in {REWARD_SCALES}, got {settings.reward_scale!r}"
         return super().unsupported(env, settings)
 
-    def __init__(self, task, settings: DQNSettings, seed: int, device: torch.device, pretrained=None) -> None:
-        super().__init__(task, settings, seed, device)
+    def __init__(self, task, settings: DQNSettings, seed: int, device: torch.device, pretrained=None,
+                 data: torch.Tensor | None = None) -> None:
+        super().__init__(task, settings, seed, device, data=data)
         cfg = settings
         env = self.env
         self.q = mlp(env.feature_dim, cfg.hidden, cfg.layers, env.n_actions).to(device)

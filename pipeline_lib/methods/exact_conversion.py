@@ -149,8 +149,9 @@ class ExactConversion(Method):
                     f"{env.n_states} states ({entries} entries)")
         return None
 
-    def __init__(self, task, settings: ExactSettings, seed: int, device: torch.device, pretrained=None) -> None:
-        super().__init__(task, settings, seed, device, pretrained)
+    def __init__(self, task, settings: ExactSettings, seed: int, device: torch.device, pretrained=None,
+                 data: torch.Tensor | None = None) -> None:
+        super().__init__(task, settings, seed, device, pretrained, data)
         log_r = task.log_reward(self.env.terminal_states())  # every outcome is queried once: |Y| reward calls
         if self.env.capabilities()[TREE] is None:
             self.log_pf = tree_conversion(self.env, pretrained, log_r, settings.flow)

@@ -9,12 +9,17 @@ from typing import Callable
 import torch
 
 from pipeline_lib.core.env import LOCAL_MOVES
+from pipeline_lib.core.training import added
 from pipeline_lib.methods.base import Method, TrainedSettings
+
+STARTS = ("random", "data")
 
 
 @dataclass
 class MCMCSettings(TrainedSettings):
     """``batch_size`` is the number of chains."""
+
+    start: str = added("random")  # random | data: chains start at env.random_outcomes, or at the data set's objects
 
 
 class MCMC(Method):
@@ -23,9 +28,24 @@ class MCMC(Method):
     needs = (LOCAL_MOVES,)
     stateful = ("x", "log_r", "accepted", *Method.stateful)
 
-    def __init__(self, task, settings: MCMCSettings, seed: int, device: torch.device, pretrained=None) -> None:
-        super().__init__(task, settings, seed, device)
-        self.x = self.env.random_outcomes(settings.batch_size, self.gen)
+    @classmethod
+    def unsupported(cls, env, settings: MCMCSettings) -> str | None:
+        if settings.start not in STARTS:
+            return f"takes start in {STARTS}, got {settings.start!r}"
+        return super().unsupported(env, settings)
+
+    @classmethod
+    def uses_data(cls, settings: MCMCSettings) -> bool:
+        return settings.start == "data"
+
+    def __init__(self, task, settings: MCMCSettings, seed: int, device: torch.device, pretrained=None,
+                 data: torch.Tensor | None = None) -> None:
+        super().__init__(task, settings, seed, device, data=data)
+        if settings.start == "data":  # distinct training objects while there are enough, in a seeded order
+            order = torch.randperm(len(self.data), generator=self.gen, device=self.data.device)
+            self.x = self.data[order.repeat(-(-settings.batch_size // len(order)))[:settings.batch_size]]
+        else:
+            self.x = self.env.random_outcomes(settings.batch_size, self.gen)
         self.log_r = task.log_reward(self.x)
         self.accepted = 0
 

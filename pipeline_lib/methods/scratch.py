@@ -1,7 +1,8 @@
 """A GFlowNet trained from scratch on R^exponent: the paper's main baseline (and, with ``matched_to``, the
 compute-matched one: extra steps worth a pre-training run's trajectories). The same network, batch,
 exploration and budget train with detailed balance (the default), trajectory balance (a learned log Z)
-or sub-trajectory balance, so "scratch" can mean the strongest of them."""
+or sub-trajectory balance, so "scratch" can mean the strongest of them. ``warm_start: data`` first fits
+P_F to real objects by maximum likelihood: the fair baseline of a data-informed pre-training."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -9,10 +10,12 @@ from dataclasses import dataclass
 import torch
 
 from pipeline_lib.core.nets import GFlowNet
+from pipeline_lib.core.training import added
 from pipeline_lib.core.transitions import db_loss, db_rollout, gfn_policy, subtb_loss, tb_loss
 from pipeline_lib.methods.base import Method, NetworkSettings
 
 LOSSES = ("db", "tb", "subtb")
+WARM_STARTS = ("none", "data")
 
 
 @dataclass
@@ -22,6 +25,10 @@ class ScratchSettings(NetworkSettings):
     loss: str = "db"  # db | tb | subtb
     subtb_lambda: float = 0.9  # weight lambda^(length) of a sub-trajectory (subtb)
     log_z_lr: float = 0.1  # learning rate of log Z (tb)
+    # none | data: before the first step, ``warm_steps`` batches of maximum likelihood of P_F on paths to the
+    # data set's training objects (no reward call; envs.NAME.data), the data-prior baseline
+    warm_start: str = added("none")
+    warm_steps: int = added(500)
 
 
 class Scratch(Method):
@@ -33,17 +40,45 @@ class Scratch(Method):
     def unsupported(cls, env, settings: ScratchSettings) -> str | None:
         if settings.loss not in LOSSES:
             return f"takes loss in {LOSSES}, got {settings.loss!r}"
+        if settings.warm_start not in WARM_STARTS:
+            return f"takes warm_start in {WARM_STARTS}, got {settings.warm_start!r}"
         return super().unsupported(env, settings)
 
-    def __init__(self, task, settings: ScratchSettings, seed: int, device: torch.device, pretrained=None) -> None:
-        super().__init__(task, settings, seed, device, pretrained)
+    @classmethod
+    def uses_data(cls, settings: ScratchSettings) -> bool:
+        return settings.warm_start == "data"
+
+    def __init__(self, task, settings: ScratchSettings, seed: int, device: torch.device, pretrained=None,
+                 data: torch.Tensor | None = None) -> None:
+        super().__init__(task, settings, seed, device, pretrained, data)
         self.model, self.log_z = self.build(pretrained)
+        self._policy = gfn_policy(self.env, self.model)
+        if settings.warm_start == "data":
+            self.warm_losses = self.warm_start(self.data)
         rest = [p for p in self.model.parameters() if p is not self.log_z]
         groups = [{"params": rest}]
         if settings.loss == "tb" or any(p is self.log_z for p in self.model.parameters()):
             groups.append({"params": [self.log_z], "lr": settings.log_z_lr})
-        self.opt = torch.optim.Adam(groups, lr=settings.lr)
-        self._policy = gfn_policy(self.env, self.model)
+        self.opt = torch.optim.Adam(groups, lr=settings.lr)  # fresh moments: the reward's gradients differ
+
+    def warm_start(self, data: torch.Tensor) -> list[float]:
+        """Maximum likelihood of P_F on paths to the data set's objects (``sources.paths_to``: on a tree each
+        object's one path), ``warm_steps`` batches; costs no reward call. Runs in the constructor, so its
+        time is in the curve's seconds. Returns the mean negative log-likelihood per trajectory, per step."""
+        from pipeline_lib.ocgfn.sources import paths_to
+
+        opt = torch.optim.Adam(self.model.parameters(), lr=self.cfg.lr)
+        losses = []
+        for _ in range(self.cfg.warm_steps):
+            idx = torch.randint(len(data), (self.cfg.batch_size,), generator=self.gen, device=data.device)
+            traj = paths_to(self.env, data[idx], self.gen)
+            _, _, states, actions = traj.transitions()
+            loss = -self._policy(states, None).gather(1, actions[:, None]).sum() / traj.n
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+        return losses
 
     def build(self, pretrained) -> tuple[torch.nn.Module, torch.nn.Parameter]:
         """The flow model (log F, P_F and P_B logits of a state) and log Z (trajectory balance's)."""

@@ -146,10 +146,14 @@ class GCRLPretrainer(Pretrainer):
         return loss.item()
 
 
-def pretrainer(env, cfg: PretrainConfig, seed: int, device: torch.device) -> Pretrainer:
-    """The trainer of a pre-training variant: the OC-GFN's, or the GCRL baseline's (``algorithm``)."""
+def pretrainer(env, cfg: PretrainConfig, seed: int, device: torch.device, data: torch.Tensor | None = None,
+               holdout: torch.Tensor | None = None) -> Pretrainer:
+    """The trainer of a pre-training variant: the OC-GFN's, or the GCRL baseline's (``algorithm``); ``data``
+    and ``holdout``: the splits of the environment's data set, where the variant draws on it."""
     if cfg.algorithm == "gcrl":
+        if data is not None:
+            raise ValueError("data_goals / data_positives: the GCRL baseline takes its goals from the explorer only")
         return GCRLPretrainer(env, cfg, seed, device)
     if cfg.algorithm not in ALGORITHMS:
         raise ValueError(f"algorithm: expected one of {ALGORITHMS}, got {cfg.algorithm!r}")
-    return Pretrainer(env, cfg, seed, device)
+    return Pretrainer(env, cfg, seed, device, data, holdout)

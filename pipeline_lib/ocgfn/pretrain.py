@@ -22,8 +22,9 @@ from pipeline_lib.core.nets import (
     oc_inputs,
 )
 from pipeline_lib.core.rollout import Trajectories, rollout
-from pipeline_lib.core.training import Trainer
+from pipeline_lib.core.training import Trainer, added
 from pipeline_lib.core.transitions import TransitionTerms, db_loss, db_rollout, transition_terms
+from pipeline_lib.ocgfn.sources import paths_to
 from pipeline_lib.runtime import seed_everything
 
 
@@ -45,6 +46,10 @@ class PretrainConfig:
     # instead of the explorer's outcomes, whose lengths pile up at the maximum (method.md 8)
     random_goals: float = 0.0
     relabel_own: bool = False  # hindsight relabelling of the OC-GFN's own rollouts too (y := the object reached)
+    # a data prior (envs.NAME.data, beyond the paper): the next ``data_goals`` fraction of the goals drawn from
+    # the data set's training split, and (data_positives) a batch of paths to data objects in the contrastive set
+    data_goals: float = added(0.0)
+    data_positives: bool = added(False)
     log_eps_fail: float = -10.0
     negative_epsilon: float = 0.0
     explorer_lr: float = 1e-3
@@ -161,8 +166,16 @@ class Pretrainer(Trainer):
     stateful = ("model", "explorer", "rnd", "opt", "explorer_opt", "rnd_opt", "seen", "transitions",
                 "explorer_levels", "goal_levels", "band_rows")
 
-    def __init__(self, env, cfg: PretrainConfig, seed: int, device: torch.device) -> None:
+    def __init__(self, env, cfg: PretrainConfig, seed: int, device: torch.device,
+                 data: torch.Tensor | None = None, holdout: torch.Tensor | None = None) -> None:
         super().__init__()
+        if not 0.0 <= cfg.random_goals + cfg.data_goals <= 1.0 or cfg.data_goals < 0:
+            raise ValueError(f"random_goals + data_goals: expected fractions summing to at most 1, got "
+                             f"{cfg.random_goals} + {cfg.data_goals}")
+        if (cfg.data_goals > 0 or cfg.data_positives) and (data is None or not len(data)):
+            raise ValueError("data_goals / data_positives: pre-training draws on a data set, but none was given")
+        # held-out real objects, as many as the evaluation outcomes (datasets.prepare wrote them in a random order)
+        self.data, self.holdout = data, None if holdout is None else holdout[:cfg.eval_outcomes]
         self.steps, self.eval_every, self.checkpoint_every = cfg.steps, cfg.eval_every, cfg.checkpoint_every
         self.env, self.cfg, self.seed, self.device = env, cfg, seed, device
         self.gen = seed_everything(seed, device)
@@ -178,8 +191,6 @@ class Pretrainer(Trainer):
         self.seen = torch.zeros(env.n_states if enumerable else 0, dtype=torch.bool, device=device)
         self.transitions = 0
         self.eval_outcomes = evaluation_outcomes(env, cfg.eval_outcomes, torch.Generator(device).manual_seed(seed))
-        if not 0.0 <= cfg.random_goals <= 1.0:
-            raise ValueError(f"random_goals: expected a fraction in [0, 1], got {cfg.random_goals}")
         # how many explorer outcomes / on-policy goals had each level, against the evaluation outcomes
         self.explorer_levels = torch.zeros(env.max_length + 1, dtype=torch.long, device=device)
         self.goal_levels = torch.zeros_like(self.explorer_levels)
@@ -250,6 +261,11 @@ class Pretrainer(Trainer):
         if cfg.relabel_own:
             sets.append(negatives.terminals)
             trajectories.append(negatives)
+        if cfg.data_positives:  # paths to real objects (on a tree, each object's one path)
+            known = self.data[torch.randint(len(self.data), (cfg.batch_size,), generator=self.gen,
+                                            device=self.device)]
+            sets.append(known)
+            trajectories.append(paths_to(env, known, self.gen))
         y = torch.cat(sets)
         batch = Trajectories.concat(trajectories)
         terms = transition_terms(env, batch, OCGFNPolicy(env, self.model, y).flows)
@@ -266,10 +282,14 @@ class Pretrainer(Trainer):
 
     def goals(self, outcomes: torch.Tensor) -> torch.Tensor:
         """The goals of this step's on-policy rollouts: the explorer's outcomes, the first ``random_goals``
-        fraction replaced by env.random_outcomes (drawn with the trainer's generator); their levels are
-        counted for the length report."""
+        fraction replaced by env.random_outcomes and the next ``data_goals`` by data objects (drawn with the
+        trainer's generator); their levels are counted for the length report."""
         k = round(self.cfg.random_goals * len(outcomes))
-        goals = outcomes if k == 0 else torch.cat([self.env.random_outcomes(k, self.gen), outcomes[k:]])
+        d = min(round(self.cfg.data_goals * len(outcomes)), len(outcomes) - k)  # equal-sized sets in the loss
+        parts = [self.env.random_outcomes(k, self.gen)] if k else []
+        if d:
+            parts.append(self.data[torch.randint(len(self.data), (d,), generator=self.gen, device=self.device)])
+        goals = torch.cat([*parts, outcomes[k + d:]]) if parts else outcomes
         self.goal_levels += torch.bincount(self.env.level(goals), minlength=len(self.goal_levels))
         return goals
 
@@ -303,6 +323,10 @@ class Pretrainer(Trainer):
                "success_greedy": greedy.float().mean().item(), "success_sample": sampled.float().mean().item(),
                "explorer_coverage": self.seen.float().mean().item() if len(self.seen) else math.nan,
                "seconds": self.elapsed, **losses}
+        if self.holdout is not None:  # real objects no job trains on: does pre-training reach unseen data?
+            for name, greedy_, gen in (("greedy", True, None), ("sample", False, self.eval_generator())):
+                hit = reached(self.env, self.sampler(), self.holdout, greedy_, gen)
+                row[f"holdout_success_{name}"] = hit.float().mean().item()
         self.model.train()
         levels = torch.arange(len(self.explorer_levels), device=self.device)
         for low, high in self.bands:

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import torch
 
-from pipeline_lib.core.nets import NEG_INF, OutcomeConditionedGFlowNet, oc_inputs
+from pipeline_lib.core.env import TREE
+from pipeline_lib.core.nets import NEG_INF, OutcomeConditionedGFlowNet, masked_log_softmax, oc_inputs
+from pipeline_lib.core.rollout import Trajectories, rollout
 
 CONTROL = "control"  # the `pretrained:` value of a method entry that adapts the control instead of a model
 
@@ -80,6 +82,27 @@ class GoalReaching:
         keep = torch.where(keep.any(-1, keepdim=True), keep, mask)
         logits = torch.zeros(mask.shape, device=states.device).masked_fill(~keep, NEG_INF)
         return torch.zeros(len(states), device=states.device), logits
+
+
+def paths_to(env, outcomes: torch.Tensor, generator: torch.Generator | None = None) -> Trajectories:
+    """Trajectories ending at ``outcomes``, drawn from the control (on a tree each object's one path, built
+    directly by ``env.path_step``; on a DAG uniform over the moves that keep it reachable): how real objects
+    become training trajectories."""
+    if env.capabilities()[TREE] is None:
+        depth = env.level(outcomes)
+        steps = torch.arange(int(depth.max()) + 2, device=outcomes.device)  # every move, the stop, the end
+        b = torch.arange(len(outcomes), device=outcomes.device).repeat(len(steps))
+        j = torch.minimum(steps.repeat_interleave(len(outcomes)), depth[b])
+        states, actions = env.path_step(outcomes, b, j)
+        states = states.view(len(steps), len(outcomes), *states.shape[1:])
+        valid = steps[:-1, None] <= depth[None, :]
+        actions = actions.view(len(steps), len(outcomes))[:-1].masked_fill(~valid, -1)
+        return Trajectories(states, actions, valid, outcomes.clone())
+    control = GoalReaching(env)
+
+    def policy(states: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        return masked_log_softmax(control(states, outcomes[rows])[1], env.forward_mask(states))
+    return rollout(env, policy, len(outcomes), generator=generator)
 
 
 def pretrained_source(pretrained: str, path: str | None, env, device: torch.device):

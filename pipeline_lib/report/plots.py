@@ -55,14 +55,25 @@ def pretrain_success(pretrain: pd.DataFrame, env: str, path: str | Path) -> int:
     long = df.melt(id_vars=["variant", "seed", *xs], value_vars=["success_sample", "success_greedy"],
                    var_name="rollout", value_name="success rate")
     long["rollout"] = long["rollout"].str.replace("success_", "")
-    fig, axes = plt.subplots(1, len(xs), figsize=(5.0 * len(xs), 3.2), squeeze=False)
+    # variants that draw on a data set also report success on its held-out objects (never trained on)
+    held = [c for c in ("holdout_success_sample", "holdout_success_greedy") if c in df.columns]
+    held_rows = df[df[held].notna().any(axis=1)] if held else df.iloc[:0]
+    n = len(xs) + int(len(held_rows) > 0)
+    fig, axes = plt.subplots(1, n, figsize=(5.0 * n, 3.2), squeeze=False)
     for ax, x in zip(axes[0], xs):
         sns.lineplot(data=long, x=x, y="success rate", hue="variant", style="rollout", errorbar="sd", ax=ax)
         ax.set(ylim=(-0.02, 1.02), xlabel="pre-training steps" if x == "step" else "training seconds (this machine)",
                title=f"{env}: pre-training success")
+    if len(held_rows):
+        rows = held_rows.melt(id_vars=["variant", "seed", "step"], value_vars=held, var_name="rollout",
+                              value_name="success rate")
+        rows["rollout"] = rows["rollout"].str.replace("holdout_success_", "")
+        sns.lineplot(data=rows, x="step", y="success rate", hue="variant", style="rollout", errorbar="sd",
+                     ax=axes[0][-1])
+        axes[0][-1].set(ylim=(-0.02, 1.02), xlabel="pre-training steps", title=f"{env}: held-out data objects")
     _legend(fig, list(axes[0]))
     _save(fig, path)
-    return len(xs)
+    return n
 
 
 def pretrain_lengths(bands: pd.DataFrame, env: str, path: str | Path) -> int:

@@ -81,6 +81,20 @@ def task_data(wildcards):
     return plan.task_data(config, wildcards.env, wildcards.task)
 
 
+def pretrain_dataset(wildcards):
+    """The environment's prepared data set, where this variant draws on it (else nothing)."""
+    return plan.uses_dataset(plan.pretrain_job(config, wildcards.env, wildcards.variant)) or []
+
+
+def finetune_dataset(wildcards):
+    """The environment's prepared data set, where this method starts from it (else nothing)."""
+    return plan.uses_dataset(plan.finetune_job(config, wildcards.env, wildcards.task, wildcards.method)) or []
+
+
+def dataset_job(wildcards):
+    return plan.dataset_job(config, wildcards.env)
+
+
 def pretrained_model(wildcards):
     """The OC-GFN a method adapts (none for methods that use no pre-trained model, or the control)."""
     entry = config["finetune"]["methods"][wildcards.method]

@@ -5,6 +5,7 @@ rule finetune:
         setup=rules.setup.output,
         data=task_data,
         pretrained=pretrained_model,
+        dataset=finetune_dataset,
     output:
         policy=f"{RESULTS}/{{env}}/finetune/{{task}}/{{method}}/seed{{seed}}/policy.pt",
         curve=f"{RESULTS}/{{env}}/finetune/{{task}}/{{method}}/seed{{seed}}/curve.parquet",

@@ -29,6 +29,24 @@ rule prepare_data:
         "../scripts/prepare_data.py"
 
 
+# An environment's data set (envs.NAME.data): the objects of a public set it can build, with a held-out split.
+rule prepare_dataset:
+    input:
+        setup=rules.setup.output,
+    output:
+        f"{RESULTS}/{{env}}/data/dataset.parquet",
+    log:
+        f"{RESULTS}/logs/{{env}}/data/dataset.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/{{env}}/data/dataset.tsv"
+    conda:
+        "../envs/pipeline.yaml"
+    params:
+        job=dataset_job,
+    script:
+        "../scripts/prepare_dataset.py"
+
+
 rule prepare_target:
     input:
         setup=rules.setup.output,

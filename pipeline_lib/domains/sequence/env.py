@@ -299,6 +299,19 @@ class Sequence(DomainRewards):
     def encode(self, strings: list[str]) -> torch.Tensor:
         return encode(strings, self.alphabet, self.length).to(self.device)
 
+    def from_objects(self, objects: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The states of the strings this environment can build (over its tokens, ``min_length`` to
+        ``length`` of them), and bool [len(objects)] saying which could (data sets: ``datasets.prepare``)."""
+        fits = []
+        for s in objects:
+            try:
+                n = int((encode([s], self.alphabet, self.length) < self.pad).sum())
+            except ValueError:
+                n = 0
+            fits.append(n >= self.min_length)
+        kept = [s for s, ok in zip(objects, fits) if ok]
+        return self.encode(kept), torch.tensor(fits, dtype=torch.bool)
+
     def objects(self, states: torch.Tensor) -> list[str]:
         """What a reward plug-in receives: the decoded strings."""
         return self.decode(states)
