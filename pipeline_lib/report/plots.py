@@ -60,16 +60,18 @@ def pretrain_success(pretrain: pd.DataFrame, env: str, path: str | Path) -> int:
     held_rows = df[df[held].notna().any(axis=1)] if held else df.iloc[:0]
     n = len(xs) + int(len(held_rows) > 0)
     fig, axes = plt.subplots(1, n, figsize=(5.0 * n, 3.2), squeeze=False)
+    variants = sorted(df["variant"].unique())  # one colour per variant in every panel
     for ax, x in zip(axes[0], xs):
-        sns.lineplot(data=long, x=x, y="success rate", hue="variant", style="rollout", errorbar="sd", ax=ax)
+        sns.lineplot(data=long, x=x, y="success rate", hue="variant", hue_order=variants, style="rollout",
+                     style_order=["sample", "greedy"], errorbar="sd", ax=ax)
         ax.set(ylim=(-0.02, 1.02), xlabel="pre-training steps" if x == "step" else "training seconds (this machine)",
                title=f"{env}: pre-training success")
     if len(held_rows):
         rows = held_rows.melt(id_vars=["variant", "seed", "step"], value_vars=held, var_name="rollout",
                               value_name="success rate")
         rows["rollout"] = rows["rollout"].str.replace("holdout_success_", "")
-        sns.lineplot(data=rows, x="step", y="success rate", hue="variant", style="rollout", errorbar="sd",
-                     ax=axes[0][-1])
+        sns.lineplot(data=rows, x="step", y="success rate", hue="variant", hue_order=variants, style="rollout",
+                     style_order=["sample", "greedy"], errorbar="sd", ax=axes[0][-1])
         axes[0][-1].set(ylim=(-0.02, 1.02), xlabel="pre-training steps", title=f"{env}: held-out data objects")
     _legend(fig, list(axes[0]))
     _save(fig, path)
