@@ -26,6 +26,7 @@ from pipeline_lib.ocgfn.sources import GoalReaching, paths_to
 from pipeline_lib.tasks.task import Task
 
 CPU = torch.device("cpu")
+A_SHARE = f"{Path(__file__).resolve().parent / 'test_sequence_methods.py'}:a_share"  # a plug-in reward by file path
 AMP_TM = "4,1,TM,AMP\nGLFDIVKKV,1\nAAGAATVLLV,0\nKWKLFKKIGAVLKVL, 1\nGLFDIVKKV,1\n"
 AMP_UNIPROT = "3,1,UniProt,AMP\nFLPIIAKLLSGLL,1\nMKTAYIAKQRQISFVKSHFSRQ,0\nGIGKFLHSAKKFGKAFVGEIMNS,1\n"
 MOSES = "SMILES\nCCO\nc1ccccc1\nCC(=O)Oc1ccccc1C(=O)O\nCCN\nOCC\nC[Si](C)(C)C\n"
@@ -190,7 +191,7 @@ def test_pretraining_draws_goals_and_positives_from_data() -> None:
 
 
 def string_task(env: Sequence) -> Task:
-    return Task(env, {"reward": "tests.test_sequence_methods:a_share", "params": {"length": env.length, "seen": []},
+    return Task(env, {"reward": A_SHARE, "params": {"length": env.length, "seen": []},
                       "modes": {"kind": "threshold", "threshold": 0.5, "min_distance": 1}})
 
 
@@ -229,7 +230,7 @@ def seq_config(test_config: dict) -> dict:
     test_config["envs"] = {"pep": {"domain": "sequence", "params": {"alphabet": "protein", "length": 8},
                                    "tasks": ["pep_a"], "variants": ["full"], "methods": ["scratch"],
                                    "pretrain": {}, "finetune": {}}}
-    test_config["tasks"]["pep_a"] = {"reward": "tests.test_sequence_methods:a_share",
+    test_config["tasks"]["pep_a"] = {"reward": A_SHARE,
                                      "params": {"length": 8, "seen": []},
                                      "modes": {"kind": "threshold", "threshold": 0.5, "min_distance": 1}}
     test_config["finetune"]["methods"]["scratch"] = {"kind": "scratch"}
