@@ -205,7 +205,7 @@ def _check_data(config: dict[str, Any], env: str) -> None:
     missing = f"but the environment has no data set; add envs.{env}.data: {{source: ...}}"
     for variant in env_variants(config, env):
         cfg = pretrain_config(config, variant, env)
-        if not (cfg.data_goals > 0 or cfg.data_positives):
+        if not cfg.uses_data:
             continue
         where = f"pretrain.variants.{variant}"
         if cfg.algorithm == "gcrl":

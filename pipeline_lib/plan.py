@@ -29,7 +29,7 @@ def pretrain_job(config: dict[str, Any], env: str, variant: str) -> dict[str, An
     cfg = pretrain_config(config, variant, env)
     job = {"env": env_spec(config, env), "variant": variant, "device": config["device"],
            "settings": job_settings(cfg)}
-    if cfg.data_goals > 0 or cfg.data_positives:  # only then: a data set's edits rerun only its users
+    if cfg.uses_data:  # only then: a data set's edits rerun only its users
         job["data"] = dataset_spec(config, env)
     return job
 

@@ -72,6 +72,11 @@ class PretrainConfig:
     replay_size: int = 100_000  # transitions kept
     replay_batch: int = 512  # transitions per update
 
+    @property
+    def uses_data(self) -> bool:
+        """Whether this variant draws on the environment's data set (goals or positives)."""
+        return self.data_goals > 0 or self.data_positives
+
 
 class OCGFNPolicy:
     """Callable views of an OC-GFN conditioned on a fixed batch of outcomes (of the model as it is: build a
@@ -172,7 +177,7 @@ class Pretrainer(Trainer):
         if not 0.0 <= cfg.random_goals + cfg.data_goals <= 1.0 or cfg.data_goals < 0:
             raise ValueError(f"random_goals + data_goals: expected fractions summing to at most 1, got "
                              f"{cfg.random_goals} + {cfg.data_goals}")
-        if (cfg.data_goals > 0 or cfg.data_positives) and (data is None or not len(data)):
+        if cfg.uses_data and (data is None or not len(data)):
             raise ValueError("data_goals / data_positives: pre-training draws on a data set, but none was given")
         # held-out real objects, as many as the evaluation outcomes (datasets.prepare wrote them in a random order)
         self.data, self.holdout = data, None if holdout is None else holdout[:cfg.eval_outcomes]
@@ -262,8 +267,7 @@ class Pretrainer(Trainer):
             sets.append(negatives.terminals)
             trajectories.append(negatives)
         if cfg.data_positives:  # paths to real objects (on a tree, each object's one path)
-            known = self.data[torch.randint(len(self.data), (cfg.batch_size,), generator=self.gen,
-                                            device=self.device)]
+            known = self.draw_data(cfg.batch_size)
             sets.append(known)
             trajectories.append(paths_to(env, known, self.gen))
         y = torch.cat(sets)
@@ -288,10 +292,14 @@ class Pretrainer(Trainer):
         d = min(round(self.cfg.data_goals * len(outcomes)), len(outcomes) - k)  # equal-sized sets in the loss
         parts = [self.env.random_outcomes(k, self.gen)] if k else []
         if d:
-            parts.append(self.data[torch.randint(len(self.data), (d,), generator=self.gen, device=self.device)])
+            parts.append(self.draw_data(d))
         goals = torch.cat([*parts, outcomes[k + d:]]) if parts else outcomes
         self.goal_levels += torch.bincount(self.env.level(goals), minlength=len(self.goal_levels))
         return goals
+
+    def draw_data(self, n: int) -> torch.Tensor:
+        """``n`` objects of the data set's training split, uniformly with replacement (the trainer's generator)."""
+        return self.data[torch.randint(len(self.data), (n,), generator=self.gen, device=self.device)]
 
     def _schedule_lr(self) -> None:
         """Cosine decay of the OC-GFN learning rate to ``lr * lr_decay`` over ``cfg.steps``: with a

@@ -20,12 +20,16 @@ def empirical_l1(env, x: torch.Tensor, target: torch.Tensor) -> float:
     return float((counts - target.double().cpu()).abs().sum())
 
 
+def first_of_each(keys: list) -> list[int]:
+    """Indices of the first occurrence of each distinct key, in order (distinct objects of a batch)."""
+    return sorted({k: i for i, k in reversed(list(enumerate(keys)))}.values())
+
+
 def sample_summary(env, x: torch.Tensor, reward: torch.Tensor, modes, top_k: int = 100) -> dict[str, float]:
     """Metrics of a set of final samples: modes among them (``modes`` is a fresh counter of the task's
     mode definition), top-K mean reward and diversity of the distinct objects (``env.object_keys``),
     the unique fraction and the domain's own metrics."""
-    keys = env.object_keys(x)
-    first = sorted({k: i for i, k in reversed(list(enumerate(keys)))}.values())
+    first = first_of_each(env.object_keys(x))
     ux, ur = x[first], reward[first]
     modes.update(ux, ur)
     top = ur.topk(min(top_k, len(ur))).indices

@@ -54,10 +54,8 @@ class Molecule(Sequence):
     def from_objects(self, objects: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """The token strings of the SMILES whose (kekulised) SELFIES use only this environment's tokens and
         ``min_length`` to ``length`` of them, and which did (data sets: ``datasets.prepare``)."""
-        strings = [chem.selfies_of(s) for s in objects]
-        kept = [s if s is not None else "" for s in strings]
-        states, fits = super().from_objects(kept)
-        return states, fits & torch.tensor([s is not None for s in strings], dtype=torch.bool)
+        # an unreadable SMILES becomes '', which has no tokens and so never fits (min_length >= 1)
+        return super().from_objects([chem.selfies_of(s) or "" for s in objects])
 
     def similarity(self, smiles: list[str], references: list[str]):
         """Tanimoto similarities [len(smiles), len(references)] of Morgan fingerprints."""

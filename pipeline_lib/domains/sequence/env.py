@@ -302,15 +302,16 @@ class Sequence(DomainRewards):
     def from_objects(self, objects: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """The states of the strings this environment can build (over its tokens, ``min_length`` to
         ``length`` of them), and bool [len(objects)] saying which could (data sets: ``datasets.prepare``)."""
-        fits = []
+        fits, rows = [], [encode([], self.alphabet, self.length)]
         for s in objects:
             try:
-                n = int((encode([s], self.alphabet, self.length) < self.pad).sum())
-            except ValueError:
-                n = 0
-            fits.append(n >= self.min_length)
-        kept = [s for s, ok in zip(objects, fits) if ok]
-        return self.encode(kept), torch.tensor(fits, dtype=torch.bool)
+                row = encode([s], self.alphabet, self.length)
+            except ValueError:  # a token outside the alphabet, or too many tokens
+                row = None
+            fits.append(row is not None and int((row < self.pad).sum()) >= self.min_length)
+            if fits[-1]:
+                rows.append(row)
+        return torch.cat(rows).to(self.device), torch.tensor(fits, dtype=torch.bool)
 
     def objects(self, states: torch.Tensor) -> list[str]:
         """What a reward plug-in receives: the decoded strings."""
