@@ -92,9 +92,11 @@ def pretrain_config(config: dict[str, Any], variant: str, env: str | None = None
         if not hasattr(domain_class(domain), "pair_features"):
             raise ConfigError(f"envs.{env}.pretrain.conditioning: 'pairs' needs pair_features(states, outcomes) "
                               f"on the {domain!r} environment, which has none; use 'product' or 'concat'")
+    from pipeline_lib.ocgfn.descriptor import DESCRIPTOR_LOSSES, OUTCOMES
     from pipeline_lib.ocgfn.gcrl import ALGORITHMS, HER
 
-    for key, allowed in (("algorithm", ALGORITHMS), ("her", HER)):
+    for key, allowed in (("algorithm", ALGORITHMS), ("her", HER), ("outcomes", OUTCOMES),
+                         ("descriptor_loss", DESCRIPTOR_LOSSES)):
         if getattr(cfg, key) not in allowed:
             raise ConfigError(f"pretrain.variants.{variant}.{key}: expected one of {allowed}, "
                               f"got {getattr(cfg, key)!r}")
@@ -159,10 +161,60 @@ def method_config(config: dict[str, Any], method: str, env: str | None = None) -
 
 def _check_method(config: dict[str, Any], env_name: str, env, method: str) -> None:
     entry, settings = method_config(config, method, env_name)
-    reason = method_class(entry["kind"]).unsupported(env, settings)
+    cls = method_class(entry["kind"])
+    reason = cls.unsupported(env, settings)
     if reason:
         raise ConfigError(f"envs.{env_name}.methods: method {method!r} (kind {entry['kind']}) cannot run on "
                           f"environment {env_name!r}: it {reason}")
+    if not cls.uses_pretrained:
+        return
+    where = f"finetune.methods.{method}.pretrained"
+    if cls.uses_descriptor and "descriptor" not in config["envs"][env_name]:
+        raise ConfigError(f"envs.{env_name}.descriptor: method {method!r} (kind {entry['kind']}) adapts descriptor "
+                          f"outcomes, but the environment defines no descriptor")
+    if entry["pretrained"] == CONTROL:
+        return
+    descriptor = pretrain_config(config, entry["pretrained"], env_name).outcomes == "descriptor"
+    if cls.uses_descriptor and not descriptor:
+        raise ConfigError(f"{where}: kind {entry['kind']!r} adapts a variant with outcomes: descriptor; "
+                          f"{entry['pretrained']!r} conditions on objects")
+    if descriptor and not cls.uses_descriptor:
+        raise ConfigError(f"{where}: variant {entry['pretrained']!r} conditions on descriptors (outcomes: "
+                          f"descriptor); kind {entry['kind']!r} needs object outcomes; use outcome_conversion or "
+                          f"outcome_search")
+
+
+def _check_descriptor(config: dict[str, Any], name: str, env) -> None:
+    """The descriptor builds and returns values, its windows hold whole bins, and every descriptor variant can
+    use it."""
+    spec = config["envs"][name]
+    if "descriptor" in spec:
+        from pipeline_lib.descriptors import make_descriptor
+
+        try:
+            desc = make_descriptor(spec["descriptor"], env)
+            desc.values(env.random_outcomes(8, torch.Generator(env.device).manual_seed(0)))
+            for window, bounds in spec["descriptor"].get("windows", {}).items():
+                try:
+                    desc.window_outcomes(bounds)
+                except ValueError as err:
+                    raise ValueError(f"windows.{window}: {err}") from err
+        except ValueError as err:
+            raise ConfigError(f"envs.{name}.descriptor: {err}") from err
+    for variant in env_variants(config, name):
+        cfg = pretrain_config(config, variant, name)
+        where = f"pretrain.variants.{variant}"
+        if cfg.outcomes != "descriptor":
+            continue
+        if "descriptor" not in spec:
+            raise ConfigError(f"envs.{name}.descriptor: variant {variant!r} pre-trains on descriptor outcomes, but "
+                              f"the environment defines no descriptor; add envs.{name}.descriptor: {{name: ...}}")
+        for key, bad, why in (("ot", cfg.ot == "reachable", "no reachability test exists for a descriptor; use off"),
+                              ("conditioning", cfg.conditioning == "pairs", "pair features need object outcomes"),
+                              ("algorithm", cfg.algorithm != "ocgfn", "the GCRL baseline conditions on objects"),
+                              ("data_goals", cfg.uses_data, "descriptor outcomes take no data set")):
+            if bad:
+                raise ConfigError(f"{where}.{key}: {getattr(cfg, key)!r} with outcomes: descriptor on {name}: {why}")
 
 
 def _check_task(config: dict[str, Any], env_name: str, env, task: str) -> None:
@@ -243,5 +295,6 @@ def check(config: dict[str, Any]) -> None:
         for method in env_methods(config, name) if spec["tasks"] else []:  # methods run only on tasks
             _check_method(config, name, env, method)
         _check_data(config, name)
+        _check_descriptor(config, name, env)
         for task in spec["tasks"]:
             _check_task(config, name, env, task)

@@ -31,7 +31,35 @@ def pretrain_job(config: dict[str, Any], env: str, variant: str) -> dict[str, An
            "settings": job_settings(cfg)}
     if cfg.uses_data:  # only then: a data set's edits rerun only its users
         job["data"] = dataset_spec(config, env)
+    if cfg.outcomes == "descriptor":
+        job["descriptor"] = descriptor_spec(config, env)
     return job
+
+
+PHI_KEYS = ("name", "params", "dims", "edges")  # what defines phi(x); windows and sample counts do not
+
+
+def descriptor_spec(config: dict[str, Any], env: str) -> dict[str, Any]:
+    """phi(x) as the environment's ``descriptor`` entry defines it (evaluation keys left out)."""
+    spec = config["envs"][env]["descriptor"]
+    return {k: spec[k] for k in PHI_KEYS if k in spec}
+
+
+def descriptor_variant(config: dict[str, Any], env: str, variant: str) -> bool:
+    return pretrain_config(config, variant, env).outcomes == "descriptor"
+
+
+def outcomes_jobs(config: dict[str, Any]) -> list[tuple[str, str, int]]:
+    """(env, variant, seed) of every descriptor variant's per-outcome and window evaluation."""
+    return [(env, variant, seed) for env, variant, seed in pretrain_jobs(config)
+            if descriptor_variant(config, env, variant)]
+
+
+def outcomes_job(config: dict[str, Any], env: str, variant: str) -> dict[str, Any]:
+    spec = config["envs"][env]["descriptor"]
+    return {"env": env_spec(config, env), "variant": variant, "device": config["device"],
+            "descriptor": {**descriptor_spec(config, env), "windows": spec.get("windows", {})},
+            "samples": spec.get("samples", 16), "window_samples": spec.get("window_samples", 1000)}
 
 
 def dataset_spec(config: dict[str, Any], env: str) -> dict[str, Any]:
@@ -68,6 +96,8 @@ def finetune_job(config: dict[str, Any], env: str, task: str, method: str) -> di
            "device": config["device"], "resources": config["resources"]}
     if method_class(entry["kind"]).uses_data(settings):
         job["data"] = dataset_spec(config, env)
+    if method_class(entry["kind"]).uses_descriptor:
+        job["descriptor"] = descriptor_spec(config, env)
     return job
 
 
@@ -107,7 +137,8 @@ def data_job(config: dict[str, Any], path: str) -> dict[str, Any]:
 
 def figures(config: dict[str, Any]) -> list[tuple[str, str, str]]:
     """Every figure the report draws, as (kind, env, task) with task '' for a figure of a whole domain:
-    pre-training success per domain and per length band (with the explorer's length histogram), the search
+    pre-training success per domain and per length band (with the explorer's length histogram), per descriptor
+    bin where a variant's outcomes are descriptors, the search
     curves (modes, top-100 reward and diversity vs distinct calls) of every domain with tasks, the exact-L1
     curves where the space is enumerable, and the kinds a domain adds (``env.figure_kinds``: heatmaps of
     grids, one molecule grid per task)."""
@@ -116,6 +147,8 @@ def figures(config: dict[str, Any]) -> list[tuple[str, str, str]]:
     out: list[tuple[str, str, str]] = []
     for env, spec in config["envs"].items():
         out += [("pretrain_success", env, ""), ("pretrain_lengths", env, "")]
+        if any(descriptor_variant(config, env, v) for v in env_variants(config, env)):
+            out.append(("descriptor", env, ""))
         if not spec["tasks"]:
             continue
         instance = make_env(spec["domain"], spec["params"])

@@ -18,11 +18,12 @@ import pandas as pd
 import torch
 
 from pipeline_lib import datasets, io, plan
+from pipeline_lib.descriptors import make_descriptor
 from pipeline_lib.domains import make_env
 from pipeline_lib.methods import method_class
+from pipeline_lib.ocgfn.descriptor import load_descriptor_model, model_entries, outcome_results, window_results
 from pipeline_lib.ocgfn.gcrl import pretrainer
 from pipeline_lib.ocgfn.pretrain import PretrainConfig
-from pipeline_lib.ocgfn.sources import pretrained_source
 from pipeline_lib.runtime import select_device, set_threads
 from pipeline_lib.tasks.metrics import empirical_l1, sample_summary
 from pipeline_lib.tasks.task import TOP_K, Task
@@ -100,14 +101,16 @@ def pretrain(job: dict[str, Any], seed: int, threads: int, model_out: str, metri
         data, holdout = datasets.splits(env, plan.uses_dataset(job))
         log.info("data set %s: %d training objects, %s held out", job["data"]["source"], len(data),
                  len(holdout) if holdout is not None else 0)
-    trainer = pretrainer(env, cfg, seed, device, data, holdout)
+    descriptor = make_descriptor(job["descriptor"], env) if "descriptor" in job else None
+    trainer = pretrainer(env, cfg, seed, device, data, holdout, descriptor)
     checkpoint = Path(str(model_out) + ".ckpt")
     df = trainer.run(checkpoint)
     df.insert(0, "seed", seed)
     df.insert(0, "variant", job["variant"])
     df.insert(0, "env", job["env"]["name"])
+    extra = model_entries(trainer, job["descriptor"]) if descriptor else {}
     io.save_checkpoint({"config": dataclasses.asdict(cfg), "env": job["env"],
-                        "state_dict": trainer.model.state_dict()}, model_out)
+                        "state_dict": trainer.model.state_dict(), **extra}, model_out)
     io.write_parquet(df, metrics_out, seed=seed, config=dataclasses.asdict(cfg), device=str(device))
     bands = _label(trainer.band_table(), env=job["env"]["name"], variant=job["variant"], seed=seed)
     io.write_parquet(bands, bands_out, seed=seed)
@@ -124,7 +127,8 @@ def finetune(job: dict[str, Any], seed: int, threads: int, pretrained: str | Non
     env = _env(job, device)
     task = Task(env, job["task"], job["resources"])
     cls = method_class(job["method"]["kind"])
-    model = pretrained_source(job["method"]["pretrained"], pretrained, env, device) if cls.uses_pretrained else None
+    model = cls.load_source(job["method"]["pretrained"], pretrained, env, device,
+                            job.get("descriptor")) if cls.uses_pretrained else None
     data = datasets.load(env, plan.uses_dataset(job), datasets.TRAIN) if plan.uses_dataset(job) else None
     start = time.perf_counter()
     method = cls(task, cls.Settings(**job["settings"]), seed, device, model, data=data)
@@ -153,6 +157,24 @@ def finetune(job: dict[str, Any], seed: int, threads: int, pretrained: str | Non
     row["l1_empirical"] = empirical_l1(env, x, task.target) if task.enumerable else float("nan")
     io.write_parquet(pd.DataFrame([row]).drop(columns="kind"), metrics_out, seed=seed)
     checkpoint.unlink(missing_ok=True)
+
+
+def descriptor_outcomes(job: dict[str, Any], seed: int, model: str, outcomes_out: str, windows_out: str) -> None:
+    """A descriptor variant's results (``plan.outcomes_job``): per outcome, the explorer's count, the learned
+    log-count and the conditional success of ``samples`` draws; per window of ``descriptor.windows``, the
+    window sampler's validity, uniqueness and fraction inside (``window_samples`` objects, no reward call)."""
+    device = select_device(job["device"])
+    env = _env(job, device)
+    source = load_descriptor_model(model, env, device)
+    labels = {"env": job["env"]["name"], "variant": job["variant"], "seed": seed}
+    gen = torch.Generator(device).manual_seed(seed)
+    table = outcome_results(source, job["samples"], gen)
+    io.write_parquet(_label(table, **labels), outcomes_out, seed=seed, config=job)
+    windows = window_results(env, source, job["descriptor"].get("windows", {}), job["window_samples"], gen)
+    io.write_parquet(_label(windows, **labels), windows_out, seed=seed, config=job)
+    log.info("descriptor outcomes of %s/%s: %d of %d outcomes met in pre-training, sampled success %.3f",
+             job["env"]["name"], job["variant"], int(table["evaluated"].sum()), len(table),
+             table["success_sample"].mean())
 
 
 def collect(paths: list[str], out: str) -> None:

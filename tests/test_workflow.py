@@ -24,7 +24,7 @@ def snakemake(*args: str, cwd: Path = ROOT, env: dict | None = None) -> subproce
 @pytest.mark.parametrize("configfile", ["config/config.yaml", "config/paper.yaml", "config/test.yaml",
                                         "config/seqtest.yaml", "config/tfbind30.yaml", "config/byo_molecule.yaml",
                                         "config/molecules.yaml", "config/conditioning.yaml",
-                                        "config/dataprior.yaml"])
+                                        "config/dataprior.yaml", "config/descriptors.yaml"])
 def test_dry_run(configfile: str) -> None:
     result = snakemake("-n", "--forceall", "--cores", "2", "--configfile", configfile)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -238,3 +238,52 @@ def test_a_data_prior_through_the_dag(tmp_path: Path) -> None:
                     str(out / "pep/data/dataset.parquet"), env=env)
     planned = dry.stdout + dry.stderr
     assert re.search(r"^pretrain\s+1$", planned, re.M) and re.search(r"^finetune\s+3$", planned, re.M), planned[-3000:]
+
+
+@pytest.mark.slow
+def test_descriptor_outcomes_through_the_dag(tmp_path: Path) -> None:
+    """Descriptor outcomes (y = phi(x)) end to end on bit strings: both pre-training losses, the per-outcome and
+    window tables, the conversion (one reward call per outcome) and the search with their controls, and the
+    figure."""
+    config = yaml.safe_load((ROOT / "config/seqtest.yaml").read_text())
+    out = tmp_path / "results"
+    config["results"], config["resources"] = str(out), str(tmp_path / "resources")
+    phi = {"name": "composition", "params": {"tokens": "1", "length_edges": [2.5]}}
+    config["envs"] = {"bits": {"domain": "sequence", "params": {"alphabet": "bits2", "length": 4, "min_length": 1},
+                               "descriptor": {**phi, "windows": {"long": {"length": [2.5, float("inf")]}},
+                                              "samples": 4, "window_samples": 50},
+                               "tasks": ["phi"], "variants": ["desc", "desc_tb"],
+                               "methods": ["conv", "conv_control", "search", "search_control", "scratch"]}}
+    config["tasks"] = {"phi": {"reward": "pipeline_lib.descriptors:binned_reward",
+                               "params": {"descriptor": "composition", "params": phi["params"],
+                                          "prefer": {"share": [0, 1, 2, 3]}},
+                               "modes": {"kind": "relative", "fraction": 0.5}}}
+    config["pretrain"]["variants"] = {"desc": {"outcomes": "descriptor", "ot": "off"},
+                                      "desc_tb": {"outcomes": "descriptor", "ot": "off", "descriptor_loss": "tb"}}
+    config["finetune"]["methods"] = {
+        "conv": {"kind": "outcome_conversion", "pretrained": "desc"},
+        "conv_control": {"kind": "outcome_conversion", "pretrained": "control", "settings": {"pool": 500}},
+        "search": {"kind": "outcome_search", "pretrained": "desc_tb"},
+        "search_control": {"kind": "outcome_search", "pretrained": "control", "settings": {"pool": 500}},
+        "scratch": {"kind": "scratch"}}
+    cfg = tmp_path / "phi.yaml"
+    cfg.write_text(yaml.safe_dump(config))
+    result = snakemake("all", "--cores", "2", "--configfile", str(cfg))
+    assert result.returncode == 0, result.stderr[-5000:]
+    outcomes = pd.read_parquet(out / "tables/outcomes.parquet")
+    assert set(outcomes["variant"]) == {"desc", "desc_tb"} and len(outcomes) == 2 * 2 * 4  # |Y| = 2 x 4
+    assert {"length_range", "share_range", "log_count", "success_sample", "explorer_count"} <= set(outcomes.columns)
+    windows = pd.read_parquet(out / "tables/windows.parquet")
+    assert list(windows["window"]) == ["long", "long"] and windows["in_window"].between(0, 1).all()
+    calls = pd.read_parquet(out / "tables/finetune_curves.parquet").groupby("method")["unique_reward_calls"].max()
+    assert 1 <= calls["conv"] <= 8 and 1 <= calls["conv_control"] <= 8  # at most one reward call per outcome
+    metrics = pd.read_parquet(out / "tables/evaluation.parquet").set_index("method")
+    assert 0 <= metrics.loc["conv", "outcome_l1_exact"] <= 2 and pd.isna(metrics.loc["scratch", "outcome_l1"])
+    assert (out / "figures/bits/descriptor.png").stat().st_size > 0
+    # a descriptor's windows are read by descriptor_outcomes only: editing one reruns nothing else
+    config["envs"]["bits"]["descriptor"]["windows"]["short"] = {"length": [float("-inf"), 2.5]}
+    cfg.write_text(yaml.safe_dump(config))
+    dry = snakemake("-n", "all", "--cores", "1", "--configfile", str(cfg))
+    planned = dry.stdout + dry.stderr
+    assert re.search(r"^descriptor_outcomes\s+2$", planned, re.M) and not re.search(r"^pretrain\s", planned, re.M), \
+        planned[-3000:]

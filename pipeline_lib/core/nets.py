@@ -54,11 +54,14 @@ class OutcomeConditionedGFlowNet(nn.Module):
     small [choice]; ``'pairs'`` adds an embedding of the environment's pair features of (s, y) (where s
     sits inside y, ``env.pair_features``), which a flat pair of one-hots cannot learn on long sequences
     and on prepend-or-append generation (method.md 8).
-    log F(s0|y) is fixed to 0 because sum_x R(x|y) = 1, so F(s|y) is a visit probability.
+    log F(s0|y) is fixed to 0 because sum_x R(x|y) = 1, so F(s|y) is a visit probability (descriptor
+    outcomes, where it is not, learn it beside the model: ocgfn/descriptor.py). ``outcome_dim``: the outcome
+    input's width where outcomes are not states (default ``feature_dim``).
     """
 
     def __init__(self, feature_dim: int, n_actions: int, n_back: int, hidden: int, layers: int,
-                 learn_pb: bool, conditioning: str = "concat", pair_dim: int = 0) -> None:
+                 learn_pb: bool, conditioning: str = "concat", pair_dim: int = 0,
+                 outcome_dim: int | None = None) -> None:
         super().__init__()
         if conditioning not in CONDITIONING:
             raise ValueError(f"conditioning: expected one of {CONDITIONING}, got {conditioning!r}")
@@ -68,11 +71,11 @@ class OutcomeConditionedGFlowNet(nn.Module):
         self.n_actions, self.n_back, self.learn_pb = n_actions, n_back, learn_pb
         self.arch = {"feature_dim": feature_dim, "n_actions": n_actions, "n_back": n_back, "hidden": hidden,
                      "layers": layers, "learn_pb": learn_pb, "conditioning": conditioning,
-                     "pair_dim": pair_dim}  # to build its twin
+                     "pair_dim": pair_dim, "outcome_dim": outcome_dim}  # to build its twin
         self.product = conditioning in ("product", "pairs")
         self.pair_dim = pair_dim
         self.embed_state = nn.Sequential(nn.Linear(feature_dim, hidden), nn.LeakyReLU())
-        self.embed_outcome = nn.Sequential(nn.Linear(feature_dim, hidden), nn.LeakyReLU())
+        self.embed_outcome = nn.Sequential(nn.Linear(outcome_dim or feature_dim, hidden), nn.LeakyReLU())
         self.embed_pair = nn.Sequential(nn.Linear(pair_dim, hidden), nn.LeakyReLU()) if pair_dim else None
         width = (2 + self.product + bool(pair_dim)) * hidden
         self.trunk = mlp(width, hidden, layers, 1 + n_actions + (n_back if learn_pb else 0))

@@ -8,11 +8,14 @@ from pipeline_lib.methods.dqn import DQN
 from pipeline_lib.methods.exact_conversion import ExactConversion
 from pipeline_lib.methods.finetuned import FineTuned
 from pipeline_lib.methods.mcmc import MCMC
+from pipeline_lib.methods.outcome_conversion import OutcomeConversion
+from pipeline_lib.methods.outcome_search import OutcomeSearch
 from pipeline_lib.methods.random_search import RandomSearch
 from pipeline_lib.methods.scratch import Scratch
 
 METHODS: dict[str, type[Method]] = {
-    cls.kind: cls for cls in (ExactConversion, Amortized, FineTuned, Scratch, MCMC, DQN, RandomSearch)
+    cls.kind: cls for cls in (ExactConversion, Amortized, FineTuned, Scratch, MCMC, DQN, RandomSearch,
+                           OutcomeConversion, OutcomeSearch)
 }
 
 

@@ -62,6 +62,15 @@ class Method(Trainer):
         """Why this method cannot run on ``env`` with ``settings`` (None if it can)."""
         return missing(env, cls.needs)
 
+    uses_descriptor: ClassVar[bool] = False  # adapts a descriptor variant (outcomes: descriptor) or its control
+
+    @classmethod
+    def load_source(cls, pretrained: str, path: str | None, env, device: torch.device, descriptor: dict | None):
+        """What this method adapts, from its entry's ``pretrained:`` and the variant's model file."""
+        from pipeline_lib.ocgfn.sources import pretrained_source
+
+        return pretrained_source(pretrained, path, env, device)
+
     @classmethod
     def uses_data(cls, settings: Any) -> bool:
         """Whether these settings start from the environment's data set (``data=`` in the constructor)."""

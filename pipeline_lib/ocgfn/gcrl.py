@@ -147,9 +147,17 @@ class GCRLPretrainer(Pretrainer):
 
 
 def pretrainer(env, cfg: PretrainConfig, seed: int, device: torch.device, data: torch.Tensor | None = None,
-               holdout: torch.Tensor | None = None) -> Pretrainer:
+               holdout: torch.Tensor | None = None, descriptor=None) -> Pretrainer:
     """The trainer of a pre-training variant: the OC-GFN's, or the GCRL baseline's (``algorithm``); ``data``
-    and ``holdout``: the splits of the environment's data set, where the variant draws on it."""
+    and ``holdout``: the splits of the environment's data set, where the variant draws on it; ``descriptor``:
+    the environment's phi(x), where the variant's outcomes are descriptors (ocgfn/descriptor.py)."""
+    if cfg.outcomes == "descriptor":
+        from pipeline_lib.ocgfn.descriptor import ClassifierPretrainer, DescriptorPretrainer
+
+        if descriptor is None or cfg.algorithm != "ocgfn":
+            raise ValueError("outcomes: descriptor needs the OC-GFN algorithm and the environment's descriptor")
+        cls = ClassifierPretrainer if cfg.descriptor_loss == "classifier" else DescriptorPretrainer
+        return cls(env, cfg, seed, device, descriptor)
     if cfg.algorithm == "gcrl":
         if data is not None:
             raise ValueError("data_goals / data_positives: the GCRL baseline takes its goals from the explorer only")

@@ -50,6 +50,14 @@ class PretrainConfig:
     # the data set's training split, and (data_positives) a batch of paths to data objects in the contrastive set
     data_goals: float = added(0.0)
     data_positives: bool = added(False)
+    # outcomes: objects (y is the object itself, the paper) | descriptor (y = phi(x), envs.NAME.descriptor, beyond
+    # the paper: ocgfn/descriptor.py); descriptor_samples: conditioned samples per outcome at each evaluation;
+    outcomes: str = added("objects")
+    descriptor_samples: int = added(8)
+    # descriptor_loss: classifier (the flows on a tree as classifiers of uniformly drawn objects) | tb (the
+    # balance loss with the explorer, any DAG); z_lr: the learning rate of tb's log Z(y) table
+    descriptor_loss: str = added("classifier")
+    z_lr: float = added(0.05)
     log_eps_fail: float = -10.0
     negative_epsilon: float = 0.0
     explorer_lr: float = 1e-3
@@ -82,9 +90,11 @@ class OCGFNPolicy:
     """Callable views of an OC-GFN conditioned on a fixed batch of outcomes (of the model as it is: build a
     new view after each update)."""
 
-    def __init__(self, env, model: OutcomeConditionedGFlowNet, outcomes: torch.Tensor) -> None:
+    def __init__(self, env, model: OutcomeConditionedGFlowNet, outcomes: torch.Tensor,
+                 outcome_feats: torch.Tensor | None = None) -> None:
+        """``outcome_feats``: the outcomes' input features where outcomes are not states (descriptor bins)."""
         self.env, self.model, self.outcomes = env, model, outcomes
-        self.outcome_feats = env.featurize(outcomes)
+        self.outcome_feats = env.featurize(outcomes) if outcome_feats is None else outcome_feats
         self._frozen: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def flows(self, states: torch.Tensor, rows: torch.Tensor):
@@ -186,7 +196,7 @@ class Pretrainer(Trainer):
         self.gen = seed_everything(seed, device)
         f, a, nb = env.feature_dim, env.n_actions, env.n_backward_actions
         self.model = OutcomeConditionedGFlowNet(f, a, nb, cfg.hidden, cfg.layers, cfg.learn_pb, cfg.conditioning,
-                                                pair_dim(env, cfg.conditioning)).to(device)
+                                                pair_dim(env, cfg.conditioning), **self.outcome_arch()).to(device)
         self.explorer = GFlowNet(f, a, nb, cfg.hidden, cfg.layers, cfg.learn_pb).to(device)
         self.rnd = RND(f, cfg.rnd_hidden, cfg.rnd_dim).to(device)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
@@ -204,6 +214,10 @@ class Pretrainer(Trainer):
         self.band_rows: list[dict[str, Any]] = []
         self.phases: dict[str, float] = {}  # seconds per phase of the steps so far (this process only)
         self.sync_phases = False  # CUDA: synchronise at each phase (benchmarks), else phases count launches
+
+    def outcome_arch(self) -> dict[str, Any]:
+        """The OC-GFN's outcome input where outcomes are not states (ocgfn/descriptor.py); none here."""
+        return {}
 
     def _phase(self, name: str, since: float) -> float:
         """Add the time since ``since`` to phase ``name``; returns now. Where a step's time goes is what
@@ -367,6 +381,9 @@ def load_pretrained(path: str, env, device: torch.device) -> tuple[OutcomeCondit
     job's model file, in eval mode, with the settings it was trained with."""
     saved = io.load_checkpoint(path, device)
     cfg = saved["config"]
+    if cfg.get("outcomes", "objects") == "descriptor":
+        raise ValueError(f"{path}: a descriptor OC-GFN (outcomes: descriptor) is adapted by outcome_conversion or "
+                         f"outcome_search, not by methods that condition on objects")
     conditioning = cfg.get("conditioning", "concat")
     model = OutcomeConditionedGFlowNet(env.feature_dim, env.n_actions, env.n_backward_actions, cfg["hidden"],
                                        cfg["layers"], cfg["learn_pb"], conditioning,

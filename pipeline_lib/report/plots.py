@@ -109,6 +109,31 @@ def pretrain_lengths(bands: pd.DataFrame, env: str, path: str | Path) -> int:
     return 3
 
 
+def descriptor_success(outcomes: pd.DataFrame, env: str, path: str | Path) -> int:
+    """Descriptor variants (outcomes y = phi(x)): per dimension of the descriptor, the sampled conditional
+    success of the outcomes pre-training met, by bin (mean over the outcomes with that bin and over seeds),
+    one bar per variant; each title gives the outcome coverage (outcomes met / |Y|). Returns the panels."""
+    df = outcomes[outcomes["env"] == env] if len(outcomes) else outcomes
+    if df.empty:
+        _empty(path, f"{env}: no descriptor outcome rows")
+        return 0
+    dims = [c[:-len("_range")] for c in df.columns if c.endswith("_range") and df[c].notna().any()]
+    met = df[df["evaluated"].astype(bool)]
+    coverage = df.groupby(["variant", "seed"])["evaluated"].mean().groupby("variant").mean()
+    fig, axes = plt.subplots(1, len(dims), figsize=(3.6 * len(dims), 3.2), squeeze=False)
+    variants = sorted(df["variant"].unique())
+    for ax, dim in zip(axes[0], dims):
+        order = df.sort_values(dim)[f"{dim}_range"].drop_duplicates().tolist()
+        sns.barplot(data=met, x=f"{dim}_range", y="success_sample", hue="variant", hue_order=variants, order=order,
+                    errorbar=None, ax=ax)
+        ax.set(ylim=(0, 1.02), xlabel=f"{dim} bin", ylabel="sampled success", title=f"{env}: success per {dim}")
+        ax.tick_params(axis="x", labelrotation=30, labelsize=7)
+    fig.suptitle("outcome coverage " + ", ".join(f"{v} {coverage[v]:.2f}" for v in variants), y=1.04, fontsize=9)
+    _legend(fig, list(axes[0]))
+    _save(fig, path)
+    return len(dims)
+
+
 def _empty(path: str | Path, message: str) -> None:
     """A placeholder figure, so the report's figure list does not depend on which domains ran."""
     fig, ax = plt.subplots(figsize=(4, 1))

@@ -47,6 +47,22 @@ def pretrain_tables(name):
     return files
 
 
+def descriptor_tables(name):
+    """Input function: one table per descriptor variant's evaluation (outcomes or windows)."""
+
+    def files(wildcards):
+        return [
+            f"{RESULTS}/{env}/pretrain/{variant}/seed{seed}/{name}.parquet"
+            for env, variant, seed in plan.outcomes_jobs(config)
+        ]
+
+    return files
+
+
+def outcomes_job(wildcards):
+    return plan.outcomes_job(config, wildcards.env, wildcards.variant)
+
+
 def per_job(name):
     """Input function: one file per adaptation job (curve, samples or metrics)."""
 

@@ -2,6 +2,8 @@ rule collect:
     input:
         pretrain=pretrain_tables("metrics"),
         pretrain_bands=pretrain_tables("bands"),
+        outcomes=descriptor_tables("outcomes"),
+        windows=descriptor_tables("windows"),
         curves=per_job("curve"),
         evaluation=per_job("metrics"),
         samples=per_job("samples"),
@@ -9,6 +11,8 @@ rule collect:
     output:
         pretrain=f"{RESULTS}/tables/pretrain.parquet",
         pretrain_bands=f"{RESULTS}/tables/pretrain_bands.parquet",
+        outcomes=f"{RESULTS}/tables/outcomes.parquet",
+        windows=f"{RESULTS}/tables/windows.parquet",
         curves=f"{RESULTS}/tables/finetune_curves.parquet",
         evaluation=f"{RESULTS}/tables/evaluation.parquet",
         samples=f"{RESULTS}/tables/samples.parquet",

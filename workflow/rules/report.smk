@@ -44,6 +44,24 @@ rule figure_pretrain_lengths:
         "../scripts/figures.py"
 
 
+rule figure_descriptor:
+    input:
+        outcomes=rules.collect.output.outcomes,
+    output:
+        report(
+            f"{RESULTS}/figures/{{env}}/descriptor.png",
+            caption="../report/descriptor.rst",
+            category="Pre-training",
+            subcategory="{env}",
+        ),
+    log:
+        f"{RESULTS}/logs/figures/{{env}}/descriptor.log",
+    conda:
+        "../envs/pipeline.yaml"
+    script:
+        "../scripts/figures.py"
+
+
 rule figure_search:
     input:
         curves=rules.collect.output.curves,

@@ -9,6 +9,8 @@ with logged(snakemake.log[0]):
     rule = snakemake.rule
     if rule == "figure_pretrain_success":
         plots.pretrain_success(read_parquet(i.pretrain), w.env, out)
+    elif rule == "figure_descriptor":
+        plots.descriptor_success(read_parquet(i.outcomes), w.env, out)
     elif rule == "figure_pretrain_lengths":
         plots.pretrain_lengths(read_parquet(i.bands), w.env, out)
     elif rule in ("figure_search", "figure_l1"):

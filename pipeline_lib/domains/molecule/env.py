@@ -20,6 +20,7 @@ class Molecule(Sequence):
     """SELFIES strings of 1..``length`` tokens over ``alphabet`` (default chem.SELFIES_ALPHABET)."""
 
     rewards_module = "pipeline_lib.domains.molecule.rewards"
+    descriptors_module = "pipeline_lib.domains.molecule.descriptors"
 
     def __init__(self, length: int = 20, alphabet: list[str] | None = None, min_length: int = 1,
                  device: torch.device | str = "cpu") -> None:

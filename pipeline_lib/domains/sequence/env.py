@@ -52,6 +52,7 @@ class Sequence(DomainRewards):
     first (1, prepend_append only; length >= 2 so that a length-1 sequence has a single parent)."""
 
     rewards_module = "pipeline_lib.domains.sequence.rewards"
+    descriptors_module = "pipeline_lib.domains.sequence.descriptors"  # built-in phi(x) (pipeline_lib.descriptors)
 
     def __init__(self, alphabet: list[str] | str, length: int, min_length: int | None = None, mode: str = "append",
                  device: torch.device | str = "cpu") -> None:
@@ -201,6 +202,18 @@ class Sequence(DomainRewards):
 
     def level(self, states: torch.Tensor) -> torch.Tensor:
         return self.lengths(states)
+
+    def log_completions(self, states: torch.Tensor) -> torch.Tensor:
+        """log of the number of objects a state can still become (itself included where it may stop), on the
+        append-only tree: sum over lengths j in [max(k, min_length), length] of V^(j - k). Its ratios are the
+        policy uniform over objects (ocgfn/descriptor.py), which needs no training."""
+        if self.prepend:
+            raise ValueError("log_completions: prepend-or-append generation is no tree (objects have many paths)")
+        k = torch.arange(self.length + 1, dtype=torch.float64)
+        j = k[None, :].expand(len(k), -1)
+        terms = torch.where((j >= k[:, None]) & (j >= self.min_length), (j - k[:, None]) * math.log(self.vocab),
+                            torch.tensor(-math.inf, dtype=torch.float64))
+        return torch.logsumexp(terms, 1).float().to(states.device)[self.lengths(states)]
 
     figure_kinds: tuple[str, ...] = ()  # figures the report draws for this domain (report/plots.py)
     per_task_report = False  # report tables list each task apart (objectives on different scales)
