@@ -120,8 +120,8 @@ def test_classifier_flows_learn_the_exact_counts() -> None:
     uniform = terminal_distribution(StateGraph.build(env), log_p)[env.index(env.terminal_states())]
     assert torch.allclose(uniform, torch.full_like(uniform, 1 / 30))  # 2 + 4 + 8 + 16 objects
     assert env.log_completions(env.initial_states(1)).exp().item() == pytest.approx(30)
-    cfg = PretrainConfig(steps=400, batch_size=64, hidden=64, layers=2, ot="off", outcomes="descriptor",
-                         eval_every=200, descriptor_samples=16)
+    cfg = PretrainConfig(steps=500, batch_size=128, hidden=64, layers=2, ot="off", outcomes="descriptor",
+                         eval_every=250, descriptor_samples=16, lr=3e-3, lr_decay=0.05)
     trainer = ClassifierPretrainer(env, cfg, 0, CPU, desc)
     metrics = trainer.run()
     table = outcome_results(trainer.source(), 16, torch.Generator().manual_seed(1))

@@ -18,12 +18,12 @@ from pipeline_lib.core.nets import NEG_INF
 from pipeline_lib.methods.base import Method
 from pipeline_lib.ocgfn.sources import CONTROL
 
-EVAL_SAMPLES = 4096  # draws behind the outcome-histogram check of exact_metrics
+EVAL_SAMPLES = 2048  # draws behind the outcome-histogram check of exact_metrics
 
 
 @dataclass
 class OutcomeConversionSettings:
-    tries: int = 16  # draws per outcome to find an object that has it (phi costs no reward call)
+    tries: int = 8  # draws per outcome to find an object that has it (phi costs no reward call)
     pool: int = 20000  # the control's random objects
 
 

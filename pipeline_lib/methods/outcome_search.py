@@ -18,7 +18,7 @@ from pipeline_lib.methods.outcome_conversion import OutcomeMethod
 
 @dataclass
 class OutcomeSearchSettings(TrainedSettings):
-    tries: int = 4  # draws per object to hit its outcome
+    tries: int = 2  # draws per object to hit its outcome
     pool: int = 20000  # the control's random objects
 
 

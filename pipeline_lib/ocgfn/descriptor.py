@@ -7,7 +7,7 @@ nothing to teleport. Two ways to learn it (``descriptor_loss``):
 - ``classifier`` (trees): F(s|y) = C(s) P_U(y | s), C(s) the number of objects below s (closed form,
   ``env.log_completions``) and P_U the outcome distribution of an object drawn uniformly below s. Objects drawn
   uniformly need no explorer on a tree; every state of their trajectories is a classification example
-  (``OutcomeClassifier``); P_F(a | s, y) is proportional to F(child | y) (``ClassifierPolicy``).
+  (``OutcomeClassifier``); P_F(a | s, y) is proportional to F(s.a | y) (``ClassifierPolicy``).
 - ``tb`` (any DAG): the explorer (GAFlowNet with RND) and the contrastive set of object outcomes, with outcomes
   phi of the explorer's terminals; trajectory balance per (trajectory, outcome) with R = 1 on a hit and eps on
   a miss; log Z(y) a table over the finite Y with its own learning rate (``z_lr``), started at a bound on
@@ -69,8 +69,6 @@ class DescriptorModel:
     """A pre-trained descriptor OC-GFN as adaptation reads it: which outcomes pre-training met (``known``),
     their learned log-counts log F(s0|y), and objects sampled with a given descriptor."""
 
-    has_weights = True
-
     def __init__(self, env, model: OutcomeConditionedGFlowNet, descriptor: Descriptor, log_z: torch.Tensor,
                  counts: torch.Tensor) -> None:
         self.env, self.model, self.descriptor = env, model, descriptor
@@ -105,8 +103,6 @@ class RejectionControl:
     descriptor; an object with descriptor y is drawn uniformly from the pool's objects with y. The outcomes'
     log-counts are estimated as their share of the pool times |X| (its bound). No training and no weights;
     an outcome the pool lacks, it cannot propose."""
-
-    has_weights = False
 
     def __init__(self, env, descriptor: Descriptor, pool: int, generator: torch.Generator) -> None:
         self.env, self.descriptor, self.pool = env, descriptor, pool
@@ -149,45 +145,45 @@ def uniform_logits(env, states: torch.Tensor) -> torch.Tensor:
 
 
 class OutcomeClassifier(torch.nn.Module):
-    """The flows of the descriptor OC-GFN on a tree, as two classifiers over Y of a state's features: where a
-    uniformly drawn object of the state's subtree lands (``completion``: log P_U(y | s), so F(s|y) =
-    C(s) P_U(y | s)), and the state's own descriptor where it may stop (``here``: log P(phi(s) = y))."""
+    """The flows of the descriptor OC-GFN on a tree, as classifiers over Y of a state's features: for each move
+    a, where an object drawn uniformly below the child s.a lands (``completion`` [B, A, Y]: log P_U(y | s.a),
+    so F(s.a|y) = C(s.a) P_U(y | s.a); one pass per state, not one per child), and the state's own descriptor
+    where it may stop (``here`` [B, Y]: log P(phi(s) = y))."""
 
-    def __init__(self, feature_dim: int, size: int, hidden: int, layers: int) -> None:
+    def __init__(self, feature_dim: int, n_actions: int, size: int, hidden: int, layers: int) -> None:
         super().__init__()
-        self.size = size
-        self.net = mlp(feature_dim, hidden, layers, 2 * size)
+        self.n_actions, self.size = n_actions, size
+        self.net = mlp(feature_dim, hidden, layers, (n_actions + 1) * size)
 
     def forward(self, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        out = self.net(feats)
-        return torch.log_softmax(out[:, :self.size], -1), torch.log_softmax(out[:, self.size:], -1)
+        out = self.net(feats).view(len(feats), self.n_actions + 1, self.size)
+        return torch.log_softmax(out[:, :-1], -1), torch.log_softmax(out[:, -1], -1)
 
 
 class ClassifierPolicy:
-    """P_F(a | s, y) proportional to F(child|y) = C(child) P_U(y | child) for a move, P(phi(s) = y) for stop: the
+    """P_F(a | s, y) proportional to F(s.a|y) = C(s.a) P_U(y | s.a) for a move, P(phi(s) = y) for stop: the
     OC-GFN on a tree read off its flows (``OutcomeClassifier``); rows as ``rollout`` passes them."""
 
     def __init__(self, env, model: OutcomeClassifier, descriptor: Descriptor, outcomes: torch.Tensor) -> None:
         self.env, self.model, self.y = env, model, descriptor.index(outcomes)
 
     def __call__(self, states: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-        env, y = self.env, self.y[rows]
-        mask = env.forward_mask(states)
-        logits = torch.full(mask.shape, NEG_INF, device=states.device)
-        r, a = mask.nonzero(as_tuple=True)
-        moves = a != env.stop
-        r, a = r[moves], a[moves]
-        children = env.step(states[r], a)
-        completion, _ = self.model(env.featurize(children))
-        logits[r, a] = env.log_completions(children) + completion.gather(1, y[r, None])[:, 0]
-        _, here = self.model(env.featurize(states))
-        logits[:, env.stop] = torch.where(mask[:, env.stop], here.gather(1, y[:, None])[:, 0], NEG_INF)
-        return masked_log_softmax(logits, mask)
+        logits = flow_logits(self.env, self.model, states, self.y[rows])
+        return masked_log_softmax(logits, self.env.forward_mask(states))
+
+
+def flow_logits(env, model: OutcomeClassifier, states: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """log F(s.a | y) per action [B, A] (stop: log P(phi(s) = y)), NEG_INF where invalid."""
+    completion, here = model(env.featurize(states))
+    picked = completion.gather(2, y[:, None, None].expand(-1, completion.shape[1], 1))[:, :, 0]
+    logits = uniform_logits(env, states) + picked
+    logits[:, env.stop] = here.gather(1, y[:, None])[:, 0]
+    return logits.masked_fill(~env.forward_mask(states), NEG_INF)
 
 
 class ClassifierModel(DescriptorModel):
-    """A descriptor OC-GFN learned as classifiers (``ClassifierPretrainer``): log F(s0|y) = log C(s0) +
-    log P_U(y | s0)."""
+    """A descriptor OC-GFN learned as classifiers (``ClassifierPretrainer``): log F(s0|y) = log sum_a F(s0.a|y)
+    (s0 cannot stop where objects have at least one token, else its own term joins the sum)."""
 
     def __init__(self, env, model: OutcomeClassifier, descriptor: Descriptor, counts: torch.Tensor) -> None:
         self.env, self.model, self.descriptor, self.counts = env, model, descriptor, counts
@@ -197,9 +193,8 @@ class ClassifierModel(DescriptorModel):
 
     @torch.no_grad()
     def log_counts(self, y: torch.Tensor) -> torch.Tensor:
-        s0 = self.env.initial_states(1)
-        completion, _ = self.model(self.env.featurize(s0))
-        return self.env.log_completions(s0)[0] + completion[0, self.descriptor.index(y)]
+        s0 = self.env.initial_states(len(y))
+        return torch.logsumexp(flow_logits(self.env, self.model, s0, self.descriptor.index(y)), -1)
 
 
 class ClassifierPretrainer(Trainer):
@@ -222,7 +217,8 @@ class ClassifierPretrainer(Trainer):
         self.steps, self.eval_every, self.checkpoint_every = cfg.steps, cfg.eval_every, cfg.checkpoint_every
         self.env, self.cfg, self.seed, self.device, self.descriptor = env, cfg, seed, device, descriptor
         self.gen = seed_everything(seed, device)
-        self.model = OutcomeClassifier(env.feature_dim, descriptor.size, cfg.hidden, cfg.layers).to(device)
+        self.model = OutcomeClassifier(env.feature_dim, env.n_actions, descriptor.size, cfg.hidden,
+                                       cfg.layers).to(device)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
         self.outcome_counts = torch.zeros(descriptor.size, dtype=torch.long, device=device)
         self.transitions = 0
@@ -233,13 +229,17 @@ class ClassifierPretrainer(Trainer):
 
     def train_step(self) -> dict[str, float]:
         env, desc, n = self.env, self.descriptor, self.cfg.batch_size
+        Pretrainer._schedule_lr(self)  # the same cosine decay (lr_decay) as the OC-GFN's
         traj = rollout(env, lambda s, rows: masked_log_softmax(uniform_logits(env, s), env.forward_mask(s)), n,
                        generator=self.gen)
         y = desc.index(desc.outcomes(traj.terminals))
         self.outcome_counts += torch.bincount(y, minlength=desc.size)
-        t, b = traj.valid.nonzero(as_tuple=True)  # every state a trajectory passes, its object's outcome
+        t, b = traj.valid.nonzero(as_tuple=True)  # every move a trajectory makes: its object's outcome
+        move = traj.actions[t, b] != env.stop
+        t, b = t[move], b[move]
         completion, _ = self.model(env.featurize(traj.states[t, b]))
-        loss_completion = -completion.gather(1, y[b, None]).mean()
+        loss_completion = -completion[torch.arange(len(t), device=self.device), traj.actions[t, b], y[b]].mean()
+        t, b = traj.valid.nonzero(as_tuple=True)
         # states that may stop, labelled with their own descriptor: each object, and one earlier state each
         stoppable = env.forward_mask(traj.states[t, b])[:, env.stop]
         pick = torch.rand(len(t), generator=self.gen, device=self.device).masked_fill(~stoppable, -1.0)
@@ -453,7 +453,8 @@ def load_descriptor_model(path: str, env, device: torch.device) -> DescriptorMod
                          f"methods adapt a variant with outcomes: descriptor")
     descriptor = make_descriptor(saved["descriptor"], env)
     if cfg.get("descriptor_loss", "classifier") == "classifier":
-        classifier = OutcomeClassifier(env.feature_dim, descriptor.size, cfg["hidden"], cfg["layers"]).to(device)
+        classifier = OutcomeClassifier(env.feature_dim, env.n_actions, descriptor.size, cfg["hidden"],
+                                       cfg["layers"]).to(device)
         classifier.load_state_dict(saved["state_dict"])
         classifier.eval().requires_grad_(False)
         return ClassifierModel(env, classifier, descriptor, saved["outcome_counts"].to(device))

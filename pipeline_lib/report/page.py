@@ -19,6 +19,7 @@ from pipeline_lib.report.summary import (
     pretrain_table,
     sequence_table,
     verdict_table,
+    window_table,
 )
 
 # Which way is better, per column (the best value of each block of rows is marked); others are not marked.
@@ -45,6 +46,9 @@ CAPTIONS = {
           "calls and wall-clock seconds; dashed: exact conversions (no training) (tables/finetune_curves.parquet).",
     "heatmaps": "Target R/Z next to each final sampler's empirical distribution (tables/samples.parquet).",
     "molecules": "The best distinct molecules each final sampler drew for this task (tables/samples.parquet).",
+    "descriptor": "Descriptor outcomes y = phi(x): per dimension and bin, the share of y-conditioned samples whose "
+                  "descriptor is y, over the outcomes pre-training met; the title gives the outcome coverage "
+                  "(tables/outcomes.parquet).",
 }
 STYLE = """
 body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:1150px;margin:0 auto;padding:0 1em;
@@ -171,10 +175,11 @@ def verdict_lines(verdict: pd.DataFrame, evaluation: pd.DataFrame, env: str, hea
 def summary_page(pretrain: pd.DataFrame, evaluation: pd.DataFrame, curves: pd.DataFrame, environment: pd.DataFrame,
                  figures: list[tuple[str, str, str, str]], out_html: str, out_md: str,
                  budgets: dict[str, int | None] | None = None, per_task: list[str] = (),
-                 headlines: dict[str, str] | None = None) -> None:
+                 headlines: dict[str, str] | None = None, windows: pd.DataFrame | None = None) -> None:
     """Write the summary page. ``figures``: (kind, env, task, path) of every figure; ``headlines``: the kind
     each domain's section leads with; ``budgets``: each domain's distinct-call budget (None: the smallest
-    final one); domains in ``per_task`` (molecule objectives) get a table row per task and method."""
+    final one); domains in ``per_task`` (molecule objectives) get a table row per task and method; ``windows``:
+    the descriptor-window sampler's rows (descriptor variants), if any."""
     budgets, headlines = budgets or {}, headlines or {}
     verdict = verdict_table(curves, budgets) if len(curves) else pd.DataFrame()
     budget = budget_table(curves) if len(curves) else pd.DataFrame()
@@ -222,6 +227,8 @@ def summary_page(pretrain: pd.DataFrame, evaluation: pd.DataFrame, curves: pd.Da
               ("Pre-training: final success rate on the evaluation outcomes", pretrain_table(pretrain)),
               ("Final samplers: exact L1 / KL of the policy (enumerable spaces) and metrics of its samples",
                evaluation_table(evaluation)),
+              ("Descriptor-window sampler (no reward call): validity, uniqueness and the share of samples inside "
+               "each window", window_table(windows)),
               ("Equal budgets: each method at its final budget vs the scratch GFlowNet at the same steps, reward "
                "calls, distinct calls and wall-clock seconds", budget)]
     h.append("<h2 id=tables>Tables</h2>")

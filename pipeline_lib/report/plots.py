@@ -12,6 +12,8 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.ticker import NullFormatter  # noqa: E402
 
+from pipeline_lib.report.summary import NOT_TRAINED  # noqa: E402
+
 sns.set_theme(style="whitegrid", context="paper")
 
 
@@ -173,7 +175,8 @@ def curves_figure(curves: pd.DataFrame, env: str, rows: list[tuple[str, str]], p
             if data.empty:
                 ax.axis("off")
                 continue
-            trained, exact = data[data["kind"] != "exact"], data[data["kind"] == "exact"]
+            once = data["kind"].isin(NOT_TRAINED)  # no training: one point (or line) at its own budget
+            trained, exact = data[~once], data[once]
             if len(trained):
                 sns.lineplot(data=trained, x=x, y=metric, hue="method", palette=palette, errorbar="sd",
                              marker="o", markersize=4, ax=ax)

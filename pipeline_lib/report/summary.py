@@ -4,6 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+NOT_TRAINED = ("exact", "outcome_conversion")  # kinds that query once per outcome and never train: own budget
+
 
 def number(v: float) -> str:
     """A value with 3 significant digits (thousands with separators, no exponent below 1e6)."""
@@ -31,13 +33,23 @@ def _mean_interval(df: pd.DataFrame, keys: list[str], cols: list[str]) -> pd.Dat
 
 
 def pretrain_table(pretrain: pd.DataFrame) -> pd.DataFrame:
-    """Final success rates per environment and pre-training variant."""
+    """Final success rates per environment and pre-training variant (and the outcome coverage where outcomes
+    are descriptors)."""
     final = pretrain.loc[pretrain.groupby(["env", "variant", "seed"])["step"].idxmax()]
-    return _mean_interval(final, ["env", "variant"], ["step", "success_sample", "success_greedy"])
+    extra = [c for c in ("outcome_coverage",) if c in final and final[c].notna().any()]
+    return _mean_interval(final, ["env", "variant"], ["step", "success_sample", "success_greedy", *extra])
 
 
-EVALUATION_METRICS = ["l1", "kl", "l1_empirical", "modes_in_samples", "modes_total", "top100_reward",
-                      "top100_diversity", "unique_fraction", "validity", "top100_scaffolds"]
+def window_table(windows: pd.DataFrame | None) -> pd.DataFrame:
+    """The descriptor-window sampler per environment, variant and window, over seeds."""
+    if windows is None or not len(windows):
+        return pd.DataFrame()
+    return _mean_interval(windows, ["env", "variant", "window"], ["window_outcomes", "validity", "uniqueness",
+                                                                  "in_window", "on_outcome"])
+
+
+EVALUATION_METRICS = ["l1", "kl", "l1_empirical", "outcome_l1", "outcome_l1_exact", "modes_in_samples", "modes_total",
+                      "top100_reward", "top100_diversity", "unique_fraction", "validity", "top100_scaffolds"]
 
 
 def evaluation_table(evaluation: pd.DataFrame) -> pd.DataFrame:
@@ -68,7 +80,8 @@ def sequence_table(curves: pd.DataFrame, env: str, budget: float | None,
     found; ties count one half)."""
     df = curves[curves["env"] == env]
     if budget is None:  # the largest budget every trained method reached
-        trained = df[df["kind"] != "exact"] if (df["kind"] != "exact").any() else df
+        training = ~df["kind"].isin(NOT_TRAINED)
+        trained = df[training] if training.any() else df
         budget = float(trained.groupby("method")["reward_calls"].max().min())
     at = at_budget(df, budget)
     keys = ["task", "method"] if by_task else ["method"]
@@ -119,7 +132,8 @@ def budget_table(curves: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-ADAPTATION_KINDS = ("exact", "amortized", "finetuned")  # kinds whose runs pair with a no-pre-training control
+# kinds whose runs pair with a no-pre-training control
+ADAPTATION_KINDS = ("exact", "amortized", "finetuned", "outcome_conversion", "outcome_search")
 VERDICT_METRICS = ("modes_found", "top100_reward")
 
 
@@ -143,7 +157,7 @@ def at_distinct_budget(curves: pd.DataFrame, budget: float) -> pd.DataFrame:
     the same (task, seed) did: it is never reported under-trained, only at its own larger budget.
     ``own_budget`` marks those rows."""
     keys = ["task", "method", "seed"]
-    within = curves[(curves["kind"] != "exact") & (curves["unique_reward_calls"] <= budget)]
+    within = curves[~curves["kind"].isin(NOT_TRAINED) & (curves["unique_reward_calls"] <= budget)]
     at = within.loc[within.groupby(keys)["unique_reward_calls"].idxmax()].assign(own_budget=False)
     final = curves.loc[curves.groupby(keys)["unique_reward_calls"].idxmax()].assign(own_budget=True)
     scratch_steps = at[at["kind"] == "scratch"].groupby(["task", "seed"])["step"].max()
@@ -173,7 +187,7 @@ def verdict_table(curves: pd.DataFrame, budgets: dict[str, int | None]) -> pd.Da
     for env, df in curves.groupby("env", sort=False):
         budget = budgets.get(env)
         if budget is None:
-            trained = df[df["kind"] != "exact"]
+            trained = df[~df["kind"].isin(NOT_TRAINED)]
             budget = float(trained.groupby("method")["unique_reward_calls"].max().min()) if len(trained) else 0.0
         at = at_distinct_budget(df, budget)
         control = at["pretrained"] == "control"

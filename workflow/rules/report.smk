@@ -144,6 +144,7 @@ rule summary:
         pretrain=rules.collect.output.pretrain,
         evaluation=rules.collect.output.evaluation,
         curves=rules.collect.output.curves,
+        windows=rules.collect.output.windows,
         environment=rules.setup.output,
         figures=list(FIGURE_PATHS.values()),
     output:
