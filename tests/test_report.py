@@ -145,3 +145,27 @@ def test_best_cells_are_marked_per_domain_and_direction() -> None:
     assert not any(col == "modes_found" and row in (2, 3) for row, col in best)  # a tie marks nothing
     html = page._html_table(table)
     assert html.count("best") == 3 and "exact L1" in html  # units and names in headers
+
+
+def test_descriptor_runs_in_the_summary(tmp_path: Path) -> None:
+    """The descriptor-window table and the outcome coverage reach the page; outcome_conversion (one call per
+    outcome, no training) pairs with its control and enters at its own budget, like the exact conversion."""
+    rows = []
+    for seed in (0, 1):
+        rows += [_row("t", seed, "conv", "outcome_conversion", "desc", 190, 3 + seed, 0.7),
+                 _row("t", seed, "conv_control", "outcome_conversion", "control", 150, 1, 0.5),
+                 _row("t", seed, "scratch", "scratch", "", 100, 2, 0.3)]
+    curves = pd.DataFrame(rows).assign(top100_diversity=1.0)
+    verdict = report.verdict_table(curves, {"e": 120}).set_index(["metric", "comparison"])
+    conv = verdict.loc[("modes_found", "outcome_conversion: OC-GFN - control")]
+    assert (conv["a"], conv["b"], conv["a_minus_b"]) == ("conv", "conv_control", 2.5)
+    windows = pd.DataFrame({"env": "e", "variant": "desc", "seed": [0, 1], "window": "polar", "window_outcomes": 4,
+                            "validity": 1.0, "uniqueness": [0.9, 0.7], "in_window": [0.5, 0.7], "on_outcome": 0.2})
+    pretrain = pd.DataFrame({"env": "e", "variant": "desc", "seed": [0, 1], "step": 10, "success_sample": 0.3,
+                             "success_greedy": 0.4, "outcome_coverage": [0.25, 0.35]})
+    html, md = tmp_path / "s.html", tmp_path / "s.md"
+    page.summary_page(pretrain, pd.DataFrame(), curves, pd.DataFrame({"torch": ["2"]}), [], str(html), str(md),
+                      budgets={"e": 120}, windows=windows)
+    text = md.read_text()
+    assert "Descriptor-window sampler" in text and "polar" in text and "outcome_coverage" in text
+    assert report.window_table(windows).set_index("window").loc["polar", "in_window"].startswith("0.6")

@@ -35,7 +35,7 @@ from pipeline_lib.core.rollout import Trajectories, rollout
 from pipeline_lib.core.training import Trainer
 from pipeline_lib.core.transitions import TransitionTerms, transition_terms
 from pipeline_lib.descriptors import Descriptor, make_descriptor
-from pipeline_lib.ocgfn.pretrain import OCGFNPolicy, PretrainConfig, Pretrainer
+from pipeline_lib.ocgfn.pretrain import OCGFNPolicy, PretrainConfig, Pretrainer, loss_sets
 from pipeline_lib.runtime import seed_everything
 
 OUTCOMES = ("objects", "descriptor")
@@ -332,13 +332,7 @@ class DescriptorPretrainer(Pretrainer):
         source = self.source()
         negatives = rollout(env, source.policy(goals), len(goals), cfg.negative_epsilon, generator=self.gen)
         t = self._phase("OC-GFN rollout", t)
-        sets, trajectories = [goals], [negatives]
-        if cfg.contrastive:
-            sets.append(outcomes)
-            trajectories.append(positives)
-        if cfg.relabel_own:
-            sets.append(desc.outcomes(negatives.terminals))
-            trajectories.append(negatives)
+        sets, trajectories = loss_sets(cfg, goals, negatives, outcomes, positives, desc.outcomes(negatives.terminals))
         y = torch.cat(sets)
         batch = Trajectories.concat(trajectories)
         terms = transition_terms(env, batch, source.policy(y).flows)

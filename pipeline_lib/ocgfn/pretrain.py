@@ -134,6 +134,21 @@ def ocgfn_loss(env, terms: TransitionTerms, terminals: torch.Tensor, outcomes: t
                for k in range(sets)) / sets
 
 
+def loss_sets(cfg: PretrainConfig, goals: torch.Tensor, rollouts: Trajectories, outcomes: torch.Tensor,
+              positives: Trajectories, reached: torch.Tensor) -> tuple[list[torch.Tensor], list[Trajectories]]:
+    """The (outcomes, trajectories) sets of one OC-GFN update: the on-policy rollouts towards their goals, the
+    explorer's trajectories relabelled with their own outcomes (``contrastive``), and the rollouts again
+    towards what they ``reached`` (``relabel_own``)."""
+    sets, trajectories = [goals], [rollouts]
+    if cfg.contrastive:
+        sets.append(outcomes)
+        trajectories.append(positives)
+    if cfg.relabel_own:
+        sets.append(reached)
+        trajectories.append(rollouts)
+    return sets, trajectories
+
+
 @torch.no_grad()
 def reached(env, model: OutcomeConditionedGFlowNet, outcomes: torch.Tensor, greedy: bool,
             generator: torch.Generator | None, chunk: int = 4096) -> torch.Tensor:
@@ -273,13 +288,7 @@ class Pretrainer(Trainer):
         negatives = rollout(env, OCGFNPolicy(env, self.model, goals), len(goals), cfg.negative_epsilon,
                             generator=self.gen)
         t = self._phase("OC-GFN rollout", t)
-        sets, trajectories = [goals], [negatives]
-        if cfg.contrastive:
-            sets.append(outcomes)
-            trajectories.append(positives)
-        if cfg.relabel_own:
-            sets.append(negatives.terminals)
-            trajectories.append(negatives)
+        sets, trajectories = loss_sets(cfg, goals, negatives, outcomes, positives, negatives.terminals)
         if cfg.data_positives:  # paths to real objects (on a tree, each object's one path)
             known = self.draw_data(cfg.batch_size)
             sets.append(known)
