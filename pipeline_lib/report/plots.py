@@ -30,8 +30,9 @@ def method_palette(methods: list[str]) -> dict[str, tuple[float, float, float]]:
     return {m: colours[i] for i, m in enumerate(methods)}
 
 
-def _legend(fig, axes, ncol: int = 4) -> None:
-    """One legend for the whole figure, below the panels (it fits whatever the number of panels)."""
+def _legend(fig, axes, ncol: int = 4, y: float = 0.0) -> None:
+    """One legend for the whole figure, below the panels (it fits whatever the number of panels); ``y``: its top,
+    in figure coordinates (lower it below rotated tick labels)."""
     handles, labels = [], []
     for ax in axes:
         for h, lab in zip(*ax.get_legend_handles_labels()):
@@ -41,7 +42,7 @@ def _legend(fig, axes, ncol: int = 4) -> None:
         if ax.get_legend() is not None:
             ax.get_legend().remove()
     if handles:
-        fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=min(ncol, len(labels)),
+        fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, y), ncol=min(ncol, len(labels)),
                    frameon=False, fontsize=8)
 
 
@@ -131,7 +132,7 @@ def descriptor_success(outcomes: pd.DataFrame, env: str, path: str | Path) -> in
         ax.set(ylim=(0, 1.02), xlabel=f"{dim} bin", ylabel="sampled success", title=f"{env}: success per {dim}")
         ax.tick_params(axis="x", labelrotation=30, labelsize=7)
     fig.suptitle("outcome coverage " + ", ".join(f"{v} {coverage[v]:.2f}" for v in variants), y=1.04, fontsize=9)
-    _legend(fig, list(axes[0]))
+    _legend(fig, list(axes[0]), y=-0.08)
     _save(fig, path)
     return len(dims)
 
