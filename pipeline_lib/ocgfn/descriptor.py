@@ -118,7 +118,7 @@ class RejectionControl:
 
     def log_counts(self, y: torch.Tensor) -> torch.Tensor:
         share = self.counts[self.descriptor.index(y)].float() / self.pool
-        return share.log() + self.env.max_length * math.log(self.env.n_actions)
+        return share.log() + log_size_bound(self.env)
 
     def draw(self, y: torch.Tensor, generator: torch.Generator | None, greedy: bool = False) -> torch.Tensor:
         """One pooled object per row of ``y`` with that descriptor (an arbitrary one where the pool has none)."""
@@ -132,10 +132,11 @@ class RejectionControl:
         return _retry(self.draw, self.descriptor, y, generator, tries)
 
 
-def uniform_logits(env, states: torch.Tensor) -> torch.Tensor:
+def uniform_logits(env, states: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     """P_F logits [B, A] of the policy uniform over objects on a tree: log C(child) per move, 0 (one object)
-    for stop, NEG_INF where invalid; softmax gives each action the share of objects it leads to."""
-    mask = env.forward_mask(states)
+    for stop, NEG_INF where invalid; softmax gives each action the share of objects it leads to. ``mask``:
+    the states' forward mask, where the caller has it."""
+    mask = env.forward_mask(states) if mask is None else mask
     logits = torch.full(mask.shape, NEG_INF, device=states.device)
     rows, acts = mask.nonzero(as_tuple=True)
     moves = acts != env.stop
@@ -168,17 +169,18 @@ class ClassifierPolicy:
         self.env, self.model, self.y = env, model, descriptor.index(outcomes)
 
     def __call__(self, states: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-        logits = flow_logits(self.env, self.model, states, self.y[rows])
-        return masked_log_softmax(logits, self.env.forward_mask(states))
+        # flow_logits are NEG_INF on invalid actions already: a plain log-softmax is the masked one
+        return torch.log_softmax(flow_logits(self.env, self.model, states, self.y[rows]), -1)
 
 
 def flow_logits(env, model: OutcomeClassifier, states: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """log F(s.a | y) per action [B, A] (stop: log P(phi(s) = y)), NEG_INF where invalid."""
+    mask = env.forward_mask(states)
     completion, here = model(env.featurize(states))
     picked = completion.gather(2, y[:, None, None].expand(-1, completion.shape[1], 1))[:, :, 0]
-    logits = uniform_logits(env, states) + picked
-    logits[:, env.stop] = here.gather(1, y[:, None])[:, 0]
-    return logits.masked_fill(~env.forward_mask(states), NEG_INF)
+    logits = (uniform_logits(env, states, mask) + picked).masked_fill(~mask, NEG_INF)
+    logits[:, env.stop] = torch.where(mask[:, env.stop], here.gather(1, y[:, None])[:, 0], NEG_INF)
+    return logits
 
 
 class ClassifierModel(DescriptorModel):
