@@ -160,3 +160,39 @@ def test_outcome_shared_pass_equals_the_per_row_pass(conditioning: str) -> None:
     grads = [torch.autograd.grad(out[1].square().sum(), model.trunk[0].weight)[0]
              for out in (model(*oc_inputs(env, model, states, y[rows])), view.flows(states, rows))]
     assert torch.allclose(*grads, atol=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["prepend_append", "append"])
+def test_completion_paths_are_the_canonical_trajectories(mode: str) -> None:
+    """Every trajectory from a state that follows ``completion_mask`` (appends, then prepends, then stop), found
+    by brute force, is one way of ``completion_paths``, with the same states, actions and phases."""
+    env = Sequence("AB", 3, min_length=1, mode=mode)
+
+    def trajectories(s: torch.Tensor, phase: int) -> list[tuple[tuple, list]]:
+        out = []
+        for a in env.completion_mask(s[None], torch.tensor([phase]))[0].nonzero()[:, 0].tolist():
+            step = (tuple(s.tolist()), a, phase)
+            if a == env.stop:
+                out.append((tuple(s.tolist()), [step]))
+                continue
+            child = env.step(s[None], torch.tensor([a]))[0]
+            nxt = int(env.completion_phase(torch.tensor([phase]), torch.tensor([a]))[0])
+            out += [(y, [step, *path]) for y, path in trajectories(child, nxt)]
+        return out
+
+    ys = env.terminal_states()
+    for s in env.all_states():
+        brute: dict[tuple, list] = {}
+        for y, path in trajectories(s, 0):
+            brute.setdefault(y, []).append(path)
+        r, way, states, actions, phase = env.completion_paths(s[None].expand(len(ys), -1), ys)
+        for row, y in enumerate(ys):
+            got: dict[int, list] = {}
+            for i in (r == row).nonzero()[:, 0].tolist():
+                got.setdefault(int(way[i]), []).append((tuple(states[i].tolist()), int(actions[i]), int(phase[i])))
+            assert sorted(got.values()) == sorted(brute.get(tuple(y.tolist()), []))
+            text, word = env.decode(s[None])[0], env.decode(y[None])[0]
+            offsets = range(len(word) if mode == "prepend_append" else 1)
+            ways = len(word) if mode == "prepend_append" and not text else sum(
+                word[k:k + len(text)] == text for k in offsets if k + len(text) <= len(word))
+            assert len(got) == ways  # one way per offset of s in y; from s0, per position of the first token

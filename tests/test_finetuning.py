@@ -14,7 +14,7 @@ from pipeline_lib.config import ConfigError, method_config
 from pipeline_lib.core.nets import OutcomeConditionedGFlowNet, OutcomeFree
 from pipeline_lib.domains import make_env
 from pipeline_lib.domains.sequence.env import Sequence
-from pipeline_lib.methods.amortized import Amortized, AmortizedSettings, AutoregressiveQ, later_transitions
+from pipeline_lib.methods.amortized import Amortized, AmortizedSettings, AutoregressiveQ, CompletionQ, later_transitions
 from pipeline_lib.methods.finetuned import FineTuned, FineTunedSettings
 from pipeline_lib.ocgfn.sources import CONTROL, GoalReaching, TrainedOCGFN, pretrained_source
 from pipeline_lib.tasks.task import Task
@@ -70,6 +70,53 @@ def test_own_terminal_predictor_learns_a_tiny_grid(test_config: dict) -> None:
     df = method.run(None)
     assert df["l1"].iloc[-1] < 0.5 * df["l1"].iloc[0]
     assert df["reward_calls"].iloc[-1] == 400 * 32
+
+
+def dag_task() -> Task:
+    return Task(Sequence("ab", 3, 1, mode="prepend_append"), {"reward": AB_REWARD, "params": {}}, "resources")
+
+
+def test_completion_q_is_a_distribution_over_the_outcomes_holding_s() -> None:
+    """On a prepend-or-append DAG, Q completes s' in the canonical order (appends, prepends, stop): its exact
+    log Q, a log-sum over the offsets where s' sits in y, sums to 1 over every outcome and is 0 off those
+    holding s'; and the draws of ``complete`` follow it."""
+    task = dag_task()
+    env = task.env
+    method = Amortized(task, AmortizedSettings(hidden=32, q_epsilon=0.0), 0, CPU, pretrained=GoalReaching(env))
+    assert isinstance(method.q, CompletionQ)
+    ys = env.terminal_states()
+    for start in env.encode(["a", "b", "ab", "aa", "bab"]):
+        starts = start[None].expand(len(ys), -1)
+        with torch.no_grad():
+            q = method.q.log_q(env, starts, ys).exp()
+        holds = env.can_reach(starts, ys)
+        assert torch.isclose(q.sum(), torch.tensor(1.0), atol=1e-5)
+        assert (q[~holds] == 0).all() and (q[holds] > 0).all()
+    start = env.encode(["a"]).expand(4000, -1)
+    drawn, log_q = method.q.complete(method, start)
+    assert env.can_reach(start, drawn).all()
+    freq = torch.bincount(env.index(drawn), minlength=env.n_states).float() / len(drawn)
+    with torch.no_grad():
+        q = method.q.log_q(env, start[:1].expand(len(ys), -1), ys).exp()
+    assert (freq[env.index(ys)] - q).abs().max() < 0.03
+    assert torch.allclose(log_q, method.q.log_q(env, start, drawn))
+
+
+@pytest.mark.parametrize("outcomes", ["q", "own"])
+def test_completion_q_predictor_learns_a_tiny_dag(outcomes: str) -> None:
+    """The amortized predictor on a prepend-or-append DAG with the control (F by DP over each outcome's
+    substrings): its policy samples close to R/Z, as on the tree."""
+    task = dag_task()
+    settings = AmortizedSettings(steps=400, eval_every=400, checkpoint_every=400, batch_size=32, hidden=64, lr=3e-3,
+                                 outcomes=outcomes, outcomes_per_transition=2)
+    df = Amortized(task, settings, 0, CPU, pretrained=GoalReaching(task.env)).run(None)
+    assert df["l1"].iloc[-1] < 0.15 < df["l1"].iloc[0]
+
+
+def test_completion_q_takes_flow_policy_only_where_ancestors_are_listed() -> None:
+    big = Sequence("ACGT", 30, 1, mode="prepend_append")  # not enumerable
+    assert "use flow: learned" in Amortized.unsupported(big, AmortizedSettings(flow="policy"))
+    assert Amortized.unsupported(big, AmortizedSettings(flow="learned")) is None
 
 
 def test_later_transitions_complete_each_prefix() -> None:

@@ -23,7 +23,10 @@ LOCAL_MOVES = "local_moves"  # propose(): a local proposal with its Hastings cor
 NEIGHBOURS = "neighbours"  # neighbours(): single-site substitutions (local-optimum modes)
 MOLECULES = "molecules"  # smiles(): canonical SMILES (Tanimoto modes, RDKit metrics)
 ANCESTORS = "ancestors"  # ancestors(): the states that can still produce each outcome (sparse exact conversion)
-CAPABILITIES = (ENUMERABLE, TREE, LOCAL_MOVES, NEIGHBOURS, MOLECULES, ANCESTORS)
+# completion_mask / completion_phase / completion_paths: a canonical order in which to complete a state into an
+# outcome, one trajectory per way the state sits inside it (the amortized predictor's exact Q on a DAG)
+COMPLETIONS = "completions"
+CAPABILITIES = (ENUMERABLE, TREE, LOCAL_MOVES, NEIGHBOURS, MOLECULES, ANCESTORS, COMPLETIONS)
 
 
 @runtime_checkable

@@ -4,6 +4,8 @@ N(s'|s) Q(y|s,s') = R(y) F(s|y) P_F(s'|s,y) of the frozen OC-GFN; the adapted po
 How Q proposes outcomes is chosen by capability, the rest is one algorithm:
 - on a tree (append-only), ``AutoregressiveQ`` completes s' token by token, so log Q(y|s,s') is exact
   and F(s|y) is the product of P_F along y's one path;
+- on a DAG with a canonical completion order (prepend-or-append sequences), ``CompletionQ`` completes s'
+  in that order, one trajectory per way y holds s', so log Q is the exact log-sum over the ways;
 - on any other enumerable space, ``CategoricalQ`` is a softmax over the outcomes still reachable from
   s' (the sink's outcome after stop), one head per action, with the OC-GFN's dense tables.
 
@@ -16,18 +18,20 @@ own probability of completing s' to y. ``init_n: trunk`` starts N from the OC-GF
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from pipeline_lib.core.env import ENUMERABLE, TREE
+from pipeline_lib.core.env import ANCESTORS, COMPLETIONS, ENUMERABLE, TREE
 from pipeline_lib.core.losses import amortized_predictor, masked_mse
 from pipeline_lib.core.nets import masked_log_softmax, mlp
 from pipeline_lib.core.rollout import rollout
 from pipeline_lib.methods.base import Method, NetworkSettings
 from pipeline_lib.methods.exact_conversion import MAX_DENSE
-from pipeline_lib.ocgfn.tables import FLOW_SOURCES, flow_tables, path_log_prob_table, path_log_probs, reachability
+from pipeline_lib.ocgfn.tables import (FLOW_SOURCES, dag_log_probs, flow_tables, path_log_prob_table, path_log_probs,
+                                       reachability)
 
 MAX_CATEGORICAL = 1 << 14  # outcomes a categorical Q (one logit per action and outcome) may cover
 OUTCOMES = ("q", "own")
@@ -75,6 +79,11 @@ class CategoricalQ(nn.Module):
             return self.tables[0][si, yi], self.tables[1][si, yi, a]
         log_f, logits = method.model(s, y)
         return log_f, masked_log_softmax(logits, env.forward_mask(s)).gather(1, a[:, None])[:, 0]
+
+    def fpf(self, method: "Amortized", s: torch.Tensor, y: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        """log F(s|y) + log P_F(a|s,y)."""
+        log_f, log_pf = self.oc_terms(method, s, y, a)
+        return log_f + log_pf
 
     def allowed(self, method: "Amortized", s: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
         """Bool [n, Y]: the objects reachable from s' (s itself after stop)."""
@@ -165,6 +174,85 @@ class AutoregressiveQ(nn.Module):
         return torch.zeros(len(t), device=s.device).index_add(0, i, lp)
 
 
+class CompletionQ(AutoregressiveQ):
+    """Q(y|s,s') on a DAG with the 'completions' capability: s' is completed in the environment's canonical
+    order (prepend-or-append sequences: appends, then prepends, then stop), in which each way y holds s'
+    (an offset) is one trajectory, so log Q(y|s,s') is the log-sum over those ways: exact. Q's input says
+    where the given part ends (its length) and the phase (prepends so far). F(s|y) P_F(a|s,y) comes from
+    ``dag_log_probs``: the flow head, or the y-conditioned policy's visit probability by DP over y's
+    sub-DAG (``flow: policy``, where ancestors are listed)."""
+
+    def __init__(self, method: "Amortized") -> None:
+        nn.Module.__init__(self)
+        env, cfg = method.env, method.cfg
+        self.net = mlp(env.feature_dim + 2 * env.max_length, cfg.hidden, cfg.layers, env.n_actions)
+
+    def log_probs(self, env, states: torch.Tensor, anchor: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
+        hot = nn.functional.one_hot
+        inp = torch.cat([env.featurize(states), hot(anchor, env.max_length).float(),
+                         hot(phase.clamp(max=env.max_length - 1), env.max_length).float()], -1)
+        return masked_log_softmax(self.net(inp), env.completion_mask(states, phase))
+
+    def log_q(self, env, starts: torch.Tensor, outcomes: torch.Tensor) -> torch.Tensor:
+        """Exact log Q(outcome | start) [n] (with grad): the log-sum over the canonical ways of each row."""
+        r, way, states, actions, phase = env.completion_paths(starts, outcomes)
+        lp = self.log_probs(env, states, env.level(starts)[r], phase).gather(1, actions[:, None])[:, 0]
+        ways = int(way.max()) + 1 if len(way) else 1
+        per_way = torch.zeros(len(starts) * ways, device=starts.device).index_add(0, r * ways + way, lp)
+        present = torch.zeros(len(starts) * ways, dtype=torch.bool, device=starts.device)
+        present[r * ways + way] = True
+        return per_way.masked_fill(~present, -math.inf).view(len(starts), ways).logsumexp(1)
+
+    def complete(self, method: "Amortized", start: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Outcomes drawn from a tempered, epsilon-mixed Q in the canonical order, and their exact log Q."""
+        env, cfg = method.env, method.cfg
+        anchor = env.level(start)
+        states, phase = start.clone(), torch.zeros_like(anchor)
+        active = torch.arange(len(start), device=start.device)
+        with torch.no_grad():
+            for _ in range(env.max_length):
+                if not len(active):
+                    break
+                s, ph = states[active], phase[active]
+                mask = env.completion_mask(s, ph)
+                probs = torch.softmax(self.log_probs(env, s, anchor[active], ph) / cfg.q_temperature, -1)
+                probs = (1 - cfg.q_epsilon) * probs + cfg.q_epsilon * mask / mask.sum(-1, keepdim=True)
+                a = torch.multinomial(probs * mask, 1, generator=method.gen)[:, 0]
+                states[active], phase[active] = env.step(s, a), env.completion_phase(ph, a)
+                active = active[a != env.stop]
+        return states, self.log_q(env, start, states)
+
+    def loss(self, method: "Amortized", s: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        env, cfg = method.env, method.cfg
+        is_stop = a == env.stop
+        reps = torch.where(is_stop, 1, cfg.outcomes_per_transition)  # after stop, y = s for sure
+        rep = torch.arange(len(s), device=s.device).repeat_interleave(reps)
+        y = env.step(s[rep], a[rep])
+        log_q = torch.zeros(len(rep), device=s.device)
+        grow = (~is_stop[rep]).nonzero(as_tuple=True)[0]
+        if len(grow):
+            y_grow, log_q_grow = self.complete(method, y[grow])
+            y = y.index_put((grow,), y_grow)
+            log_q = log_q.index_put((grow,), log_q_grow)
+        log_r = method.task.log_reward(y)
+        log_fpf = self.fpf(method, s[rep], y, a[rep])
+        log_n = method.log_n(env.featurize(s)).gather(1, a[:, None])[:, 0]
+        return (log_n[rep] + log_q - log_r - log_fpf).pow(2).mean()
+
+    def fpf(self, method: "Amortized", s: torch.Tensor, y: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        return dag_log_probs(method.env, method.model, s, y, a, method.cfg.flow)
+
+    def own_log_q(self, method: "Amortized", traj, t: torch.Tensor, b: torch.Tensor, s: torch.Tensor,
+                  a: torch.Tensor) -> torch.Tensor:
+        """log Q(y|s,s') at each transition's own terminal y (0 after stop: y = s)."""
+        env = method.env
+        out = torch.zeros(len(s), device=s.device)
+        grow = (a != env.stop).nonzero(as_tuple=True)[0]
+        if len(grow):
+            out = out.index_put((grow,), self.log_q(env, env.step(s[grow], a[grow]), traj.terminals[b[grow]]))
+        return out
+
+
 def later_transitions(traj, t: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Every pair (i, j) of flat transitions (``traj.transitions()`` order) where j comes after i in the same
     trajectory: on a tree, the actions j complete s'_i to the trajectory's terminal."""
@@ -193,9 +281,15 @@ class Amortized(Method):
                     f"probability): {have[TREE] or 'set outcomes: own'}")
         if have[TREE] is None:
             return None
+        if have[COMPLETIONS] is None:
+            if settings.flow == "policy" and (have[ANCESTORS] or have[ENUMERABLE]):
+                return (f"takes flow: policy on a DAG only where each outcome's ancestors are listed (F by DP over "
+                        f"its sub-DAG): {have[ANCESTORS] or have[ENUMERABLE]}; use flow: learned")
+            return None
         if have[ENUMERABLE] is not None:
-            return (f"needs the 'tree' capability for an autoregressive Q: {have[TREE]}; or the 'enumerable' one "
-                    f"for a categorical Q: {have[ENUMERABLE]}")
+            return (f"needs the 'tree' capability for an autoregressive Q: {have[TREE]}; the 'completions' one for "
+                    f"a canonical-order Q: {have[COMPLETIONS]}; or the 'enumerable' one for a categorical Q: "
+                    f"{have[ENUMERABLE]}")
         if env.n_states > MAX_CATEGORICAL:
             return (f"needs the 'tree' capability for an autoregressive Q: {have[TREE]}; a categorical Q over "
                     f"{env.n_states} outcomes is more than {MAX_CATEGORICAL}")
@@ -226,7 +320,9 @@ class Amortized(Method):
         if settings.q == "tied":
             self.q = nn.Module()  # no parameters: Q is the policy itself
         else:
-            self.q = (AutoregressiveQ if env.capabilities()[TREE] is None else CategoricalQ)(self).to(device)
+            have = env.capabilities()
+            kind = AutoregressiveQ if have[TREE] is None else CompletionQ if have[COMPLETIONS] is None else CategoricalQ
+            self.q = kind(self).to(device)
         self.opt = torch.optim.Adam([*self.n_net.parameters(), *self.q.parameters()], lr=settings.lr)
 
     def log_n(self, feats: torch.Tensor) -> torch.Tensor:
@@ -263,6 +359,5 @@ class Amortized(Method):
             if env.capabilities()[TREE] is None:
                 log_fpf = path_log_prob_table(env, self.model, traj.terminals, self.cfg.flow)[b, env.level(s)]
             else:
-                log_f, log_pf = self.q.oc_terms(self, s, y, a)
-                log_fpf = log_f + log_pf
+                log_fpf = self.q.fpf(self, s, y, a)
         return masked_mse(amortized_predictor(log_n, log_q, log_r, log_fpf, torch.zeros_like(log_fpf)))

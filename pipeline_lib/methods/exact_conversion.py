@@ -20,7 +20,7 @@ from pipeline_lib.core.env import ANCESTORS, ENUMERABLE, TREE, missing
 from pipeline_lib.core.exact import converted_policy
 from pipeline_lib.core.nets import NEG_INF, masked_log_softmax
 from pipeline_lib.methods.base import Method
-from pipeline_lib.ocgfn.tables import FLOW_SOURCES, check_flow, flow_tables, reachability
+from pipeline_lib.ocgfn.tables import FLOW_SOURCES, ancestor_flows, check_flow, flow_tables, reachability
 
 MAX_DENSE = 1 << 28  # entries of the [S, Y, A] tables a dense conversion may build
 
@@ -81,34 +81,12 @@ def sparse_conversion(env, source, log_r: torch.Tensor, flow: str, chunk: int = 
     if reason:
         raise ValueError(f"sparse_conversion {reason}")
     check_flow(source, flow)
-    ys, n_states, n_act = env.terminal_states(), env.n_states, env.n_actions
+    ys, n_act = env.terminal_states(), env.n_actions
     flats, weights = [], []
     for lo in range(0, len(ys), chunk):
         y = ys[lo:lo + chunk]
-        b, s = env.ancestors(y)  # sorted by (b, index)
-        idx = env.index(s)
-        key = b * n_states + idx
-        mask = env.forward_mask(s)
-        log_f, logits = source(s, y[b])
-        log_pf = masked_log_softmax(logits, mask)
-        child = torch.full(mask.shape, -1, dtype=torch.long, device=s.device)  # entry of each move's child
-        for a in range(n_act):
-            rows = mask[:, a].nonzero(as_tuple=True)[0]
-            if a == env.stop or not len(rows):
-                continue
-            target = b[rows] * n_states + env.index(env.step(s[rows], torch.full_like(rows, a)))
-            pos = torch.searchsorted(key, target).clamp(max=len(key) - 1)
-            hit = key[pos] == target
-            child[rows[hit], a] = pos[hit]
-        if flow == "policy":
-            level = env.level(s)
-            visit = (level == 0).to(log_pf.dtype)  # s0, once per outcome
-            for depth in level.unique(sorted=True).tolist():
-                rows = (level == depth).nonzero(as_tuple=True)[0]
-                src, act = (child[rows] >= 0).nonzero(as_tuple=True)
-                src = rows[src]
-                visit.index_add_(0, child[src, act], visit[src] * log_pf[src, act].exp())
-            log_f = visit.clamp(min=1e-30).log()
+        sub = ancestor_flows(env, source, y, flow)
+        b, s, idx, mask, log_f, log_pf, child = sub.b, sub.states, sub.idx, sub.mask, sub.log_f, sub.log_pf, sub.child
         keep = child >= 0
         keep[:, env.stop] = env.same(s, y[b]) & mask[:, env.stop]
         r, a = keep.nonzero(as_tuple=True)

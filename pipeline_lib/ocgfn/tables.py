@@ -1,7 +1,11 @@
 """What adaptation reads from a goal-reaching source (the frozen OC-GFN or the no-pre-training control,
-``ocgfn.sources``): dense tables over every (state, outcome) pair of an enumerable space, or the terms
-along an outcome's one path on a tree."""
+``ocgfn.sources``): dense tables over every (state, outcome) pair of an enumerable space, the terms
+along an outcome's one path on a tree, or over each outcome's sub-DAG where the environment lists
+ancestors."""
 from __future__ import annotations
+
+import math
+from dataclasses import dataclass
 
 import torch
 
@@ -90,3 +94,72 @@ def path_log_prob_table(env, source, y: torch.Tensor, flow: str) -> torch.Tensor
     if flow == "policy":
         return table.index_put((b, j), log_pf).cumsum(1).masked_fill(~keep.T, 0.0)
     return table.index_put((b, j), log_f + log_pf)
+
+
+@dataclass
+class AncestorFlows:
+    """The source over every (outcome, ancestor) pair of a batch of outcomes, sorted by (row, index)."""
+
+    b: torch.Tensor  # [P] the outcome row of each pair
+    states: torch.Tensor  # [P, ...] the ancestor
+    idx: torch.Tensor  # [P] its state index
+    key: torch.Tensor  # [P] b * n_states + idx, increasing: a searchsorted finds any pair
+    mask: torch.Tensor  # [P, A] forward mask of the ancestor
+    log_f: torch.Tensor  # [P] log F(s|y): the visit probability (policy) or the flow head (learned)
+    log_pf: torch.Tensor  # [P, A] log P_F(.|s, y)
+    child: torch.Tensor  # [P, A] the pair of each move's child inside y's sub-DAG, -1 where it leaves it
+
+
+@torch.no_grad()
+def ancestor_flows(env, source, y: torch.Tensor, flow: str) -> AncestorFlows:
+    """The source at every state that can still produce each outcome (``env.ancestors``), with F(s|y) by DP
+    over y's sub-DAG for ``flow='policy'``: the visit probability of the y-conditioned policy, where a move
+    that leaves the sub-DAG loses its mass (it never reaches y)."""
+    check_flow(source, flow)
+    n_states = env.n_states
+    b, s = env.ancestors(y)
+    idx = env.index(s)
+    key = b * n_states + idx
+    mask = env.forward_mask(s)
+    log_f, logits = source(s, y[b])
+    log_pf = masked_log_softmax(logits, mask)
+    child = torch.full(mask.shape, -1, dtype=torch.long, device=s.device)
+    for a in range(env.n_actions):
+        rows = mask[:, a].nonzero(as_tuple=True)[0]
+        if a == env.stop or not len(rows):
+            continue
+        target = b[rows] * n_states + env.index(env.step(s[rows], torch.full_like(rows, a)))
+        pos = torch.searchsorted(key, target).clamp(max=len(key) - 1)
+        hit = key[pos] == target
+        child[rows[hit], a] = pos[hit]
+    if flow == "policy":
+        level = env.level(s)
+        visit = (level == 0).to(log_pf.dtype)  # s0, once per outcome
+        for depth in level.unique(sorted=True).tolist():
+            rows = (level == depth).nonzero(as_tuple=True)[0]
+            src, act = (child[rows] >= 0).nonzero(as_tuple=True)
+            src = rows[src]
+            visit.index_add_(0, child[src, act], visit[src] * log_pf[src, act].exp())
+        log_f = visit.clamp(min=1e-30).log()
+    return AncestorFlows(b, s, idx, key, mask, log_f, log_pf, child)
+
+
+@torch.no_grad()
+def dag_log_probs(env, source, states: torch.Tensor, outcomes: torch.Tensor, actions: torch.Tensor,
+                  flow: str) -> torch.Tensor:
+    """log F(s|y) + log P_F(a|s,y) for arbitrary (state, outcome, action) triples on a DAG: the flow head
+    at (s, y) (``'learned'``), or F by DP over each distinct outcome's sub-DAG (``'policy'``, needs listed
+    ancestors). A state y cannot produce gets log F = log 1e-30."""
+    check_flow(source, flow)
+    if flow == "learned":
+        log_f, logits = source(states, outcomes)
+        return log_f + masked_log_softmax(logits, env.forward_mask(states)).gather(1, actions[:, None])[:, 0]
+    unique, inverse = torch.unique(env.index(outcomes), return_inverse=True)
+    first = torch.full((len(unique),), len(outcomes), device=outcomes.device).scatter_reduce(
+        0, inverse, torch.arange(len(outcomes), device=outcomes.device), reduce="amin")
+    sub = ancestor_flows(env, source, outcomes[first], flow)  # row u: the outcome unique[u]
+    target = inverse * env.n_states + env.index(states)
+    pos = torch.searchsorted(sub.key, target).clamp(max=len(sub.key) - 1)
+    found = sub.key[pos] == target
+    log_f = torch.where(found, sub.log_f[pos], torch.full_like(sub.log_f[pos], math.log(1e-30)))
+    return log_f + sub.log_pf[pos, actions]

@@ -105,7 +105,8 @@ class HyperGrid(DomainRewards):
         have = {ENUMERABLE: None, LOCAL_MOVES: None, NEIGHBOURS: None}
         why = {"tree": "a grid cell is reached by many trajectories (a DAG, not a tree)",
                "ancestors": "not listed: a grid is small enough for the dense conversion",
-               "molecules": "grid cells are not molecules"}
+               "molecules": "grid cells are not molecules",
+               "completions": "no canonical completion order: a categorical Q over the cells serves"}
         return {name: have.get(name, why.get(name)) for name in CAPABILITIES}
 
     def objects(self, states: torch.Tensor) -> torch.Tensor:

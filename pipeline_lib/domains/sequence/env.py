@@ -16,6 +16,7 @@ import torch
 
 from pipeline_lib.core.env import (
     ANCESTORS,
+    COMPLETIONS,
     CAPABILITIES,
     ENUMERABLE,
     LOCAL_MOVES,
@@ -136,17 +137,62 @@ class Sequence(DomainRewards):
         attention head reads, which a flat MLP of two one-hots fails to learn once length x alphabet is
         large; one token per side keeps the width (1 + 2(V + 1)) L, not L^2 V."""
         b, length, pad = len(states), self.length, self.pad
-        n, m = self.lengths(states), self.lengths(outcomes)
+        n = self.lengths(states)
         k = self._offsets
-        src = self._positions[None, :] - k[:, None]  # [K, L]: shifted[k, i] = s[i - k]
-        shifted = states[:, src.clamp(min=0)].masked_fill((src < 0)[None], pad)  # [B, K, L]
-        hit = ((shifted == pad) | (shifted == outcomes[:, None, :])).all(-1) & (n[:, None] + k <= m[:, None])
+        hit = self._matches(states, outcomes)
         wide = torch.cat([outcomes, torch.full((b, length + 1), pad, dtype=outcomes.dtype, device=outcomes.device)], 1)
         tokens = [wide.gather(1, k[None, :] + n[:, None])[..., None]]
         if self.prepend:  # y[k - 1], pad at k = 0
             tokens.insert(0, torch.cat([wide[:, -1:], outcomes[:, :-1]], 1)[:, k, None])
         onehot = (torch.cat(tokens, -1)[..., None] == self._tokens).flatten(-2) & hit[..., None]
         return torch.cat([hit[..., None], onehot], -1).flatten(1).float()
+
+    def _matches(self, states: torch.Tensor, outcomes: torch.Tensor) -> torch.Tensor:
+        """Bool [B, K]: y[k:k+n] = s for each offset k of ``_offsets`` (the empty state matches everywhere)."""
+        n, m, k, pad = self.lengths(states), self.lengths(outcomes), self._offsets, self.pad
+        src = self._positions[None, :] - k[:, None]  # [K, L]: shifted[k, i] = s[i - k]
+        shifted = states[:, src.clamp(min=0)].masked_fill((src < 0)[None], pad)  # [B, K, L]
+        return ((shifted == pad) | (shifted == outcomes[:, None, :])).all(-1) & (n[:, None] + k <= m[:, None])
+
+    # --- the canonical completion order (capability 'completions'): appends first, then prepends, then stop ---
+    def completion_mask(self, states: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
+        """The forward moves of the canonical order, where ``phase`` counts the prepends made so far: appends
+        close at the first prepend, so each way y holds a start (an offset) is exactly one trajectory."""
+        mask = self.forward_mask(states)
+        if self.prepend:
+            mask[:, :self.vocab] &= (phase == 0)[:, None]
+        return mask
+
+    def completion_phase(self, phase: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """The phase after ``actions``: one more prepend, or unchanged."""
+        return phase + ((actions >= self.vocab) & (actions < self.stop)).long()
+
+    def completion_paths(self, starts: torch.Tensor, outcomes: torch.Tensor
+                         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Every step of every canonical completion of ``starts[r]`` into ``outcomes[r]``: for each offset k
+        where y[k:k+n] = s (one way; only k = 0 when appending), append y[k+n:], prepend y[:k]
+        right to left, stop. From s0 the ways are the offsets k < |y| of the first token placed (s0 only
+        appends). Returns, per step, the row r, the way k, the state, the action and the phase; a row whose
+        outcome does not hold its start has no steps."""
+        y, pad, vocab = outcomes, self.pad, self.vocab
+        n, m = self.lengths(starts), self.lengths(y)
+        hit = self._matches(starts, y) & ((n[:, None] > 0) | (self._offsets[None, :] < m[:, None]))  # [R, K]
+        steps = torch.arange(self.length + 1, device=y.device)
+        k = self._offsets[None, :, None]
+        appends = (m[:, None, None] - k - n[:, None, None])  # [R, K, 1]: tokens right of the match
+        valid = hit[..., None] & (steps[None, None, :] <= appends + k)  # the last step (j = appends + k) stops
+        r, way, j = valid.nonzero(as_tuple=True)
+        a_count, nr, mr = appends[r, way, 0], n[r], m[r]
+        phase = (j - a_count).clamp(min=0)
+        lo, hi = way - phase, torch.minimum(way + nr + j, mr)
+        src = lo[:, None] + self._positions[None, :]
+        state = y[r[:, None], src.clamp(max=self.length - 1)].masked_fill(self._positions[None, :] >= (hi - lo)[:, None],
+                                                                           pad)
+        wide = torch.cat([y, torch.full((len(y), 1), pad, dtype=y.dtype, device=y.device)], 1)
+        action = torch.where(j < a_count, wide[r, hi.clamp(max=self.length)],
+                             torch.where(j < a_count + way, vocab + wide[r, (lo - 1).clamp(min=0)],
+                                         torch.full_like(j, self.stop)))
+        return r, way, state, action, phase
 
     def is_initial(self, states: torch.Tensor) -> torch.Tensor:
         return states[..., 0] == self.pad
@@ -223,7 +269,7 @@ class Sequence(DomainRewards):
         why = {ENUMERABLE: None if self.enumerable else size,
                TREE: "prepend-or-append generation reaches an object by many trajectories" if self.prepend else None,
                LOCAL_MOVES: None, NEIGHBOURS: None, MOLECULES: "token strings are not molecules",
-               ANCESTORS: None if self.enumerable else size}
+               ANCESTORS: None if self.enumerable else size, COMPLETIONS: None}
         return {name: why[name] for name in CAPABILITIES}
 
     def ancestors(self, outcomes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

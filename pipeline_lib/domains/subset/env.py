@@ -55,7 +55,8 @@ class Subset(DomainRewards):
                f"2^{self.n} sets is more than 2^{MAX_ITEMS_ENUMERABLE} states to list",
                "tree": "a set of k items is reached by k! trajectories (a DAG, not a tree)",
                LOCAL_MOVES: None, NEIGHBOURS: None, "molecules": "sets are not molecules",
-               "ancestors": "not listed: a set of k items has 2^k subsets"}
+               "ancestors": "not listed: a set of k items has 2^k subsets",
+               "completions": "no canonical completion order: a categorical Q over the sets serves"}
         return {name: why[name] for name in CAPABILITIES}
 
     # --- the MDP ---
