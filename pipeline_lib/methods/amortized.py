@@ -30,8 +30,14 @@ from pipeline_lib.core.nets import masked_log_softmax, mlp
 from pipeline_lib.core.rollout import rollout
 from pipeline_lib.methods.base import Method, NetworkSettings
 from pipeline_lib.methods.exact_conversion import MAX_DENSE
-from pipeline_lib.ocgfn.tables import (FLOW_SOURCES, dag_log_probs, flow_tables, path_log_prob_table, path_log_probs,
-                                       reachability)
+from pipeline_lib.ocgfn.tables import (
+    FLOW_SOURCES,
+    dag_log_probs,
+    flow_tables,
+    path_log_prob_table,
+    path_log_probs,
+    reachability,
+)
 
 MAX_CATEGORICAL = 1 << 14  # outcomes a categorical Q (one logit per action and outcome) may cover
 OUTCOMES = ("q", "own")

@@ -16,8 +16,8 @@ import torch
 
 from pipeline_lib.core.env import (
     ANCESTORS,
-    COMPLETIONS,
     CAPABILITIES,
+    COMPLETIONS,
     ENUMERABLE,
     LOCAL_MOVES,
     MOLECULES,
@@ -186,8 +186,8 @@ class Sequence(DomainRewards):
         phase = (j - a_count).clamp(min=0)
         lo, hi = way - phase, torch.minimum(way + nr + j, mr)
         src = lo[:, None] + self._positions[None, :]
-        state = y[r[:, None], src.clamp(max=self.length - 1)].masked_fill(self._positions[None, :] >= (hi - lo)[:, None],
-                                                                           pad)
+        beyond = self._positions[None, :] >= (hi - lo)[:, None]
+        state = y[r[:, None], src.clamp(max=self.length - 1)].masked_fill(beyond, pad)
         wide = torch.cat([y, torch.full((len(y), 1), pad, dtype=y.dtype, device=y.device)], 1)
         action = torch.where(j < a_count, wide[r, hi.clamp(max=self.length)],
                              torch.where(j < a_count + way, vocab + wide[r, (lo - 1).clamp(min=0)],
