@@ -8,6 +8,8 @@ in its parquet metadata. Column meanings are documented once, in config/README.m
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import logging
 import platform
 import time
@@ -88,6 +90,20 @@ def prepare_target(job: dict[str, Any], out: str) -> None:
     io.write_parquet(df, out, config=job, modes_total=-1 if modes.total is None else modes.total)
 
 
+def fingerprint(job: dict[str, Any], seed: int, *inputs: torch.Tensor | str | None) -> str:
+    """A digest of what a training job's result depends on: the job, the seed, and the bytes of its data tensors
+    and input files (e.g. the pre-trained model). A checkpoint left by a killed run resumes only under the same
+    digest, so a changed data set or a re-trained model never continues a stale run."""
+    h = hashlib.sha256(json.dumps(job, sort_keys=True, default=str).encode())
+    h.update(str(seed).encode())
+    for item in inputs:
+        if isinstance(item, torch.Tensor):
+            h.update(item.detach().cpu().contiguous().numpy().tobytes())
+        elif item is not None:
+            h.update(Path(item).read_bytes())
+    return h.hexdigest()
+
+
 def pretrain(job: dict[str, Any], seed: int, threads: int, model_out: str, metrics_out: str, bands_out: str) -> None:
     """Reward-free pre-training (``plan.pretrain_job``: the OC-GFN, or the GCRL baseline); resumes from
     ``model_out``.ckpt if a previous run was killed. ``bands_out``: success and the explorer's, the goals' and
@@ -103,6 +119,7 @@ def pretrain(job: dict[str, Any], seed: int, threads: int, model_out: str, metri
                  len(holdout) if holdout is not None else 0)
     descriptor = make_descriptor(job["descriptor"], env) if "descriptor" in job else None
     trainer = pretrainer(env, cfg, seed, device, data, holdout, descriptor)
+    trainer.inputs = fingerprint(job, seed, data, holdout)
     checkpoint = Path(str(model_out) + ".ckpt")
     df = trainer.run(checkpoint)
     df.insert(0, "seed", seed)
@@ -135,6 +152,7 @@ def finetune(job: dict[str, Any], seed: int, threads: int, pretrained: str | Non
     # what a method computes before its first step (the exact conversion: all of it; the amortized
     # predictor: its tables) is wall-clock its curve's `seconds` must include, or equal-time comparisons lie
     method.elapsed += time.perf_counter() - start
+    method.inputs = fingerprint(job, seed, data, pretrained if cls.uses_pretrained else None)
     checkpoint = Path(str(policy_out) + ".ckpt")
     labels = {"env": job["env"]["name"], "task": job["task"]["name"], "method": job["method"]["name"],
               "kind": cls.kind,

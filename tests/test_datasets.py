@@ -3,6 +3,7 @@ an environment keeps, the held-out split, and the jobs that draw on them (pre-tr
 a maximum-likelihood warm start, MCMC chains started from data) with their config checks."""
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import math
 import subprocess
@@ -10,6 +11,7 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -202,6 +204,8 @@ def test_a_warm_start_fits_the_data_without_reward_calls() -> None:
     cold = Scratch(task, Scratch.Settings(steps=1, batch_size=16, hidden=32), 0, CPU)
     warm = Scratch(task, Scratch.Settings(steps=1, batch_size=16, hidden=32, warm_start="data", warm_steps=300), 0,
                    CPU, data=data)
+    assert not warm.warm_losses  # the warm start runs before the first step, not in the constructor
+    warm.warm_up()
     assert task.oracle.calls == 0
     # two objects: the least negative log-likelihood per path is log 2 (uniform: log 341 = 5.8)
     assert warm.warm_losses[0] > 5.0 and warm.warm_losses[-1] < math.log(2) + 0.2
@@ -293,3 +297,20 @@ def test_jobs_that_do_not_use_data_keep_their_params(test_config: dict) -> None:
     warm = plan.finetune_job(config, "pep", "pep_a", "warm")
     assert warm["settings"]["warm_start"] == "data" and warm["data"]["source"] == "modlamp_amp"
     assert plan.uses_dataset(warm) == plan.dataset_path(config, "pep")
+
+
+def test_a_resumed_warm_started_run_does_not_warm_up_again(tmp_path: Path) -> None:
+    """The warm start's result is in the checkpoint: a resumed run skips it and still equals a straight run."""
+    env = Sequence("ACGT", 4, 1)
+    data = env.encode(["GATT", "GACA"])
+    settings = Scratch.Settings(steps=4, batch_size=8, hidden=32, warm_start="data", warm_steps=40, eval_every=2,
+                                checkpoint_every=2)
+    straight = Scratch(string_task(env), settings, 0, CPU, data=data).run(None)
+    ckpt = tmp_path / "scratch.pt"
+    first = Scratch(string_task(env), dataclasses.replace(settings, steps=2), 0, CPU, data=data)
+    first.run(ckpt)
+    second = Scratch(string_task(env), settings, 0, CPU, data=data)
+    resumed = second.run(ckpt)
+    assert len(first.warm_losses) == 40 and not second.warm_losses
+    columns = [c for c in straight.columns if c != "seconds"]
+    pd.testing.assert_frame_equal(resumed[columns], straight[columns])

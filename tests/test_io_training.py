@@ -146,6 +146,38 @@ def test_run_on_finished_checkpoint_trains_nothing(test_config: dict, tmp_path: 
     assert trainer.oracle.calls == 16  # restored, not incremented
 
 
+def test_a_checkpoint_for_other_inputs_is_set_aside(test_config: dict, tmp_path: Path) -> None:
+    """A killed run's checkpoint resumes only under the same input digest (stages.fingerprint: job, seed,
+    data, pre-trained model); for other inputs it is moved to .stale and the run starts afresh."""
+    ckpt = tmp_path / "run.ckpt"
+    first = scratch_trainer(test_config, 4, 2)
+    first.steps, first.inputs = 2, "old"  # killed after step 2
+    first.run(ckpt)
+    other = scratch_trainer(test_config, 4, 2)
+    other.inputs = "new"
+    rows = other.run(ckpt)
+    assert rows["step"].tolist() == [0, 1, 2, 4] and other.oracle.calls == 8 * 4  # all four steps trained here
+    assert (tmp_path / "run.ckpt.stale").exists()
+    same = scratch_trainer(test_config, 4, 2)
+    same.inputs = "new"
+    same.run(ckpt)
+    assert same.oracle.calls == other.oracle.calls  # the finished checkpoint of the same inputs: nothing retrained
+
+
+def test_fingerprint_sees_the_job_seed_data_and_model_file(tmp_path: Path) -> None:
+    from pipeline_lib.stages import fingerprint
+
+    model = tmp_path / "model.pt"
+    model.write_bytes(b"weights")
+    data = torch.arange(6).view(3, 2)
+    base = fingerprint({"a": 1}, 0, data, str(model))
+    assert base == fingerprint({"a": 1}, 0, data.clone(), str(model))
+    assert len({base, fingerprint({"a": 2}, 0, data, str(model)), fingerprint({"a": 1}, 1, data, str(model)),
+                fingerprint({"a": 1}, 0, data + 1, str(model)), fingerprint({"a": 1}, 0, data, None)}) == 5
+    model.write_bytes(b"retrained")
+    assert fingerprint({"a": 1}, 0, data, str(model)) != base
+
+
 class _NanTrainer(Trainer):
     name = "nan-test"
 

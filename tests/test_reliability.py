@@ -77,6 +77,7 @@ def test_killed_job_resumes_to_the_same_result(test_config: dict, tmp_path: Path
     assert 0 < step < 150
 
     assert _pretrain_job(test_config, killed).wait(timeout=300) == 0
+    assert not (killed / "model.pt.ckpt.stale").exists()  # resumed (same inputs), not restarted
     _same_tables(ref / "metrics.parquet", killed / "metrics.parquet", drop=("seconds",))
     _same_tables(ref / "bands.parquet", killed / "bands.parquet")  # the band rows resume with the checkpoint
     assert not checkpoint.exists()  # removed once the final outputs are written

@@ -46,6 +46,9 @@ class Trainer:
         self.step = 0
         self.rows: list[dict[str, Any]] = []
         self.elapsed = 0.0
+        # what the run depends on (stages.fingerprint: the job, seed, data, pre-trained model); a checkpoint
+        # written for other inputs is set aside, not resumed
+        self.inputs: str | None = None
 
     def train_step(self) -> dict[str, float]:
         raise NotImplementedError
@@ -58,7 +61,8 @@ class Trainer:
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue bit-for-bit on CPU."""
-        state = {"format": self.FORMAT, "step": self.step, "rows": self.rows, "elapsed": self.elapsed,
+        state = {"format": self.FORMAT, "inputs": self.inputs, "step": self.step, "rows": self.rows,
+                 "elapsed": self.elapsed,
                  "gen": self.gen.get_state(), "torch_rng": torch.get_rng_state()}
         for name in self.stateful:
             obj = getattr(self, name)
@@ -81,6 +85,10 @@ class Trainer:
             else:
                 setattr(self, name, state[name])
 
+    def warm_up(self) -> None:
+        """Work before the first step that a checkpoint holds the result of (e.g. a warm start); its time is
+        in the curve's seconds. Nothing by default."""
+
     def evaluation_due(self) -> bool:
         """Every ``eval_every`` steps, at the last step, and at powers of two before the first
         period, so that curves resolve small budgets (equal-reward-call comparisons need them)."""
@@ -91,15 +99,21 @@ class Trainer:
         """Train to ``steps``, resuming from ``checkpoint`` when it exists; returns the metrics rows."""
         if checkpoint is not None and Path(checkpoint).exists():
             state = io.load_checkpoint(checkpoint, "cpu")  # RNG states must stay on the CPU
-            if state.get("format") == self.FORMAT:
+            why = ("another version of the code" if state.get("format") != self.FORMAT else
+                   "other inputs (job settings, seed, data or pre-trained model)"
+                   if state.get("inputs") != self.inputs else None)
+            if why is None:
                 self.load_state_dict(state)
                 log.info("%s: resumed from %s at step %d", self.name, checkpoint, self.step)
             else:
                 stale = Path(f"{checkpoint}.stale")
                 Path(checkpoint).replace(stale)
-                log.warning("%s: %s was written by another version of the code; moved to %s, starting afresh",
-                            self.name, checkpoint, stale)
-        if not self.rows:
+                log.warning("%s: %s was written for %s; moved to %s, starting afresh", self.name, checkpoint, why,
+                            stale)
+        if not self.rows:  # a fresh start (a resumed run has its rows, and what ``warm_up`` built, in the checkpoint)
+            start = time.perf_counter()
+            self.warm_up()
+            self.elapsed += time.perf_counter() - start
             self.rows.append(self._evaluate({}, checkpoint))
         while self.step < self.steps:
             start = time.perf_counter()

@@ -53,20 +53,23 @@ class Scratch(Method):
         super().__init__(task, settings, seed, device, pretrained, data)
         self.model, self.log_z = self.build(pretrained)
         self._policy = gfn_policy(self.env, self.model)
-        if settings.warm_start == "data":
-            self.warm_losses = self.warm_start(self.data)
+        self.warm_losses: list[float] = []
         rest = [p for p in self.model.parameters() if p is not self.log_z]
         groups = [{"params": rest}]
         if settings.loss == "tb" or any(p is self.log_z for p in self.model.parameters()):
             groups.append({"params": [self.log_z], "lr": settings.log_z_lr})
         self.opt = torch.optim.Adam(groups, lr=settings.lr)  # fresh moments: the reward's gradients differ
 
-    def warm_start(self, data: torch.Tensor) -> list[float]:
-        """Maximum likelihood of P_F on paths to the data set's objects (``sources.paths_to``: on a tree each
-        object's one path), ``warm_steps`` batches; costs no reward call. Runs in the constructor, so its
-        time is in the curve's seconds. Returns the mean negative log-likelihood per trajectory, per step."""
+    def warm_up(self) -> None:
+        """``warm_start: data``: maximum likelihood of P_F on paths to the data set's objects
+        (``sources.paths_to``: on a tree each object's one path), ``warm_steps`` batches; costs no reward
+        call. Runs once before the first step (a resumed run finds its result in the checkpoint), its time in
+        the curve's seconds; ``warm_losses`` holds the mean negative log-likelihood per trajectory, per batch."""
+        if self.cfg.warm_start != "data":
+            return
         from pipeline_lib.ocgfn.sources import paths_to
 
+        data = self.data
         opt = torch.optim.Adam(self.model.parameters(), lr=self.cfg.lr)
         losses = []
         for _ in range(self.cfg.warm_steps):
@@ -78,7 +81,7 @@ class Scratch(Method):
             loss.backward()
             opt.step()
             losses.append(loss.item())
-        return losses
+        self.warm_losses = losses
 
     def build(self, pretrained) -> tuple[torch.nn.Module, torch.nn.Parameter]:
         """The flow model (log F, P_F and P_B logits of a state) and log Z (trajectory balance's)."""
