@@ -288,3 +288,32 @@ def test_sparse_conversion_on_prepend_append_equals_the_dense_sum(flow: str) -> 
     if flow == "policy":  # the control converts exactly: its table samples R/Z
         p = terminal_distribution(graph, sparse_conversion(env, GoalReaching(env), log_r, flow))
         assert torch.allclose(p, target, atol=1e-5)
+
+
+@pytest.mark.parametrize("flow", ["policy", "learned"])
+def test_dag_log_probs_equal_the_dense_tables(flow: str) -> None:
+    """log F(s|y) + log P_F(a|s,y) for arbitrary triples on a prepend-or-append DAG (what the amortized
+    predictor's canonical-order Q is fitted against) equals the dense tables' value, F by DP over each
+    outcome's substrings for ``policy``."""
+    from pipeline_lib.core.nets import OutcomeConditionedGFlowNet
+    from pipeline_lib.domains.sequence.env import Sequence
+    from pipeline_lib.ocgfn.pretrain import pair_dim
+    from pipeline_lib.ocgfn.tables import dag_log_probs, flow_tables
+
+    torch.manual_seed(0)
+    env = Sequence("ACG", 4, min_length=2, mode="prepend_append")
+    graph = StateGraph.build(env)
+    net = OutcomeConditionedGFlowNet(env.feature_dim, env.n_actions, env.n_backward_actions, 32, 2, False, "pairs",
+                                     pair_dim(env, "pairs"))
+    source = TrainedOCGFN(env, net)
+    log_f, log_pf = flow_tables(env, graph, source, flow)
+    ys = env.terminal_states()
+    states = env.all_states()
+    si, yi = torch.cartesian_prod(torch.arange(len(states)), torch.arange(len(ys))).unbind(-1)
+    keep = env.can_reach(states[si], ys[yi])
+    si, yi = si[keep], yi[keep]
+    mask = env.forward_mask(states[si])
+    a = torch.multinomial(mask.float(), 1, generator=torch.Generator().manual_seed(1))[:, 0]
+    got = dag_log_probs(env, source, states[si], ys[yi], a, flow)
+    want = log_f[si, env.index(ys[yi])] + log_pf[si, env.index(ys[yi]), a]
+    assert len(got) > 500 and torch.allclose(got, want, atol=1e-4)
