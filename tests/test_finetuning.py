@@ -114,7 +114,9 @@ def test_completion_q_predictor_learns_a_tiny_dag(outcomes: str) -> None:
 
 
 def test_completion_q_takes_flow_policy_only_where_ancestors_are_listed() -> None:
-    big = Sequence("ACGT", 30, 1, mode="prepend_append")  # not enumerable
+    rna = Sequence("ACGU", 14, 1, mode="prepend_append")  # not enumerable, but every state has an int64 index
+    assert rna.capabilities()["enumerable"] and Amortized.unsupported(rna, AmortizedSettings(flow="policy")) is None
+    big = Sequence("ACGT", 40, 1, mode="prepend_append")  # 4^40 states: beyond an int64 index
     assert "use flow: learned" in Amortized.unsupported(big, AmortizedSettings(flow="policy"))
     assert Amortized.unsupported(big, AmortizedSettings(flow="learned")) is None
 

@@ -539,20 +539,21 @@ def test_mcmc_and_dqn_on_hypergrid(seq_config: dict) -> None:
 
 
 def test_amortized_on_prepend_append(seq_config: dict) -> None:
-    """Off a tree, amortized needs an enumerable space small enough for a categorical Q; a prepend-or-append
-    space too large to list is refused, naming the method, the environment and the missing tree."""
+    """Off a tree, amortized on a prepend-or-append space takes the canonical-order Q (capability
+    'completions') at any size; ``flow: policy`` needs each outcome's ancestors (an int64 state index), so
+    beyond it the check refuses it naming the method, the environment and the way out."""
     seq_config["envs"]["bits"]["params"]["mode"] = "prepend_append"
     seq_config["envs"]["bits"]["methods"] = ["amortized", "exact"]
-    check(seq_config)  # 341 states: a categorical Q and the dense conversion
-    seq_config["envs"]["bits"]["params"]["length"] = 7  # 21845 states: listed, but too many outcomes for Q
+    check(seq_config)  # 341 states: the canonical-order Q and the dense conversion
+    seq_config["envs"]["bits"]["params"]["length"] = 8  # 87381 states: too many outcomes for a categorical Q
     seq_config["envs"]["bits"]["methods"] = ["amortized"]
+    check(seq_config)
+    seq_config["envs"]["bits"]["params"]["length"] = 40  # 4^40 objects: no int64 index
     raises_config(seq_config, "envs.bits.methods: method 'amortized' (kind amortized) cannot run on environment "
-                  "'bits': it needs the 'tree' capability", "a categorical Q over 21845 outcomes is more than 16384")
-    seq_config["envs"]["bits"]["params"]["length"] = 40  # 4^40 objects: neither a tree nor enumerable
-    raises_config(seq_config, "envs.bits.methods: method 'amortized' (kind amortized) cannot run on environment "
-                  "'bits': it needs the 'tree' capability",
-                  "prepend-or-append generation reaches an object by many trajectories",
-                  "the 'enumerable' one", "more than 4194304 states")
+                  "'bits': it takes flow: policy on a DAG only where each outcome's ancestors are listed",
+                  "use flow: learned")
+    seq_config["finetune"]["methods"]["amortized"]["flow"] = "learned"
+    check(seq_config)
     seq_config["envs"]["bits"]["methods"] = ["exact"]
     raises_config(seq_config, "method 'exact' (kind exact) cannot run on environment 'bits': it needs the "
                   "'enumerable' capability")

@@ -288,9 +288,9 @@ class Amortized(Method):
         if have[TREE] is None:
             return None
         if have[COMPLETIONS] is None:
-            if settings.flow == "policy" and (have[ANCESTORS] or have[ENUMERABLE]):
+            if settings.flow == "policy" and have[ANCESTORS]:
                 return (f"takes flow: policy on a DAG only where each outcome's ancestors are listed (F by DP over "
-                        f"its sub-DAG): {have[ANCESTORS] or have[ENUMERABLE]}; use flow: learned")
+                        f"its sub-DAG): {have[ANCESTORS]}; use flow: learned")
             return None
         if have[ENUMERABLE] is not None:
             return (f"needs the 'tree' capability for an autoregressive Q: {have[TREE]}; the 'completions' one for "

@@ -103,7 +103,8 @@ class AncestorFlows:
     b: torch.Tensor  # [P] the outcome row of each pair
     states: torch.Tensor  # [P, ...] the ancestor
     idx: torch.Tensor  # [P] its state index
-    key: torch.Tensor  # [P] b * n_states + idx, increasing: a searchsorted finds any pair
+    key: torch.Tensor  # [P] b * base + idx, increasing: a searchsorted finds any pair
+    base: int  # one more than the largest state index among the ancestors
     mask: torch.Tensor  # [P, A] forward mask of the ancestor
     log_f: torch.Tensor  # [P] log F(s|y): the visit probability (policy) or the flow head (learned)
     log_pf: torch.Tensor  # [P, A] log P_F(.|s, y)
@@ -116,9 +117,9 @@ def ancestor_flows(env, source, y: torch.Tensor, flow: str) -> AncestorFlows:
     over y's sub-DAG for ``flow='policy'``: the visit probability of the y-conditioned policy, where a move
     that leaves the sub-DAG loses its mass (it never reaches y)."""
     check_flow(source, flow)
-    n_states = env.n_states
     b, s = env.ancestors(y)
     idx = env.index(s)
+    n_states = int(idx.max()) + 1 if len(idx) else 1  # keys local to the batch: no listing of the space needed
     key = b * n_states + idx
     mask = env.forward_mask(s)
     log_f, logits = source(s, y[b])
@@ -128,9 +129,10 @@ def ancestor_flows(env, source, y: torch.Tensor, flow: str) -> AncestorFlows:
         rows = mask[:, a].nonzero(as_tuple=True)[0]
         if a == env.stop or not len(rows):
             continue
-        target = b[rows] * n_states + env.index(env.step(s[rows], torch.full_like(rows, a)))
+        child_idx = env.index(env.step(s[rows], torch.full_like(rows, a)))
+        target = b[rows] * n_states + child_idx
         pos = torch.searchsorted(key, target).clamp(max=len(key) - 1)
-        hit = key[pos] == target
+        hit = (key[pos] == target) & (child_idx < n_states)
         child[rows[hit], a] = pos[hit]
     if flow == "policy":
         level = env.level(s)
@@ -141,15 +143,15 @@ def ancestor_flows(env, source, y: torch.Tensor, flow: str) -> AncestorFlows:
             src = rows[src]
             visit.index_add_(0, child[src, act], visit[src] * log_pf[src, act].exp())
         log_f = visit.clamp(min=1e-30).log()
-    return AncestorFlows(b, s, idx, key, mask, log_f, log_pf, child)
+    return AncestorFlows(b, s, idx, key, n_states, mask, log_f, log_pf, child)
 
 
 @torch.no_grad()
 def dag_log_probs(env, source, states: torch.Tensor, outcomes: torch.Tensor, actions: torch.Tensor,
                   flow: str) -> torch.Tensor:
     """log F(s|y) + log P_F(a|s,y) for arbitrary (state, outcome, action) triples on a DAG: the flow head
-    at (s, y) (``'learned'``), or F by DP over each distinct outcome's sub-DAG (``'policy'``, needs listed
-    ancestors). A state y cannot produce gets log F = log 1e-30."""
+    at (s, y) (``'learned'``), or F by DP over each distinct outcome's sub-DAG (``'policy'``, needs the
+    'ancestors' capability, not a listing of the space). A state y cannot produce gets log F = log 1e-30."""
     check_flow(source, flow)
     if flow == "learned":
         log_f, logits = source(states, outcomes)
@@ -158,8 +160,9 @@ def dag_log_probs(env, source, states: torch.Tensor, outcomes: torch.Tensor, act
     first = torch.full((len(unique),), len(outcomes), device=outcomes.device).scatter_reduce(
         0, inverse, torch.arange(len(outcomes), device=outcomes.device), reduce="amin")
     sub = ancestor_flows(env, source, outcomes[first], flow)  # row u: the outcome unique[u]
-    target = inverse * env.n_states + env.index(states)
+    idx = env.index(states)
+    target = inverse * sub.base + idx
     pos = torch.searchsorted(sub.key, target).clamp(max=len(sub.key) - 1)
-    found = sub.key[pos] == target
+    found = (sub.key[pos] == target) & (idx < sub.base)
     log_f = torch.where(found, sub.log_f[pos], torch.full_like(sub.log_f[pos], math.log(1e-30)))
     return log_f + sub.log_pf[pos, actions]

@@ -83,8 +83,13 @@ class Sequence(DomainRewards):
         self.pair_dim = len(self._offsets) * (1 + (self.vocab + 1) * (1 + int(self.prepend)))
         counts = [self.vocab**k for k in range(length + 1)]
         self.enumerable = sum(counts) <= MAX_ENUMERABLE
+        # every state has an exact int64 index even where the space is too large to list (RNA of 14 bases:
+        # 3.6e8): what the outcomes' sub-DAGs (ancestors) need, not the dense tables
+        self.indexable = sum(counts) < 2**62
+        self.n_keys = sum(counts) if self.indexable else 0  # index() < n_keys
         if self.enumerable:
             self.n_states = sum(counts)
+        if self.indexable:
             self._offset = torch.tensor([sum(counts[:k]) for k in range(length + 1)], device=self.device)
             self._radix = self.vocab ** torch.arange(length - 1, -1, -1, device=self.device)
         self._positions = torch.arange(length, device=self.device)
@@ -239,7 +244,8 @@ class Sequence(DomainRewards):
         return torch.cat(blocks)
 
     def index(self, states: torch.Tensor) -> torch.Tensor:
-        self._require_enumerable()
+        if not self.indexable:
+            raise ValueError(f"sequence space too large for an int64 state index ({self.vocab}^{self.length} objects)")
         n = self.lengths(states)
         digits = states.masked_fill(states == self.pad, 0)
         # a prefix of length n read as an n-digit number: shift the full-width number down
@@ -269,14 +275,16 @@ class Sequence(DomainRewards):
         why = {ENUMERABLE: None if self.enumerable else size,
                TREE: "prepend-or-append generation reaches an object by many trajectories" if self.prepend else None,
                LOCAL_MOVES: None, NEIGHBOURS: None, MOLECULES: "token strings are not molecules",
-               ANCESTORS: None if self.enumerable else size, COMPLETIONS: None}
+               ANCESTORS: None if self.indexable else f"{self.vocab}^{self.length} objects is too many for an int64 "
+                                                          f"state index", COMPLETIONS: None}
         return {name: why[name] for name in CAPABILITIES}
 
     def ancestors(self, outcomes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Every state that can still produce each outcome, once per outcome (enumerable spaces): rows into
-        ``outcomes`` and the states, sorted by (row, index). Appending: y's prefixes; prepending or
-        appending: its contiguous substrings (at most L(L+1)/2 + 1 per outcome, s0 included)."""
-        self._require_enumerable()
+        """Every state that can still produce each outcome, once per outcome (spaces with an int64 state index,
+        listed or not): rows into ``outcomes`` and the states, sorted by (row, index). Appending: y's prefixes;
+        prepending or appending: its contiguous substrings (at most L(L+1)/2 + 1 per outcome, s0 included)."""
+        if not self.indexable:
+            raise ValueError(self.capabilities()[ANCESTORS])
         y, length, pad = outcomes, self.length, self.pad
         starts = self._positions if self.prepend else self._positions[:1]
         start, size = torch.cartesian_prod(starts, self._sizes).unbind(-1)  # every (offset, length) pair
@@ -286,7 +294,7 @@ class Sequence(DomainRewards):
         fits = start[None, :] + size[None, :] <= self.lengths(y)[:, None]  # [Y, P]
         rows, which = fits.nonzero(as_tuple=True)
         states = sub[rows, which]
-        key, inverse = torch.unique(rows * self.n_states + self.index(states), return_inverse=True)
+        key, inverse = torch.unique(rows * self.n_keys + self.index(states), return_inverse=True)
         first = torch.full((len(key),), len(rows), device=y.device).scatter_reduce(
             0, inverse, torch.arange(len(rows), device=y.device), reduce="amin")
         return rows[first], states[first]
