@@ -165,9 +165,13 @@ class AutoregressiveQ(nn.Module):
             y = y.index_put((grow.nonzero(as_tuple=True)[0],), y_grow)
             log_q = log_q.index_put((grow.nonzero(as_tuple=True)[0],), log_q_grow)
         log_r = method.task.log_reward(y)
-        log_fpf = path_log_probs(env, method.model, y, env.level(s)[rep], cfg.flow)
+        log_fpf = self.fpf(method, s[rep], y, a[rep])
         log_n = method.log_n(env.featurize(s)).gather(1, a[:, None])[:, 0]
         return (log_n[rep] + log_q - log_r - log_fpf).pow(2).mean()
+
+    def fpf(self, method: "Amortized", s: torch.Tensor, y: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        """log F(s|y) + log P_F(a|s,y) of the frozen source, s on y's one path (its prefix at s's depth)."""
+        return path_log_probs(method.env, method.model, y, method.env.level(s), method.cfg.flow)
 
     def own_log_q(self, method: "Amortized", traj, t: torch.Tensor, b: torch.Tensor, s: torch.Tensor,
                   a: torch.Tensor) -> torch.Tensor:
@@ -228,24 +232,8 @@ class CompletionQ(AutoregressiveQ):
                 active = active[a != env.stop]
         return states, self.log_q(env, start, states)
 
-    def loss(self, method: "Amortized", s: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-        env, cfg = method.env, method.cfg
-        is_stop = a == env.stop
-        reps = torch.where(is_stop, 1, cfg.outcomes_per_transition)  # after stop, y = s for sure
-        rep = torch.arange(len(s), device=s.device).repeat_interleave(reps)
-        y = env.step(s[rep], a[rep])
-        log_q = torch.zeros(len(rep), device=s.device)
-        grow = (~is_stop[rep]).nonzero(as_tuple=True)[0]
-        if len(grow):
-            y_grow, log_q_grow = self.complete(method, y[grow])
-            y = y.index_put((grow,), y_grow)
-            log_q = log_q.index_put((grow,), log_q_grow)
-        log_r = method.task.log_reward(y)
-        log_fpf = self.fpf(method, s[rep], y, a[rep])
-        log_n = method.log_n(env.featurize(s)).gather(1, a[:, None])[:, 0]
-        return (log_n[rep] + log_q - log_r - log_fpf).pow(2).mean()
-
     def fpf(self, method: "Amortized", s: torch.Tensor, y: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        """The same on a DAG: the flow head, or F by DP over y's sub-DAG (``flow: policy``)."""
         return dag_log_probs(method.env, method.model, s, y, a, method.cfg.flow)
 
     def own_log_q(self, method: "Amortized", traj, t: torch.Tensor, b: torch.Tensor, s: torch.Tensor,
