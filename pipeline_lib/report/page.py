@@ -37,7 +37,8 @@ CAPTIONS = {
     "pretrain_success": "Pre-training success rate (the share of outcomes y whose y-conditioned sampler ends at y) "
                         "against steps, per variant; solid sampled, dashed greedy (tables/pretrain.parquet).",
     "pretrain_lengths": "Per level (length) band at the last pre-training step: the share of explorer outcomes, "
-                        "on-policy goals and evaluation outcomes, and each variant's sampled and greedy success "
+                        "on-policy goals and evaluation outcomes (the first variant listed, named in the title), "
+                        "and each variant's sampled and greedy success "
                         "(tables/pretrain_bands.parquet).",
     "search": "Search: modes found, top-100 mean reward and diversity of the distinct objects each method has queried, "
               "against distinct reward calls; mean and sd over seeds; diamonds: exact conversions at their own "

@@ -83,25 +83,29 @@ def pretrain_success(pretrain: pd.DataFrame, env: str, path: str | Path) -> int:
 
 def pretrain_lengths(bands: pd.DataFrame, env: str, path: str | Path) -> int:
     """Per level (length) band at the last pre-training step: the share of the explorer's outcomes, of the
-    on-policy goals and of the evaluation outcomes (one panel; the explorer piles up at the longest
-    objects), and each variant's sampled and greedy success (one panel per rollout); mean over seeds.
-    Returns the number of panels (0 where the domain has no band rows)."""
+    on-policy goals and of the evaluation outcomes (one panel, for the first variant listed; the explorer
+    piles up at the longest objects), and each variant's sampled and greedy success (one panel per
+    rollout); mean over seeds. Returns the number of panels (0 where the domain has no band rows)."""
     df = bands[bands["env"] == env] if len(bands) else bands
     if df.empty:
         _empty(path, f"{env}: no pre-training band rows")
         return 0
     last = df[df["step"] == df.groupby(["variant", "seed"])["step"].transform("max")]
     order = last.sort_values("level_low")["band"].drop_duplicates().tolist()
-    shares = last.melt(id_vars=["variant", "seed", "band"], value_vars=["eval_fraction", "explorer_fraction",
-                                                                        "goal_fraction"],
-                       var_name="outcomes", value_name="share")
+    # the shares of one variant (the first listed): variants draw their goals differently, and a mean over
+    # them would describe none
+    shown = last["variant"].iloc[0]
+    shares = last[last["variant"] == shown].melt(
+        id_vars=["variant", "seed", "band"], value_vars=["eval_fraction", "explorer_fraction", "goal_fraction"],
+        var_name="outcomes", value_name="share")
     shares["outcomes"] = shares["outcomes"].str.replace("_fraction", "").map(
         {"eval": "evaluation", "explorer": "explorer", "goal": "on-policy goals"})
     shares["share"] = shares["share"].astype(float)
     fig, axes = plt.subplots(1, 3, figsize=(12.0, 3.2), sharex=True)
     sns.barplot(data=shares, x="band", y="share", hue="outcomes", order=order, errorbar=None, ax=axes[0],
                 palette="Greys")
-    axes[0].set(title=f"{env}: outcomes per level band", xlabel="level band (length)", ylabel="share of outcomes")
+    axes[0].set(title=f"{env}: outcomes per level band ({shown})", xlabel="level band (length)",
+                ylabel="share of outcomes")
     axes[0].legend(fontsize=7, frameon=False)
     for ax, rollout in zip(axes[1:], ("sample", "greedy")):
         sns.barplot(data=last, x="band", y=f"success_{rollout}", hue="variant", order=order, errorbar=None, ax=ax)
