@@ -119,8 +119,8 @@ def ancestor_flows(env, source, y: torch.Tensor, flow: str) -> AncestorFlows:
     check_flow(source, flow)
     b, s = env.ancestors(y)
     idx = env.index(s)
-    n_states = int(idx.max()) + 1 if len(idx) else 1  # keys local to the batch: no listing of the space needed
-    key = b * n_states + idx
+    base = int(idx.max()) + 1 if len(idx) else 1  # keys local to the batch: no listing of the space needed
+    key = b * base + idx
     mask = env.forward_mask(s)
     log_f, logits = source(s, y[b])
     log_pf = masked_log_softmax(logits, mask)
@@ -130,9 +130,9 @@ def ancestor_flows(env, source, y: torch.Tensor, flow: str) -> AncestorFlows:
         if a == env.stop or not len(rows):
             continue
         child_idx = env.index(env.step(s[rows], torch.full_like(rows, a)))
-        target = b[rows] * n_states + child_idx
+        target = b[rows] * base + child_idx
         pos = torch.searchsorted(key, target).clamp(max=len(key) - 1)
-        hit = (key[pos] == target) & (child_idx < n_states)
+        hit = (key[pos] == target) & (child_idx < base)
         child[rows[hit], a] = pos[hit]
     if flow == "policy":
         level = env.level(s)
@@ -143,7 +143,7 @@ def ancestor_flows(env, source, y: torch.Tensor, flow: str) -> AncestorFlows:
             src = rows[src]
             visit.index_add_(0, child[src, act], visit[src] * log_pf[src, act].exp())
         log_f = visit.clamp(min=1e-30).log()
-    return AncestorFlows(b, s, idx, key, n_states, mask, log_f, log_pf, child)
+    return AncestorFlows(b, s, idx, key, base, mask, log_f, log_pf, child)
 
 
 @torch.no_grad()
