@@ -99,9 +99,11 @@ class Trainer:
         """Train to ``steps``, resuming from ``checkpoint`` when it exists; returns the metrics rows."""
         if checkpoint is not None and Path(checkpoint).exists():
             state = io.load_checkpoint(checkpoint, "cpu")  # RNG states must stay on the CPU
-            why = ("another version of the code" if state.get("format") != self.FORMAT else
-                   "other inputs (job settings, seed, data or pre-trained model)"
-                   if state.get("inputs") != self.inputs else None)
+            why = None
+            if state.get("format") != self.FORMAT:
+                why = "another version of the code"
+            elif state.get("inputs") != self.inputs:
+                why = "other inputs (job settings, seed, data or pre-trained model)"
             if why is None:
                 self.load_state_dict(state)
                 log.info("%s: resumed from %s at step %d", self.name, checkpoint, self.step)

@@ -27,7 +27,7 @@ from torch import nn
 from pipeline_lib.core.env import ANCESTORS, COMPLETIONS, ENUMERABLE, TREE
 from pipeline_lib.core.losses import amortized_predictor, masked_mse
 from pipeline_lib.core.nets import masked_log_softmax, mlp
-from pipeline_lib.core.rollout import rollout
+from pipeline_lib.core.rollout import rollout, sample_actions
 from pipeline_lib.methods.base import Method, NetworkSettings
 from pipeline_lib.methods.exact_conversion import MAX_DENSE
 from pipeline_lib.ocgfn.tables import (
@@ -130,10 +130,12 @@ class CategoricalQ(nn.Module):
 class AutoregressiveQ(nn.Module):
     """Q(y|s,s') that completes s' action by action on a tree; the input says where the given part ends."""
 
+    level_inputs = 1  # one-hots of width max_length beside the state's features (here: where s' ends)
+
     def __init__(self, method: "Amortized") -> None:
         super().__init__()
         env, cfg = method.env, method.cfg
-        self.net = mlp(env.feature_dim + env.max_length, cfg.hidden, cfg.layers, env.n_actions)
+        self.net = mlp(env.feature_dim + self.level_inputs * env.max_length, cfg.hidden, cfg.layers, env.n_actions)
 
     def log_probs(self, env, states: torch.Tensor, anchor: torch.Tensor) -> torch.Tensor:
         """Q's next-action distribution when completing a state whose given part ends at depth ``anchor``."""
@@ -192,10 +194,7 @@ class CompletionQ(AutoregressiveQ):
     ``dag_log_probs``: the flow head, or the y-conditioned policy's visit probability by DP over y's
     sub-DAG (``flow: policy``, where ancestors are listed)."""
 
-    def __init__(self, method: "Amortized") -> None:
-        nn.Module.__init__(self)
-        env, cfg = method.env, method.cfg
-        self.net = mlp(env.feature_dim + 2 * env.max_length, cfg.hidden, cfg.layers, env.n_actions)
+    level_inputs = 2  # where s' ends, and the phase
 
     def log_probs(self, env, states: torch.Tensor, anchor: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
         hot = nn.functional.one_hot
@@ -224,10 +223,8 @@ class CompletionQ(AutoregressiveQ):
                 if not len(active):
                     break
                 s, ph = states[active], phase[active]
-                mask = env.completion_mask(s, ph)
-                probs = torch.softmax(self.log_probs(env, s, anchor[active], ph) / cfg.q_temperature, -1)
-                probs = (1 - cfg.q_epsilon) * probs + cfg.q_epsilon * mask / mask.sum(-1, keepdim=True)
-                a = torch.multinomial(probs * mask, 1, generator=method.gen)[:, 0]
+                log_p = torch.log_softmax(self.log_probs(env, s, anchor[active], ph) / cfg.q_temperature, -1)
+                a = sample_actions(log_p, env.completion_mask(s, ph), cfg.q_epsilon, False, method.gen)
                 states[active], phase[active] = env.step(s, a), env.completion_phase(ph, a)
                 active = active[a != env.stop]
         return states, self.log_q(env, start, states)
