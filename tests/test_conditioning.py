@@ -47,6 +47,30 @@ def test_prepend_append_pair_features_identify_every_match_offset() -> None:
     assert torch.equal(feats[..., 0].any(-1), env.can_reach(s_t, y_t))
 
 
+@pytest.mark.parametrize("mode", ["prepend_append", "append"])
+def test_summary_pair_features_count_the_tokens_beside_every_match(mode: str) -> None:
+    """``pairs: summary``: the match bit per offset, y's tokens left / right of the matches counted over them,
+    and s = y; against brute force over every (state, outcome) of a tiny space."""
+    env = Sequence("AB", 4, min_length=1, mode=mode, pairs="summary")
+    prepend = mode == "prepend_append"
+    states, outcomes = all_strings("AB", 4), all_strings("AB", 4, 1)
+    pairs = [(s, y) for s in states for y in outcomes]
+    feats = env.pair_features(env.encode([s for s, _ in pairs]), env.encode([y for _, y in pairs]))
+    n_off, side = env.length if prepend else 1, env.vocab + 1
+    assert feats.shape == (len(pairs), env.pair_dim) and env.pair_dim == n_off + side * (1 + prepend) + 1
+    for i, (s, y) in enumerate(pairs):
+        hits = [k for k in offsets(s, y) if k < n_off]
+        left, right = torch.zeros(side), torch.zeros(side)
+        for k in hits:
+            left[env.pad if k == 0 else "AB".index(y[k - 1])] += 1
+            right[env.pad if k + len(s) == len(y) else "AB".index(y[k + len(s)])] += 1
+        want = torch.cat([torch.tensor([float(k in hits) for k in range(n_off)]),
+                          *([left] if prepend else []), right, torch.tensor([float(s == y)])])
+        assert torch.equal(feats[i], want), (s, y)
+    with pytest.raises(ValueError, match="pairs: expected one of"):
+        Sequence("AB", 4, pairs="offset")
+
+
 def test_append_pair_features_read_y_at_the_cursor() -> None:
     env = Sequence("ACGT", 5, min_length=1)
     y = env.encode(["GATTA", "GATTA", "GATTA", "CA"])

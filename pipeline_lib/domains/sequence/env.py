@@ -30,6 +30,7 @@ from pipeline_lib.core.env import (
 from pipeline_lib.domains.sequence.tokens import decode, encode
 
 MODES = ("append", "prepend_append")
+PAIRS = ("offsets", "summary")  # the forms of pair_features
 ALPHABETS = {"dna": "ACGT", "rna": "ACGU", "protein": "ACDEFGHIKLMNPQRSTVWY"}
 
 
@@ -56,7 +57,7 @@ class Sequence(DomainRewards):
     descriptors_module = "pipeline_lib.domains.sequence.descriptors"  # built-in phi(x) (pipeline_lib.descriptors)
 
     def __init__(self, alphabet: list[str] | str, length: int, min_length: int | None = None, mode: str = "append",
-                 device: torch.device | str = "cpu") -> None:
+                 device: torch.device | str = "cpu", pairs: str = "offsets") -> None:
         alphabet = resolve_alphabet(alphabet)
         if len(alphabet) < 2 or len(set(alphabet)) != len(alphabet):
             raise ValueError(f"alphabet: expected at least 2 distinct tokens, got {alphabet}")
@@ -67,7 +68,9 @@ class Sequence(DomainRewards):
             raise ValueError(f"min_length: expected 1 <= min_length <= length={length}, got {min_length}")
         if mode not in MODES:
             raise ValueError(f"mode: expected one of {MODES}, got {mode!r}")
-        self.alphabet, self.length, self.min_length, self.mode = alphabet, length, min_length, mode
+        if pairs not in PAIRS:
+            raise ValueError(f"pairs: expected one of {PAIRS}, got {pairs!r}")
+        self.alphabet, self.length, self.min_length, self.mode, self.pairs = alphabet, length, min_length, mode, pairs
         self.device = torch.device(device)
         self.vocab = len(alphabet)
         self.pad = self.vocab
@@ -77,10 +80,12 @@ class Sequence(DomainRewards):
         self.n_backward_actions = 2 if self.prepend else 1
         self.max_length = length + 1
         self.feature_dim = length * (self.vocab + 1) + length + 1
-        # pair features: per offset at which s may sit inside y (0 only when appending), the match bit, y's
-        # token just left of the match (prepend only) and the one just right of it
+        # pair features (``pair_features``): per offset at which s may sit inside y (0 only when appending), the
+        # match bit, y's token just left of the match (prepend only) and the one just right of it; 'summary'
+        # keeps the match bits and counts those tokens over the matches, plus whether s = y
         self._offsets = torch.arange(length if self.prepend else 1, device=self.device)
-        self.pair_dim = len(self._offsets) * (1 + (self.vocab + 1) * (1 + int(self.prepend)))
+        sides = (self.vocab + 1) * (1 + int(self.prepend))
+        self.pair_dim = len(self._offsets) * (1 + sides) if pairs == "offsets" else len(self._offsets) + sides + 1
         counts = [self.vocab**k for k in range(length + 1)]
         self.enumerable = sum(counts) <= MAX_ENUMERABLE
         # every state has an exact int64 index even where the space is too large to list (RNA of 14 bases:
@@ -140,7 +145,10 @@ class Sequence(DomainRewards):
         nothing there, so stop at y), one-hot and zero where s does not match at k. Appending has the one
         offset 0: "is s a prefix of y, and y's token at the cursor". This is what a relative-position
         attention head reads, which a flat MLP of two one-hots fails to learn once length x alphabet is
-        large; one token per side keeps the width (1 + 2(V + 1)) L, not L^2 V."""
+        large; one token per side keeps the width (1 + 2(V + 1)) L, not L^2 V.
+        ``pairs: summary`` (long prepend-or-append sequences, e.g. AMP: 2150 inputs per pair otherwise) keeps the
+        match bits, counts y's tokens either side over the matches and adds whether s = y: width L + 2(V + 1) + 1.
+        It loses which token goes with which match, which matters only where s sits in y more than once."""
         b, length, pad = len(states), self.length, self.pad
         n = self.lengths(states)
         k = self._offsets
@@ -149,15 +157,26 @@ class Sequence(DomainRewards):
         tokens = [wide.gather(1, k[None, :] + n[:, None])[..., None]]
         if self.prepend:  # y[k - 1], pad at k = 0
             tokens.insert(0, torch.cat([wide[:, -1:], outcomes[:, :-1]], 1)[:, k, None])
-        onehot = (torch.cat(tokens, -1)[..., None] == self._tokens).flatten(-2) & hit[..., None]
+        tokens = torch.cat(tokens, -1)  # [B, K, sides]
+        if self.pairs == "summary":  # count each side's token over the matches: a scatter, no [B, K, V] one-hot
+            sides = tokens.shape[-1]
+            bins = (tokens + (self.vocab + 1) * torch.arange(sides, device=tokens.device)).flatten(1)
+            counts = torch.zeros(b, sides * (self.vocab + 1), device=states.device)
+            counts.scatter_add_(1, bins, hit[..., None].expand(-1, -1, sides).flatten(1).float())
+            return torch.cat([hit.float(), counts, self.same(states, outcomes)[:, None].float()], -1)
+        onehot = (tokens[..., None] == self._tokens).flatten(-2) & hit[..., None]
         return torch.cat([hit[..., None], onehot], -1).flatten(1).float()
 
     def _matches(self, states: torch.Tensor, outcomes: torch.Tensor) -> torch.Tensor:
-        """Bool [B, K]: y[k:k+n] = s for each offset k of ``_offsets`` (the empty state matches everywhere)."""
+        """Bool [B, K]: y[k:k+n] = s for each offset k of ``_offsets`` (the empty state matches everywhere).
+        The windows y[k:k+L] are a strided view of y padded on the right, so the [B, K, L] work is two
+        comparisons and a reduction; a token of s facing y's padding fails, so k + n <= |y| is implied for
+        n > 0 and kept for the empty state."""
         n, m, k, pad = self.lengths(states), self.lengths(outcomes), self._offsets, self.pad
-        src = self._positions[None, :] - k[:, None]  # [K, L]: shifted[k, i] = s[i - k]
-        shifted = states[:, src.clamp(min=0)].masked_fill((src < 0)[None], pad)  # [B, K, L]
-        return ((shifted == pad) | (shifted == outcomes[:, None, :])).all(-1) & (n[:, None] + k <= m[:, None])
+        wide = torch.cat([outcomes, outcomes.new_full((len(outcomes), len(k)), pad)], 1)
+        windows = wide.unfold(1, self.length, 1)[:, :len(k)]  # windows[b, k, i] = y[k + i]
+        s = states[:, None, :]
+        return ((windows == s) | (s == pad)).all(-1) & (n[:, None] + k <= m[:, None])
 
     # --- the canonical completion order (capability 'completions'): appends first, then prepends, then stop ---
     def completion_mask(self, states: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
@@ -206,14 +225,9 @@ class Sequence(DomainRewards):
         """Append: ``states`` is a prefix of the outcome. Prepend-append: a contiguous substring."""
         if not self.prepend:
             return ((states == self.pad) | (states == outcomes)).all(-1)
-        n = self.lengths(states)
-        reach = torch.zeros(states.shape[:-1], dtype=torch.bool, device=states.device)
-        for offset in range(self.length):  # loops over positions, never over states
-            pad = torch.full((*states.shape[:-1], offset), self.pad, dtype=states.dtype, device=states.device)
-            shifted = torch.cat([pad, states[..., :self.length - offset]], dim=-1)
-            hit = ((shifted == self.pad) | (shifted == outcomes)).all(-1) & (n + offset <= self.length)
-            reach |= hit
-        return reach
+        states, outcomes = torch.broadcast_tensors(states, outcomes)
+        shape = states.shape[:-1]
+        return self._matches(states.reshape(-1, self.length), outcomes.reshape(-1, self.length)).any(-1).view(shape)
 
     def same(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return (a == b).all(dim=-1)
