@@ -84,8 +84,9 @@ class Sequence(DomainRewards):
         # match bit, y's token just left of the match (prepend only) and the one just right of it; 'summary'
         # keeps the match bits and counts those tokens over the matches, plus whether s = y
         self._offsets = torch.arange(length if self.prepend else 1, device=self.device)
-        sides = (self.vocab + 1) * (1 + int(self.prepend))
-        self.pair_dim = len(self._offsets) * (1 + sides) if pairs == "offsets" else len(self._offsets) + sides + 1
+        side_width = (self.vocab + 1) * (1 + int(self.prepend))  # one-hots of y's tokens beside a match
+        self.pair_dim = (len(self._offsets) * (1 + side_width) if pairs == "offsets"
+                         else len(self._offsets) + side_width + 1)
         counts = [self.vocab**k for k in range(length + 1)]
         self.enumerable = sum(counts) <= MAX_ENUMERABLE
         # every state has an exact int64 index even where the space is too large to list (RNA of 14 bases:
@@ -161,7 +162,7 @@ class Sequence(DomainRewards):
         if self.pairs == "summary":  # count each side's token over the matches: a scatter, no [B, K, V] one-hot
             sides = tokens.shape[-1]
             bins = (tokens + (self.vocab + 1) * torch.arange(sides, device=tokens.device)).flatten(1)
-            counts = torch.zeros(b, sides * (self.vocab + 1), device=states.device)
+            counts = torch.zeros(b, sides * (self.vocab + 1), dtype=torch.float, device=states.device)
             counts.scatter_add_(1, bins, hit[..., None].expand(-1, -1, sides).flatten(1).float())
             return torch.cat([hit.float(), counts, self.same(states, outcomes)[:, None].float()], -1)
         onehot = (tokens[..., None] == self._tokens).flatten(-2) & hit[..., None]
@@ -227,7 +228,9 @@ class Sequence(DomainRewards):
             return ((states == self.pad) | (states == outcomes)).all(-1)
         states, outcomes = torch.broadcast_tensors(states, outcomes)
         shape = states.shape[:-1]
-        return self._matches(states.reshape(-1, self.length), outcomes.reshape(-1, self.length)).any(-1).view(shape)
+        rows = max(1, (1 << 24) // (len(self._offsets) * self.length))  # bound the [rows, K, L] work in memory
+        flat = zip(states.reshape(-1, self.length).split(rows), outcomes.reshape(-1, self.length).split(rows))
+        return torch.cat([self._matches(s, y).any(-1) for s, y in flat]).view(shape)
 
     def same(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return (a == b).all(dim=-1)
