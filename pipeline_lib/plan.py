@@ -81,8 +81,13 @@ def dataset_job(config: dict[str, Any], env: str) -> dict[str, Any]:
 
 
 def uses_dataset(job: dict[str, Any]) -> str | None:
-    """The prepared data set a pre-training or adaptation job reads, if any."""
+    """The prepared data set a pre-training or adaptation job trains on, if any."""
     return job["data"]["path"] if "data" in job else None
+
+
+def reads_dataset(job: dict[str, Any]) -> str | None:
+    """The prepared data set a job reads: to train on, or (``known``) to tell novel modes from data objects."""
+    return uses_dataset(job) or job.get("known")
 
 
 def target_job(config: dict[str, Any], env: str, task: str) -> dict[str, Any]:
@@ -96,6 +101,8 @@ def finetune_job(config: dict[str, Any], env: str, task: str, method: str) -> di
            "device": config["device"], "resources": config["resources"]}
     if method_class(entry["kind"]).uses_data(settings):
         job["data"] = dataset_spec(config, env)
+    if "data" in config["envs"][env]:  # every method on it counts the modes outside the training split
+        job["known"] = dataset_path(config, env)
     if method_class(entry["kind"]).uses_descriptor:
         job["descriptor"] = descriptor_spec(config, env)
     return job

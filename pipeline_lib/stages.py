@@ -142,11 +142,12 @@ def finetune(job: dict[str, Any], seed: int, threads: int, pretrained: str | Non
     set_threads(threads)
     device = select_device(job["device"])
     env = _env(job, device)
-    task = Task(env, job["task"], job["resources"])
+    known = datasets.load(env, job["known"], datasets.TRAIN) if "known" in job else None
+    task = Task(env, job["task"], job["resources"], known=known)
     cls = method_class(job["method"]["kind"])
     model = cls.load_source(job["method"]["pretrained"], pretrained, env, device,
                             job.get("descriptor")) if cls.uses_pretrained else None
-    data = datasets.load(env, plan.uses_dataset(job), datasets.TRAIN) if plan.uses_dataset(job) else None
+    data = known if plan.uses_dataset(job) else None  # the same training split
     start = time.perf_counter()
     method = cls(task, cls.Settings(**job["settings"]), seed, device, model, data=data)
     # what a method computes before its first step (the exact conversion: all of it; the amortized

@@ -32,8 +32,7 @@ def load_config(name: str) -> dict:
     return config
 
 
-@pytest.mark.parametrize("name", ["config.yaml", "test.yaml", "paper.yaml", "seqtest.yaml", "tfbind30.yaml",
-                                  "byo_molecule.yaml", "molecules.yaml", "grid32.yaml", "conditioning.yaml"])
+@pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "config").glob("*.yaml")))
 def test_shipped_configs_validate_and_check(name: str) -> None:
     config = load_config(name)
     check(config)

@@ -289,6 +289,7 @@ def test_jobs_that_do_not_use_data_keep_their_params(test_config: dict) -> None:
     """Settings added for the data prior stay out of a job's params while at their defaults, so adding them
     reruns no finished job; a job that sets one carries it, and the data set's spec."""
     config = seq_config(test_config)
+    config["envs"]["nodata"] = dict(config["envs"]["pep"])
     config["envs"]["pep"]["data"] = {"source": "modlamp_amp", "holdout": 0.2}
     config["finetune"]["methods"]["warm"] = {"kind": "scratch", "settings": {"warm_start": "data"}}
     plain = plan.finetune_job(config, "pep", "pep_a", "scratch")
@@ -297,6 +298,9 @@ def test_jobs_that_do_not_use_data_keep_their_params(test_config: dict) -> None:
     warm = plan.finetune_job(config, "pep", "pep_a", "warm")
     assert warm["settings"]["warm_start"] == "data" and warm["data"]["source"] == "modlamp_amp"
     assert plan.uses_dataset(warm) == plan.dataset_path(config, "pep")
+    # every method on an env with a data set reads it to tell novel modes from data objects; others do not
+    assert plain["known"] == warm["known"] == plan.reads_dataset(plain) == plan.dataset_path(config, "pep")
+    assert "known" not in plan.finetune_job(config, "nodata", "pep_a", "scratch")
 
 
 def test_a_resumed_warm_started_run_does_not_warm_up_again(tmp_path: Path) -> None:

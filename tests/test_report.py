@@ -87,6 +87,27 @@ def test_verdict_compares_at_equal_distinct_calls_with_intervals() -> None:
     assert own["a"] == "exact" and abs(own["a_minus_b"] - 0.3) < 1e-9 and own["a_calls"] == 500
 
 
+def test_novel_modes_enter_the_tables_and_the_verdict_where_a_domain_has_data(tmp_path: Path) -> None:
+    """A domain whose curves count novel modes (a data set) gets them as a table column, a verdict metric and a
+    verdict sentence; a domain without them gets none of the three."""
+    rows = []
+    for seed in (0, 1):
+        for method, kind, novel in (("scratch", "scratch", 1), ("scratch_data", "scratch", 0), ("mcmc", "mcmc", 2)):
+            row = {**_row("t", seed, method, kind, "", 100, 3, 0.5), "top100_diversity": 1.0}
+            rows += [{**row, "env": "d", "novel_modes_found": novel}, row]  # env "e": no data set, no column
+    curves = pd.DataFrame(rows)
+    table, _ = report.sequence_table(curves, "d", 200)  # total calls: twice the distinct ones
+    assert table.set_index("method").loc["mcmc", "novel_modes_found"] == "2"
+    assert "novel_modes_found" not in report.sequence_table(curves, "e", 200)[0]
+    verdict = report.verdict_table(curves, {"d": 100, "e": 100})
+    novel = verdict[verdict["metric"] == "novel_modes_found"]
+    assert set(novel["env"]) == {"d"}
+    assert novel.set_index("comparison").loc["best - best scratch", "a_minus_b"] == 1.0  # mcmc 2 - scratch 1
+    lines = page.verdict_lines(verdict, pd.DataFrame(), "d", "search")
+    assert any(line.startswith("novel modes (not in the data), best - best scratch") for line in lines)
+    assert not any("novel" in line for line in page.verdict_lines(verdict, pd.DataFrame(), "e", "search"))
+
+
 def test_an_undertrained_amortized_run_enters_at_its_own_budget() -> None:
     """The paper's predictor spends K calls per transition: where it has taken fewer gradient steps than
     scratch by the budget it is reported at its final (larger) budget, never under-trained."""

@@ -139,6 +139,33 @@ def test_oracle_state_dict_round_trip() -> None:
     assert (second.calls, second.unique_calls) == (10, 7)
 
 
+def test_novel_modes_are_the_modes_outside_the_known_objects() -> None:
+    """With a data set's training objects known, a second counter sees only the other objects: a mode that is a
+    data object counts in modes_found and not in novel_modes_found; the count survives a state-dict round trip,
+    and an oracle without known objects has no such column."""
+    env = Sequence("ACGT", 4)
+    known = set(env.object_keys(env.encode(["AAAA", "TTTT"])))
+
+    def oracle() -> Oracle:
+        return Oracle(LoggedReward(env), ThresholdModes(0.2, 2, env.distance), env.object_keys, env.diversity,
+                      top_k=3, novel=ThresholdModes(0.2, 2, env.distance), known=known)
+
+    first = oracle()
+    first(env.encode(["AAAA", "CCCC", "ACGT"]))  # modes AAAA (known) and ACGT (novel); CCCC is below 0.2
+    assert (first.row()["modes_found"], first.row()["novel_modes_found"]) == (2, 1)
+    second = oracle()
+    second.load_state_dict(first.state_dict())
+    for o in (first, second):
+        o(env.encode(["AAGG", "AAAA"]))  # AAGG: 2 from both modes, a new mode and a novel one
+    assert second.row() == first.row() and (first.row()["modes_found"], first.row()["novel_modes_found"]) == (3, 2)
+    assert env.decode(first.novel.modes) == ["ACGT", "AAGG"]
+    assert "novel_modes_found" not in Oracle(LoggedReward(env), ThresholdModes(0.2, 2, env.distance),
+                                             env.object_keys, env.diversity).row()
+    with pytest.raises(ValueError, match="novel modes need both"):
+        Oracle(LoggedReward(env), ThresholdModes(0.2, 2, env.distance), env.object_keys, env.diversity,
+               novel=ThresholdModes(0.2, 2, env.distance))
+
+
 def test_hamming_and_diversity() -> None:
     """Pairwise distances count pad-vs-token mismatches; diversity of two objects at distance d is d."""
     env = Sequence("ACGT", 4, 1)

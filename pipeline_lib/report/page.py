@@ -23,15 +23,16 @@ from pipeline_lib.report.summary import (
 )
 
 # Which way is better, per column (the best value of each block of rows is marked); others are not marked.
-HIGHER = {"success_sample", "success_greedy", "modes_found", "modes_in_samples", "top100_reward", "top100_diversity",
-          "unique_fraction", "validity", "top100_scaffolds", "win_rate_vs_scratch"}
+HIGHER = {"success_sample", "success_greedy", "modes_found", "novel_modes_found", "modes_in_samples", "top100_reward",
+          "top100_diversity", "unique_fraction", "validity", "top100_scaffolds", "win_rate_vs_scratch"}
 LOWER = {"l1", "kl", "l1_empirical"}
 HEADERS = {"step": "steps", "steps": "steps", "reward_calls": "reward calls", "unique_reward_calls": "distinct calls",
            "seconds": "seconds (wall, set-up incl.)", "distinct_calls": "budget (distinct calls)",
            "a_calls": "a: distinct calls", "b_calls": "b: distinct calls", "l1": "exact L1", "kl": "KL(R/Z||P)",
            "l1_empirical": "empirical L1", "a_minus_b": "a - b", "ci95_low": "95% low", "ci95_high": "95% high",
            "pairs": "n (task, seed pairs)", "n": "n", "success_sample": "success (sampled)",
-           "success_greedy": "success (greedy)", "modes_found": "modes found", "top100_reward": "top-100 reward",
+           "success_greedy": "success (greedy)", "modes_found": "modes found",
+           "novel_modes_found": "novel modes (not in the data)", "top100_reward": "top-100 reward",
            "top100_diversity": "top-100 diversity", "win_rate_vs_scratch": "win rate vs scratch"}
 CAPTIONS = {
     "pretrain_success": "Pre-training success rate (the share of outcomes y whose y-conditioned sampler ends at y) "
@@ -40,7 +41,8 @@ CAPTIONS = {
                         "on-policy goals and evaluation outcomes (the first variant listed, named in the title), "
                         "and each variant's sampled and greedy success "
                         "(tables/pretrain_bands.parquet).",
-    "search": "Search: modes found, top-100 mean reward and diversity of the distinct objects each method has queried, "
+    "search": "Search: modes found (and, on domains with a data set, the modes outside its training split), top-100 "
+              "mean reward and diversity of the distinct objects each method has queried, "
               "against distinct reward calls; mean and sd over seeds; diamonds: exact conversions at their own "
               "budget (tables/finetune_curves.parquet).",
     "l1": "Exact L1 between each policy's terminal distribution and R/Z, against training steps, distinct reward "
@@ -145,9 +147,9 @@ def _signed(v: float) -> str:
 
 def verdict_lines(verdict: pd.DataFrame, evaluation: pd.DataFrame, env: str, headline: str) -> list[str]:
     """What a reader should take away from one domain, as sentences. Search metrics at equal distinct calls
-    (the verdict table: modes where a domain counts them, else top-100 reward); on a domain that leads with
-    the exact L1 (grids: every method sees every cell within a few steps, so distinct calls say nothing) the
-    final samplers' exact L1 instead, best first, with each OC-GFN beside its control."""
+    (the verdict table: modes where a domain counts them, and the novel ones where it has a data set, else top-100
+    reward); on a domain that leads with the exact L1 (grids: every method sees every cell within a few steps, so
+    distinct calls say nothing) the final samplers' exact L1 instead, best first, each OC-GFN beside its control."""
     if headline == "l1":
         e = evaluation[(evaluation["env"] == env) & evaluation["l1"].notna()]
         if not len(e):
@@ -158,8 +160,10 @@ def verdict_lines(verdict: pd.DataFrame, evaluation: pd.DataFrame, env: str, hea
         return [f"exact L1 of the final samplers to R/Z, mean over {tasks} tasks, best first: {ranked}"]
     lines = []
     v = verdict[verdict["env"] == env] if len(verdict) else verdict
-    for metric in ("modes_found", "top100_reward"):
+    for metric in ("modes_found", "novel_modes_found", "top100_reward"):  # novel: domains with a data set
         rows = v[v["metric"] == metric] if len(v) else v
+        if metric == "top100_reward" and lines:
+            break
         if not len(rows):
             continue
         name = HEADERS.get(metric, metric)
@@ -169,7 +173,6 @@ def verdict_lines(verdict: pd.DataFrame, evaluation: pd.DataFrame, env: str, hea
             lines.append(f"{name}, {r['comparison']}: {r['a']} - {r['b']} = {_signed(r['a_minus_b'])}{spread} "
                          f"(n = {int(r['pairs'])} task-seed pairs; at {number(r['distinct_calls'])} distinct calls, "
                          f"{r['a']} used {number(r['a_calls'])}, {r['b']} {number(r['b_calls'])})")
-        break
     return lines
 
 

@@ -151,12 +151,13 @@ def _empty(path: str | Path, message: str) -> None:
 
 AXIS_LABELS = {"step": "training steps", "reward_calls": "reward calls", "unique_reward_calls": "distinct reward calls",
                "seconds": "wall-clock seconds", "l1": "exact L1 to R/Z", "kl": "KL(R/Z || P)",
-               "modes_found": "modes found", "top100_reward": "top-100 mean reward",
+               "modes_found": "modes found", "novel_modes_found": "novel modes (not in the data)",
+               "top100_reward": "top-100 mean reward",
                "top100_diversity": "top-100 diversity"}
 
 
-SEARCH_ROWS = [("modes_found", "unique_reward_calls"), ("top100_reward", "unique_reward_calls"),
-               ("top100_diversity", "unique_reward_calls")]
+SEARCH_ROWS = [("modes_found", "unique_reward_calls"), ("novel_modes_found", "unique_reward_calls"),
+               ("top100_reward", "unique_reward_calls"), ("top100_diversity", "unique_reward_calls")]
 L1_ROWS = [("l1", "step"), ("l1", "unique_reward_calls"), ("l1", "seconds")]
 
 

@@ -63,6 +63,7 @@ def evaluation_table(evaluation: pd.DataFrame) -> pd.DataFrame:
 
 
 SEQUENCE_METRICS = ["modes_found", "top100_reward", "top100_diversity"]
+NOVEL = "novel_modes_found"  # on domains with a data set: the modes outside its training split (tasks/oracle.py)
 
 
 def at_budget(curves: pd.DataFrame, budget: float) -> pd.DataFrame:
@@ -85,7 +86,8 @@ def sequence_table(curves: pd.DataFrame, env: str, budget: float | None,
         budget = float(trained.groupby("method")["reward_calls"].max().min())
     at = at_budget(df, budget)
     keys = ["task", "method"] if by_task else ["method"]
-    out = _mean_interval(at, keys, SEQUENCE_METRICS)
+    novel = [NOVEL] if NOVEL in at and at[NOVEL].notna().any() else []
+    out = _mean_interval(at, keys, SEQUENCE_METRICS + novel)
     if not by_task:
         out.insert(1, "tasks", at.groupby("method", sort=False)["task"].nunique().to_numpy())
     scratch = at[at["kind"] == "scratch"]
@@ -192,7 +194,8 @@ def verdict_table(curves: pd.DataFrame, budgets: dict[str, int | None]) -> pd.Da
         at = at_distinct_budget(df, budget)
         control = at["pretrained"] == "control"
         keyed = at.set_index(["task", "seed"])
-        for metric in VERDICT_METRICS:
+        novel = (NOVEL,) if NOVEL in df and df[NOVEL].notna().any() else ()
+        for metric in VERDICT_METRICS + novel:
             pairs = []
             for kind in ADAPTATION_KINDS:
                 of_kind = at["kind"] == kind

@@ -4,6 +4,8 @@ It counts every call and every distinct object (``env.object_keys``), remembers 
 reward, and feeds it once to the task's mode counter (tasks/modes.py), so "modes found", "top-100
 reward" and "diversity" against total or distinct reward calls mean the same for a GFlowNet, MCMC and
 DQN, on a grid, a sequence or a molecule: an object counts once its reward has been asked for.
+Where the environment has a data set, a second counter sees only the objects outside its training split, so
+"novel modes" separates discovery from rediscovering what a data-informed method was shown.
 """
 from __future__ import annotations
 
@@ -14,11 +16,18 @@ import torch
 
 class Oracle:
     """The reward as methods see it: counts every call and remembers each distinct object queried,
-    its reward, and the modes among them. ``row()`` is the discovery part of a curve row."""
+    its reward, and the modes among them. ``row()`` is the discovery part of a curve row.
+
+    ``novel``: a fresh mode counter fed only the objects whose key is not in ``known`` (the keys of a data
+    set's training objects); its count is the row's ``novel_modes_found``."""
 
     def __init__(self, reward: Callable[[torch.Tensor], torch.Tensor], modes, keys: Callable[[torch.Tensor], list],
-                 diversity: Callable[[torch.Tensor], float], top_k: int = 100) -> None:
+                 diversity: Callable[[torch.Tensor], float], top_k: int = 100, novel=None,
+                 known: set | None = None) -> None:
+        if (novel is None) != (known is None):
+            raise ValueError("Oracle: novel modes need both a mode counter and the known objects' keys")
         self.reward, self.modes, self.top_k = reward, modes, top_k
+        self.novel, self.known = novel, known
         self.keys, self.diversity = keys, diversity
         self.calls = 0
         self._index: dict[bytes, int] = {}
@@ -46,6 +55,10 @@ class Oracle:
                 self._values.append(value)
             self._objects.append(x[rows].cpu())
             self.modes.update(x[rows], values)
+            if self.novel is not None:
+                fresh = torch.tensor([key not in self.known for key in new], device=x.device)
+                if fresh.any():
+                    self.novel.update(x[rows][fresh], values[fresh])
         return torch.tensor([self._values[self._index[k]] for k in keys], dtype=torch.float32, device=x.device)
 
     def rank(self, values: torch.Tensor) -> torch.Tensor:
@@ -72,14 +85,20 @@ class Oracle:
 
     def row(self) -> dict[str, float]:
         x, r = self.best()
-        return {"reward_calls": self.calls, "unique_reward_calls": self.unique_calls,
-                "modes_found": self.modes.count(), f"top{self.top_k}_reward": float(r.mean()) if len(r) else 0.0,
-                f"top{self.top_k}_diversity": self.diversity(x), "max_reward": float(r.max()) if len(r) else 0.0}
+        row = {"reward_calls": self.calls, "unique_reward_calls": self.unique_calls,
+               "modes_found": self.modes.count(), f"top{self.top_k}_reward": float(r.mean()) if len(r) else 0.0,
+               f"top{self.top_k}_diversity": self.diversity(x), "max_reward": float(r.max()) if len(r) else 0.0}
+        if self.novel is not None:
+            row["novel_modes_found"] = self.novel.count()
+        return row
 
     def state_dict(self) -> dict[str, Any]:
         objects = torch.cat(self._objects) if self._objects else torch.empty(0, 0, dtype=torch.long)
-        return {"calls": self.calls, "objects": objects, "values": list(self._values),
-                "modes": self.modes.state_dict()}
+        state = {"calls": self.calls, "objects": objects, "values": list(self._values),
+                 "modes": self.modes.state_dict()}
+        if self.novel is not None:
+            state["novel_modes"] = self.novel.state_dict()
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.calls, self._values = state["calls"], list(state["values"])
@@ -87,3 +106,5 @@ class Oracle:
         self._objects = [objects] if len(objects) else []
         self._index = {key: i for i, key in enumerate(self.keys(objects))} if len(objects) else {}
         self.modes.load_state_dict(state["modes"])
+        if self.novel is not None:
+            self.novel.load_state_dict(state["novel_modes"])

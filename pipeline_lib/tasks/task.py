@@ -21,14 +21,17 @@ class Task:
     the exact target and the mode definition read the landscape uncounted (they are the evaluation,
     not the search).
 
-    ``spec`` is the task's resolved config entry (reward, params, exponent, modes)."""
+    ``spec`` is the task's resolved config entry (reward, params, exponent, modes). ``known``: the training
+    objects of the environment's data set, if it has one: the oracle then also counts the modes outside them."""
 
-    def __init__(self, env, spec: dict[str, Any], resources: str = "resources") -> None:
+    def __init__(self, env, spec: dict[str, Any], resources: str = "resources",
+                 known: torch.Tensor | None = None) -> None:
         self.env, self.spec = env, spec
         self.exponent = float(spec.get("exponent", 1.0))
         self.reward = make_reward(spec["reward"], dict(spec.get("params", {})), env, resources)
         self.enumerable = env.capabilities()[ENUMERABLE] is None
-        self.oracle = Oracle(self.reward, self.new_modes(), env.object_keys, env.diversity, TOP_K)
+        novel = {} if known is None else {"novel": self.new_modes(), "known": set(env.object_keys(known))}
+        self.oracle = Oracle(self.reward, self.new_modes(), env.object_keys, env.diversity, TOP_K, **novel)
 
     def new_modes(self):
         """A fresh counter of this task's modes (the oracle's, or one for a set of final samples)."""

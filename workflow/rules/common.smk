@@ -103,8 +103,8 @@ def pretrain_dataset(wildcards):
 
 
 def finetune_dataset(wildcards):
-    """The environment's prepared data set, where this method starts from it (else nothing)."""
-    return plan.uses_dataset(plan.finetune_job(config, wildcards.env, wildcards.task, wildcards.method)) or []
+    """The environment's prepared data set, where it has one (methods train on it or count novel modes against it)."""
+    return plan.reads_dataset(plan.finetune_job(config, wildcards.env, wildcards.task, wildcards.method)) or []
 
 
 def dataset_job(wildcards):
