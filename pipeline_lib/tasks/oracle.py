@@ -4,8 +4,8 @@ It counts every call and every distinct object (``env.object_keys``), remembers 
 reward, and feeds it once to the task's mode counter (tasks/modes.py), so "modes found", "top-100
 reward" and "diversity" against total or distinct reward calls mean the same for a GFlowNet, MCMC and
 DQN, on a grid, a sequence or a molecule: an object counts once its reward has been asked for.
-Where the environment has a data set, a second counter sees only the objects outside its training split, so
-"novel modes" separates discovery from rediscovering what a data-informed method was shown.
+Where the environment has a data set, "novel modes" are the modes counted whose object is outside its training
+split, so discovery is told apart from rediscovering what a data-informed method was shown.
 """
 from __future__ import annotations
 
@@ -18,16 +18,13 @@ class Oracle:
     """The reward as methods see it: counts every call and remembers each distinct object queried,
     its reward, and the modes among them. ``row()`` is the discovery part of a curve row.
 
-    ``novel``: a fresh mode counter fed only the objects whose key is not in ``known`` (the keys of a data
-    set's training objects); its count is the row's ``novel_modes_found``."""
+    ``known``: the keys of a data set's training objects; the row's ``novel_modes_found`` then counts the modes
+    whose object is not one of them (a subset of ``modes_found``)."""
 
     def __init__(self, reward: Callable[[torch.Tensor], torch.Tensor], modes, keys: Callable[[torch.Tensor], list],
-                 diversity: Callable[[torch.Tensor], float], top_k: int = 100, novel=None,
-                 known: set | None = None) -> None:
-        if (novel is None) != (known is None):
-            raise ValueError("Oracle: novel modes need both a mode counter and the known objects' keys")
+                 diversity: Callable[[torch.Tensor], float], top_k: int = 100, known: set | None = None) -> None:
         self.reward, self.modes, self.top_k = reward, modes, top_k
-        self.novel, self.known = novel, known
+        self.known, self.novel = known, 0
         self.keys, self.diversity = keys, diversity
         self.calls = 0
         self._index: dict[bytes, int] = {}
@@ -54,12 +51,24 @@ class Oracle:
                 self._index[key] = len(self._values)
                 self._values.append(value)
             self._objects.append(x[rows].cpu())
-            self.modes.update(x[rows], values)
-            if self.novel is not None:
-                fresh = torch.tensor([key not in self.known for key in new], device=x.device)
-                if fresh.any():
-                    self.novel.update(x[rows][fresh], values[fresh])
+            if self.known is None:
+                self.modes.update(x[rows], values)
+            else:
+                self._update_counting_novel(x[rows], values, list(new))
         return torch.tensor([self._values[self._index[k]] for k in keys], dtype=torch.float32, device=x.device)
+
+    def _update_counting_novel(self, x: torch.Tensor, values: torch.Tensor, keys: list) -> None:
+        """The mode counter's update in the same order (so the same modes), in runs of objects outside the data
+        between the data objects, which go one at a time: the modes gained in the runs are the novel ones."""
+        start = 0
+        for i in [i for i, key in enumerate(keys) if key in self.known] + [len(keys)]:
+            if i > start:
+                before = self.modes.count()
+                self.modes.update(x[start:i], values[start:i])
+                self.novel += self.modes.count() - before
+            if i < len(keys):
+                self.modes.update(x[i:i + 1], values[i:i + 1])
+            start = i + 1
 
     def rank(self, values: torch.Tensor) -> torch.Tensor:
         """The fraction of the distinct objects queried so far whose R is below each of ``values``."""
@@ -88,16 +97,16 @@ class Oracle:
         row = {"reward_calls": self.calls, "unique_reward_calls": self.unique_calls,
                "modes_found": self.modes.count(), f"top{self.top_k}_reward": float(r.mean()) if len(r) else 0.0,
                f"top{self.top_k}_diversity": self.diversity(x), "max_reward": float(r.max()) if len(r) else 0.0}
-        if self.novel is not None:
-            row["novel_modes_found"] = self.novel.count()
+        if self.known is not None:
+            row["novel_modes_found"] = self.novel
         return row
 
     def state_dict(self) -> dict[str, Any]:
         objects = torch.cat(self._objects) if self._objects else torch.empty(0, 0, dtype=torch.long)
         state = {"calls": self.calls, "objects": objects, "values": list(self._values),
                  "modes": self.modes.state_dict()}
-        if self.novel is not None:
-            state["novel_modes"] = self.novel.state_dict()
+        if self.known is not None:
+            state["novel_modes"] = self.novel
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -106,5 +115,5 @@ class Oracle:
         self._objects = [objects] if len(objects) else []
         self._index = {key: i for i, key in enumerate(self.keys(objects))} if len(objects) else {}
         self.modes.load_state_dict(state["modes"])
-        if self.novel is not None:
-            self.novel.load_state_dict(state["novel_modes"])
+        if self.known is not None:
+            self.novel = state["novel_modes"]

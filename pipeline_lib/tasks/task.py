@@ -30,8 +30,8 @@ class Task:
         self.exponent = float(spec.get("exponent", 1.0))
         self.reward = make_reward(spec["reward"], dict(spec.get("params", {})), env, resources)
         self.enumerable = env.capabilities()[ENUMERABLE] is None
-        novel = {} if known is None else {"novel": self.new_modes(), "known": set(env.object_keys(known))}
-        self.oracle = Oracle(self.reward, self.new_modes(), env.object_keys, env.diversity, TOP_K, **novel)
+        self.oracle = Oracle(self.reward, self.new_modes(), env.object_keys, env.diversity, TOP_K,
+                             known=None if known is None else set(env.object_keys(known)))
 
     def new_modes(self):
         """A fresh counter of this task's modes (the oracle's, or one for a set of final samples)."""
