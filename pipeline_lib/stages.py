@@ -153,8 +153,9 @@ def finetune(job: dict[str, Any], seed: int, threads: int, pretrained: str | Non
     # what a method computes before its first step (the exact conversion: all of it; the amortized
     # predictor: its tables) is wall-clock its curve's `seconds` must include, or equal-time comparisons lie
     method.elapsed += time.perf_counter() - start
-    # the known objects too: a resumed oracle's novel count must have been made against the same split
-    method.inputs = fingerprint(job, seed, data, known, pretrained if cls.uses_pretrained else None)
+    # the known objects (the data a method trains on is the same split): a resumed oracle's novel count must have
+    # been made against the same split
+    method.inputs = fingerprint(job, seed, known, pretrained if cls.uses_pretrained else None)
     checkpoint = Path(str(policy_out) + ".ckpt")
     labels = {"env": job["env"]["name"], "task": job["task"]["name"], "method": job["method"]["name"],
               "kind": cls.kind,
