@@ -32,11 +32,17 @@ def _mean_interval(df: pd.DataFrame, keys: list[str], cols: list[str]) -> pd.Dat
     return out.reset_index()
 
 
+def _with_data(df: pd.DataFrame, cols) -> list[str]:
+    """The columns of ``cols`` that ``df`` has with at least one value (optional metrics: only some domains
+    or runs have them)."""
+    return [c for c in cols if c in df and df[c].notna().any()]
+
+
 def pretrain_table(pretrain: pd.DataFrame) -> pd.DataFrame:
     """Final success rates per environment and pre-training variant (and the outcome coverage where outcomes
     are descriptors)."""
     final = pretrain.loc[pretrain.groupby(["env", "variant", "seed"])["step"].idxmax()]
-    extra = [c for c in ("outcome_coverage",) if c in final and final[c].notna().any()]
+    extra = _with_data(final, ("outcome_coverage",))
     return _mean_interval(final, ["env", "variant"], ["step", "success_sample", "success_greedy", *extra])
 
 
@@ -58,7 +64,7 @@ def evaluation_table(evaluation: pd.DataFrame) -> pd.DataFrame:
     the table has, e.g. molecule validity on a grid-only run, are left out)."""
     if not len(evaluation):
         return pd.DataFrame()
-    metrics = [m for m in EVALUATION_METRICS if m in evaluation and evaluation[m].notna().any()]
+    metrics = _with_data(evaluation, EVALUATION_METRICS)
     return _mean_interval(evaluation, ["env", "task", "method"], metrics)
 
 
@@ -86,8 +92,7 @@ def sequence_table(curves: pd.DataFrame, env: str, budget: float | None,
         budget = float(trained.groupby("method")["reward_calls"].max().min())
     at = at_budget(df, budget)
     keys = ["task", "method"] if by_task else ["method"]
-    novel = [NOVEL] if NOVEL in at and at[NOVEL].notna().any() else []
-    out = _mean_interval(at, keys, SEQUENCE_METRICS + novel)
+    out = _mean_interval(at, keys, SEQUENCE_METRICS + _with_data(at, (NOVEL,)))
     if not by_task:
         out.insert(1, "tasks", at.groupby("method", sort=False)["task"].nunique().to_numpy())
     scratch = at[at["kind"] == "scratch"]
@@ -194,8 +199,7 @@ def verdict_table(curves: pd.DataFrame, budgets: dict[str, int | None]) -> pd.Da
         at = at_distinct_budget(df, budget)
         control = at["pretrained"] == "control"
         keyed = at.set_index(["task", "seed"])
-        novel = (NOVEL,) if NOVEL in df and df[NOVEL].notna().any() else ()
-        for metric in VERDICT_METRICS + novel:
+        for metric in (*VERDICT_METRICS, *_with_data(df, (NOVEL,))):
             pairs = []
             for kind in ADAPTATION_KINDS:
                 of_kind = at["kind"] == kind
