@@ -100,12 +100,16 @@ def db_benchmark(env, reward, batch: int, steps: int, warmup: int) -> dict:
             "step_over_bare": per_step / bare_s, "states_per_batch": len(feats), "profile": profile}
 
 
-def pretrainer_for(config: dict, env_name: str, env, batch: int | None = None) -> Pretrainer:
+def pretrainer_for(config: dict, env_name: str, env, batch: int | None = None,
+                   explorer_every: int | None = None) -> Pretrainer:
     """The Pretrainer a config's pre-training job of ``env_name`` builds (its full variant's settings, so
-    conditioning, goals and relabelling are what the pipeline runs), at ``batch`` if given."""
+    conditioning, goals and relabelling are what the pipeline runs), at ``batch`` and ``explorer_every`` if
+    given."""
     settings = dataclasses.asdict(pretrain_config(config, "full", env_name))
     if batch is not None:
         settings["batch_size"] = batch
+    if explorer_every is not None:
+        settings["explorer_every"] = explorer_every
     trainer = Pretrainer(env, PretrainConfig(**settings), seed=0, device=env.device)
     trainer.sync_phases = True
     return trainer
@@ -143,19 +147,26 @@ def report(name: str, env, reward, config_env: str, config: dict, batch: int, ar
     return ours
 
 
-def pretraining_profiles(config: dict, names: list[str], device: torch.device, steps: int) -> None:
+def pretraining_profiles(config: dict, names: list[str], device: torch.device, steps: int,
+                         explorer_every: list[int]) -> None:
     """Steps per CPU second and the phase profile of each named domain's pre-training step, with the
-    config's settings (what a pre-training job pays per step, evaluations aside)."""
+    config's settings (what a pre-training job pays per step, evaluations aside), and with each
+    ``explorer_every`` in place of the config's (the explorer updated once per that many steps, on that many
+    batches: timed over a whole number of its windows)."""
     for name in names:
         spec = config["envs"][name]
         env = make_env(spec["domain"], spec["params"], device)
-        trainer = pretrainer_for(config, name, env)
-        cpu = time.process_time()
-        ot = ot_benchmark(trainer, steps, 2)
-        cpu_per_step = (time.process_time() - cpu) / (steps + 2)
-        print(f"pre-training {name} (batch {trainer.cfg.batch_size}, {trainer.cfg.conditioning} conditioning): "
-              f"{1000 * ot['seconds_per_step']:.0f} ms/step, {1 / cpu_per_step:.2f} steps per CPU second; "
-              f"{_profile_line(ot['profile'])}")
+        for every in [None, *explorer_every]:
+            trainer = pretrainer_for(config, name, env, explorer_every=every)
+            k = trainer.cfg.explorer_every
+            timed, warmup = -(-steps // k) * k, k
+            cpu = time.process_time()
+            ot = ot_benchmark(trainer, timed, warmup)
+            cpu_per_step = (time.process_time() - cpu) / (timed + warmup)
+            print(f"pre-training {name} (batch {trainer.cfg.batch_size}, {trainer.cfg.conditioning} conditioning, "
+                  f"explorer_every {k}{' (the config)' if every is None else ''}): "
+                  f"{1000 * ot['seconds_per_step']:.0f} ms/step, {1 / cpu_per_step:.2f} steps per CPU second; "
+                  f"{_profile_line(ot['profile'])}")
 
 
 def main() -> None:
@@ -175,6 +186,8 @@ def main() -> None:
     parser.add_argument("--pretrain-envs", nargs="*", default=["tfbind8", "mol20", "amp"],
                         help="config domains whose pre-training step is profiled")
     parser.add_argument("--pretrain-steps", type=int, default=10)
+    parser.add_argument("--explorer-every", type=int, nargs="*", default=[4],
+                        help="explorer_every values profiled beside the config's on each pre-training domain")
     parser.add_argument("--rule-times", default="results/benchmarks",
                         help="a workflow run's benchmark folder: its per-rule CPU time is printed if it exists")
     args = parser.parse_args()
@@ -210,7 +223,7 @@ def main() -> None:
             print("torchgfn: skipped (pass --torchgfn-python PATH to compare)", file=sys.stderr)
         summary.append(row)
     print("--- pre-training steps (config settings)")
-    pretraining_profiles(config, args.pretrain_envs, device, args.pretrain_steps)
+    pretraining_profiles(config, args.pretrain_envs, device, args.pretrain_steps, args.explorer_every)
     print("--- the ratios (targets: >= 3x torchgfn; DB step <= 2x the bare pass at batch 64, <= 1.2x at 512; "
           "OC-GFN step <= 2.5x a DB step)")
     print(pd.DataFrame(summary).to_string(index=False, float_format=lambda v: f"{v:.2f}"))

@@ -216,3 +216,59 @@ def test_learning_rate_decays_and_resumes_on_the_same_schedule(tmp_path: Path) -
 def test_lr_decay_out_of_range_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="lr_decay"):
         _build(PretrainConfig, {"lr_decay": 1.5}, "pretrain.settings")
+
+
+def test_explorer_every_updates_the_explorer_once_per_window_and_resumes_inside_one(tmp_path: Path) -> None:
+    """explorer_every = 3: one explorer rollout of 3 batches and one update every 3 steps, each step's positives
+    a fresh batch of it; a run stopped inside a window (step 4 of 3-step windows) resumes bit for bit."""
+    env = HyperGrid(ndim=2, side=3)
+    cfg = PretrainConfig(**{**SMALL, "steps": 6, "eval_every": 2, "checkpoint_every": 2, "explorer_every": 3})
+    trainer = Pretrainer(env, cfg, seed=1, device=CPU)
+    calls, handed = [], []
+    draw, take = trainer.explore_batch, trainer.explored.take
+    trainer.explore_batch = lambda n: calls.append(n) or draw(n)
+    trainer.explored.take = lambda n: handed.append(take(n)) or handed[-1]
+    full = trainer.run(tmp_path / "a.ckpt")
+    assert calls == [3 * cfg.batch_size] * 2  # steps 1 and 4
+    assert all(batch.n == cfg.batch_size for batch in handed) and len(handed) == 6
+    last = torch.cat([batch.terminals for batch in handed[3:]])  # the last window: its rollout, in order, once
+    assert torch.equal(last, trainer.explored.batch.terminals)
+    part = Pretrainer(env, cfg, seed=1, device=CPU)
+    part.steps = 4
+    part.run(tmp_path / "b.ckpt")
+    assert part.explored.left() == 2 * cfg.batch_size  # stopped inside the second window
+    again = Pretrainer(env, cfg, seed=1, device=CPU)
+    resumed = again.run(tmp_path / "b.ckpt")
+    pd.testing.assert_frame_equal(resumed.drop(columns="seconds"), full.drop(columns="seconds"))
+    one = Pretrainer(env, PretrainConfig(**{**SMALL, "steps": 6}), seed=1, device=CPU).run(None)
+    assert not one["oc_loss"].equals(full["oc_loss"])  # the option changes training: it is measured, not free
+
+
+def test_explorer_every_below_one_is_an_error() -> None:
+    with pytest.raises(ValueError, match="explorer_every"):
+        Pretrainer(HyperGrid(ndim=2, side=3), PretrainConfig(**{**SMALL, "explorer_every": 0}), seed=0, device=CPU)
+
+
+@pytest.mark.parametrize("mode", ["append", "prepend_append"])
+def test_ocgfn_loss_reads_reachability_at_s_prime_from_the_next_transition(mode: str) -> None:
+    """The loss tests reachability once per transition and reads s' from the next one: the same loss as testing
+    s and s' separately, on rollouts of an untrained pair-conditioned OC-GFN towards random outcomes."""
+    from pipeline_lib.core.losses import masked_mse, outcome_teleportation
+    from pipeline_lib.domains.sequence.env import Sequence
+
+    env = Sequence("ACG", 5, min_length=1, mode=mode)
+    model = OutcomeConditionedGFlowNet(env.feature_dim, env.n_actions, env.n_backward_actions, 32, 2, False,
+                                       "pairs", env.pair_dim)
+    gen = torch.Generator().manual_seed(0)
+    outcomes = env.random_outcomes(64, gen)
+    traj = rollout(env, OCGFNPolicy(env, model, outcomes), 64, 0.3, generator=gen)
+    cfg = PretrainConfig(ot="reachable")
+    terms = transition_terms(env, traj, OCGFNPolicy(env, model, outcomes).flows)
+    y = outcomes[terms.b]
+    success = env.same(traj.terminals, outcomes)[terms.b]
+    reach_next = torch.where(terms.is_stop, success, env.can_reach(terms.next_state, y))
+    assert (~reach_next).any() and reach_next.any()  # both kinds of s' occur
+    residual, mask = outcome_teleportation(terms.log_f, terms.log_pf, terms.log_f_next, terms.log_pb, terms.is_stop,
+                                           success, env.can_reach(terms.state, y), reach_next, cfg.ot,
+                                           cfg.log_eps_fail)
+    assert torch.equal(ocgfn_loss(env, terms, traj.terminals, outcomes, cfg), masked_mse(residual, mask))

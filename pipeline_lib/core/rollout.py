@@ -40,6 +40,10 @@ class Trajectories:
         return Trajectories(torch.cat([p[0] for p in parts], 1), torch.cat([p[1] for p in parts], 1),
                             torch.cat([p[2] for p in parts], 1), torch.cat([tr.terminals for tr in batches]))
 
+    def columns(self, lo: int, hi: int) -> "Trajectories":
+        """Trajectories ``lo`` to ``hi - 1`` of the batch (views; time steps where all have stopped stay)."""
+        return Trajectories(self.states[:, lo:hi], self.actions[:, lo:hi], self.valid[:, lo:hi], self.terminals[lo:hi])
+
     def transitions(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Flat (t, b, state, action) of every valid transition, in a fixed order."""
         t, b = self.valid.nonzero(as_tuple=True)

@@ -61,6 +61,10 @@ class PretrainConfig:
     log_eps_fail: float = -10.0
     negative_epsilon: float = 0.0
     explorer_lr: float = 1e-3
+    # the explorer (and RND) roll out and update once every ``explorer_every`` steps, on that many batches at once,
+    # and the OC-GFN takes one batch of them per step: a rollout of small batches is a chain of small operations,
+    # so one large batch costs less per trajectory (beyond the paper; benchmarks/throughput.py measures it)
+    explorer_every: int = added(1)
     explorer_epsilon: float = 0.05
     rnd_eta: float = 0.005
     rnd_hidden: int = 256
@@ -126,7 +130,11 @@ def ocgfn_loss(env, terms: TransitionTerms, terminals: torch.Tensor, outcomes: t
     y = outcomes[terms.b]
     success = env.same(terminals, outcomes)[terms.b]
     reach = env.can_reach(terms.state, y)
-    reach_next = torch.where(terms.is_stop, success, env.can_reach(terms.next_state, y))
+    # s' of a move is the state of the same trajectory's next transition (every trajectory ends with a stop),
+    # so one reachability test per transition serves both ends (prepend-or-append: a substring search)
+    pos = torch.zeros(int(terms.t.max()) + 2, len(terminals), dtype=torch.long, device=terms.t.device)
+    pos[terms.t, terms.b] = torch.arange(len(terms.t), device=terms.t.device)
+    reach_next = torch.where(terms.is_stop, success, reach[pos[terms.t + 1, terms.b]])
     residual, mask = outcome_teleportation(terms.log_f, terms.log_pf, terms.log_f_next, terms.log_pb,
                                            terms.is_stop, success, reach, reach_next, cfg.ot, cfg.log_eps_fail)
     which = terms.b // (len(outcomes) // sets)
@@ -194,7 +202,7 @@ class Pretrainer(Trainer):
 
     name = "pretrain"
     stateful = ("model", "explorer", "rnd", "opt", "explorer_opt", "rnd_opt", "seen", "transitions",
-                "explorer_levels", "goal_levels", "band_rows")
+                "explorer_levels", "goal_levels", "band_rows", "explored")
 
     def __init__(self, env, cfg: PretrainConfig, seed: int, device: torch.device,
                  data: torch.Tensor | None = None, holdout: torch.Tensor | None = None) -> None:
@@ -202,6 +210,8 @@ class Pretrainer(Trainer):
         if not 0.0 <= cfg.random_goals + cfg.data_goals <= 1.0 or cfg.data_goals < 0:
             raise ValueError(f"random_goals + data_goals: expected fractions summing to at most 1, got "
                              f"{cfg.random_goals} + {cfg.data_goals}")
+        if cfg.explorer_every < 1:
+            raise ValueError(f"explorer_every: expected a whole number of steps >= 1, got {cfg.explorer_every}")
         if cfg.uses_data and (data is None or not len(data)):
             raise ValueError("data_goals / data_positives: pre-training draws on a data set, but none was given")
         # held-out real objects, as many as the evaluation outcomes (datasets.prepare wrote them in a random order)
@@ -220,6 +230,7 @@ class Pretrainer(Trainer):
         enumerable = env.capabilities()[ENUMERABLE] is None
         self.seen = torch.zeros(env.n_states if enumerable else 0, dtype=torch.bool, device=device)
         self.transitions = 0
+        self.explored = Explored(device)
         self.eval_outcomes = evaluation_outcomes(env, cfg.eval_outcomes, torch.Generator(device).manual_seed(seed))
         # how many explorer outcomes / on-policy goals had each level, against the evaluation outcomes
         self.explorer_levels = torch.zeros(env.max_length + 1, dtype=torch.long, device=device)
@@ -249,11 +260,18 @@ class Pretrainer(Trainer):
         return {**self.learn(positives), **explorer_losses}
 
     def explore(self) -> tuple[Trajectories, dict[str, float]]:
-        """The explorer's trajectories (their terminals are the outcomes to learn), after one update of the
-        GAFlowNet explorer on its RND novelty and one of RND."""
+        """The explorer's trajectories (their terminals are the outcomes to learn): one batch of those it drew
+        at its last update, which it makes every ``explorer_every`` steps on that many batches."""
+        if not self.explored.left():
+            self.explored.fill(*self.explore_batch(self.cfg.batch_size * self.cfg.explorer_every))
+        return self.explored.take(self.cfg.batch_size), self.explored.losses
+
+    def explore_batch(self, n: int) -> tuple[Trajectories, dict[str, float]]:
+        """``n`` trajectories of the GAFlowNet explorer, after one update of it on their RND novelty and one
+        of RND."""
         env, cfg = self.env, self.cfg
         t = time.perf_counter()
-        positives, explorer_terms = db_rollout(env, self.explorer, cfg.batch_size, cfg.explorer_epsilon, self.gen)
+        positives, explorer_terms = db_rollout(env, self.explorer, n, cfg.explorer_epsilon, self.gen)
         t = self._phase("explorer rollout", t)
         feats = env.featurize(positives.terminals)
         novelty = self.rnd(feats)
@@ -272,6 +290,11 @@ class Pretrainer(Trainer):
             self.seen[env.index(positives.terminals)] = True
         self.explorer_levels += torch.bincount(env.level(positives.terminals), minlength=len(self.explorer_levels))
         return positives, {"explorer_loss": explorer_loss.item(), "rnd_loss": rnd_loss.item()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """A checkpoint from before ``explorer_every`` has no explorer trajectories waiting, which is what
+        it meant."""
+        super().load_state_dict({"explored": Explored(self.device).state_dict(), **state})
 
     def learn(self, positives: Trajectories) -> dict[str, float]:
         """One OC-GFN update: on-policy rollouts towards the explorer's outcomes, and the explorer's own
@@ -378,6 +401,39 @@ class Pretrainer(Trainer):
         import pandas as pd
 
         return pd.DataFrame(self.band_rows)
+
+
+class Explored:
+    """The explorer's trajectories not yet handed to the OC-GFN, and the losses of the update that drew
+    them; checkpointed, so a resumed run hands out the same batches."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device, self.batch, self.next = device, None, 0
+        self.losses: dict[str, float] = {}
+
+    def left(self) -> int:
+        return 0 if self.batch is None else self.batch.n - self.next
+
+    def fill(self, batch: Trajectories, losses: dict[str, float]) -> None:
+        self.batch, self.next, self.losses = batch, 0, losses
+
+    def take(self, n: int) -> Trajectories:
+        if self.left() < n:
+            raise ValueError(f"Explored.take({n}): only {self.left()} explorer trajectories left")
+        self.next += n
+        if self.next == n and self.left() == 0:  # the whole batch (explorer_every = 1): as drawn
+            return self.batch
+        return self.batch.columns(self.next - n, self.next)
+
+    def state_dict(self) -> dict[str, Any]:
+        batch = None if self.batch is None else (self.batch.states, self.batch.actions, self.batch.valid,
+                                                 self.batch.terminals)
+        return {"batch": batch, "next": self.next, "losses": self.losses}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        batch = state["batch"]
+        self.batch = None if batch is None else Trajectories(*(x.to(self.device) for x in batch))
+        self.next, self.losses = state["next"], state["losses"]
 
 
 def _share(counts: torch.Tensor, where: torch.Tensor) -> float:
