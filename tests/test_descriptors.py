@@ -47,10 +47,11 @@ def exact_log_counts(env, desc: Descriptor) -> torch.Tensor:
 
 @pytest.fixture(scope="module")
 def trained():
-    """A descriptor OC-GFN on bit strings of length 1-4, outcomes = the number of ones (5 outcomes)."""
+    """A descriptor OC-GFN on bit strings of length 1-4, outcomes = the number of ones (5 outcomes); 1000 steps:
+    at 500 the rarest outcome's log count was 0.2 off on one host, at 1000 all are within 0.02."""
     env = tiny_env()
     desc = make_descriptor(ONES_SPEC, env)
-    cfg = PretrainConfig(steps=500, batch_size=64, hidden=64, layers=2, ot="off", outcomes="descriptor",
+    cfg = PretrainConfig(steps=1000, batch_size=64, hidden=64, layers=2, ot="off", outcomes="descriptor",
                          descriptor_loss="tb", random_goals=0.5, eval_every=250)
     trainer = DescriptorPretrainer(env, cfg, 0, CPU, desc)
     metrics = trainer.run()

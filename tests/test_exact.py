@@ -10,7 +10,7 @@ import torch
 from pipeline_lib.core.exact import StateGraph, converted_policy, terminal_distribution, visit_probabilities
 from pipeline_lib.domains.hypergrid.env import HyperGrid
 from pipeline_lib.methods.exact_conversion import ExactConversion, ExactSettings
-from pipeline_lib.ocgfn.sources import TrainedOCGFN
+from pipeline_lib.ocgfn.sources import GoalReaching, TrainedOCGFN
 from pipeline_lib.ocgfn.tables import reachability
 from pipeline_lib.tasks.task import Task
 
@@ -270,7 +270,6 @@ def test_sparse_conversion_on_prepend_append_equals_the_dense_sum(flow: str) -> 
     from pipeline_lib.domains.sequence.env import Sequence
     from pipeline_lib.methods.exact_conversion import dense_conversion, sparse_conversion
     from pipeline_lib.ocgfn.pretrain import pair_dim
-    from pipeline_lib.ocgfn.sources import GoalReaching
 
     torch.manual_seed(0)
     env = Sequence("ACG", 4, min_length=2, mode="prepend_append")
@@ -290,11 +289,12 @@ def test_sparse_conversion_on_prepend_append_equals_the_dense_sum(flow: str) -> 
         assert torch.allclose(p, target, atol=1e-5)
 
 
+@pytest.mark.parametrize("keys", ["index", "hash"])
 @pytest.mark.parametrize("flow", ["policy", "learned"])
-def test_dag_log_probs_equal_the_dense_tables(flow: str) -> None:
+def test_dag_log_probs_equal_the_dense_tables(flow: str, keys: str) -> None:
     """log F(s|y) + log P_F(a|s,y) for arbitrary triples on a prepend-or-append DAG (what the amortized
     predictor's canonical-order Q is fitted against) equals the dense tables' value, F by DP over each
-    outcome's substrings for ``policy``."""
+    outcome's substrings for ``policy``; the same with the hashed keys of spaces without an int64 index."""
     from pipeline_lib.core.nets import OutcomeConditionedGFlowNet
     from pipeline_lib.domains.sequence.env import Sequence
     from pipeline_lib.ocgfn.pretrain import pair_dim
@@ -314,6 +314,43 @@ def test_dag_log_probs_equal_the_dense_tables(flow: str) -> None:
     si, yi = si[keep], yi[keep]
     mask = env.forward_mask(states[si])
     a = torch.multinomial(mask.float(), 1, generator=torch.Generator().manual_seed(1))[:, 0]
-    got = dag_log_probs(env, source, states[si], ys[yi], a, flow)
     want = log_f[si, env.index(ys[yi])] + log_pf[si, env.index(ys[yi]), a]
+    env.indexable = keys == "index"  # what a space past an int64 index takes (``tables.pair_keys``)
+    got = dag_log_probs(env, source, states[si], ys[yi], a, flow)
     assert len(got) > 500 and torch.allclose(got, want, atol=1e-4)
+
+
+def test_the_control_reaches_its_goal_by_dp_on_a_space_without_a_state_index() -> None:
+    """On prepend-or-append strings of 40 bases (4^40 objects: no int64 index) each outcome's ancestors are
+    its distinct substrings, and F by DP over them for the untrained control is 1 at the outcome itself
+    (the control always reaches its goal) and at s0, and 1e-30 at a state that is no substring of it."""
+    from pipeline_lib.domains.sequence.env import Sequence
+    from pipeline_lib.ocgfn.tables import ancestor_flows, dag_log_probs
+
+    env = Sequence("ACGT", 40, min_length=30, mode="prepend_append")
+    assert not env.indexable
+    ys = env.random_outcomes(3, torch.Generator().manual_seed(0))
+    ys[0, :30] = torch.tensor([0, 1] * 15)  # many repeated substrings: each must count once
+    ys[0, 30:] = env.pad
+    b, s, child = env.ancestors(ys)
+    for row, y in enumerate(ys.tolist()):
+        tokens = [t for t in y if t != env.pad]
+        distinct = {tuple(tokens[i:j]) for i in range(len(tokens)) for j in range(i, len(tokens) + 1)}
+        assert (b == row).sum() == len(distinct)
+    # the moves inside y's sub-DAG are exactly those whose child can still produce y, and lead to that child
+    mask = env.forward_mask(s)
+    mask[:, env.stop] = False
+    p, a = mask.nonzero(as_tuple=True)
+    inside = env.can_reach(env.step(s[p], a), ys[b[p]])
+    assert torch.equal(child[p, a] >= 0, inside) and (child[:, env.stop] == -1).all()
+    c = child[p[inside], a[inside]]
+    assert torch.equal(b[c], b[p[inside]]) and torch.equal(s[c], env.step(s[p[inside]], a[inside]))
+    sub = ancestor_flows(env, GoalReaching(env), ys, "policy")
+    at_goal = env.same(sub.states, ys[sub.b])
+    assert at_goal.sum() == 3 and torch.allclose(sub.log_f[at_goal], torch.zeros(3), atol=1e-4)
+    stop = torch.full((3,), env.stop)
+    assert torch.allclose(dag_log_probs(env, GoalReaching(env), ys, ys, stop, "policy"), torch.zeros(3), atol=1e-4)
+    assert torch.allclose(sub.log_f[env.is_initial(sub.states)], torch.zeros(3))
+    other = ys.roll(1, 0)  # another outcome: almost surely no substring of this one
+    got = dag_log_probs(env, GoalReaching(env), other, ys, stop, "policy")
+    assert (got < -60).all()

@@ -113,11 +113,13 @@ def test_completion_q_predictor_learns_a_tiny_dag(outcomes: str) -> None:
     assert df["l1"].iloc[-1] < 0.15 < df["l1"].iloc[0]
 
 
-def test_completion_q_takes_flow_policy_only_where_ancestors_are_listed() -> None:
-    rna = Sequence("ACGU", 14, 1, mode="prepend_append")  # not enumerable, but every state has an int64 index
+def test_completion_q_takes_flow_policy_at_any_size() -> None:
+    """F by DP needs each outcome's ancestors, which a prepend-or-append space lists at any size: by state
+    index (RNA of 14 bases, not enumerable) or, past an int64 index, by hashed keys (4^40)."""
+    rna = Sequence("ACGU", 14, 1, mode="prepend_append")
     assert rna.capabilities()["enumerable"] and Amortized.unsupported(rna, AmortizedSettings(flow="policy")) is None
-    big = Sequence("ACGT", 40, 1, mode="prepend_append")  # 4^40 states: beyond an int64 index
-    assert "use flow: learned" in Amortized.unsupported(big, AmortizedSettings(flow="policy"))
+    big = Sequence("ACGT", 40, 1, mode="prepend_append")
+    assert not big.indexable and Amortized.unsupported(big, AmortizedSettings(flow="policy")) is None
     assert Amortized.unsupported(big, AmortizedSettings(flow="learned")) is None
 
 

@@ -570,18 +570,16 @@ def test_mcmc_and_dqn_on_hypergrid(seq_config: dict) -> None:
 
 def test_amortized_on_prepend_append(seq_config: dict) -> None:
     """Off a tree, amortized on a prepend-or-append space takes the canonical-order Q (capability
-    'completions') at any size; ``flow: policy`` needs each outcome's ancestors (an int64 state index), so
-    beyond it the check refuses it naming the method, the environment and the way out."""
+    'completions') and F by DP over each outcome's ancestors (``flow: policy``) at any size; the exact
+    conversion needs a listed space and is refused naming the method, the environment and why."""
     seq_config["envs"]["bits"]["params"]["mode"] = "prepend_append"
     seq_config["envs"]["bits"]["methods"] = ["amortized", "exact"]
     check(seq_config)  # 341 states: the canonical-order Q and the dense conversion
     seq_config["envs"]["bits"]["params"]["length"] = 8  # 87381 states: too many outcomes for a categorical Q
     seq_config["envs"]["bits"]["methods"] = ["amortized"]
     check(seq_config)
-    seq_config["envs"]["bits"]["params"]["length"] = 40  # 4^40 objects: no int64 index
-    raises_config(seq_config, "envs.bits.methods: method 'amortized' (kind amortized) cannot run on environment "
-                  "'bits': it takes flow: policy on a DAG only where each outcome's ancestors are listed",
-                  "use flow: learned")
+    seq_config["envs"]["bits"]["params"]["length"] = 40  # 4^40 objects: no int64 index, hashed ancestors
+    check(seq_config)
     seq_config["finetune"]["methods"]["amortized"]["flow"] = "learned"
     check(seq_config)
     seq_config["envs"]["bits"]["methods"] = ["exact"]

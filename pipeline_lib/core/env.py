@@ -22,7 +22,9 @@ TREE = "tree"  # one trajectory per object: path(); tree conversion, autoregress
 LOCAL_MOVES = "local_moves"  # propose(): a local proposal with its Hastings correction (MCMC)
 NEIGHBOURS = "neighbours"  # neighbours(): single-site substitutions (local-optimum modes)
 MOLECULES = "molecules"  # smiles(): canonical SMILES (Tanimoto modes, RDKit metrics)
-ANCESTORS = "ancestors"  # ancestors(): the states that can still produce each outcome (sparse exact conversion)
+# ancestors(): the states that can still produce each outcome and the moves between them (F by DP over y's
+# sub-DAG: the sparse exact conversion, the amortized predictor's flow: policy on a DAG)
+ANCESTORS = "ancestors"
 # completion_mask / completion_phase / completion_paths: a canonical order in which to complete a state into an
 # outcome, one trajectory per way the state sits inside it (the amortized predictor's exact Q on a DAG)
 COMPLETIONS = "completions"

@@ -86,11 +86,11 @@ def sparse_conversion(env, source, log_r: torch.Tensor, flow: str, chunk: int = 
     for lo in range(0, len(ys), chunk):
         y = ys[lo:lo + chunk]
         sub = ancestor_flows(env, source, y, flow)
-        b, s, idx, mask, log_f, log_pf, child = sub.b, sub.states, sub.idx, sub.mask, sub.log_f, sub.log_pf, sub.child
+        b, s, mask, log_f, log_pf, child = sub.b, sub.states, sub.mask, sub.log_f, sub.log_pf, sub.child
         keep = child >= 0
         keep[:, env.stop] = env.same(s, y[b]) & mask[:, env.stop]
         r, a = keep.nonzero(as_tuple=True)
-        flats.append(idx[r] * n_act + a)
+        flats.append(env.index(s[r]) * n_act + a)
         weights.append(log_r[lo:lo + chunk][b[r]] + log_f[r] + log_pf[r, a])
     return _table(env, torch.cat(flats), torch.cat(weights))
 

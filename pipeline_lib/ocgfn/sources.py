@@ -74,14 +74,19 @@ class GoalReaching:
         rows, acts = mask.nonzero(as_tuple=True)
         moves = acts != env.stop
         rows, acts = rows[moves], acts[moves]
-        keep = torch.zeros_like(mask)
-        keep[rows, acts] = env.can_reach(env.step(states[rows], acts), outcomes[rows])
-        at_goal = env.same(states, outcomes)
+        keeps = torch.zeros_like(mask)
+        keeps[rows, acts] = env.can_reach(env.step(states[rows], acts), outcomes[rows])
+        return torch.zeros(len(states), device=states.device), self.logits(keeps, env.same(states, outcomes), mask)
+
+    def logits(self, keeps: torch.Tensor, at_goal: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """P_F logits [n, A] from which moves keep y reachable (``keeps``, stop column ignored): where each
+        outcome's sub-DAG is listed, its moves that stay inside it are those, and ``tables.ancestor_flows``
+        calls this directly instead of testing reachability again at every child."""
+        keep = keeps.clone()
         keep[at_goal] = False
-        keep[:, env.stop] = at_goal & mask[:, env.stop]
+        keep[:, self.env.stop] = at_goal & mask[:, self.env.stop]
         keep = torch.where(keep.any(-1, keepdim=True), keep, mask)
-        logits = torch.zeros(mask.shape, device=states.device).masked_fill(~keep, NEG_INF)
-        return torch.zeros(len(states), device=states.device), logits
+        return torch.zeros(mask.shape, device=mask.device).masked_fill(~keep, NEG_INF)
 
 
 def paths_to(env, outcomes: torch.Tensor, generator: torch.Generator | None = None) -> Trajectories:

@@ -11,6 +11,7 @@ import torch
 
 from pipeline_lib.core.exact import StateGraph, visit_probabilities
 from pipeline_lib.core.nets import masked_log_softmax
+from pipeline_lib.ocgfn.sources import GoalReaching
 
 FLOW_SOURCES = ("learned", "policy")
 
@@ -96,19 +97,53 @@ def path_log_prob_table(env, source, y: torch.Tensor, flow: str) -> torch.Tensor
     return table.index_put((b, j), log_f + log_pf)
 
 
+_HASH_MULTIPLIERS: dict[tuple[int, str], torch.Tensor] = {}
+
+
+def pair_keys(env, rows: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
+    """One int64 key per (outcome row, state) pair where the space has no int64 state index (AMP of 50
+    residues): a fixed random linear hash of the row and the tokens. ``AncestorFlows`` refuses a batch
+    whose pairs collide and compares the states themselves on every lookup, so a hash never decides."""
+    flat = torch.cat([rows[:, None], states.flatten(1)], dim=1)
+    width = (flat.shape[1], str(flat.device))
+    if width not in _HASH_MULTIPLIERS:
+        g = torch.Generator().manual_seed(0)
+        odd = torch.randint(-(1 << 62), 1 << 62, (flat.shape[1],), generator=g, dtype=torch.long) * 2 + 1
+        _HASH_MULTIPLIERS[width] = odd.to(flat.device)
+    return (flat * _HASH_MULTIPLIERS[width]).sum(-1)  # int64 arithmetic wraps: a hash modulo 2^64
+
+
+def indexed(env) -> bool:
+    """Whether the environment gives every state an int64 index (else ``pair_keys`` hashes them)."""
+    return getattr(env, "indexable", True)
+
+
 @dataclass
 class AncestorFlows:
-    """The source over every (outcome, ancestor) pair of a batch of outcomes, sorted by (row, index)."""
+    """The source over every (outcome, ancestor) pair of a batch of outcomes, sorted by ``key``."""
 
     b: torch.Tensor  # [P] the outcome row of each pair
     states: torch.Tensor  # [P, ...] the ancestor
-    idx: torch.Tensor  # [P] its state index
-    key: torch.Tensor  # [P] b * base + idx, increasing: a searchsorted finds any pair
-    base: int  # one more than the largest state index among the ancestors
+    key: torch.Tensor  # [P] increasing: b * base + state index, or ``pair_keys`` where there is no index
+    base: int  # one more than the largest state index among the ancestors (0: hashed keys)
     mask: torch.Tensor  # [P, A] forward mask of the ancestor
     log_f: torch.Tensor  # [P] log F(s|y): the visit probability (policy) or the flow head (learned)
     log_pf: torch.Tensor  # [P, A] log P_F(.|s, y)
     child: torch.Tensor  # [P, A] the pair of each move's child inside y's sub-DAG, -1 where it leaves it
+
+    def find(self, env, rows: torch.Tensor, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The pair (row, state) of each query and whether there is one (the state is in that row's
+        outcome's sub-DAG)."""
+        if self.base:
+            idx = env.index(states)
+            target = rows * self.base + idx
+        else:
+            target = pair_keys(env, rows, states)
+        pos = torch.searchsorted(self.key, target).clamp(max=len(self.key) - 1)
+        found = self.key[pos] == target
+        if self.base:
+            return pos, found & (idx < self.base)
+        return pos, found & (self.b[pos] == rows) & env.same(self.states[pos], states)
 
 
 @torch.no_grad()
@@ -117,33 +152,37 @@ def ancestor_flows(env, source, y: torch.Tensor, flow: str) -> AncestorFlows:
     over y's sub-DAG for ``flow='policy'``: the visit probability of the y-conditioned policy, where a move
     that leaves the sub-DAG loses its mass (it never reaches y)."""
     check_flow(source, flow)
-    b, s = env.ancestors(y)
-    idx = env.index(s)
-    base = int(idx.max()) + 1 if len(idx) else 1  # keys local to the batch: no listing of the space needed
-    key = b * base + idx
+    b, s, child = env.ancestors(y)
+    if indexed(env):
+        idx = env.index(s)
+        base = int(idx.max()) + 1 if len(idx) else 1  # keys local to the batch: no listing of the space needed
+        key = b * base + idx  # increasing: the pairs come sorted by (row, state)
+    else:
+        base, key = 0, pair_keys(env, b, s)
+        key, order = key.sort()
+        rank = torch.empty_like(order).scatter_(0, order, torch.arange(len(order), device=order.device))
+        b, s = b[order], s[order]
+        child = torch.where(child[order] >= 0, rank[child[order].clamp(min=0)], -1)
+        if len(key) > 1 and bool((key[1:] == key[:-1]).any()):  # the pairs are distinct: equal keys collide
+            raise RuntimeError("two (outcome, ancestor) pairs share a 64-bit hash key; split the batch of outcomes")
     mask = env.forward_mask(s)
-    log_f, logits = source(s, y[b])
-    log_pf = masked_log_softmax(logits, mask)
-    child = torch.full(mask.shape, -1, dtype=torch.long, device=s.device)
-    for a in range(env.n_actions):
-        rows = mask[:, a].nonzero(as_tuple=True)[0]
-        if a == env.stop or not len(rows):
-            continue
-        child_idx = env.index(env.step(s[rows], torch.full_like(rows, a)))
-        target = b[rows] * base + child_idx
-        pos = torch.searchsorted(key, target).clamp(max=len(key) - 1)
-        hit = (key[pos] == target) & (child_idx < base)
-        child[rows[hit], a] = pos[hit]
+    sub = AncestorFlows(b, s, key, base, mask, torch.zeros(0), torch.zeros(0), child)
+    if isinstance(source, GoalReaching):  # the moves that keep y reachable are those that stay in its sub-DAG
+        log_f, logits = torch.zeros(len(s), device=s.device), source.logits(child >= 0, env.same(s, y[b]), mask)
+    else:
+        log_f, logits = source(s, y[b])
+    sub.log_f, sub.log_pf = log_f, masked_log_softmax(logits, mask)
+    log_pf = sub.log_pf
     if flow == "policy":
         level = env.level(s)
         visit = (level == 0).to(log_pf.dtype)  # s0, once per outcome
         for depth in level.unique(sorted=True).tolist():
             rows = (level == depth).nonzero(as_tuple=True)[0]
-            src, act = (child[rows] >= 0).nonzero(as_tuple=True)
+            src, act = (sub.child[rows] >= 0).nonzero(as_tuple=True)
             src = rows[src]
-            visit.index_add_(0, child[src, act], visit[src] * log_pf[src, act].exp())
-        log_f = visit.clamp(min=1e-30).log()
-    return AncestorFlows(b, s, idx, key, base, mask, log_f, log_pf, child)
+            visit.index_add_(0, sub.child[src, act], visit[src] * log_pf[src, act].exp())
+        sub.log_f = visit.clamp(min=1e-30).log()
+    return sub
 
 
 @torch.no_grad()
@@ -151,18 +190,17 @@ def dag_log_probs(env, source, states: torch.Tensor, outcomes: torch.Tensor, act
                   flow: str) -> torch.Tensor:
     """log F(s|y) + log P_F(a|s,y) for arbitrary (state, outcome, action) triples on a DAG: the flow head
     at (s, y) (``'learned'``), or F by DP over each distinct outcome's sub-DAG (``'policy'``, needs the
-    'ancestors' capability, not a listing of the space). A state y cannot produce gets log F = log 1e-30."""
+    'ancestors' capability, not a listing of the space nor a state index). A state y cannot produce gets
+    log F = log 1e-30."""
     check_flow(source, flow)
     if flow == "learned":
         log_f, logits = source(states, outcomes)
         return log_f + masked_log_softmax(logits, env.forward_mask(states)).gather(1, actions[:, None])[:, 0]
-    unique, inverse = torch.unique(env.index(outcomes), return_inverse=True)
+    keys = env.index(outcomes) if indexed(env) else outcomes.flatten(1)
+    unique, inverse = torch.unique(keys, dim=0, return_inverse=True)
     first = torch.full((len(unique),), len(outcomes), device=outcomes.device).scatter_reduce(
         0, inverse, torch.arange(len(outcomes), device=outcomes.device), reduce="amin")
     sub = ancestor_flows(env, source, outcomes[first], flow)  # row u: the outcome unique[u]
-    idx = env.index(states)
-    target = inverse * sub.base + idx
-    pos = torch.searchsorted(sub.key, target).clamp(max=len(sub.key) - 1)
-    found = (sub.key[pos] == target) & (idx < sub.base)
+    pos, found = sub.find(env, inverse, states)
     log_f = torch.where(found, sub.log_f[pos], torch.full_like(sub.log_f[pos], math.log(1e-30)))
     return log_f + sub.log_pf[pos, actions]

@@ -292,29 +292,48 @@ class Sequence(DomainRewards):
         why = {ENUMERABLE: None if self.enumerable else size,
                TREE: "prepend-or-append generation reaches an object by many trajectories" if self.prepend else None,
                LOCAL_MOVES: None, NEIGHBOURS: None, MOLECULES: "token strings are not molecules",
-               ANCESTORS: None if self.indexable else f"{self.vocab}^{self.length} objects is too many for an int64 "
-                                                          f"state index", COMPLETIONS: None}
+               ANCESTORS: None, COMPLETIONS: None}
         return {name: why[name] for name in CAPABILITIES}
 
-    def ancestors(self, outcomes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Every state that can still produce each outcome, once per outcome (spaces with an int64 state index,
-        listed or not): rows into ``outcomes`` and the states, sorted by (row, index). Appending: y's prefixes;
-        prepending or appending: its contiguous substrings (at most L(L+1)/2 + 1 per outcome, s0 included)."""
-        if not self.indexable:
-            raise ValueError(self.capabilities()[ANCESTORS])
-        y, length, pad = outcomes, self.length, self.pad
+    def ancestors(self, outcomes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Every state that can still produce each outcome, once per outcome (any size of space, listed or
+        not), and the moves between them: rows into ``outcomes``, the states sorted by (row, state), and
+        child [P, n_actions], the pair each move leads to inside the same outcome's sub-DAG (-1 for a move
+        that leaves it, and for stop). Appending: y's prefixes; prepending or appending: its contiguous
+        substrings (at most L(L+1)/2 + 1 per outcome, s0 included). A substring sits at one or more offsets
+        of y (an occurrence), and its moves inside are those of its occurrences: append y's next token,
+        prepend its previous one."""
+        y, length, pad, dev = outcomes, self.length, self.pad, outcomes.device
         starts = self._positions if self.prepend else self._positions[:1]
         start, size = torch.cartesian_prod(starts, self._sizes).unbind(-1)  # every (offset, length) pair
         start, size = start[start + size <= length], size[start + size <= length]
-        src = start[:, None] + self._positions  # [P, L]: substring p's token i is y[start + i]
+        src = start[:, None] + self._positions  # [K, L]: occurrence k's token i is y[start + i]
         sub = y[:, src.clamp(max=length - 1)].masked_fill((self._positions >= size[:, None])[None], pad)
-        fits = start[None, :] + size[None, :] <= self.lengths(y)[:, None]  # [Y, P]
+        fits = start[None, :] + size[None, :] <= self.lengths(y)[:, None]  # [Y, K]
         rows, which = fits.nonzero(as_tuple=True)
         states = sub[rows, which]
-        key, inverse = torch.unique(rows * self.n_keys + self.index(states), return_inverse=True)
-        first = torch.full((len(key),), len(rows), device=y.device).scatter_reduce(
-            0, inverse, torch.arange(len(rows), device=y.device), reduce="amin")
-        return rows[first], states[first]
+        # a substring that occurs at several offsets is one pair: by index, or by its tokens past an int64 index
+        keys = (rows * self.n_keys + self.index(states) if self.indexable
+                else torch.cat([rows[:, None], states], dim=1))
+        key, pair = torch.unique(keys, dim=0, return_inverse=True)  # pair [N]: each occurrence's pair
+        first = torch.full((len(key),), len(rows), device=dev).scatter_reduce(
+            0, pair, torch.arange(len(rows), device=dev), reduce="amin")
+        k_of = torch.full((length + 1, length + 1), -1, dtype=torch.long, device=dev)  # (start, size) -> k
+        k_of[start, size] = torch.arange(len(start), device=dev)
+        occurrence = torch.full(fits.shape, -1, dtype=torch.long, device=dev)  # (row, k) -> occurrence
+        occurrence[rows, which] = torch.arange(len(rows), device=dev)
+        child = torch.full((len(key), self.n_actions), -1, dtype=torch.long, device=dev)
+        at, n, lens = start[which], size[which], self.lengths(y)[rows]
+        grow = at + n < lens  # append y[at + n]
+        token = y[rows, (at + n).clamp(max=length - 1)]
+        target = occurrence[rows, k_of[at, (n + 1).clamp(max=length)]]
+        child[pair[grow], token[grow]] = pair[target[grow]]
+        if self.prepend:  # prepend y[at - 1], where s is not empty
+            grow = (at > 0) & (n > 0)
+            token = y[rows, (at - 1).clamp(min=0)]
+            target = occurrence[rows, k_of[(at - 1).clamp(min=0), (n + 1).clamp(max=length)]]
+            child[pair[grow], self.vocab + token[grow]] = pair[target[grow]]
+        return rows[first], states[first], child
 
     def path_step(self, y: torch.Tensor, b: torch.Tensor, j: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """On a tree (append-only): the state at depth ``j`` of outcome ``y[b]``'s one trajectory (its first
