@@ -123,6 +123,19 @@ def test_completion_q_takes_flow_policy_at_any_size() -> None:
     assert Amortized.unsupported(big, AmortizedSettings(flow="learned")) is None
 
 
+def test_the_own_terminal_predictor_with_f_by_dp_runs_past_an_int64_index() -> None:
+    """On prepend-or-append strings of up to 64 tokens (2^64 objects: no int64 state index, hashed ancestors)
+    the amortized predictor with F(s|y) by DP over each outcome's substrings trains and counts one reward
+    call per trajectory."""
+    task = Task(Sequence("ab", 64, 56, mode="prepend_append"), {"reward": AB_REWARD, "params": {},
+                "modes": {"kind": "threshold", "threshold": 40.0, "min_distance": 2}}, "resources")
+    assert not task.env.indexable
+    settings = AmortizedSettings(steps=2, eval_every=2, checkpoint_every=2, batch_size=4, hidden=16,
+                                 outcomes="own")
+    df = Amortized(task, settings, 0, CPU, pretrained=GoalReaching(task.env)).run(None)
+    assert df["reward_calls"].iloc[-1] == 8 and df["loss"].iloc[1:].notna().all()
+
+
 def test_later_transitions_complete_each_prefix() -> None:
     """The learned autoregressive Q at the own terminal is the sum of Q's log-probabilities of the later
     actions of the same trajectory, with the given part ending at s'; checked against a plain loop."""
