@@ -320,18 +320,19 @@ def test_dag_log_probs_equal_the_dense_tables(flow: str, keys: str) -> None:
     assert len(got) > 500 and torch.allclose(got, want, atol=1e-4)
 
 
-def test_the_control_reaches_its_goal_by_dp_on_a_space_without_a_state_index() -> None:
-    """On prepend-or-append strings of 40 bases (4^40 objects: no int64 index) each outcome's ancestors are
-    its distinct substrings, and F by DP over them for the untrained control is 1 at the outcome itself
-    (the control always reaches its goal) and at s0, and 1e-30 at a state that is no substring of it."""
+@pytest.mark.parametrize("alphabet, length", [("ACGT", 40), ("protein", 14)])
+def test_the_control_reaches_its_goal_by_dp_on_a_space_without_a_usable_index(alphabet: str, length: int) -> None:
+    """On prepend-or-append strings of 40 bases (4^40 objects: no int64 index) or 14 residues (an index, but
+    row * index overflows an int64) each outcome's ancestors are its distinct substrings, and F by DP over
+    them for the untrained control is 1 at the outcome itself (the control always reaches its goal) and at
+    s0, and 1e-30 at a state that is no substring of it."""
     from pipeline_lib.domains.sequence.env import Sequence
     from pipeline_lib.ocgfn.tables import ancestor_flows, dag_log_probs
 
-    env = Sequence("ACGT", 40, min_length=30, mode="prepend_append")
-    assert not env.indexable
+    env = Sequence(alphabet, length, min_length=length - 4, mode="prepend_append")
     ys = env.random_outcomes(3, torch.Generator().manual_seed(0))
-    ys[0, :30] = torch.tensor([0, 1] * 15)  # many repeated substrings: each must count once
-    ys[0, 30:] = env.pad
+    ys[0, :length - 4] = torch.tensor([0, 1] * (length // 2 - 2))  # many repeated substrings: each counts once
+    ys[0, length - 4:] = env.pad
     b, s, child = env.ancestors(ys)
     for row, y in enumerate(ys.tolist()):
         tokens = [t for t in y if t != env.pad]

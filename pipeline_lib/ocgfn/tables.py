@@ -101,9 +101,10 @@ _HASH_MULTIPLIERS: dict[tuple[int, str], torch.Tensor] = {}
 
 
 def pair_keys(env, rows: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
-    """One int64 key per (outcome row, state) pair where the space has no int64 state index (AMP of 50
-    residues): a fixed random linear hash of the row and the tokens. ``AncestorFlows`` refuses a batch
-    whose pairs collide and compares the states themselves on every lookup, so a hash never decides."""
+    """One int64 key per (outcome row, state) pair where row * index would not fit an int64 (AMP of 50
+    residues has no int64 index at all): a fixed random linear hash of the row and the tokens.
+    ``ancestor_flows`` refuses a batch whose pairs collide, and ``AncestorFlows.find`` compares the states
+    themselves on every lookup, so a hash never decides."""
     flat = torch.cat([rows[:, None], states.flatten(1)], dim=1)
     width = (flat.shape[1], str(flat.device))
     if width not in _HASH_MULTIPLIERS:
@@ -153,11 +154,11 @@ def ancestor_flows(env, source, y: torch.Tensor, flow: str) -> AncestorFlows:
     that leaves the sub-DAG loses its mass (it never reaches y)."""
     check_flow(source, flow)
     b, s, child = env.ancestors(y)
-    if indexed(env):
-        idx = env.index(s)
-        base = int(idx.max()) + 1 if len(idx) else 1  # keys local to the batch: no listing of the space needed
+    idx = env.index(s) if indexed(env) else None
+    base = int(idx.max()) + 1 if idx is not None and len(idx) else 1  # local to the batch: no listing needed
+    if idx is not None and base * len(y) < 2**62:
         key = b * base + idx  # increasing: the pairs come sorted by (row, state)
-    else:
+    else:  # no index, or one too large to pair with the rows in an int64 (protein of 14 residues)
         base, key = 0, pair_keys(env, b, s)
         key, order = key.sort()
         rank = torch.empty_like(order).scatter_(0, order, torch.arange(len(order), device=order.device))

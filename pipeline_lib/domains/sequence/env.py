@@ -313,8 +313,7 @@ class Sequence(DomainRewards):
         rows, which = fits.nonzero(as_tuple=True)
         states = sub[rows, which]
         # a substring that occurs at several offsets is one pair: by index, or by its tokens past an int64 index
-        keys = (rows * self.n_keys + self.index(states) if self.indexable
-                else torch.cat([rows[:, None], states], dim=1))
+        keys = torch.cat([rows[:, None], self.index(states)[:, None] if self.indexable else states], dim=1)
         key, pair = torch.unique(keys, dim=0, return_inverse=True)  # pair [N]: each occurrence's pair
         first = torch.full((len(key),), len(rows), device=dev).scatter_reduce(
             0, pair, torch.arange(len(rows), device=dev), reduce="amin")
