@@ -5,12 +5,14 @@ and the script hands the same object to its stage: the library never re-reads th
 """
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from pipeline_lib.config import env_methods, env_variants, method_config, pretrain_config
 from pipeline_lib.core.training import job_settings
 from pipeline_lib.domains import make_env
 from pipeline_lib.methods import method_class
+from pipeline_lib.ocgfn.sources import CONTROL
 
 
 def env_spec(config: dict[str, Any], env: str) -> dict[str, Any]:
@@ -179,6 +181,21 @@ def headline_figure(config: dict[str, Any], env: str) -> str:
     wanted = getattr(instance, "headline", "search")
     has_l1 = instance.capabilities()[ENUMERABLE] is None  # the condition under which figures() draws "l1"
     return wanted if wanted == "search" or (wanted == "l1" and has_l1) else "search"
+
+
+def control_twins(config: dict[str, Any]) -> dict[str, str]:
+    """Each method that adapts a pre-trained model and the method that runs the same entry (kind, settings)
+    on the no-pre-training control instead: the pairs the verdict's "OC-GFN - control" compares. ``flow`` is
+    not part of the recipe: the control has no flow head, so the twin of a ``flow: learned`` run is the control
+    with its exact F (``flow: policy``)."""
+    methods = config["finetune"]["methods"]
+
+    def recipe(name: str) -> str:
+        return json.dumps({k: v for k, v in methods[name].items() if k not in ("pretrained", "flow")},
+                          sort_keys=True)
+    controls = {recipe(name): name for name, entry in methods.items() if entry.get("pretrained") == CONTROL}
+    return {name: controls[recipe(name)] for name, entry in methods.items()
+            if entry.get("pretrained") not in (None, CONTROL) and recipe(name) in controls}
 
 
 def per_task_envs(config: dict[str, Any]) -> list[str]:

@@ -57,6 +57,42 @@ def _row(task: str, seed: int, method: str, kind: str, pretrained: str, calls: i
             "top100_reward": top}
 
 
+def test_each_oc_gfn_method_is_compared_with_its_own_control_twin() -> None:
+    """Two amortized recipes, each with a control twin (the same config entry but ``pretrained`` and ``flow``):
+    the verdict pairs each with its twin, never the best OC-GFN run of one recipe with the best control of
+    another."""
+    from pipeline_lib import plan
+
+    config = {"finetune": {"methods": {
+        "fast": {"kind": "amortized", "pretrained": "full", "flow": "learned",
+                 "settings": {"steps": 40, "outcomes_per_transition": 1}},
+        "fast_control": {"kind": "amortized", "pretrained": "control", "flow": "policy",
+                         "settings": {"outcomes_per_transition": 1, "steps": 40}},
+        "own": {"kind": "amortized", "pretrained": "full", "settings": {"outcomes": "own"}},
+        "own_control": {"kind": "amortized", "pretrained": "control", "settings": {"outcomes": "own"}},
+        "lonely": {"kind": "amortized", "pretrained": "full", "settings": {"steps": 7}},
+        "scratch": {"kind": "scratch"}}}}
+    twins = plan.control_twins(config)
+    # settings' key order does not matter, nor flow (the control has no flow head)
+    assert twins == {"fast": "fast_control", "own": "own_control"}
+    rows = []
+    for seed in (0, 1):
+        rows += [_row("t", seed, "fast", "amortized", "full", 100, 9, 0.5),
+                 _row("t", seed, "fast_control", "amortized", "control", 100, 8, 0.5),
+                 _row("t", seed, "own", "amortized", "full", 100, 5, 0.5),
+                 _row("t", seed, "own_control", "amortized", "control", 100, 10, 0.5),
+                 _row("t", seed, "lonely", "amortized", "full", 100, 1, 0.5),
+                 _row("t", seed, "scratch", "scratch", "", 100, 2, 0.3)]
+    verdict = report.verdict_table(pd.DataFrame(rows), {"e": 200}, twins)
+    pairs = verdict[(verdict["metric"] == "modes_found") & (verdict["comparison"] == "amortized: OC-GFN - control")]
+    assert sorted(zip(pairs["a"], pairs["b"], pairs["a_minus_b"])) == [("fast", "fast_control", 1.0),
+                                                                     ("own", "own_control", -5.0)]
+    untwinned = report.verdict_table(pd.DataFrame(rows), {"e": 200})  # without twins: best against best
+    row = untwinned[(untwinned["metric"] == "modes_found")
+                    & (untwinned["comparison"] == "amortized: OC-GFN - control")].iloc[0]
+    assert (row["a"], row["b"]) == ("fast", "own_control")
+
+
 def test_verdict_compares_at_equal_distinct_calls_with_intervals() -> None:
     """OC-GFN minus control and best minus scratch / MCMC, per (task, seed), at the distinct-call budget:
     rows past the budget are not read, and the exact conversion enters at its own final budget."""

@@ -179,13 +179,15 @@ def verdict_lines(verdict: pd.DataFrame, evaluation: pd.DataFrame, env: str, hea
 def summary_page(pretrain: pd.DataFrame, evaluation: pd.DataFrame, curves: pd.DataFrame, environment: pd.DataFrame,
                  figures: list[tuple[str, str, str, str]], out_html: str, out_md: str,
                  budgets: dict[str, int | None] | None = None, per_task: list[str] = (),
-                 headlines: dict[str, str] | None = None, windows: pd.DataFrame | None = None) -> None:
+                 headlines: dict[str, str] | None = None, windows: pd.DataFrame | None = None,
+                 twins: dict[str, str] | None = None) -> None:
     """Write the summary page. ``figures``: (kind, env, task, path) of every figure; ``headlines``: the kind
     each domain's section leads with; ``budgets``: each domain's distinct-call budget (None: the smallest
     final one); domains in ``per_task`` (molecule objectives) get a table row per task and method; ``windows``:
-    the descriptor-window sampler's rows (descriptor variants), if any."""
+    the descriptor-window sampler's rows (descriptor variants), if any; ``twins``: each OC-GFN method's
+    no-pre-training twin (``plan.control_twins``)."""
     budgets, headlines = budgets or {}, headlines or {}
-    verdict = verdict_table(curves, budgets) if len(curves) else pd.DataFrame()
+    verdict = verdict_table(curves, budgets, twins) if len(curves) else pd.DataFrame()
     budget = budget_table(curves) if len(curves) else pd.DataFrame()
     adapted = [env for env in dict.fromkeys(curves["env"])] if len(curves) else []
     env_line = ", ".join(f"{k} {v}" for k, v in environment.iloc[0].items())

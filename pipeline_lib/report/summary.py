@@ -183,11 +183,14 @@ def _best(at: pd.DataFrame, rows: pd.Series, metric: str) -> str | None:
     return None if means.empty else str(means.idxmax())
 
 
-def verdict_table(curves: pd.DataFrame, budgets: dict[str, int | None]) -> pd.DataFrame:
-    """What pre-training buys, per domain, at equal distinct reward calls: for each adaptation kind its best
-    OC-GFN method minus its best no-pre-training control, and the best method within the budget against
-    the best scratch GFlowNet and against MCMC (and, where a run at its own larger budget does better, that
-    run against scratch, on a row of its own); per (task, seed) differences, mean and 95% interval."""
+def verdict_table(curves: pd.DataFrame, budgets: dict[str, int | None],
+                  twins: dict[str, str] | None = None) -> pd.DataFrame:
+    """What pre-training buys, per domain, at equal distinct reward calls: each OC-GFN method minus its twin
+    on the no-pre-training control (``twins``, ``plan.control_twins``: the same entry but ``pretrained``; without
+    it, per adaptation kind its best OC-GFN method minus its best control, which may pair two algorithms), and
+    the best method within the budget against the best scratch GFlowNet and against MCMC (and, where a run at
+    its own larger budget does better, that run against scratch, on a row of its own); per (task, seed)
+    differences, mean and 95% interval."""
     if not len(curves) or "pretrained" not in curves:
         return pd.DataFrame()
     rows = []
@@ -203,8 +206,13 @@ def verdict_table(curves: pd.DataFrame, budgets: dict[str, int | None]) -> pd.Da
             pairs = []
             for kind in ADAPTATION_KINDS:
                 of_kind = at["kind"] == kind
-                pairs.append((f"{kind}: OC-GFN - control", _best(at, of_kind & ~control, metric),
-                              _best(at, of_kind & control, metric)))
+                if twins is None:
+                    pairs.append((f"{kind}: OC-GFN - control", _best(at, of_kind & ~control, metric),
+                                  _best(at, of_kind & control, metric)))
+                    continue
+                present = set(at.loc[of_kind, "method"])
+                pairs += [(f"{kind}: OC-GFN - control", a, twins[a]) for a in dict.fromkeys(at.loc[of_kind, "method"])
+                          if a in twins and twins[a] in present]
             # "best" at equal distinct calls is chosen among the runs within the budget; where a run that
             # entered at its own larger budget (the exact conversion) does better, it gets its own row
             within = ~at["own_budget"]

@@ -157,6 +157,7 @@ rule summary:
     params:
         budgets={env: spec.get("budget") for env, spec in config["envs"].items()},
         per_task=plan.per_task_envs(config),
+        twins=plan.control_twins(config),
         figures=[[kind, env, task] for kind, env, task in FIGURES],
         headlines={env: plan.headline_figure(config, env) for env in config["envs"] if config["envs"][env]["tasks"]},
     log:

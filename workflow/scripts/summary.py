@@ -9,4 +9,5 @@ with logged(snakemake.log[0]):
     figures = [(kind, env, task, path) for (kind, env, task), path in zip(p.figures, i.figures)]
     summary_page(read_parquet(i.pretrain), read_parquet(i.evaluation), read_parquet(i.curves),
                  read_parquet(i.environment[0]), figures, snakemake.output.html, snakemake.output.markdown,
-                 budgets=p.budgets, per_task=p.per_task, headlines=p.headlines, windows=read_parquet(i.windows))
+                 budgets=p.budgets, per_task=p.per_task, headlines=p.headlines, windows=read_parquet(i.windows),
+                 twins=p.twins)
