@@ -36,6 +36,24 @@ def test_sequence_table_at_a_budget_with_win_rates() -> None:
     assert rows.loc["mcmc", "win_rate_vs_scratch"] == 0.75  # a tie on seed 0 and a win on seed 1
 
 
+def test_sequence_table_compares_at_distinct_calls() -> None:
+    """Where curves count distinct calls the table reads them (MCMC repeats itself: 300 calls, 100 distinct),
+    says what each method used, and an amortized run with fewer gradient steps than scratch by the budget
+    enters at its own larger budget, as in the verdict."""
+    rows = []
+    for seed in (0, 1):
+        rows += [_row("t", seed, "scratch", "scratch", "", 100, 2, 0.3),
+                 _row("t", seed, "scratch", "scratch", "", 200, 5, 0.3),
+                 {**_row("t", seed, "mcmc", "mcmc", "", 100, 7, 0.4), "reward_calls": 300},
+                 {**_row("t", seed, "amortized", "amortized", "full", 100, 1, 0.2), "step": 1},
+                 {**_row("t", seed, "amortized", "amortized", "full", 400, 9, 0.5), "step": 300}]
+    table, used = report.sequence_table(pd.DataFrame(rows).assign(top100_diversity=1.0), "e", 150)
+    rows = table.set_index("method")
+    assert used == 150 and rows.loc["mcmc", "modes_found"] == "7" and rows.loc["scratch", "modes_found"] == "2"
+    assert rows.loc["amortized", "modes_found"] == "9" and rows.loc["amortized", "unique_reward_calls"] == 400
+    assert rows.loc["mcmc", "unique_reward_calls"] == 100 and (table["distinct_calls"] == 150).all()
+
+
 def test_summary_page_skips_an_environment_that_only_pre_trains(tmp_path: Path) -> None:
     pretrain = pd.DataFrame({"env": ["tf", "pa"], "variant": "full", "seed": 0, "step": 10,
                              "success_sample": [0.9, 0.4], "success_greedy": [1.0, 0.8]})

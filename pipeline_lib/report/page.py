@@ -225,7 +225,8 @@ def summary_page(pretrain: pd.DataFrame, evaluation: pd.DataFrame, curves: pd.Da
             h.append(_img(by_kind[(kind, env, "")], CAPTIONS[kind]))
             md += [f"![{env} {kind}]({os.path.relpath(by_kind[(kind, env, '')], Path(out_md).parent)})", ""]
         table, used = sequence_table(curves, env, budgets.get(env), env in per_task)
-        title = f"Objects queried within {number(used)} reward calls"
+        unit = "distinct reward calls" if "unique_reward_calls" in table else "reward calls"
+        title = f"Objects queried within {number(used)} {unit}"
         h += [f"<h3>{html.escape(title)}</h3>", _html_table(table)]
         md += [f"### {title}", "", _md_table(table), ""]
 

@@ -81,18 +81,25 @@ def at_budget(curves: pd.DataFrame, budget: float) -> pd.DataFrame:
 
 def sequence_table(curves: pd.DataFrame, env: str, budget: float | None,
                    by_task: bool = False) -> tuple[pd.DataFrame, float]:
-    """One domain's methods at a fixed reward-call budget: modes found, top-100 reward and diversity of
-    the objects queried so far, mean and 95% interval over tasks and seeds (over seeds per task when
-    ``by_task``), and the win rate against scratch (share of (task, seed) pairs with more modes
-    found; ties count one half)."""
+    """One domain's methods at a fixed budget of distinct reward calls (what a user pays; total calls for
+    curves written before they were counted): modes found, top-100 reward and diversity of the objects
+    queried so far, mean and 95% interval over tasks and seeds (over seeds per task when ``by_task``), and
+    the win rate against scratch (share of (task, seed) pairs with more modes found; ties count one half).
+    As in the verdict (``at_distinct_budget``), a run that does not train, or that took fewer gradient steps
+    than scratch by then, enters at its own larger budget: ``unique_reward_calls`` says what each used."""
     df = curves[curves["env"] == env]
+    distinct = "unique_reward_calls" in df and df["unique_reward_calls"].notna().all()
+    calls = "unique_reward_calls" if distinct else "reward_calls"
     if budget is None:  # the largest budget every trained method reached
         training = ~df["kind"].isin(NOT_TRAINED)
         trained = df[training] if training.any() else df
-        budget = float(trained.groupby("method")["reward_calls"].max().min())
-    at = at_budget(df, budget)
+        budget = float(trained.groupby("method")[calls].max().min())
+    at = at_distinct_budget(df, budget) if distinct else at_budget(df, budget)
     keys = ["task", "method"] if by_task else ["method"]
     out = _mean_interval(at, keys, SEQUENCE_METRICS + _with_data(at, (NOVEL,)))
+    if distinct:
+        used = at.groupby(keys, sort=False)[calls].mean().round().astype(int)
+        out.insert(len(keys), "unique_reward_calls", used.to_numpy())  # the same groups in the same order
     if not by_task:
         out.insert(1, "tasks", at.groupby("method", sort=False)["task"].nunique().to_numpy())
     scratch = at[at["kind"] == "scratch"]
@@ -108,7 +115,7 @@ def sequence_table(curves: pd.DataFrame, env: str, budget: float | None,
                 joined["modes_found"] == joined["modes_found_scratch"])
             wins.append(float(score.mean()) if len(score) else float("nan"))
         out["win_rate_vs_scratch"] = wins
-    out.insert(0, "reward_calls", int(budget))
+    out.insert(0, "distinct_calls" if distinct else "reward_calls", int(budget))
     return out, budget
 
 
