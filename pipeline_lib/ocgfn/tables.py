@@ -167,23 +167,21 @@ def ancestor_flows(env, source, y: torch.Tensor, flow: str) -> AncestorFlows:
         if len(key) > 1 and bool((key[1:] == key[:-1]).any()):  # the pairs are distinct: equal keys collide
             raise RuntimeError("two (outcome, ancestor) pairs share a 64-bit hash key; split the batch of outcomes")
     mask = env.forward_mask(s)
-    sub = AncestorFlows(b, s, key, base, mask, torch.zeros(0), torch.zeros(0), child)
     if isinstance(source, GoalReaching):  # the moves that keep y reachable are those that stay in its sub-DAG
         log_f, logits = torch.zeros(len(s), device=s.device), source.logits(child >= 0, env.same(s, y[b]), mask)
     else:
         log_f, logits = source(s, y[b])
-    sub.log_f, sub.log_pf = log_f, masked_log_softmax(logits, mask)
-    log_pf = sub.log_pf
+    log_pf = masked_log_softmax(logits, mask)
     if flow == "policy":
         level = env.level(s)
         visit = (level == 0).to(log_pf.dtype)  # s0, once per outcome
         for depth in level.unique(sorted=True).tolist():
             rows = (level == depth).nonzero(as_tuple=True)[0]
-            src, act = (sub.child[rows] >= 0).nonzero(as_tuple=True)
+            src, act = (child[rows] >= 0).nonzero(as_tuple=True)
             src = rows[src]
-            visit.index_add_(0, sub.child[src, act], visit[src] * log_pf[src, act].exp())
-        sub.log_f = visit.clamp(min=1e-30).log()
-    return sub
+            visit.index_add_(0, child[src, act], visit[src] * log_pf[src, act].exp())
+        log_f = visit.clamp(min=1e-30).log()
+    return AncestorFlows(b, s, key, base, mask, log_f, log_pf, child)
 
 
 @torch.no_grad()

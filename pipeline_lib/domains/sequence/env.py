@@ -92,7 +92,6 @@ class Sequence(DomainRewards):
         # every state has an exact int64 index even where the space is too large to list (RNA of 14 bases:
         # 3.6e8): what the outcomes' sub-DAGs (ancestors) need, not the dense tables
         self.indexable = sum(counts) < 2**62
-        self.n_keys = sum(counts) if self.indexable else 0  # index() < n_keys
         if self.enumerable:
             self.n_states = sum(counts)
         if self.indexable:
