@@ -27,6 +27,7 @@ import yaml
 from benchmarks.rule_times import print_rule_times
 from pipeline_lib.config import pretrain_config
 from pipeline_lib.core.nets import GFlowNet
+from pipeline_lib.core.training import adam
 from pipeline_lib.core.transitions import db_loss, db_rollout
 from pipeline_lib.domains import make_env
 from pipeline_lib.domains.hypergrid.env import HyperGrid
@@ -65,7 +66,7 @@ def db_benchmark(env, reward, batch: int, steps: int, warmup: int) -> dict:
     states: those the step evaluates the network on (every state a trajectory left, the stop's
     included), stacked into one batch."""
     model = GFlowNet(env.feature_dim, env.n_actions, env.n_backward_actions, 256, 2, learn_pb=False).to(env.device)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    opt = adam(model.parameters(), lr=1e-3)
     gen = torch.Generator(env.device).manual_seed(0)
     phases = {"rollout_and_forward": 0.0, "loss": 0.0, "backward": 0.0, "optimizer": 0.0}
 

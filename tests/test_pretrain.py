@@ -272,3 +272,45 @@ def test_ocgfn_loss_reads_reachability_at_s_prime_from_the_next_transition(mode:
                                            success, env.can_reach(terms.state, y), reach_next, cfg.ot,
                                            cfg.log_eps_fail)
     assert torch.equal(ocgfn_loss(env, terms, traj.terminals, outcomes, cfg), masked_mse(residual, mask))
+
+
+def test_relabelled_rollouts_that_reached_their_goal_are_evaluated_once() -> None:
+    """Under relabel_own a rollout that reached its goal enters the loss twice with the same outcome;
+    ``repeated_columns`` finds those and ``transition_terms`` reads them off the first pass: the loss and every
+    gradient are those of evaluating both copies, and the network sees fewer states."""
+    from pipeline_lib.domains.sequence.env import Sequence
+    from pipeline_lib.ocgfn.pretrain import loss_sets, repeated_columns
+
+    env = Sequence("ACG", 4, min_length=1)
+    model = OutcomeConditionedGFlowNet(env.feature_dim, env.n_actions, env.n_backward_actions, 32, 2, False,
+                                       "pairs", env.pair_dim)
+    gen = torch.Generator().manual_seed(0)
+    cfg = PretrainConfig(relabel_own=True, contrastive=True)
+    goals = env.random_outcomes(48, gen)
+    rollouts = rollout(env, OCGFNPolicy(env, model, goals), 48, 0.5, generator=gen)
+    goals[:20] = rollouts.terminals[:20]  # the first 20 reached their goal, as most do once trained
+    explorer = rollout(env, OCGFNPolicy(env, model, goals), 48, 0.5, generator=gen)
+    sets, trajectories = loss_sets(cfg, goals, rollouts, explorer.terminals, explorer, rollouts.terminals)
+    copies = repeated_columns(sets, trajectories)
+    reached = env.same(rollouts.terminals, goals)
+    assert copies is not None and torch.equal(copies[96:] >= 0, reached) and (copies[:96] < 0).all()
+    assert torch.equal(copies[96:][reached], reached.nonzero(as_tuple=True)[0])
+    y, batch = torch.cat(sets), Trajectories.concat(trajectories)
+    calls = []
+
+    def counting(states, rows):
+        calls.append(len(states))
+        return OCGFNPolicy(env, model, y).flows(states, rows)
+
+    grads = []
+    for shared in (None, copies):
+        model.zero_grad()
+        terms = transition_terms(env, batch, counting, shared)
+        loss = ocgfn_loss(env, terms, batch.terminals, y, cfg, sets=len(sets))
+        loss.backward()
+        grads.append((loss.detach(), [p.grad.clone() for p in model.parameters()]))
+    assert calls[1] == calls[0] - int((rollouts.valid[:, reached].sum() + reached.sum()))
+    assert torch.allclose(grads[0][0], grads[1][0], rtol=1e-6, atol=1e-7)
+    for full, once in zip(grads[0][1], grads[1][1]):
+        assert torch.allclose(full, once, rtol=1e-5, atol=1e-7)
+    assert repeated_columns([goals, explorer.terminals], [rollouts, explorer]) is None  # no set twice, no copy

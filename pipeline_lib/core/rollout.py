@@ -53,13 +53,23 @@ class Trajectories:
 def sample_actions(log_probs: torch.Tensor, mask: torch.Tensor, epsilon: float, greedy: bool,
                    generator: torch.Generator | None) -> torch.Tensor:
     """Sample from a policy mixed with epsilon of the uniform policy over valid actions."""
+    return draw(log_probs, mask, epsilon, greedy, generator)[0]
+
+
+def draw(log_probs: torch.Tensor, mask: torch.Tensor, epsilon: float, greedy: bool,
+         generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``sample_actions`` and, bool [B], whether each draw is one a working policy makes: the winning
+    score, read off the same reduction that picks the action, so the check costs no operation of its
+    own in the rollout loop. A NaN on a valid action wins the race and fails the check; so does a
+    policy without mass on any valid action (every valid score 0, every invalid one negative)."""
     log_probs = log_probs.detach()  # a recording policy keeps its graph for the loss, not for sampling
     if greedy:  # never an action outside the mask, even from a broken policy (``rollout`` reports those)
-        return torch.where(mask, log_probs.clamp(min=torch.finfo(log_probs.dtype).min), float("-inf")).argmax(-1)
+        low = torch.finfo(log_probs.dtype).min
+        score, actions = torch.where(mask, log_probs.clamp(min=low), float("-inf")).max(-1)
+        return actions, score > low  # -inf on the chosen action was clamped to ``low``; NaN compares False
     probs = log_probs.exp()
-    if epsilon > 0:
-        uniform = mask.float() / mask.sum(-1, keepdim=True)
-        probs = (1 - epsilon) * probs + epsilon * uniform
+    if epsilon > 0:  # (1 - eps) p + eps / #valid on the valid actions, in the order the test checks
+        probs = (1 - epsilon) * probs + epsilon * mask.sum(-1, keepdim=True).reciprocal()
     # masked entries already ~0; -1 removes round-off mass and keeps even a policy without mass on
     # the valid actions (all ratios 0) from drawing an invalid one, which could leave the state space
     probs = torch.where(mask, probs, -1.0)
@@ -67,17 +77,8 @@ def sample_actions(log_probs: torch.Tensor, mask: torch.Tensor, epsilon: float, 
     # numbers from the same generator), without its per-call validity checks, which cost several
     # synchronising reductions per rollout step; ``rollout`` checks every draw once at the end instead.
     race = torch.empty_like(probs).exponential_(1, generator=generator)
-    return (probs / race).argmax(-1)
-
-
-def valid_draws(log_probs: torch.Tensor, mask: torch.Tensor, actions: torch.Tensor, mixed: bool) -> torch.Tensor:
-    """Bool [B]: the draw is one a working policy makes. A NaN on a valid action makes the race (and
-    argmax) pick it, so looking at the chosen entry catches NaN policies; the action must also be in
-    ``mask`` and, unless epsilon-uniform mixing gave every valid action mass (``mixed``), have
-    non-zero probability (a policy without mass on any valid action fails here)."""
-    chosen = log_probs.detach().gather(1, actions[:, None])[:, 0]
-    possible = ~chosen.isnan() if mixed else chosen > float("-inf")
-    return possible & mask.gather(1, actions[:, None])[:, 0]
+    score, actions = (probs / race).max(-1)
+    return actions, score > 0
 
 
 def rollout(env, policy: PolicyFn, n: int, epsilon: float = 0.0, greedy: bool = False,
@@ -107,16 +108,17 @@ def _rollout(env, policy: PolicyFn, n: int, epsilon: float, greedy: bool, genera
     for _ in range(env.max_length):
         if n_running == n:  # every trajectory still runs: no gather or scatter of rows
             log_probs, mask = policy(state, every), env.forward_mask(state)
-            act = drawn = sample_actions(log_probs, mask, epsilon, greedy, generator)
+            act, ok = draw(log_probs, mask, epsilon, greedy, generator)
             step_act = act
         else:
             rows = running.nonzero(as_tuple=True)[0]
             sub = state[rows]
             log_probs, mask = policy(sub, rows), env.forward_mask(sub)
             act = torch.full((n,), -1, dtype=torch.long, device=state.device)
-            act[rows] = drawn = sample_actions(log_probs, mask, epsilon, greedy, generator)
+            drawn, ok = draw(log_probs, mask, epsilon, greedy, generator)
+            act[rows] = drawn
             step_act = torch.where(running, act, env.stop)
-        checks.append(valid_draws(log_probs, mask, drawn, epsilon > 0 and not greedy))
+        checks.append(ok)
         state = env.step(state, step_act)
         states.append(state)
         actions.append(act)

@@ -81,15 +81,23 @@ def recorded_terms(env, traj: Trajectories, recorded: RecordedFlows) -> Transiti
     return TransitionTerms(t, b, state, next_state, action, is_stop, log_f, log_pf, log_f[there], log_pb)
 
 
-def transition_terms(env, traj: Trajectories, model: FlowFn) -> TransitionTerms:
-    """Evaluate ``model`` once on every distinct visited state and gather the DB terms."""
+def transition_terms(env, traj: Trajectories, model: FlowFn, copies: torch.Tensor | None = None) -> TransitionTerms:
+    """Evaluate ``model`` once on every distinct visited state and gather the DB terms. ``copies[b]`` >= 0 says
+    trajectory b is trajectory ``copies[b]`` again with the same outcome (``pretrain.repeated_columns``): its
+    terms are read off that one's outputs, the same values and, through the shared graph, the same gradient
+    as a pass of its own, for none of the cost."""
     n_t1, n_b = traj.states.shape[:2]
     exist = torch.cat([torch.ones_like(traj.valid[:1]), traj.valid], dim=0)
+    if copies is not None:
+        exist = exist & (copies < 0)
     es, eb = exist.nonzero(as_tuple=True)
     flat_states = traj.states[es, eb]
     log_f_flat, logits_flat, pb_flat = model(flat_states, eb)
     pos = torch.full((n_t1, n_b), -1, dtype=torch.long, device=es.device)
     pos[es, eb] = torch.arange(len(es), device=es.device)
+    if copies is not None:
+        again = (copies >= 0).nonzero(as_tuple=True)[0]
+        pos[:, again] = pos[:, copies[again]]
 
     t, b = traj.valid.nonzero(as_tuple=True)
     here, there = pos[t, b], pos[t + 1, b]

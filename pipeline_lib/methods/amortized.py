@@ -28,6 +28,7 @@ from pipeline_lib.core.env import ANCESTORS, COMPLETIONS, ENUMERABLE, TREE
 from pipeline_lib.core.losses import amortized_predictor, masked_mse
 from pipeline_lib.core.nets import masked_log_softmax, mlp
 from pipeline_lib.core.rollout import rollout, sample_actions
+from pipeline_lib.core.training import adam
 from pipeline_lib.methods.base import Method, NetworkSettings
 from pipeline_lib.methods.exact_conversion import MAX_DENSE
 from pipeline_lib.ocgfn.tables import (
@@ -314,7 +315,7 @@ class Amortized(Method):
             have = env.capabilities()
             kind = AutoregressiveQ if have[TREE] is None else CompletionQ if have[COMPLETIONS] is None else CategoricalQ
             self.q = kind(self).to(device)
-        self.opt = torch.optim.Adam([*self.n_net.parameters(), *self.q.parameters()], lr=settings.lr)
+        self.opt = adam([*self.n_net.parameters(), *self.q.parameters()], lr=settings.lr)
 
     def log_n(self, feats: torch.Tensor) -> torch.Tensor:
         """log N(s'|s) [n, A], unnormalised (an edge flow up to the reward's scale)."""

@@ -11,6 +11,7 @@ from torch import nn
 
 from pipeline_lib.core.nets import NEG_INF, mlp
 from pipeline_lib.core.rollout import rollout
+from pipeline_lib.core.training import adam
 from pipeline_lib.methods.base import Method, NetworkSettings, mixed_table
 
 REWARD_SCALES = ("log", "rank", "raw")
@@ -79,7 +80,7 @@ class DQN(Method):
         self.q = mlp(env.feature_dim, cfg.hidden, cfg.layers, env.n_actions).to(device)
         self.target = mlp(env.feature_dim, cfg.hidden, cfg.layers, env.n_actions).to(device)
         self.target.load_state_dict(self.q.state_dict())
-        self.opt = torch.optim.Adam(self.q.parameters(), lr=cfg.lr)
+        self.opt = adam(self.q.parameters(), lr=cfg.lr)
         self.buffer = ReplayBuffer(cfg.buffer_size, env.initial_states(1).shape[1], device)
 
     def greedy(self, states: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:

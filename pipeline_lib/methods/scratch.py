@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 
 from pipeline_lib.core.nets import GFlowNet
-from pipeline_lib.core.training import added
+from pipeline_lib.core.training import adam, added
 from pipeline_lib.core.transitions import db_loss, db_rollout, gfn_policy, subtb_loss, tb_loss
 from pipeline_lib.methods.base import Method, NetworkSettings
 
@@ -58,7 +58,7 @@ class Scratch(Method):
         groups = [{"params": rest}]
         if settings.loss == "tb" or any(p is self.log_z for p in self.model.parameters()):
             groups.append({"params": [self.log_z], "lr": settings.log_z_lr})
-        self.opt = torch.optim.Adam(groups, lr=settings.lr)  # fresh moments: the reward's gradients differ
+        self.opt = adam(groups, lr=settings.lr)  # fresh moments: the reward's gradients differ
 
     def warm_up(self) -> None:
         """``warm_start: data``: maximum likelihood of P_F on paths to the data set's objects
@@ -70,7 +70,7 @@ class Scratch(Method):
         from pipeline_lib.ocgfn.sources import paths_to
 
         data = self.data
-        opt = torch.optim.Adam(self.model.parameters(), lr=self.cfg.lr)
+        opt = adam(self.model.parameters(), lr=self.cfg.lr)
         losses = []
         for _ in range(self.cfg.warm_steps):
             idx = torch.randint(len(data), (self.cfg.batch_size,), generator=self.gen, device=data.device)

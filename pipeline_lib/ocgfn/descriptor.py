@@ -32,10 +32,10 @@ from pipeline_lib.core.env import TREE, missing
 from pipeline_lib.core.losses import trajectory_balance
 from pipeline_lib.core.nets import NEG_INF, OutcomeConditionedGFlowNet, masked_log_softmax, mlp
 from pipeline_lib.core.rollout import Trajectories, rollout
-from pipeline_lib.core.training import Trainer
+from pipeline_lib.core.training import Trainer, adam
 from pipeline_lib.core.transitions import TransitionTerms, transition_terms
 from pipeline_lib.descriptors import Descriptor, make_descriptor
-from pipeline_lib.ocgfn.pretrain import OCGFNPolicy, PretrainConfig, Pretrainer, loss_sets
+from pipeline_lib.ocgfn.pretrain import OCGFNPolicy, PretrainConfig, Pretrainer, loss_sets, repeated_columns
 from pipeline_lib.runtime import seed_everything
 
 OUTCOMES = ("objects", "descriptor")
@@ -221,7 +221,7 @@ class ClassifierPretrainer(Trainer):
         self.gen = seed_everything(seed, device)
         self.model = OutcomeClassifier(env.feature_dim, env.n_actions, descriptor.size, cfg.hidden,
                                        cfg.layers).to(device)
-        self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
+        self.opt = adam(self.model.parameters(), lr=cfg.lr)
         self.outcome_counts = torch.zeros(descriptor.size, dtype=torch.long, device=device)
         self.transitions = 0
         self.phases: dict[str, float] = {}
@@ -313,7 +313,7 @@ class DescriptorPretrainer(Pretrainer):
         super().__init__(env, cfg, seed, device)
         self.outcome_counts = torch.zeros(descriptor.size, dtype=torch.long, device=device)
         self.log_z = torch.nn.Parameter(torch.full((descriptor.size,), log_size_bound(env), device=device))
-        self.z_opt = torch.optim.Adam([self.log_z], lr=cfg.z_lr)
+        self.z_opt = adam([self.log_z], lr=cfg.z_lr)
         self.log_eps = failure_log_reward(env, cfg)
 
     def outcome_arch(self) -> dict[str, Any]:
@@ -337,7 +337,7 @@ class DescriptorPretrainer(Pretrainer):
         sets, trajectories = loss_sets(cfg, goals, negatives, outcomes, positives, desc.outcomes(negatives.terminals))
         y = torch.cat(sets)
         batch = Trajectories.concat(trajectories)
-        terms = transition_terms(env, batch, source.policy(y).flows)
+        terms = transition_terms(env, batch, source.policy(y).flows, repeated_columns(sets, trajectories))
         t = self._phase("OC-GFN forward", t)
         hit = (desc.outcomes(batch.terminals) == y).all(-1)
         loss = descriptor_tb_loss(terms, self.log_z[desc.index(y)], hit, self.log_eps, sets=len(sets))

@@ -22,7 +22,7 @@ from pipeline_lib.core.nets import (
     oc_inputs,
 )
 from pipeline_lib.core.rollout import Trajectories, rollout
-from pipeline_lib.core.training import Trainer, added
+from pipeline_lib.core.training import Trainer, adam, added
 from pipeline_lib.core.transitions import TransitionTerms, db_loss, db_rollout, transition_terms
 from pipeline_lib.ocgfn.sources import paths_to
 from pipeline_lib.runtime import seed_everything
@@ -157,6 +157,25 @@ def loss_sets(cfg: PretrainConfig, goals: torch.Tensor, rollouts: Trajectories, 
     return sets, trajectories
 
 
+def repeated_columns(sets: list[torch.Tensor], trajectories: list[Trajectories]) -> torch.Tensor | None:
+    """For each trajectory of the concatenated sets, the column of an earlier set that holds the same
+    trajectories object with an equal outcome, else -1 (None if there is none): under ``relabel_own`` every
+    rollout that reached its goal is in the loss twice with the same outcome, and once success is high that
+    is most of a third of the batch, which ``transition_terms(copies=...)`` then evaluates once."""
+    starts = [0]
+    for y in sets:
+        starts.append(starts[-1] + len(y))
+    copies = torch.full((starts[-1],), -1, dtype=torch.long, device=sets[0].device)
+    for k in range(len(sets)):
+        for j in range(k):
+            if trajectories[k] is trajectories[j] and len(sets[k]) == len(sets[j]):
+                same = (sets[k] == sets[j]).reshape(len(sets[k]), -1).all(-1)
+                mine = copies[starts[k]:starts[k + 1]]
+                fresh = same & (mine < 0)
+                mine[fresh] = starts[j] + fresh.nonzero(as_tuple=True)[0]
+    return copies if bool((copies >= 0).any()) else None
+
+
 @torch.no_grad()
 def reached(env, model: OutcomeConditionedGFlowNet, outcomes: torch.Tensor, greedy: bool,
             generator: torch.Generator | None, chunk: int = 4096) -> torch.Tensor:
@@ -224,9 +243,9 @@ class Pretrainer(Trainer):
                                                 pair_dim(env, cfg.conditioning), **self.outcome_arch()).to(device)
         self.explorer = GFlowNet(f, a, nb, cfg.hidden, cfg.layers, cfg.learn_pb).to(device)
         self.rnd = RND(f, cfg.rnd_hidden, cfg.rnd_dim).to(device)
-        self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
-        self.explorer_opt = torch.optim.Adam(self.explorer.parameters(), lr=cfg.explorer_lr)
-        self.rnd_opt = torch.optim.Adam(self.rnd.predictor.parameters(), lr=cfg.rnd_lr)
+        self.opt = adam(self.model.parameters(), lr=cfg.lr)
+        self.explorer_opt = adam(self.explorer.parameters(), lr=cfg.explorer_lr)
+        self.rnd_opt = adam(self.rnd.predictor.parameters(), lr=cfg.rnd_lr)
         enumerable = env.capabilities()[ENUMERABLE] is None
         self.seen = torch.zeros(env.n_states if enumerable else 0, dtype=torch.bool, device=device)
         self.transitions = 0
@@ -318,7 +337,8 @@ class Pretrainer(Trainer):
             trajectories.append(paths_to(env, known, self.gen))
         y = torch.cat(sets)
         batch = Trajectories.concat(trajectories)
-        terms = transition_terms(env, batch, OCGFNPolicy(env, self.model, y).flows)
+        terms = transition_terms(env, batch, OCGFNPolicy(env, self.model, y).flows,
+                                 repeated_columns(sets, trajectories))
         t = self._phase("OC-GFN forward", t)
         loss = ocgfn_loss(env, terms, batch.terminals, y, cfg, sets=len(sets))
         t = self._phase("OT loss", t)
