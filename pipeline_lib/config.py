@@ -231,7 +231,7 @@ def _check_task(config: dict[str, Any], env_name: str, env, task: str) -> None:
     params = entry.get("params", {})
     try:
         files = [] if ":" in entry["reward"] else env.domain_rewards().data_files(entry["reward"], params, resources)
-    except ValueError as err:
+    except (TypeError, ValueError) as err:  # TypeError: a misspelt keyword of the reward function
         raise ConfigError(f"tasks.{task}.params: {err}") from err
     if not all(f.exists() for f in files):
         return  # fetched by the workflow's data rule, which names a file it cannot fetch; checked then
@@ -240,6 +240,9 @@ def _check_task(config: dict[str, Any], env_name: str, env, task: str) -> None:
         validate_reward(make_reward(entry["reward"], params, env, resources), sample, entry["reward"])
     except ValueError as err:
         raise ConfigError(f"tasks.{task}.reward: {err}") from err
+    except TypeError as err:  # a reward whose bind calls it: a parameter it does not take
+        raise ConfigError(f"tasks.{task}.params: reward {entry['reward']!r} refused its parameters {params}: "
+                          f"{err}") from err
 
 
 def _check_data(config: dict[str, Any], env: str) -> None:

@@ -234,6 +234,17 @@ def test_bad_reward_params(test_config: dict) -> None:
     raises_config(test_config, "tasks.peaks.reward", "TypeError", "widht")
 
 
+def test_misspelt_parameter_of_a_reward_whose_bind_calls_it(test_config: dict) -> None:
+    """A domain's bind may call the reward to check its parameters (subset's does): the TypeError of a misspelt
+    keyword still comes out as a config error naming the task's params."""
+    test_config["envs"]["grid6"]["domain"] = "subset"
+    test_config["envs"]["grid6"]["params"] = {"n": 4}
+    test_config["envs"]["grid6"]["methods"] = ["mcmc"]
+    test_config["envs"]["grid6"]["tasks"] = ["corner"]
+    test_config["tasks"]["corner"] = {"reward": "weights", "params": {"bta": 2.0}}
+    raises_config(test_config, "tasks.corner.params", "'weights'", "bta")
+
+
 def test_bad_env_params(test_config: dict) -> None:
     test_config["envs"]["grid6"]["params"] = {"ndim": 2, "size": 6}
     raises_config(test_config, "envs.grid6.params.size: unknown parameter of domain 'hypergrid'",

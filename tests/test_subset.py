@@ -113,3 +113,41 @@ def test_every_method_runs_and_the_dense_conversion_is_exact() -> None:
         else:
             assert 0 < curve["l1"].iloc[-1] <= 2
     assert method_class("amortized").unsupported(make_env("subset", {"n": 30}), method_class("amortized").Settings())
+
+
+def test_a_new_domain_that_breaks_the_protocol_is_told_how() -> None:
+    """What a domain added by following the README most easily gets wrong, each refused with the fix: a
+    capability left out of capabilities(), can_reach reducing more than the state's own dimensions (the exact
+    tables call it on [S, Y, ...] pairs), and 'enumerable' without n_states."""
+    import pipeline_lib.domains as domains
+    from pipeline_lib.core.env import TREE, missing
+    from pipeline_lib.domains.subset.env import Subset
+    from pipeline_lib.ocgfn.tables import reachability
+
+    class Forgetful(Subset):
+        def capabilities(self):
+            return {k: v for k, v in super().capabilities().items() if k != TREE}
+
+    with pytest.raises(ValueError, match=r"Forgetful.capabilities\(\) lacks 'tree'"):
+        missing(Forgetful(4), (TREE,))
+
+    class Flat(Subset):
+        def can_reach(self, states, outcomes):  # reduces every dimension after the first
+            return (states <= outcomes).flatten(1).all(-1)
+
+    env = Flat(3)
+    with pytest.raises(ValueError, match=r"Flat.can_reach gave shape \(8,\) on \[S, Y, \.\.\.\] pairs"):
+        reachability(env, StateGraph.build(env))
+
+    class Uncounted(Subset):
+        def __init__(self, n: int, device: str = "cpu") -> None:
+            super().__init__(n, device=device)
+            del self.n_states
+
+    original = domains.domain_class
+    domains.domain_class = lambda name: Uncounted if name == "uncounted" else original(name)
+    try:
+        with pytest.raises(ValueError, match="declares 'enumerable' but has no int n_states"):
+            domains.make_env("uncounted", {"n": 3})
+    finally:
+        domains.domain_class = original

@@ -66,13 +66,16 @@ class Environment(Protocol):
         """Bool [B]."""
 
     def level(self, states: torch.Tensor) -> torch.Tensor:
-        """Long [B]: number of transitions from s0, so parents have a smaller level."""
+        """Long [B]: a rank that every move raises, so parents have a smaller level (the number of transitions
+        from s0 where all paths to a state have one length; on other DAGs e.g. a position): the dynamic
+        programmes walk the DAG level by level."""
 
     def can_reach(self, states: torch.Tensor, outcomes: torch.Tensor) -> torch.Tensor:
-        """Bool [B]: terminal ``outcomes`` can still be produced from ``states``."""
+        """Bool [...]: terminal ``outcomes`` can still be produced from ``states``, over any leading dimensions
+        (the exact tables call it on [S, Y, ...] pairs): reduce only the state's own dimensions."""
 
     def same(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        """Bool [B]: row-wise equality of two batches of states."""
+        """Bool [...]: equality of states, over any leading dimensions as ``can_reach``."""
 
     def random_outcomes(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """``n`` terminal objects drawn at random (evaluation targets, MCMC starts)."""
@@ -101,6 +104,10 @@ class Environment(Protocol):
 
     figure_kinds: tuple[str, ...]  # figures the report draws for this domain ("heatmap", "molecules")
     per_task_report: bool  # report tables list each task apart (objectives on different scales)
+    # Where ENUMERABLE: ``n_states`` (= len(all_states())), ``all_states()`` in ``index`` order with s0 at index 0
+    # (the dynamic programmes start there) and ``terminal_states()``. Optional: ``headline`` ("search", or "l1"
+    # where the summary should lead with exact L1 curves: plan.py), ``indexable`` (an exact int64 ``index`` even
+    # where the space is too large to list: ocgfn/tables.py).
 
     def domain_rewards(self) -> Any:
         """The domain's rewards module: REWARDS, bind, data_files, fetch, reference_modes."""
@@ -132,8 +139,11 @@ def missing(env: Environment, needs: tuple[str, ...] | list[str]) -> str | None:
     """Why ``env`` cannot serve something that needs ``needs`` (the first missing capability), or None."""
     have = env.capabilities()
     for name in needs:
-        if name not in have:
+        if name not in CAPABILITIES:
             raise ValueError(f"unknown capability {name!r}; expected one of {CAPABILITIES}")
+        if name not in have:
+            raise ValueError(f"{type(env).__name__}.capabilities() lacks {name!r}: it must answer for every name in "
+                             f"CAPABILITIES (None where it has one, else why not)")
         if have[name] is not None:
             return f"needs the {name!r} capability: {have[name]}"
     return None

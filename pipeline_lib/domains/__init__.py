@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from pipeline_lib.core.env import Environment
+from pipeline_lib.core.env import ENUMERABLE, Environment
 
 DOMAINS = {
     "hypergrid": "pipeline_lib.domains.hypergrid.env:HyperGrid",
@@ -84,9 +84,14 @@ def make_env(domain: str, params: dict[str, Any], device: torch.device | str = "
     """Instantiate a domain by name; unknown names and bad parameters name the offending key."""
     check_params(domain, params)
     try:
-        return domain_class(domain)(**params, device=device)
+        env = domain_class(domain)(**params, device=device)
     except (TypeError, ValueError) as err:
         raise ValueError(f"params of domain {domain!r}: {err}") from err
+    have = env.capabilities()
+    if have.get(ENUMERABLE, "") is None and not isinstance(getattr(env, "n_states", None), int):
+        raise ValueError(f"domain {domain!r}: {type(env).__name__} declares 'enumerable' but has no int n_states "
+                         f"(the number of states, len(all_states()); core/env.py)")
+    return env
 
 
 __all__ = ["DOMAINS", "Environment", "check_params", "domain_class", "domain_rewards", "make_env"]

@@ -55,7 +55,11 @@ def flow_tables(env, graph: StateGraph, source, flow: str) -> tuple[torch.Tensor
 def reachability(env, graph: StateGraph) -> torch.Tensor:
     """Bool [S, Y]: outcome y can be produced from state s."""
     s = graph.states
-    return env.can_reach(s[:, None, :].expand(-1, len(s), -1), s[None, :, :].expand(len(s), -1, -1))
+    reach = env.can_reach(s[:, None, :].expand(-1, len(s), -1), s[None, :, :].expand(len(s), -1, -1))
+    if reach.shape != (len(s), len(s)):
+        raise ValueError(f"{type(env).__name__}.can_reach gave shape {tuple(reach.shape)} on [S, Y, ...] pairs, "
+                         f"expected {(len(s), len(s))}: it must work over any leading dimensions (core/env.py)")
+    return reach
 
 
 @torch.no_grad()
