@@ -5,7 +5,10 @@ and the script hands the same object to its stage: the library never re-reads th
 """
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 import json
+from pathlib import Path
 from typing import Any
 
 from pipeline_lib.config import env_methods, env_variants, method_config, pretrain_config
@@ -24,7 +27,41 @@ def env_spec(config: dict[str, Any], env: str) -> dict[str, Any]:
 
 
 def task_spec(config: dict[str, Any], task: str) -> dict[str, Any]:
-    return {"name": task, **config["tasks"][task]}
+    """The task's entry; a plug-in reward adds the hash of its source file, so editing the reward reruns the
+    task's jobs (and only those) as a changed setting does."""
+    spec = {"name": task, **config["tasks"][task]}
+    code = plugin_source(spec["reward"])
+    if code is not None:
+        spec["code"] = hashlib.sha256(code.read_bytes()).hexdigest()[:16]
+    return spec
+
+
+def source_hash(package: str) -> str:
+    """A hash of a package's Python files (e.g. ``pipeline_lib.report`` for the figure and summary rules' params):
+    editing the drawing code reruns the figures and the summary, never training."""
+    folder = Path(importlib.util.find_spec(package).submodule_search_locations[0])
+    digest = hashlib.sha256()
+    for path in sorted(folder.glob("*.py")):
+        digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def plugin_source(reward: str) -> Path | None:
+    """The file a plug-in reward ('path/to/file.py:fn' or 'package.module:fn') is defined in; None for a built-in
+    reward or a module that cannot be found (the config check names that error). Modules the file imports are
+    not followed."""
+    if ":" not in reward:
+        return None
+    target = reward.rsplit(":", 1)[0]
+    if target.endswith(".py"):
+        path = Path(target)
+        return path if path.is_file() else None
+    try:
+        spec = importlib.util.find_spec(target)
+    except (ImportError, ValueError):
+        return None
+    origin = getattr(spec, "origin", None)
+    return Path(origin) if origin and Path(origin).is_file() else None
 
 
 def pretrain_job(config: dict[str, Any], env: str, variant: str) -> dict[str, Any]:

@@ -319,3 +319,46 @@ def test_schema_errors(raw_test_config: dict, mutate, needle: str) -> None:
 def test_epsilon_out_of_range(test_config: dict, section: str, key: str) -> None:
     test_config[section]["settings"][key] = -0.5
     raises_config(test_config, key)
+
+
+def test_editing_a_plugin_reward_changes_its_tasks_jobs_only(test_config: dict, tmp_path: Path) -> None:
+    """A plug-in reward's source hash is part of its task's jobs (Snakemake reruns on changed params): editing the
+    file reruns that task's target and adaptations, a built-in task's jobs stay as they were."""
+    from pipeline_lib import plan
+
+    plugin = tmp_path / "mine.py"
+    plugin.write_text("def r(x):\n    return x.sum(-1) * 0.0 + 1.0\n")
+    test_config["tasks"]["corner"]["reward"] = f"{plugin}:r"
+    before = plan.target_job(test_config, "grid6", "corner"), plan.task_spec(test_config, "peaks")
+    plugin.write_text("def r(x):\n    return x.sum(-1) * 0.0 + 2.0\n")
+    after = plan.target_job(test_config, "grid6", "corner"), plan.task_spec(test_config, "peaks")
+    assert before[0]["task"]["code"] != after[0]["task"]["code"]
+    assert before[1] == after[1] and "code" not in after[1]
+    assert plan.plugin_source("pipeline_lib.domains.hypergrid.rewards:corner").name == "rewards.py"
+    assert plan.plugin_source("no_such_module_anywhere:f") is None
+
+
+def test_the_figure_rules_code_hash_follows_the_drawing_code(tmp_path: Path, monkeypatch) -> None:
+    """The figure and summary rules carry ``source_hash('pipeline_lib.report')`` as a param: an edit to any module
+    of the package changes it (so Snakemake reruns them), and nothing else does."""
+    import importlib
+
+    from pipeline_lib import plan
+
+    package = tmp_path / f"drawing_{abs(hash(tmp_path)) % 10**8}"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "plots.py").write_text("X = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    importlib.invalidate_caches()
+    first = plan.source_hash(package.name)
+    assert plan.source_hash(package.name) == first
+    (package / "plots.py").write_text("X = 2\n")
+    assert plan.source_hash(package.name) != first
+    assert len(plan.source_hash("pipeline_lib.report")) == 16
+
+
+def test_a_mode_key_of_another_kind_is_refused(test_config: dict) -> None:
+    """{kind: relative, threshold: 0.9} used to run with the default fraction, the threshold ignored."""
+    test_config["tasks"]["corner"]["modes"] = {"kind": "relative", "threshold": 0.9}
+    raises_config(test_config, "tasks.corner.modes.kind: 'relative' takes ['fraction'], not ['threshold']")

@@ -27,6 +27,9 @@ MODE_KINDS = ("relative", "local_optima", "reference", "threshold", "tanimoto")
 NEEDS = {"relative": (ENUMERABLE,), "local_optima": (ENUMERABLE, NEIGHBOURS), "reference": (),
          "threshold": (), "tanimoto": (MOLECULES,)}
 DEFAULT = {"kind": "relative", "fraction": 0.5}
+# the keys each kind reads: a key of another kind (threshold on a relative definition) would be ignored in silence
+KEYS = {"relative": ("fraction",), "local_optima": ("top_fraction",), "reference": ("delta",),
+        "threshold": ("threshold", "min_distance"), "tanimoto": ("threshold", "max_similarity")}
 
 
 def _hamming(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -175,6 +178,9 @@ def unsupported(env, spec: dict[str, Any], reward_name: str, reward_params: dict
     kind = spec.get("kind")
     if kind not in MODE_KINDS:
         return f"kind: expected one of {MODE_KINDS}, got {kind!r}"
+    stray = sorted(set(spec) - {"kind", *KEYS[kind]})
+    if stray:
+        return f"kind: {kind!r} takes {list(KEYS[kind]) or 'no other keys'}, not {stray}"
     if kind in ("threshold", "tanimoto") and not isinstance(spec.get("threshold"), (int, float)):
         return f"threshold: expected a number (the reward a mode must reach), got {spec.get('threshold')!r}"
     if kind == "reference":

@@ -11,7 +11,7 @@ from pipeline_lib.core.env import ENUMERABLE
 from pipeline_lib.core.exact import StateGraph
 from pipeline_lib.tasks.modes import DEFAULT, make_modes
 from pipeline_lib.tasks.oracle import Oracle
-from pipeline_lib.tasks.rewards import make_reward
+from pipeline_lib.tasks.rewards import Reward, make_reward
 
 TOP_K = 100
 
@@ -28,10 +28,27 @@ class Task:
                  known: torch.Tensor | None = None) -> None:
         self.env, self.spec = env, spec
         self.exponent = float(spec.get("exponent", 1.0))
-        self.reward = make_reward(spec["reward"], dict(spec.get("params", {})), env, resources)
+        bound = make_reward(spec["reward"], dict(spec.get("params", {})), env, resources)
+        self.reward = Reward(lambda x: self._checked(bound, x), bound.caches)
         self.enumerable = env.capabilities()[ENUMERABLE] is None
         self.oracle = Oracle(self.reward, self.new_modes(), env.object_keys, env.diversity, TOP_K,
                              known=None if known is None else set(env.object_keys(known)))
+
+    def _checked(self, reward, x: torch.Tensor) -> torch.Tensor:
+        """R(x), refused where it is not one positive finite value per object: the config check calls the reward on
+        a sample only, and a zero met later would otherwise be clamped into a log-reward of -69 in silence."""
+        values = torch.as_tensor(reward(x), dtype=torch.float32)
+        if values.shape != (len(x),):
+            raise ValueError(f"task {self.spec.get('name', '?')!r}: reward {self.spec['reward']!r} returned shape "
+                             f"{tuple(values.shape)} for {len(x)} objects; expected ({len(x)},)")
+        bad = ~(torch.isfinite(values) & (values > 0))
+        if bad.any():
+            i = int(bad.nonzero()[0, 0])
+            what = {k: v[0] for k, v in self.env.describe(x[i:i + 1]).items()}
+            raise ValueError(f"task {self.spec.get('name', '?')!r}: reward {self.spec['reward']!r} returned "
+                             f"{values[i].item()} for the object {what}; rewards must be strictly positive and finite "
+                             "everywhere (add a floor, e.g. + 1e-3)")
+        return values
 
     def new_modes(self):
         """A fresh counter of this task's modes (the oracle's, or one for a set of final samples)."""

@@ -1,3 +1,4 @@
+import json
 import os
 import re
 
@@ -18,6 +19,7 @@ except ConfigError as err:
 RESULTS = config["results"]
 RESOURCES = config["resources"]
 FIGURES = plan.figures(config)
+REPORT_CODE = plan.source_hash("pipeline_lib.report")  # figure and summary params: edited drawing code reruns them
 DATA_FILES = [os.path.relpath(f, RESOURCES) for f in plan.data_files(config)]
 GPU = 1 if config["device"].startswith("cuda") else 0
 

@@ -22,6 +22,8 @@ rule figure_pretrain_success:
         f"{RESULTS}/logs/figures/{{env}}/pretrain_success.log",
     conda:
         "../envs/pipeline.yaml"
+    params:
+        code=REPORT_CODE,
     script:
         "../scripts/figures.py"
 
@@ -40,6 +42,8 @@ rule figure_pretrain_lengths:
         f"{RESULTS}/logs/figures/{{env}}/pretrain_lengths.log",
     conda:
         "../envs/pipeline.yaml"
+    params:
+        code=REPORT_CODE,
     script:
         "../scripts/figures.py"
 
@@ -58,6 +62,8 @@ rule figure_descriptor:
         f"{RESULTS}/logs/figures/{{env}}/descriptor.log",
     conda:
         "../envs/pipeline.yaml"
+    params:
+        code=REPORT_CODE,
     script:
         "../scripts/figures.py"
 
@@ -73,6 +79,7 @@ rule figure_search:
             subcategory="{env}",
         ),
     params:
+        code=REPORT_CODE,
         methods=METHOD_ORDER,
     log:
         f"{RESULTS}/logs/figures/{{env}}/search.log",
@@ -93,6 +100,7 @@ rule figure_l1:
             subcategory="{env}",
         ),
     params:
+        code=REPORT_CODE,
         methods=METHOD_ORDER,
     log:
         f"{RESULTS}/logs/figures/{{env}}/l1.log",
@@ -117,6 +125,8 @@ rule figure_heatmaps:
         f"{RESULTS}/logs/figures/{{env}}/heatmaps.log",
     conda:
         "../envs/pipeline.yaml"
+    params:
+        code=REPORT_CODE,
     script:
         "../scripts/figures.py"
 
@@ -135,6 +145,8 @@ rule figure_molecules:
         f"{RESULTS}/logs/figures/{{env}}/molecules_{{task}}.log",
     conda:
         "../envs/pipeline.yaml"
+    params:
+        code=REPORT_CODE,
     script:
         "../scripts/figures.py"
 
@@ -155,6 +167,7 @@ rule summary:
         ),
         markdown=f"{RESULTS}/report/summary.md",
     params:
+        code=REPORT_CODE,
         budgets={env: spec.get("budget") for env, spec in config["envs"].items()},
         per_task=plan.per_task_envs(config),
         twins=plan.control_twins(config),
@@ -169,9 +182,12 @@ rule summary:
 
 
 rule run_config:
-    """The resolved configuration of this run (defaults filled in) as YAML, for the report's readers."""
+    """The resolved configuration of this run (defaults filled in) as YAML, for the report's readers; rewritten
+    whenever the config changes (its params)."""
     output:
         report(f"{RESULTS}/report/config.yaml", caption="../report/config.rst", category="Configuration"),
+    params:
+        config=json.dumps(config, sort_keys=True, default=str),
     log:
         f"{RESULTS}/logs/run_config.log",
     conda:
