@@ -23,6 +23,21 @@ class ConfigError(ValueError):
     """A config value is wrong; the message names the key and what was expected."""
 
 
+def schema_message(err: BaseException) -> str | None:
+    """The line a user needs from a schema failure (``snakemake.utils.validate``): the key and what was wrong,
+    with the allowed keys where one was unexpected, instead of a dump of the schema; None if not one."""
+    import jsonschema
+
+    cause = err.__cause__ or err.__context__
+    if not isinstance(cause, jsonschema.ValidationError):
+        return None
+    where = ".".join(str(p) for p in cause.absolute_path) or "the top level"
+    allowed = ""
+    if cause.validator == "additionalProperties" and isinstance(cause.schema, dict):
+        allowed = f"; allowed: {sorted(cause.schema.get('properties', {}))}"
+    return f"invalid config: {where}: {cause.message}{allowed}"
+
+
 PROBABILITIES = {"epsilon", "q_epsilon", "negative_epsilon", "explorer_epsilon", "lr_decay", "gamma", "random_goals",
                  "data_goals"}
 ANY_SIGN = {"log_eps_fail"}

@@ -362,3 +362,16 @@ def test_a_mode_key_of_another_kind_is_refused(test_config: dict) -> None:
     """{kind: relative, threshold: 0.9} used to run with the default fraction, the threshold ignored."""
     test_config["tasks"]["corner"]["modes"] = {"kind": "relative", "threshold": 0.9}
     raises_config(test_config, "tasks.corner.modes.kind: 'relative' takes ['fraction'], not ['threshold']")
+
+
+def test_a_schema_failure_is_one_line_naming_the_key(test_config: dict) -> None:
+    """A misspelt key used to print 55 lines of schema; the workflow now says where and what, and what is allowed."""
+    from pipeline_lib.config import schema_message
+
+    test_config["tasks"]["corner"]["modes"] = {"kind": "threshold", "treshold": 0.5}
+    with pytest.raises(WorkflowError) as info:
+        validate(test_config, SCHEMA)
+    message = schema_message(info.value)
+    assert message.startswith("invalid config: tasks.corner.modes: ") and "'treshold' was unexpected" in message
+    assert "allowed: ['delta', 'fraction', 'kind'" in message and "\n" not in message
+    assert schema_message(ValueError("not a schema failure")) is None

@@ -236,3 +236,8 @@ def test_a_zero_reward_met_after_the_config_check_stops_the_job_naming_the_objec
     assert torch.equal(task.log_reward(env.random_outcomes(8, torch.Generator().manual_seed(0))), torch.zeros(8))
     with pytest.raises(ValueError, match="returned 0.0 for the object"):
         task.log_reward(torch.full((2, 30), 3))
+
+
+def test_a_reward_returning_strings_is_named() -> None:
+    with pytest.raises(ValueError, match=r"reward 'r' returned str values \('a'\); expected one float per object"):
+        validate_reward(lambda x: ["a"] * len(x), torch.zeros(3, 2), "r")

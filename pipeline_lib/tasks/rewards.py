@@ -74,7 +74,12 @@ def validate_reward(reward: RewardFn, outcomes: torch.Tensor, name: str) -> torc
     except Exception as err:  # noqa: BLE001
         raise ValueError(f"reward {name!r} failed on {len(outcomes)} test outcomes: "
                          f"{type(err).__name__}: {err}") from err
-    values = torch.as_tensor(values)
+    try:
+        values = torch.as_tensor(values, dtype=torch.float64)
+    except (TypeError, ValueError, RuntimeError) as err:
+        sample = values[0] if isinstance(values, (list, tuple)) and len(values) else values
+        raise ValueError(f"reward {name!r} returned {type(sample).__name__} values ({sample!r:.40}); "
+                         "expected one float per object") from err
     if values.shape != (len(outcomes),):
         raise ValueError(f"reward {name!r} returned shape {tuple(values.shape)}; expected ({len(outcomes)},), "
                          "one value per outcome")

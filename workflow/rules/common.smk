@@ -5,11 +5,14 @@ import re
 from snakemake.utils import validate
 
 from pipeline_lib import plan
-from pipeline_lib.config import ConfigError, check, env_methods
+from pipeline_lib.config import ConfigError, check, env_methods, schema_message
 from pipeline_lib.methods import method_class
 from pipeline_lib.ocgfn.sources import CONTROL
 
-validate(config, schema="../schemas/config.schema.yaml")
+try:
+    validate(config, schema="../schemas/config.schema.yaml")
+except WorkflowError as err:
+    raise WorkflowError(schema_message(err) or str(err)) from None
 try:
     check(config)
 except ConfigError as err:
