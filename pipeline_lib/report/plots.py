@@ -181,6 +181,10 @@ def curves_figure(curves: pd.DataFrame, env: str, rows: list[tuple[str, str]], p
             if data.empty:
                 ax.axis("off")
                 continue
+            positive = data.loc[data[x] > 0, x]
+            log_x = x != "step" and len(positive) and positive.max() / positive.min() > 100
+            if log_x:  # a point at x = 0 (a curve's first row, before any call) has no place on a log axis
+                data = data[data[x] > 0]
             once = data["kind"].isin(NOT_TRAINED)  # no training: one point (or line) at its own budget
             trained, exact = data[~once], data[once]
             if len(trained):
@@ -191,8 +195,7 @@ def curves_figure(curves: pd.DataFrame, env: str, rows: list[tuple[str, str]], p
                     ax.axhline(m[metric].mean(), ls="--", lw=1, color=palette.get(method), label=method)
                 else:  # one point at its own budget
                     ax.plot(m[x].mean(), m[metric].mean(), marker="D", ls="", color=palette.get(method), label=method)
-            positive = data.loc[data[x] > 0, x]
-            if x != "step" and len(positive) and positive.max() / positive.min() > 100:
+            if log_x:
                 ax.set_xscale("log")
                 ax.xaxis.set_minor_formatter(NullFormatter())
             values = data.loc[data[metric] > 0, metric]
