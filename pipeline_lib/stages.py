@@ -73,7 +73,8 @@ def prepare_dataset(job: dict[str, Any], out: str) -> None:
 
 def prepare_target(job: dict[str, Any], out: str) -> None:
     """What is known of a task before any search: where the space is enumerable, every object with its
-    reward, its probability under R^exponent / Z and its mode flag; else the listed modes, if any."""
+    reward, its probability under R^exponent / Z and its mode flag (missing where modes are known only once
+    found); else the listed modes, if any."""
     env = _env(job, torch.device("cpu"))
     task = Task(env, job["task"], job["resources"])
     modes = task.oracle.modes
@@ -83,9 +84,12 @@ def prepare_target(job: dict[str, Any], out: str) -> None:
     else:
         x = modes.listed() if modes.listed() is not None else env.initial_states(0)
         columns = {"reward": torch.as_tensor(task.reward(x)).cpu().numpy() if len(x) else []}
-    flags = modes.flags(x)
+    # modes known only once found (threshold, tanimoto: they depend on the order of discovery) cannot be flagged
+    # in advance: is_mode is missing there, not False
+    flags = (pd.array(modes.flags(x).numpy(), dtype="boolean") if modes.total is not None
+             else pd.array([pd.NA] * len(x), dtype="boolean"))
     df = pd.DataFrame({"env": job["env"]["name"], "task": job["task"]["name"], **env.describe(x), **columns,
-                       "is_mode": flags.numpy()})
+                       "is_mode": flags})
     task.oracle.save()
     io.write_parquet(df, out, config=job, modes_total=-1 if modes.total is None else modes.total)
 

@@ -241,3 +241,20 @@ def test_a_zero_reward_met_after_the_config_check_stops_the_job_naming_the_objec
 def test_a_reward_returning_strings_is_named() -> None:
     with pytest.raises(ValueError, match=r"reward 'r' returned str values \('a'\); expected one float per object"):
         validate_reward(lambda x: ["a"] * len(x), torch.zeros(3, 2), "r")
+
+
+def test_targets_leave_is_mode_missing_where_modes_are_known_only_once_found(test_config: dict,
+                                                                                 tmp_path: Path) -> None:
+    """Threshold modes depend on the order they are found in: the target table cannot flag them in advance, and
+    says so with a missing value instead of a column of False; relative modes are flagged."""
+    import pandas as pd
+
+    from pipeline_lib import plan
+    from pipeline_lib.stages import prepare_target
+
+    test_config["tasks"]["corner"]["modes"] = {"kind": "threshold", "threshold": 1.0}
+    prepare_target(plan.target_job(test_config, "grid6", "corner"), str(tmp_path / "t.parquet"))
+    prepare_target(plan.target_job(test_config, "grid6", "peaks"), str(tmp_path / "p.parquet"))
+    threshold, relative = pd.read_parquet(tmp_path / "t.parquet"), pd.read_parquet(tmp_path / "p.parquet")
+    assert len(threshold) == 36 and threshold["is_mode"].isna().all()
+    assert relative["is_mode"].notna().all() and relative["is_mode"].any()
