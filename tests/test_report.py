@@ -244,3 +244,22 @@ def test_descriptor_runs_in_the_summary(tmp_path: Path) -> None:
     text = md.read_text()
     assert "Descriptor-window sampler" in text and "polar" in text and "outcome_coverage" in text
     assert report.window_table(windows).set_index("window").loc["polar", "in_window"].startswith("0.6")
+
+
+def test_a_collapsed_method_does_not_set_the_default_budget() -> None:
+    """Without a configured budget the tables compare at what every scratch GFlowNet reached; a DQN that collapsed
+    onto 40 distinct objects enters at its own 40 instead of pulling scratch and MCMC down to 40 calls."""
+    rows = []
+    for method, kind, calls in (("scratch", "scratch", (100, 400)), ("mcmc", "mcmc", (100, 500)),
+                                ("dqn", "dqn", (20, 40))):
+        for c in calls:
+            rows.append({"env": "e", "task": "t", "method": method, "kind": kind, "seed": 0, "step": c,
+                         "reward_calls": 4 * c, "unique_reward_calls": c, "modes_found": c // 10,
+                         "top100_reward": 0.5, "top100_diversity": 1.0})
+    curves = pd.DataFrame(rows)
+    assert report.default_budget(curves, "unique_reward_calls") == 400
+    table, used = report.sequence_table(curves, "e", None)
+    assert used == 400
+    found = table.set_index("method")["modes_found"]
+    assert found["scratch"] == "40" and found["mcmc"] == "10" and found["dqn"] == "4"
+    assert report.default_budget(curves[curves["kind"] != "scratch"], "unique_reward_calls") == 40  # no scratch

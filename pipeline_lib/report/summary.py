@@ -90,10 +90,8 @@ def sequence_table(curves: pd.DataFrame, env: str, budget: float | None,
     df = curves[curves["env"] == env]
     distinct = "unique_reward_calls" in df and df["unique_reward_calls"].notna().all()
     calls = "unique_reward_calls" if distinct else "reward_calls"
-    if budget is None:  # the largest budget every trained method reached
-        training = ~df["kind"].isin(NOT_TRAINED)
-        trained = df[training] if training.any() else df
-        budget = float(trained.groupby("method")[calls].max().min())
+    if budget is None:
+        budget = default_budget(df, calls)
     at = at_distinct_budget(df, budget) if distinct else at_budget(df, budget)
     keys = ["task", "method"] if by_task else ["method"]
     out = _mean_interval(at, keys, SEQUENCE_METRICS + _with_data(at, (NOVEL,)))
@@ -164,6 +162,16 @@ def interval(values: pd.Series, seed: int = 0, draws: int = 2000) -> tuple[float
 STEP_MATCHED = ("amortized",)  # kinds that may spend many reward calls per gradient step (K per transition)
 
 
+def default_budget(df: pd.DataFrame, calls: str) -> float:
+    """Where a config names no budget: the largest number of ``calls`` every scratch GFlowNet reached (every trained
+    method where none ran). A method that cannot spend that many (a DQN that collapsed onto a few objects) enters
+    at what it used, the tables' per-row calls say so, instead of pulling every other method down to it."""
+    trained = df[~df["kind"].isin(NOT_TRAINED)]
+    scratch = trained[trained["kind"] == "scratch"]
+    pool = scratch if len(scratch) else trained if len(trained) else df
+    return float(pool.groupby("method")[calls].max().min()) if len(pool) else 0.0
+
+
 def at_distinct_budget(curves: pd.DataFrame, budget: float) -> pd.DataFrame:
     """Each (task, method, seed) at its last evaluation within ``budget`` distinct reward calls. A method
     that does not train (the exact conversion, one call per object) enters at its own final budget, and so
@@ -204,8 +212,7 @@ def verdict_table(curves: pd.DataFrame, budgets: dict[str, int | None],
     for env, df in curves.groupby("env", sort=False):
         budget = budgets.get(env)
         if budget is None:
-            trained = df[~df["kind"].isin(NOT_TRAINED)]
-            budget = float(trained.groupby("method")["unique_reward_calls"].max().min()) if len(trained) else 0.0
+            budget = default_budget(df, "unique_reward_calls")
         at = at_distinct_budget(df, budget)
         control = at["pretrained"] == "control"
         keyed = at.set_index(["task", "seed"])
