@@ -158,14 +158,17 @@ AXIS_LABELS = {"step": "training steps", "reward_calls": "reward calls", "unique
 
 SEARCH_ROWS = [("modes_found", "unique_reward_calls"), ("novel_modes_found", "unique_reward_calls"),
                ("top100_reward", "unique_reward_calls"), ("top100_diversity", "unique_reward_calls")]
+MAX_COLUMNS = 6  # panels per row of a curves figure
 L1_ROWS = [("l1", "step"), ("l1", "unique_reward_calls"), ("l1", "seconds")]
 
 
 def curves_figure(curves: pd.DataFrame, env: str, rows: list[tuple[str, str]], palette: dict,
                   path: str | Path) -> int:
-    """One domain's adaptation curves: a row per (metric, x) of ``rows``, a column per task, only the panels
-    with data; every trained method a line (mean and sd over seeds), the exact conversions (no training) a
-    horizontal line against steps and a point at their own budget otherwise. Returns the panels drawn."""
+    """One domain's adaptation curves: a row per (metric, x) of ``rows`` (several where there are more than
+    MAX_COLUMNS tasks), a column per task, only the panels with data; every trained method a line (mean and sd
+    over seeds against steps, one line per seed against calls and seconds, which differ between seeds), the exact
+    conversions (no training) a horizontal line against steps and a point at their own budget otherwise. Returns
+    the panels drawn."""
     df = curves[curves["env"] == env]
     rows = [(y, x) for y, x in rows if y in df and x in df and df[y].notna().any()]
     tasks = list(dict.fromkeys(df["task"]))
@@ -173,10 +176,16 @@ def curves_figure(curves: pd.DataFrame, env: str, rows: list[tuple[str, str]], p
     if not panels:
         _empty(path, f"{env}: none of its curves has these metrics")
         return 0
-    fig, axes = plt.subplots(len(rows), len(tasks), figsize=(3.3 * len(tasks), 2.6 * len(rows)), squeeze=False)
+    width = min(len(tasks), MAX_COLUMNS)  # many tasks (TF-Bind-8's 30) wrap into several rows per metric
+    per_metric = -(-len(tasks) // width)
+    fig, axes = plt.subplots(len(rows) * per_metric, width, figsize=(3.3 * width, 2.6 * len(rows) * per_metric),
+                             squeeze=False)
+    for i in range(len(rows)):  # the slots after a metric's last task
+        for k in range(len(tasks), per_metric * width):
+            axes[i * per_metric + k // width, k % width].axis("off")
     for i, (metric, x) in enumerate(rows):
-        for j, task in enumerate(tasks):
-            ax = axes[i, j]
+        for k, task in enumerate(tasks):
+            ax, j = axes[i * per_metric + k // width, k % width], k % width
             data = df[(df["task"] == task) & df[metric].notna()]
             if data.empty:
                 ax.axis("off")
@@ -187,9 +196,12 @@ def curves_figure(curves: pd.DataFrame, env: str, rows: list[tuple[str, str]], p
                 data = data[data[x] > 0]
             once = data["kind"].isin(NOT_TRAINED)  # no training: one point (or line) at its own budget
             trained, exact = data[~once], data[once]
-            if len(trained):
+            if len(trained) and x == "step":  # seeds share their evaluation steps: mean and sd
                 sns.lineplot(data=trained, x=x, y=metric, hue="method", palette=palette, errorbar="sd",
                              marker="o", markersize=4, ax=ax)
+            elif len(trained):  # calls and seconds differ between seeds: one line per seed, not a mean that zigzags
+                sns.lineplot(data=trained, x=x, y=metric, hue="method", palette=palette, units="seed",
+                             estimator=None, marker="o", markersize=3, lw=1, alpha=0.8, ax=ax)
             for method, m in exact.groupby("method"):
                 if x == "step":  # no training: its value holds at every step
                     ax.axhline(m[metric].mean(), ls="--", lw=1, color=palette.get(method), label=method)
@@ -201,10 +213,10 @@ def curves_figure(curves: pd.DataFrame, env: str, rows: list[tuple[str, str]], p
             values = data.loc[data[metric] > 0, metric]
             if metric in ("l1", "kl") and len(values) and values.max() / values.min() > 100:
                 ax.set_yscale("log")
-            ax.set(title=task if i == 0 else "", xlabel=AXIS_LABELS.get(x, x),
+            ax.set(title=task if i == 0 or per_metric > 1 else "", xlabel=AXIS_LABELS.get(x, x),
                    ylabel=AXIS_LABELS.get(metric, metric) if j == 0 else "")
     fig.suptitle(env, fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()))  # room for the title above the panels
     _legend(fig, axes.flat, ncol=5)
     _save(fig, path)
     return len(panels)
