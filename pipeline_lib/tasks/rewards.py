@@ -74,18 +74,33 @@ def validate_reward(reward: RewardFn, outcomes: torch.Tensor, name: str) -> torc
     except Exception as err:  # noqa: BLE001
         raise ValueError(f"reward {name!r} failed on {len(outcomes)} test outcomes: "
                          f"{type(err).__name__}: {err}") from err
+    return reward_values(values, len(outcomes), name)
+
+
+def reward_values(values: Any, n: int, name: str, describe: Callable[[torch.Tensor], dict] | None = None,
+                  objects: torch.Tensor | None = None) -> torch.Tensor:
+    """What a reward returned for ``n`` objects as float32 [n], refused unless one finite value > 0 per object
+    (checked in float32, what the oracle and the losses read); with ``describe`` and ``objects`` the message names
+    the first object whose value is wrong."""
     try:
         values = torch.as_tensor(values, dtype=torch.float64)
     except (TypeError, ValueError, RuntimeError) as err:
         sample = values[0] if isinstance(values, (list, tuple)) and len(values) else values
         raise ValueError(f"reward {name!r} returned {type(sample).__name__} values ({sample!r:.40}); "
                          "expected one float per object") from err
-    if values.shape != (len(outcomes),):
-        raise ValueError(f"reward {name!r} returned shape {tuple(values.shape)}; expected ({len(outcomes)},), "
+    if values.shape != (n,):
+        raise ValueError(f"reward {name!r} returned shape {tuple(values.shape)}; expected ({n},), "
                          "one value per outcome")
+    values = values.float()
+    bad = ~(torch.isfinite(values) & (values > 0))
+    if bad.any() and describe is not None and objects is not None:
+        i = int(bad.nonzero()[0, 0])
+        what = {k: v[0] for k, v in describe(objects[i:i + 1]).items()}
+        raise ValueError(f"reward {name!r} returned {values[i].item()} for the object {what}; rewards must be "
+                         "strictly positive and finite everywhere (add a floor, e.g. + 1e-3)")
     if not torch.isfinite(values).all():
         raise ValueError(f"reward {name!r} returned NaN or infinite values")
-    if (values <= 0).any():
+    if bad.any():
         raise ValueError(f"reward {name!r} returned values <= 0 (min {values.min().item():.3g}); "
                          "rewards must be strictly positive")
-    return values.float()
+    return values

@@ -11,7 +11,7 @@ from pipeline_lib.core.env import ENUMERABLE
 from pipeline_lib.core.exact import StateGraph
 from pipeline_lib.tasks.modes import DEFAULT, make_modes
 from pipeline_lib.tasks.oracle import Oracle
-from pipeline_lib.tasks.rewards import Reward, make_reward
+from pipeline_lib.tasks.rewards import Reward, make_reward, reward_values
 
 TOP_K = 100
 
@@ -35,20 +35,13 @@ class Task:
                              known=None if known is None else set(env.object_keys(known)))
 
     def _checked(self, reward, x: torch.Tensor) -> torch.Tensor:
-        """R(x), refused where it is not one positive finite value per object: the config check calls the reward on
-        a sample only, and a zero met later would otherwise be clamped into a log-reward of -69 in silence."""
-        values = torch.as_tensor(reward(x), dtype=torch.float32)
-        if values.shape != (len(x),):
-            raise ValueError(f"task {self.spec.get('name', '?')!r}: reward {self.spec['reward']!r} returned shape "
-                             f"{tuple(values.shape)} for {len(x)} objects; expected ({len(x)},)")
-        bad = ~(torch.isfinite(values) & (values > 0))
-        if bad.any():
-            i = int(bad.nonzero()[0, 0])
-            what = {k: v[0] for k, v in self.env.describe(x[i:i + 1]).items()}
-            raise ValueError(f"task {self.spec.get('name', '?')!r}: reward {self.spec['reward']!r} returned "
-                             f"{values[i].item()} for the object {what}; rewards must be strictly positive and finite "
-                             "everywhere (add a floor, e.g. + 1e-3)")
-        return values
+        """R(x), refused where it is not one positive finite value per object (``reward_values``, naming the
+        object): the config check calls the reward on a sample only, and a zero met later would otherwise be
+        clamped into a log-reward of -69 in silence."""
+        try:
+            return reward_values(reward(x), len(x), self.spec["reward"], self.env.describe, x)
+        except ValueError as err:
+            raise ValueError(f"task {self.spec.get('name', '?')!r}: {err}") from err
 
     def new_modes(self):
         """A fresh counter of this task's modes (the oracle's, or one for a set of final samples)."""
