@@ -107,11 +107,11 @@ def pretrain_config(config: dict[str, Any], variant: str, env: str | None = None
         if not hasattr(domain_class(domain), "pair_features"):
             raise ConfigError(f"envs.{env}.pretrain.conditioning: 'pairs' needs pair_features(states, outcomes) "
                               f"on the {domain!r} environment, which has none; use 'product' or 'concat'")
-    from pipeline_lib.ocgfn.descriptor import DESCRIPTOR_LOSSES, OUTCOMES
+    from pipeline_lib.ocgfn.descriptor import BOUNDARIES, DESCRIPTOR_LOSSES, OUTCOMES
     from pipeline_lib.ocgfn.gcrl import ALGORITHMS, HER
 
     for key, allowed in (("algorithm", ALGORITHMS), ("her", HER), ("outcomes", OUTCOMES),
-                         ("descriptor_loss", DESCRIPTOR_LOSSES)):
+                         ("descriptor_loss", DESCRIPTOR_LOSSES), ("descriptor_boundary", BOUNDARIES)):
         if getattr(cfg, key) not in allowed:
             raise ConfigError(f"pretrain.variants.{variant}.{key}: expected one of {allowed}, "
                               f"got {getattr(cfg, key)!r}")

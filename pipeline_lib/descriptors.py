@@ -72,6 +72,28 @@ class Descriptor:
         """y = phi(x): long [N, k] on the states' device."""
         return self.binned(self.values(states)).to(states.device)
 
+    def state_features(self, states: torch.Tensor) -> torch.Tensor:
+        """Float [N, feature_width]: phi of partial objects as a network input (``state_descriptor``): the
+        one-hot bins, then each raw value scaled by its edges, (v - first) / (last - first) clipped to [-2, 3]
+        (an MLP reads where in a bin a value sits). The initial state is no object: zeros."""
+        out = torch.zeros(len(states), self.feature_width, device=states.device)
+        rows = (~self.env.is_initial(states)).nonzero()[:, 0]
+        if not len(rows):
+            return out
+        try:
+            values = self.values(states[rows])
+        except ValueError as err:
+            raise ValueError(f"descriptor {self.name!r} on partial objects ({err}); the classifier's "
+                             "state_descriptor reads phi of every state: set state_descriptor: false") from err
+        scaled = [(values[:, d] - cut[0]) / ((cut[-1] - cut[0]) or 1.0) for d, cut in enumerate(self.edges)]
+        scaled = torch.as_tensor(np.clip(np.stack(scaled, 1), -2.0, 3.0), dtype=torch.float32)
+        out[rows] = torch.cat([self.one_hot(self.binned(values)), scaled], -1).to(states.device)
+        return out
+
+    @property
+    def feature_width(self) -> int:
+        return self.width + len(self.dims)
+
     # --- the outcome space ---
     def index(self, y: torch.Tensor) -> torch.Tensor:
         return (y * self._radix.to(y.device)).sum(-1)

@@ -133,6 +133,64 @@ def test_classifier_flows_learn_the_exact_counts() -> None:
         ClassifierPretrainer(prepend, cfg, 0, CPU, make_descriptor(ONES_SPEC, prepend))
 
 
+def test_the_last_decision_is_exact_with_an_untrained_classifier() -> None:
+    """descriptor_boundary: exact: from a state one token short of the maximum, every move's child is an object
+    and phi says which have y: all the mass goes to those (and to stopping where the state itself has y), by
+    hand on '011' (ones: stop 2, +'0' 2, +'1' 3). Where no option has y the learned logits stay."""
+    from pipeline_lib.ocgfn.descriptor import ClassifierModel, OutcomeClassifier
+
+    env = tiny_env()
+    desc = make_descriptor(ONES_SPEC, env)
+    torch.manual_seed(0)
+    net = OutcomeClassifier(env.feature_dim, env.n_actions, desc.size, 16, 1).requires_grad_(False)
+    exact, learned = (ClassifierModel(env, net, desc, torch.ones(desc.size), e) for e in (True, False))
+    s = env.encode(["011"]).repeat(3, 1)
+    y = torch.tensor([[2], [3], [4]])
+    p = exact.policy(y)(s, torch.arange(3)).exp()
+    zero, one = (env.encode([f"011{t}"]) for t in "01")
+    to = {a: env.step(s[:1], torch.tensor([a])) for a in range(env.n_actions) if a != env.stop}
+    a0 = next(a for a, c in to.items() if torch.equal(c, zero))
+    a1 = next(a for a, c in to.items() if torch.equal(c, one))
+    assert p[0, env.stop] + p[0, a0] == pytest.approx(1.0) and p[0, a1] < 1e-6 and p[0, env.stop] > 0
+    assert p[1, a1] == pytest.approx(1.0)
+    assert torch.allclose(p[2], learned.policy(y)(s, torch.arange(3)).exp()[2])  # four ones: out of reach
+    # earlier decisions are the classifier's: nothing below '0' is an object with no further move
+    first = env.encode(["0"])
+    assert torch.allclose(exact.policy(y[:1])(first, torch.arange(1)), learned.policy(y[:1])(first, torch.arange(1)))
+
+
+def test_state_features_and_a_saved_classifier_keep_both_options(tmp_path: Path) -> None:
+    """phi of partial objects by hand ('011': two ones, bin 2 of 5, scaled (2 - 0.5) / (3.5 - 0.5); the
+    initial state zeros), and a model file written as the pretrain stage writes it loads back reading phi
+    and with the exact boundary, drawing what the trained source draws."""
+    import dataclasses
+
+    from pipeline_lib import io
+    from pipeline_lib.ocgfn.descriptor import load_descriptor_model, model_entries
+
+    env = tiny_env()
+    desc = make_descriptor(ONES_SPEC, env)
+    feats = desc.state_features(torch.cat([env.initial_states(1), env.encode(["011"])]))
+    assert feats.shape == (2, desc.width + 1) and desc.feature_width == 6
+    assert feats[0].tolist() == [0.0] * 6 and feats[1].tolist() == [0, 0, 1, 0, 0, 0.5]
+    cfg = PretrainConfig(steps=2, batch_size=8, hidden=16, layers=1, ot="off", outcomes="descriptor",
+                         eval_every=2, descriptor_samples=2, descriptor_boundary="exact", state_descriptor=True)
+    trainer = ClassifierPretrainer(env, cfg, 0, CPU, desc)
+    trainer.run()
+    assert trainer.model.net[0].in_features == env.feature_dim + desc.feature_width
+    io.save_checkpoint({"config": dataclasses.asdict(cfg), "state_dict": trainer.model.state_dict(),
+                        **model_entries(trainer, ONES_SPEC)}, tmp_path / "m.pt")
+    loaded = load_descriptor_model(str(tmp_path / "m.pt"), env, CPU)
+    assert loaded.exact and loaded.model.descriptor is not None
+    y = desc.all_outcomes().repeat(4, 1)
+    assert torch.equal(loaded.draw(y, torch.Generator().manual_seed(2)),
+                       trainer.source().draw(y, torch.Generator().manual_seed(2)))
+    with pytest.raises(ValueError, match="state_descriptor: false"):
+        Descriptor("whole", ["n"], [[1.0]], lambda o: [[len(s) if len(s) > 1 else np.nan] for s in o],
+                   env).state_features(
+            env.encode(["0"]))
+
+
 def test_learned_log_count_matches_the_exact_count(trained) -> None:
     env, desc, trainer, metrics = trained
     table = outcome_results(trainer.source(), 16, torch.Generator().manual_seed(1))

@@ -40,6 +40,7 @@ from pipeline_lib.runtime import seed_everything
 
 OUTCOMES = ("objects", "descriptor")
 DESCRIPTOR_LOSSES = ("classifier", "tb")
+BOUNDARIES = ("exact", "learned")
 
 
 def log_size_bound(env) -> float:
@@ -149,12 +150,23 @@ class OutcomeClassifier(torch.nn.Module):
     """The flows of the descriptor OC-GFN on a tree, as classifiers over Y of a state's features: for each move
     a, where an object drawn uniformly below the child s.a lands (``completion`` [B, A, Y]: log P_U(y | s.a),
     so F(s.a|y) = C(s.a) P_U(y | s.a); one pass per state, not one per child), and the state's own descriptor
-    where it may stop (``here`` [B, Y]: log P(phi(s) = y))."""
+    where it may stop (``here`` [B, Y]: log P(phi(s) = y)). With ``descriptor`` it also reads phi of the state
+    itself (``Descriptor.state_features``): a flat network on tokens cannot compute RDKit's QED of a SELFIES
+    string, and the descriptor of the part built so far is the best single clue to the whole's."""
 
-    def __init__(self, feature_dim: int, n_actions: int, size: int, hidden: int, layers: int) -> None:
+    def __init__(self, feature_dim: int, n_actions: int, size: int, hidden: int, layers: int,
+                 descriptor: Descriptor | None = None) -> None:
         super().__init__()
-        self.n_actions, self.size = n_actions, size
-        self.net = mlp(feature_dim, hidden, layers, (n_actions + 1) * size)
+        self.n_actions, self.size, self.descriptor = n_actions, size, descriptor
+        extra = 0 if descriptor is None else descriptor.feature_width
+        self.net = mlp(feature_dim + extra, hidden, layers, (n_actions + 1) * size)
+
+    def read(self, env, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``forward`` on the states' inputs: their features, and phi of each where the model reads it."""
+        feats = env.featurize(states)
+        if self.descriptor is not None:
+            feats = torch.cat([feats, self.descriptor.state_features(states)], -1)
+        return self(feats)
 
     def forward(self, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         out = self.net(feats).view(len(feats), self.n_actions + 1, self.size)
@@ -163,35 +175,71 @@ class OutcomeClassifier(torch.nn.Module):
 
 class ClassifierPolicy:
     """P_F(a | s, y) proportional to F(s.a|y) = C(s.a) P_U(y | s.a) for a move, P(phi(s) = y) for stop: the
-    OC-GFN on a tree read off its flows (``OutcomeClassifier``); rows as ``rollout`` passes them."""
+    OC-GFN on a tree read off its flows (``OutcomeClassifier``), with the exact boundary where ``exact``
+    (``exact_boundary``); rows as ``rollout`` passes them."""
 
-    def __init__(self, env, model: OutcomeClassifier, descriptor: Descriptor, outcomes: torch.Tensor) -> None:
+    def __init__(self, env, model: OutcomeClassifier, descriptor: Descriptor, outcomes: torch.Tensor,
+                 exact: bool = False) -> None:
         self.env, self.model, self.y = env, model, descriptor.index(outcomes)
+        self.descriptor = descriptor if exact else None
 
     def __call__(self, states: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         # flow_logits are NEG_INF on invalid actions already: a plain log-softmax is the masked one
-        return torch.log_softmax(flow_logits(self.env, self.model, states, self.y[rows]), -1)
+        return torch.log_softmax(flow_logits(self.env, self.model, states, self.y[rows], self.descriptor), -1)
 
 
-def flow_logits(env, model: OutcomeClassifier, states: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """log F(s.a | y) per action [B, A] (stop: log P(phi(s) = y)), NEG_INF where invalid."""
+def flow_logits(env, model: OutcomeClassifier, states: torch.Tensor, y: torch.Tensor,
+                descriptor: Descriptor | None = None) -> torch.Tensor:
+    """log F(s.a | y) per action [B, A] (stop: log P(phi(s) = y)), NEG_INF where invalid; with ``descriptor``,
+    exact at a trajectory's last decision (``exact_boundary``)."""
     mask = env.forward_mask(states)
-    completion, here = model(env.featurize(states))
+    completion, here = model.read(env, states)
     picked = completion.gather(2, y[:, None, None].expand(-1, completion.shape[1], 1))[:, :, 0]
     logits = (uniform_logits(env, states, mask) + picked).masked_fill(~mask, NEG_INF)
     logits[:, env.stop] = torch.where(mask[:, env.stop], here.gather(1, y[:, None])[:, 0], NEG_INF)
-    return logits
+    return logits if descriptor is None else exact_boundary(env, descriptor, states, y, mask, logits)
+
+
+def exact_boundary(env, descriptor: Descriptor, states: torch.Tensor, y: torch.Tensor, mask: torch.Tensor,
+                   logits: torch.Tensor) -> torch.Tensor:
+    """The boundary condition F(x|y) = R(x|y) = 1[phi(x) = y] in place of the classifier where a move's child
+    is an object and nothing else (its only move is stop), and for the stop of a state with such a child:
+    this last decision is where a tree settles the outcome, and phi answers it exactly with no reward call
+    (as the object OC-GFN's final flow is its outcome reward). Earlier stops keep the learned head: exact ones
+    would cost one phi per state per step (about a millisecond per molecule) for a move the counts C(s.a)
+    almost never let win. A row where no exact option has y keeps its learned logits (its best miss)."""
+    rows, acts = (mask & (torch.arange(mask.shape[1], device=mask.device) != env.stop)).nonzero(as_tuple=True)
+    if not len(rows):
+        return logits
+    children = env.step(states[rows], acts)
+    child_mask = env.forward_mask(children)
+    last = child_mask[:, env.stop] & (child_mask.sum(1) == 1)
+    rows, acts, children = rows[last], acts[last], children[last]
+    if not len(rows):
+        return logits
+    decisive = torch.zeros(len(states), dtype=torch.bool, device=states.device)
+    decisive[rows] = True
+    own = (decisive & mask[:, env.stop]).nonzero()[:, 0]
+    rows = torch.cat([rows, own])
+    acts = torch.cat([acts, torch.full_like(own, env.stop)])
+    objects = torch.cat([children, states[own]])
+    hit = descriptor.index(descriptor.outcomes(objects)) == y[rows]
+    exact = logits.clone()
+    exact[rows, acts] = torch.where(hit, 0.0, NEG_INF)  # log C(x) = 0: an object is its only completion
+    alive = (exact > NEG_INF / 2).any(1)
+    return torch.where(alive[:, None], exact, logits)
 
 
 class ClassifierModel(DescriptorModel):
     """A descriptor OC-GFN learned as classifiers (``ClassifierPretrainer``): log F(s0|y) = log sum_a F(s0.a|y)
     (s0 cannot stop where objects have at least one token, else its own term joins the sum)."""
 
-    def __init__(self, env, model: OutcomeClassifier, descriptor: Descriptor, counts: torch.Tensor) -> None:
-        self.env, self.model, self.descriptor, self.counts = env, model, descriptor, counts
+    def __init__(self, env, model: OutcomeClassifier, descriptor: Descriptor, counts: torch.Tensor,
+                 exact: bool = False) -> None:
+        self.env, self.model, self.descriptor, self.counts, self.exact = env, model, descriptor, counts, exact
 
     def policy(self, y: torch.Tensor) -> ClassifierPolicy:
-        return ClassifierPolicy(self.env, self.model, self.descriptor, y)
+        return ClassifierPolicy(self.env, self.model, self.descriptor, y, self.exact)
 
     @torch.no_grad()
     def log_counts(self, y: torch.Tensor) -> torch.Tensor:
@@ -219,15 +267,16 @@ class ClassifierPretrainer(Trainer):
         self.steps, self.eval_every, self.checkpoint_every = cfg.steps, cfg.eval_every, cfg.checkpoint_every
         self.env, self.cfg, self.seed, self.device, self.descriptor = env, cfg, seed, device, descriptor
         self.gen = seed_everything(seed, device)
-        self.model = OutcomeClassifier(env.feature_dim, env.n_actions, descriptor.size, cfg.hidden,
-                                       cfg.layers).to(device)
+        self.model = OutcomeClassifier(env.feature_dim, env.n_actions, descriptor.size, cfg.hidden, cfg.layers,
+                                       descriptor if cfg.state_descriptor else None).to(device)
         self.opt = adam(self.model.parameters(), lr=cfg.lr)
         self.outcome_counts = torch.zeros(descriptor.size, dtype=torch.long, device=device)
         self.transitions = 0
         self.phases: dict[str, float] = {}
 
     def source(self) -> ClassifierModel:
-        return ClassifierModel(self.env, self.model, self.descriptor, self.outcome_counts)
+        return ClassifierModel(self.env, self.model, self.descriptor, self.outcome_counts,
+                               self.cfg.descriptor_boundary == "exact")
 
     def train_step(self) -> dict[str, float]:
         env, desc, n = self.env, self.descriptor, self.cfg.batch_size
@@ -239,7 +288,7 @@ class ClassifierPretrainer(Trainer):
         t, b = traj.valid.nonzero(as_tuple=True)  # every move a trajectory makes: its object's outcome
         move = traj.actions[t, b] != env.stop
         t, b = t[move], b[move]
-        completion, _ = self.model(env.featurize(traj.states[t, b]))
+        completion, _ = self.model.read(env, traj.states[t, b])
         loss_completion = -completion[torch.arange(len(t), device=self.device), traj.actions[t, b], y[b]].mean()
         t, b = traj.valid.nonzero(as_tuple=True)
         # states that may stop, labelled with their own descriptor: each object, and one earlier state each
@@ -248,7 +297,7 @@ class ClassifierPretrainer(Trainer):
         best = torch.full((n,), -1.0, device=self.device).scatter_reduce(0, b, pick, "amax")
         chosen = (pick == best[b]) & stoppable
         states = torch.cat([traj.terminals, traj.states[t[chosen], b[chosen]]])
-        _, here = self.model(env.featurize(states))
+        _, here = self.model.read(env, states)
         loss_here = -here.gather(1, desc.index(desc.outcomes(states))[:, None]).mean()
         loss = loss_completion + loss_here
         self.opt.zero_grad()
@@ -449,11 +498,13 @@ def load_descriptor_model(path: str, env, device: torch.device) -> DescriptorMod
                          f"methods adapt a variant with outcomes: descriptor")
     descriptor = make_descriptor(saved["descriptor"], env)
     if cfg.get("descriptor_loss", "classifier") == "classifier":
+        reads = descriptor if cfg.get("state_descriptor", False) else None  # models saved before it: tokens only
         classifier = OutcomeClassifier(env.feature_dim, env.n_actions, descriptor.size, cfg["hidden"],
-                                       cfg["layers"]).to(device)
+                                       cfg["layers"], reads).to(device)
         classifier.load_state_dict(saved["state_dict"])
         classifier.eval().requires_grad_(False)
-        return ClassifierModel(env, classifier, descriptor, saved["outcome_counts"].to(device))
+        return ClassifierModel(env, classifier, descriptor, saved["outcome_counts"].to(device),
+                               cfg.get("descriptor_boundary", "learned") == "exact")
     model = OutcomeConditionedGFlowNet(env.feature_dim, env.n_actions, env.n_backward_actions, cfg["hidden"],
                                        cfg["layers"], cfg["learn_pb"], cfg.get("conditioning", "concat"), 0,
                                        descriptor.width).to(device)

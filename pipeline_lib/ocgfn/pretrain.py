@@ -57,6 +57,11 @@ class PretrainConfig:
     # descriptor_loss: classifier (the flows on a tree as classifiers of uniformly drawn objects) | tb (the
     # balance loss with the explorer, any DAG); z_lr: the learning rate of tb's log Z(y) table
     descriptor_loss: str = added("classifier")
+    # descriptor_boundary (classifier): learned | exact, the policy's last decision from the classifier or from
+    # phi itself (descriptor.exact_boundary); state_descriptor (classifier): the classifier also reads phi of
+    # each state (Descriptor.state_features). Their defaults are the behaviour before they existed.
+    descriptor_boundary: str = added("learned")
+    state_descriptor: bool = added(False)
     z_lr: float = added(0.05)
     log_eps_fail: float = -10.0
     negative_epsilon: float = 0.0
