@@ -111,6 +111,23 @@ def test_each_oc_gfn_method_is_compared_with_its_own_control_twin() -> None:
     assert (row["a"], row["b"]) == ("fast", "own_control")
 
 
+def test_an_oc_gfn_method_and_its_control_are_compared_at_one_budget() -> None:
+    """Where the OC-GFN run took fewer gradient steps than scratch by the budget (so it enters at its own larger
+    one) and its control did not, both are read at the OC-GFN run's budget, never 300 calls against 100."""
+    rows = []
+    for seed in (0, 1):
+        rows += [_row("t", seed, "scratch", "scratch", "", 100, 2, 0.3),
+                 {**_row("t", seed, "own", "amortized", "full", 100, 1, 0.5), "step": 10},  # under-trained at 100
+                 _row("t", seed, "own", "amortized", "full", 300, 20, 0.6),
+                 _row("t", seed, "own_control", "amortized", "control", 100, 3, 0.5),
+                 _row("t", seed, "own_control", "amortized", "control", 300, 25 + seed, 0.7),
+                 _row("t", seed, "own_control", "amortized", "control", 400, 99, 0.9)]  # past both budgets
+    verdict = report.verdict_table(pd.DataFrame(rows), {"e": 200}, {"own": "own_control"})
+    row = verdict[(verdict["metric"] == "modes_found")
+                  & (verdict["comparison"] == "amortized: OC-GFN - control")].iloc[0]
+    assert row["a_minus_b"] == -5.5 and row["a_calls"] == row["b_calls"] == 300.0 and row["pairs"] == 2
+
+
 def test_verdict_compares_at_equal_distinct_calls_with_intervals() -> None:
     """OC-GFN minus control and best minus scratch / MCMC, per (task, seed), at the distinct-call budget:
     rows past the budget are not read, and the exact conversion enters at its own final budget."""

@@ -192,6 +192,24 @@ def at_distinct_budget(curves: pd.DataFrame, budget: float) -> pd.DataFrame:
     return pd.concat([at, late]).sort_values(keys).reset_index(drop=True)
 
 
+def paired_at(curves: pd.DataFrame, at: pd.DataFrame, a: str, b: str, budget: float) -> pd.DataFrame:
+    """Methods ``a`` and ``b`` per (task, seed) at one number of distinct calls: ``budget``, or where either
+    entered ``at`` at its own larger budget (``at_distinct_budget``), the larger of the two, each at its last
+    evaluation within it. So "OC-GFN minus control" never sets a run at 10k calls against one at 5k."""
+    keys = ["task", "seed"]
+    pa, pb = (at[at["method"] == m].set_index(keys) for m in (a, b))
+    common = pa.index.intersection(pb.index)
+    if not len(common):
+        return pd.DataFrame(columns=[*keys, "method", "unique_reward_calls"])
+    limit = pd.Series(float(budget), index=common)
+    for side in (pa, pb):
+        own = side.loc[common, "own_budget"].astype(bool)
+        limit = limit.where(~own, np.maximum(limit, side.loc[common, "unique_reward_calls"].astype(float)))
+    rows = curves[curves["method"].isin((a, b))].join(limit.rename("limit"), on=keys, how="inner")
+    rows = rows[rows["unique_reward_calls"] <= rows["limit"]]
+    return rows.loc[rows.groupby([*keys, "method"])["unique_reward_calls"].idxmax()]
+
+
 def _best(at: pd.DataFrame, rows: pd.Series, metric: str) -> str | None:
     """The method among ``rows`` with the highest mean ``metric`` (None if there is none)."""
     means = at[rows].groupby("method")[metric].mean()
@@ -222,27 +240,30 @@ def verdict_table(curves: pd.DataFrame, budgets: dict[str, int | None],
                 of_kind = at["kind"] == kind
                 if twins is None:
                     pairs.append((f"{kind}: OC-GFN - control", _best(at, of_kind & ~control, metric),
-                                  _best(at, of_kind & control, metric)))
+                                  _best(at, of_kind & control, metric), True))
                     continue
                 present = set(at.loc[of_kind, "method"])
-                pairs += [(f"{kind}: OC-GFN - control", a, twins[a]) for a in dict.fromkeys(at.loc[of_kind, "method"])
-                          if a in twins and twins[a] in present]
+                pairs += [(f"{kind}: OC-GFN - control", a, twins[a], True)
+                          for a in dict.fromkeys(at.loc[of_kind, "method"]) if a in twins and twins[a] in present]
             # "best" at equal distinct calls is chosen among the runs within the budget; where a run that
             # entered at its own larger budget (the exact conversion) does better, it gets its own row
             within = ~at["own_budget"]
             best = _best(at, within & (at["kind"] != "random"), metric)
             scratch, mcmc = _best(at, at["kind"] == "scratch", metric), _best(at, at["kind"] == "mcmc", metric)
-            pairs.append(("best - best scratch", best, scratch))
-            pairs.append(("best - MCMC", best, mcmc))
+            pairs.append(("best - best scratch", best, scratch, False))
+            pairs.append(("best - MCMC", best, mcmc, False))
             overall = _best(at, at["kind"] != "random", metric)
             if overall != best:
-                pairs.append(("best at its own budget - best scratch", overall, scratch))
-            for comparison, a, b in pairs:
+                pairs.append(("best at its own budget - best scratch", overall, scratch, False))
+            # an OC-GFN method and its control are read at one budget per (task, seed) (same_budget); the
+            # best-method rows compare what each reached within the budget, or on their own row at its own
+            for comparison, a, b, same_budget in pairs:
                 if a is None or b is None or a == b:
                     continue
-                diff = (keyed[keyed["method"] == a][metric] - keyed[keyed["method"] == b][metric]).dropna()
+                both = paired_at(df, at, a, b, budget).set_index(["task", "seed"]) if same_budget else keyed
+                diff = (both[both["method"] == a][metric] - both[both["method"] == b][metric]).dropna()
                 mean, low, high = interval(diff)
-                calls = {m: float(at.loc[at["method"] == m, "unique_reward_calls"].mean()) for m in (a, b)}
+                calls = {m: float(both.loc[both["method"] == m, "unique_reward_calls"].mean()) for m in (a, b)}
                 rows.append({"env": env, "distinct_calls": int(budget), "metric": metric, "comparison": comparison,
                              "a": a, "b": b, "a_minus_b": mean, "ci95_low": low, "ci95_high": high,
                              "pairs": len(diff), "a_calls": calls[a], "b_calls": calls[b]})
