@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from pipeline_lib.report import page
@@ -126,6 +127,19 @@ def test_an_oc_gfn_method_and_its_control_are_compared_at_one_budget() -> None:
     row = verdict[(verdict["metric"] == "modes_found")
                   & (verdict["comparison"] == "amortized: OC-GFN - control")].iloc[0]
     assert row["a_minus_b"] == -5.5 and row["a_calls"] == row["b_calls"] == 300.0 and row["pairs"] == 2
+    # the other way round (the control under-trained at the budget) and twins that share no seed
+    swapped = [{**r, "method": {"own": "own_control", "own_control": "own"}.get(r["method"], r["method"]),
+                "pretrained": {"full": "control", "control": "full"}.get(r["pretrained"], "")} for r in rows]
+    verdict = report.verdict_table(pd.DataFrame(swapped), {"e": 200}, {"own": "own_control"})
+    row = verdict[(verdict["metric"] == "modes_found")
+                  & (verdict["comparison"] == "amortized: OC-GFN - control")].iloc[0]
+    assert row["a_minus_b"] == 5.5 and row["a_calls"] == row["b_calls"] == 300.0
+    apart = [r for r in rows if not (r["method"] == "own_control" and r["seed"] == 0)
+             and not (r["method"] == "own" and r["seed"] == 1)]
+    verdict = report.verdict_table(pd.DataFrame(apart), {"e": 200}, {"own": "own_control"})
+    row = verdict[(verdict["metric"] == "modes_found")
+                  & (verdict["comparison"] == "amortized: OC-GFN - control")].iloc[0]
+    assert row["pairs"] == 0 and np.isnan(row["a_minus_b"])
 
 
 def test_verdict_compares_at_equal_distinct_calls_with_intervals() -> None:

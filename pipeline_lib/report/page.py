@@ -207,7 +207,8 @@ def summary_page(pretrain: pd.DataFrame, evaluation: pd.DataFrame, curves: pd.Da
     h.append("<h2 id=verdict>Verdict</h2><p class=note>What pre-training buys per domain at equal distinct reward "
              "calls (OC-GFN minus its no-pre-training control, of each adaptation kind) and how the best method "
              "compares with the best scratch GFlowNet and MCMC. The exact conversion, one call per object, and an "
-             "amortized run with fewer gradient steps than scratch by the budget enter at their own budget.</p>")
+             "amortized run with fewer gradient steps than scratch by the budget enter at their own budget; "
+             "an OC-GFN method and its control are then both read at the larger of their two budgets.</p>")
     md += ["## Verdict", ""]
     for env in adapted:
         lines = (verdict_lines(verdict, evaluation, env, headlines.get(env, "search"))

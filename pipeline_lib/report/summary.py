@@ -197,10 +197,11 @@ def paired_at(curves: pd.DataFrame, at: pd.DataFrame, a: str, b: str, budget: fl
     entered ``at`` at its own larger budget (``at_distinct_budget``), the larger of the two, each at its last
     evaluation within it. So "OC-GFN minus control" never sets a run at 10k calls against one at 5k."""
     keys = ["task", "seed"]
+    curves = curves.reset_index(drop=True)
     pa, pb = (at[at["method"] == m].set_index(keys) for m in (a, b))
     common = pa.index.intersection(pb.index)
-    if not len(common):
-        return pd.DataFrame(columns=[*keys, "method", "unique_reward_calls"])
+    if not len(common):  # no (task, seed) holds both: no pairs
+        return curves.iloc[:0]
     limit = pd.Series(float(budget), index=common)
     for side in (pa, pb):
         own = side.loc[common, "own_budget"].astype(bool)
