@@ -185,10 +185,9 @@ def test_state_features_and_a_saved_classifier_keep_both_options(tmp_path: Path)
     y = desc.all_outcomes().repeat(4, 1)
     assert torch.equal(loaded.draw(y, torch.Generator().manual_seed(2)),
                        trainer.source().draw(y, torch.Generator().manual_seed(2)))
+    whole = Descriptor("whole", ["n"], [[1.0]], lambda o: [[len(s) if len(s) > 1 else np.nan] for s in o], env)
     with pytest.raises(ValueError, match="state_descriptor: false"):
-        Descriptor("whole", ["n"], [[1.0]], lambda o: [[len(s) if len(s) > 1 else np.nan] for s in o],
-                   env).state_features(
-            env.encode(["0"]))
+        whole.state_features(env.encode(["0"]))
 
 
 def test_learned_log_count_matches_the_exact_count(trained) -> None:

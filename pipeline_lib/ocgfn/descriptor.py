@@ -133,15 +133,21 @@ class RejectionControl:
         return _retry(self.draw, self.descriptor, y, generator, tries)
 
 
-def uniform_logits(env, states: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+def valid_moves(env, states: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Every valid move but stop: its row, its action and the child it leads to."""
+    rows, acts = (mask & (torch.arange(mask.shape[1], device=mask.device) != env.stop)).nonzero(as_tuple=True)
+    return rows, acts, env.step(states[rows], acts)
+
+
+def uniform_logits(env, states: torch.Tensor, mask: torch.Tensor | None = None,
+                   moves: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
     """P_F logits [B, A] of the policy uniform over objects on a tree: log C(child) per move, 0 (one object)
-    for stop, NEG_INF where invalid; softmax gives each action the share of objects it leads to. ``mask``:
-    the states' forward mask, where the caller has it."""
+    for stop, NEG_INF where invalid; softmax gives each action the share of objects it leads to. ``mask`` and
+    ``moves`` (``valid_moves``): the states' forward mask and children, where the caller has them."""
     mask = env.forward_mask(states) if mask is None else mask
+    rows, acts, children = valid_moves(env, states, mask) if moves is None else moves
     logits = torch.full(mask.shape, NEG_INF, device=states.device)
-    rows, acts = mask.nonzero(as_tuple=True)
-    moves = acts != env.stop
-    logits[rows[moves], acts[moves]] = env.log_completions(env.step(states[rows[moves]], acts[moves]))
+    logits[rows, acts] = env.log_completions(children)
     logits[:, env.stop] = torch.where(mask[:, env.stop], 0.0, NEG_INF)
     return logits
 
@@ -193,25 +199,26 @@ def flow_logits(env, model: OutcomeClassifier, states: torch.Tensor, y: torch.Te
     """log F(s.a | y) per action [B, A] (stop: log P(phi(s) = y)), NEG_INF where invalid; with ``descriptor``,
     exact at a trajectory's last decision (``exact_boundary``)."""
     mask = env.forward_mask(states)
+    moves = valid_moves(env, states, mask)
     completion, here = model.read(env, states)
     picked = completion.gather(2, y[:, None, None].expand(-1, completion.shape[1], 1))[:, :, 0]
-    logits = (uniform_logits(env, states, mask) + picked).masked_fill(~mask, NEG_INF)
+    logits = (uniform_logits(env, states, mask, moves) + picked).masked_fill(~mask, NEG_INF)
     logits[:, env.stop] = torch.where(mask[:, env.stop], here.gather(1, y[:, None])[:, 0], NEG_INF)
-    return logits if descriptor is None else exact_boundary(env, descriptor, states, y, mask, logits)
+    return logits if descriptor is None else exact_boundary(env, descriptor, states, y, mask, moves, logits)
 
 
 def exact_boundary(env, descriptor: Descriptor, states: torch.Tensor, y: torch.Tensor, mask: torch.Tensor,
-                   logits: torch.Tensor) -> torch.Tensor:
+                   moves: tuple[torch.Tensor, torch.Tensor, torch.Tensor], logits: torch.Tensor) -> torch.Tensor:
     """The boundary condition F(x|y) = R(x|y) = 1[phi(x) = y] in place of the classifier where a move's child
     is an object and nothing else (its only move is stop), and for the stop of a state with such a child:
     this last decision is where a tree settles the outcome, and phi answers it exactly with no reward call
     (as the object OC-GFN's final flow is its outcome reward). Earlier stops keep the learned head: exact ones
     would cost one phi per state per step (about a millisecond per molecule) for a move the counts C(s.a)
-    almost never let win. A row where no exact option has y keeps its learned logits (its best miss)."""
-    rows, acts = (mask & (torch.arange(mask.shape[1], device=mask.device) != env.stop)).nonzero(as_tuple=True)
+    almost never let win. A row where no exact option has y keeps its learned logits (its best miss).
+    ``moves``: the states' valid moves and children (``valid_moves``)."""
+    rows, acts, children = moves
     if not len(rows):
         return logits
-    children = env.step(states[rows], acts)
     child_mask = env.forward_mask(children)
     last = child_mask[:, env.stop] & (child_mask.sum(1) == 1)
     rows, acts, children = rows[last], acts[last], children[last]
