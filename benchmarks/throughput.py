@@ -96,9 +96,26 @@ def db_benchmark(env, reward, batch: int, steps: int, warmup: int) -> dict:
         model.net(feats).sum().backward()  # the same network: log F and P_F logits in one output
 
     bare_s = _timed(bare, steps, warmup)
+    # The floor of any sampler that calls the network once per rollout step: those calls alone (each step's
+    # running rows, inference mode, no masks, sampling or environment), plus the one backward the loss needs
+    # (the bare pass less its forward).
+    per_step_feats = [env.featurize(traj.states[t][traj.valid[t]]) for t in range(traj.valid.shape[0])]
+
+    def network_calls() -> None:
+        with torch.inference_mode():
+            for f in per_step_feats:
+                model.net(f)
+
+    def bare_forward() -> None:
+        with torch.inference_mode():
+            model.net(feats)
+
+    calls_s, forward_s = _timed(network_calls, steps, warmup), _timed(bare_forward, steps, warmup)
+    floor_s = calls_s + max(bare_s - forward_s, 0.0)
     return {"seconds_per_step": per_step, "trajectories_per_s": batch / per_step,
             "reward_calls_per_s": batch / per_step, "bare_forward_backward_s": bare_s,
-            "step_over_bare": per_step / bare_s, "states_per_batch": len(feats), "profile": profile}
+            "step_over_bare": per_step / bare_s, "states_per_batch": len(feats), "profile": profile,
+            "rollout_steps": len(per_step_feats), "network_calls_s": calls_s, "floor_over_bare": floor_s / bare_s}
 
 
 def pretrainer_for(config: dict, env_name: str, env, batch: int | None = None,
@@ -139,6 +156,9 @@ def report(name: str, env, reward, config_env: str, config: dict, batch: int, ar
           f"reward calls/s ({1000 * ours['seconds_per_step']:.2f} ms/step)")
     print(f"{name} bare fwd+bwd : {1000 * ours['bare_forward_backward_s']:.2f} ms on the {ours['states_per_batch']} "
           f"states of one batch; step / bare = {ours['step_over_bare']:.2f}x")
+    print(f"{name} floor: the network alone at each of the {ours['rollout_steps']} rollout steps "
+          f"{1000 * ours['network_calls_s']:.2f} ms; with the loss's backward {ours['floor_over_bare']:.2f}x the bare "
+          f"pass, the least step / bare of any sampler that calls the network once per step")
     print(f"{name} profile of a DB step: {_profile_line(ours['profile'])}")
     ot = ot_benchmark(pretrainer_for(config, config_env, env, batch), max(args.steps // 10, 5), args.ot_warmup)
     ours["ot_over_db"] = ot["seconds_per_step"] / ours["seconds_per_step"]
@@ -208,11 +228,13 @@ def main() -> None:
     for batch in args.batches:
         print(f"--- batch {batch}")
         grid = report("hypergrid", env, lambda x: corner(x, env.side), "grid16", config, batch, args)
-        row = {"batch": batch, "grid step/bare": grid["step_over_bare"], "grid OC-GFN/DB": grid["ot_over_db"]}
+        row = {"batch": batch, "grid step/bare": grid["step_over_bare"], "grid floor/bare": grid["floor_over_bare"],
+               "grid OC-GFN/DB": grid["ot_over_db"]}
         if dna is not None:
             print(f"TF-Bind-8 {args.tfbind} (length 8, 4 letters, append), same batch, MLP and threads")
             tf = report("tfbind8", dna, lambda x, d=dna: tfbind(x, d.alphabet, table), "tfbind8", config, batch, args)
-            row.update({"tfbind8 step/bare": tf["step_over_bare"], "tfbind8 OC-GFN/DB": tf["ot_over_db"]})
+            row.update({"tfbind8 step/bare": tf["step_over_bare"], "tfbind8 floor/bare": tf["floor_over_bare"],
+                        "tfbind8 OC-GFN/DB": tf["ot_over_db"]})
         if args.torchgfn_python:
             worker = Path(__file__).with_name("torchgfn_db.py")
             out = subprocess.run([args.torchgfn_python, str(worker), str(args.ndim), str(args.side), str(batch),
