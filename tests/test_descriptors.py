@@ -252,6 +252,14 @@ def test_window_sampler_stays_inside_without_reward_calls(trained) -> None:
     assert many["window_outcomes"] == 3 and many["in_window"] > 0.9 and many["validity"] == 1.0
     assert 0 < many["uniqueness"] <= 1
     assert table.set_index("window").loc["none", "in_window"] > 0.9
+    # the control: uniform objects inside each window, as an independent draw of them measures it
+    for name, window in {"many": {"ones": [1.5, float("inf")]}, "none": {"ones": [-float("inf"), 0.5]}}.items():
+        uniform = env.random_outcomes(4000, torch.Generator().manual_seed(1))
+        expected = float(desc.in_window(desc.values(uniform), window).mean())
+        row = table.set_index("window").loc[name]
+        assert row["random_in_window"] == pytest.approx(expected, abs=0.08)
+        assert row["lift"] == pytest.approx(row["in_window"] / row["random_in_window"])
+    assert table.set_index("window").loc["none", "lift"] > 2  # zero ones is rare among uniform strings
 
 
 def test_descriptor_pretraining_resumes_exactly(tmp_path: Path) -> None:

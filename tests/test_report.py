@@ -266,7 +266,8 @@ def test_descriptor_runs_in_the_summary(tmp_path: Path) -> None:
     conv = verdict.loc[("modes_found", "outcome_conversion: OC-GFN - control")]
     assert (conv["a"], conv["b"], conv["a_minus_b"]) == ("conv", "conv_control", 2.5)
     windows = pd.DataFrame({"env": "e", "variant": "desc", "seed": [0, 1], "window": "polar", "window_outcomes": 4,
-                            "validity": 1.0, "uniqueness": [0.9, 0.7], "in_window": [0.5, 0.7], "on_outcome": 0.2})
+                            "validity": 1.0, "uniqueness": [0.9, 0.7], "in_window": [0.5, 0.7], "on_outcome": 0.2,
+                            "random_in_window": 0.1, "lift": [5.0, 7.0]})
     pretrain = pd.DataFrame({"env": "e", "variant": "desc", "seed": [0, 1], "step": 10, "success_sample": 0.3,
                              "success_greedy": 0.4, "outcome_coverage": [0.25, 0.35]})
     html, md = tmp_path / "s.html", tmp_path / "s.md"
@@ -274,7 +275,9 @@ def test_descriptor_runs_in_the_summary(tmp_path: Path) -> None:
                       budgets={"e": 120}, windows=windows)
     text = md.read_text()
     assert "Descriptor-window sampler" in text and "polar" in text and "outcome_coverage" in text
-    assert report.window_table(windows).set_index("window").loc["polar", "in_window"].startswith("0.6")
+    table = report.window_table(windows).set_index("window")
+    assert table.loc["polar", "in_window"].startswith("0.6") and table.loc["polar", "lift"].startswith("6")
+    assert "lift" not in report.window_table(windows.drop(columns=["random_in_window", "lift"]))
 
 
 def test_a_collapsed_method_does_not_set_the_default_budget() -> None:

@@ -466,15 +466,19 @@ def window_results(env, source, windows: dict[str, dict[str, list[float]]], n: i
     outcome inside it (weighted by its log-count, as objects in the window are) among those the source
     knows, then one conditioned draw each (no retry: the fraction inside measures the sampler). Columns:
     validity (the domain's, else 1), uniqueness (distinct / n), the fraction inside the window and the
-    fraction with exactly the drawn outcome."""
+    fraction with exactly the drawn outcome; beside them the no-pre-training control, ``random_in_window``:
+    the fraction of ``n`` uniform objects (``env.random_outcomes``, the control's pool) inside the window, the
+    acceptance rate of drawing random objects until one falls inside, and ``lift``, how many times fewer
+    draws the sampler needs per object inside."""
     desc, rows = source.descriptor, []
     for name, window in windows.items():
         inside = desc.window_outcomes(window).to(source.counts.device) & source.known()
+        uniform = float(desc.in_window(desc.values(env.random_outcomes(n, generator)), window).mean())
         row: dict[str, Any] = {"window": name, "bounds": str(window), "samples": n,
-                               "window_outcomes": int(inside.sum())}
+                               "window_outcomes": int(inside.sum()), "random_in_window": uniform}
         if not inside.any():
             rows.append({**row, "validity": math.nan, "uniqueness": math.nan, "in_window": math.nan,
-                         "on_outcome": math.nan})
+                         "on_outcome": math.nan, "lift": math.nan})
             continue
         cand = inside.nonzero()[:, 0]
         weights = torch.softmax(source.log_counts(desc.from_index(cand)), 0)
@@ -482,10 +486,11 @@ def window_results(env, source, windows: dict[str, dict[str, list[float]]], n: i
         x = source.draw(y, generator)
         values = desc.values(x)
         metrics = env.sample_metrics(x, x[:0])
+        in_window = float(desc.in_window(values, window).mean())
         rows.append({**row, "validity": metrics.get("validity", 1.0),
-                     "uniqueness": len(set(env.object_keys(x))) / n,
-                     "in_window": float(desc.in_window(values, window).mean()),
-                     "on_outcome": float((desc.binned(values).to(y.device) == y).all(-1).float().mean())})
+                     "uniqueness": len(set(env.object_keys(x))) / n, "in_window": in_window,
+                     "on_outcome": float((desc.binned(values).to(y.device) == y).all(-1).float().mean()),
+                     "lift": in_window / uniform if uniform > 0 else math.inf})
     return pd.DataFrame(rows)
 
 

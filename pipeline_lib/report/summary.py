@@ -47,11 +47,13 @@ def pretrain_table(pretrain: pd.DataFrame) -> pd.DataFrame:
 
 
 def window_table(windows: pd.DataFrame | None) -> pd.DataFrame:
-    """The descriptor-window sampler per environment, variant and window, over seeds."""
+    """The descriptor-window sampler per environment, variant and window, over seeds, beside the fraction of
+    uniform objects inside the window (its no-pre-training control; absent from tables written before it)."""
     if windows is None or not len(windows):
         return pd.DataFrame()
+    control = _with_data(windows, ("random_in_window", "lift"))
     return _mean_interval(windows, ["env", "variant", "window"], ["window_outcomes", "validity", "uniqueness",
-                                                                  "in_window", "on_outcome"])
+                                                                  "in_window", "on_outcome", *control])
 
 
 EVALUATION_METRICS = ["l1", "kl", "l1_empirical", "outcome_l1", "outcome_l1_exact", "modes_in_samples", "modes_total",
