@@ -184,10 +184,12 @@ def finetune(job: dict[str, Any], seed: int, threads: int, pretrained: str | Non
     checkpoint.unlink(missing_ok=True)
 
 
-def descriptor_outcomes(job: dict[str, Any], seed: int, model: str, outcomes_out: str, windows_out: str) -> None:
+def descriptor_outcomes(job: dict[str, Any], seed: int, model: str, outcomes_out: str, windows_out: str,
+                        window_samples_out: str) -> None:
     """A descriptor variant's results (``plan.outcomes_job``): per outcome, the explorer's count, the learned
     log-count and the conditional success of ``samples`` draws; per window of ``descriptor.windows``, the
-    window sampler's validity, uniqueness and fraction inside (``window_samples`` objects, no reward call)."""
+    window sampler's validity, uniqueness and fraction inside (``window_samples`` objects, no reward call),
+    and those objects."""
     device = select_device(job["device"])
     env = _env(job, device)
     source = load_descriptor_model(model, env, device)
@@ -195,8 +197,9 @@ def descriptor_outcomes(job: dict[str, Any], seed: int, model: str, outcomes_out
     gen = torch.Generator(device).manual_seed(seed)
     table = outcome_results(source, job["samples"], gen)
     io.write_parquet(_label(table, **labels), outcomes_out, seed=seed, config=job)
-    windows = window_results(env, source, job["descriptor"].get("windows", {}), job["window_samples"], gen)
+    windows, objects = window_results(env, source, job["descriptor"].get("windows", {}), job["window_samples"], gen)
     io.write_parquet(_label(windows, **labels), windows_out, seed=seed, config=job)
+    io.write_parquet(_label(objects, **labels), window_samples_out, seed=seed, config=job)
     log.info("descriptor outcomes of %s/%s: %d of %d outcomes met in pre-training, sampled success %.3f",
              job["env"]["name"], job["variant"], int(table["evaluated"].sum()), len(table),
              table["success_sample"].mean())

@@ -245,9 +245,14 @@ def test_control_and_search_run_through_the_oracle(trained) -> None:
 
 def test_window_sampler_stays_inside_without_reward_calls(trained) -> None:
     env, desc, trainer, _ = trained
-    table = window_results(env, trainer.source(), {"many": {"ones": [1.5, float("inf")]},
-                                                    "none": {"ones": [-float("inf"), 0.5]}},
-                           500, torch.Generator().manual_seed(0))
+    table, objects = window_results(env, trainer.source(), {"many": {"ones": [1.5, float("inf")]},
+                                                             "none": {"ones": [-float("inf"), 0.5]}},
+                                    500, torch.Generator().manual_seed(0))
+    # the objects handed back: 500 per window, their descriptor recomputed from the strings by hand
+    assert objects.groupby("window").size().to_dict() == {"many": 500, "none": 500}
+    assert (objects["ones"] == objects["sequence"].str.count("1")).all()
+    assert objects.groupby("window")["in_window"].mean().to_dict() == pytest.approx(
+        table.set_index("window")["in_window"].to_dict())
     many = table.set_index("window").loc["many"]
     assert many["window_outcomes"] == 3 and many["in_window"] > 0.9 and many["validity"] == 1.0
     assert 0 < many["uniqueness"] <= 1

@@ -276,6 +276,10 @@ def test_descriptor_outcomes_through_the_dag(tmp_path: Path) -> None:
     assert {"length_range", "share_range", "log_count", "success_sample", "explorer_count"} <= set(outcomes.columns)
     windows = pd.read_parquet(out / "tables/windows.parquet")
     assert list(windows["window"]) == ["long", "long"] and windows["in_window"].between(0, 1).all()
+    objects = pd.read_parquet(out / "tables/window_samples.parquet")  # the sampled objects themselves
+    assert {"variant", "seed", "window", "outcome", "sequence", "length", "share", "in_window"} <= set(objects.columns)
+    assert objects.groupby("variant")["in_window"].mean().to_dict() == pytest.approx(
+        windows.set_index("variant")["in_window"].to_dict())
     calls = pd.read_parquet(out / "tables/finetune_curves.parquet").groupby("method")["unique_reward_calls"].max()
     assert 1 <= calls["conv"] <= 8 and 1 <= calls["conv_control"] <= 8  # at most one reward call per outcome
     metrics = pd.read_parquet(out / "tables/evaluation.parquet").set_index("method")

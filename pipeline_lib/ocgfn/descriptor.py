@@ -461,7 +461,7 @@ def outcome_results(source, samples: int, generator: torch.Generator, most: int 
 
 
 def window_results(env, source, windows: dict[str, dict[str, list[float]]], n: int,
-                   generator: torch.Generator) -> pd.DataFrame:
+                   generator: torch.Generator) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The descriptor-window sampler, with no reward call: per window, ``n`` objects drawn by picking an
     outcome inside it (weighted by its log-count, as objects in the window are) among those the source
     knows, then one conditioned draw each (no retry: the fraction inside measures the sampler). Columns:
@@ -469,8 +469,10 @@ def window_results(env, source, windows: dict[str, dict[str, list[float]]], n: i
     fraction with exactly the drawn outcome; beside them the no-pre-training control, ``random_in_window``:
     the fraction of ``n`` uniform objects (``env.random_outcomes``, the control's pool) inside the window, the
     acceptance rate of drawing random objects until one falls inside, and ``lift``, how many times fewer
-    draws the sampler needs per object inside."""
-    desc, rows = source.descriptor, []
+    draws the sampler needs per object inside. Second table: the sampled objects themselves, what a user of
+    the sampler takes away (``window``, the drawn ``outcome`` index, the object columns of ``env.describe``, the
+    raw value of each descriptor dimension, ``in_window``)."""
+    desc, rows, drawn = source.descriptor, [], []
     for name, window in windows.items():
         inside = desc.window_outcomes(window).to(source.counts.device) & source.known()
         uniform = float(desc.in_window(desc.values(env.random_outcomes(n, generator)), window).mean())
@@ -486,12 +488,16 @@ def window_results(env, source, windows: dict[str, dict[str, list[float]]], n: i
         x = source.draw(y, generator)
         values = desc.values(x)
         metrics = env.sample_metrics(x, x[:0])
-        in_window = float(desc.in_window(values, window).mean())
+        inside_window = np.asarray(desc.in_window(values, window), dtype=bool)
+        in_window = float(inside_window.mean())
+        drawn.append(pd.DataFrame({"window": name, "outcome": desc.index(y).cpu().numpy(), **env.describe(x),
+                                   **{dim: values[:, d] for d, dim in enumerate(desc.dims)},
+                                   "in_window": inside_window}))
         rows.append({**row, "validity": metrics.get("validity", 1.0),
                      "uniqueness": len(set(env.object_keys(x))) / n, "in_window": in_window,
                      "on_outcome": float((desc.binned(values).to(y.device) == y).all(-1).float().mean()),
                      "lift": in_window / uniform if uniform > 0 else math.inf})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows), pd.concat(drawn, ignore_index=True) if drawn else pd.DataFrame()
 
 
 def model_entries(trainer: DescriptorPretrainer | ClassifierPretrainer, spec: dict[str, Any]) -> dict[str, Any]:

@@ -32,6 +32,7 @@ rule descriptor_outcomes:
     output:
         outcomes=f"{RESULTS}/{{env}}/pretrain/{{variant}}/seed{{seed}}/outcomes.parquet",
         windows=f"{RESULTS}/{{env}}/pretrain/{{variant}}/seed{{seed}}/windows.parquet",
+        window_samples=f"{RESULTS}/{{env}}/pretrain/{{variant}}/seed{{seed}}/window_samples.parquet",
     log:
         f"{RESULTS}/logs/{{env}}/descriptor_outcomes/{{variant}}/seed{{seed}}.log",
     benchmark:

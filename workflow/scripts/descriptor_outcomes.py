@@ -5,4 +5,4 @@ from pipeline_lib.stages import descriptor_outcomes
 with logged(snakemake.log[0]):
     o = snakemake.output
     descriptor_outcomes(snakemake.params.job, int(snakemake.wildcards.seed), snakemake.input.model, o.outcomes,
-                        o.windows)
+                        o.windows, o.window_samples)
