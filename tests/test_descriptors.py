@@ -250,21 +250,46 @@ def test_window_sampler_stays_inside_without_reward_calls(trained) -> None:
                                     500, torch.Generator().manual_seed(0))
     # the objects handed back: 500 per window, their descriptor recomputed from the strings by hand
     assert objects.groupby("window").size().to_dict() == {"many": 500, "none": 500}
-    assert (objects["ones"] == objects["sequence"].str.count("1")).all()
+    assert (objects["phi_ones"] == objects["sequence"].str.count("1")).all()
     assert objects.groupby("window")["in_window"].mean().to_dict() == pytest.approx(
         table.set_index("window")["in_window"].to_dict())
     many = table.set_index("window").loc["many"]
     assert many["window_outcomes"] == 3 and many["in_window"] > 0.9 and many["validity"] == 1.0
     assert 0 < many["uniqueness"] <= 1
     assert table.set_index("window").loc["none", "in_window"] > 0.9
-    # the control: uniform objects inside each window, as an independent draw of them measures it
+    # the sampler's draws are those it makes without the control beside it
+    again, _ = window_results(env, trainer.source(), {"many": {"ones": [1.5, float("inf")]}}, 500,
+                              torch.Generator().manual_seed(0))
+    assert again.loc[0, "in_window"] == many["in_window"]
+    # the control: random objects inside each window, as an independent draw of them measures it
     for name, window in {"many": {"ones": [1.5, float("inf")]}, "none": {"ones": [-float("inf"), 0.5]}}.items():
-        uniform = env.random_outcomes(4000, torch.Generator().manual_seed(1))
+        uniform = env.random_outcomes(4000, torch.Generator().manual_seed(7))
         expected = float(desc.in_window(desc.values(uniform), window).mean())
         row = table.set_index("window").loc[name]
         assert row["random_in_window"] == pytest.approx(expected, abs=0.08)
         assert row["lift"] == pytest.approx(row["in_window"] / row["random_in_window"])
     assert table.set_index("window").loc["none", "lift"] > 2  # zero ones is rare among uniform strings
+
+
+def coordinate_sum(objects: torch.Tensor) -> np.ndarray:
+    """x0 + x1 of grid cells (a plug-in descriptor on a domain whose describe has an ``outcome`` column)."""
+    return objects.sum(-1, keepdim=True).numpy().astype(float)
+
+
+def test_window_samples_keep_the_objects_own_columns() -> None:
+    env = make_env("hypergrid", {"ndim": 2, "side": 4})
+    desc = make_descriptor({"name": f"{Path(__file__).resolve()}:coordinate_sum", "dims": ["total"],
+                            "edges": {"total": [2.5, 4.5]}}, env)
+    source = RejectionControl(env, desc, 2000, torch.Generator().manual_seed(0))
+    table, objects = window_results(env, source, {"far": {"total": [4.5, float("inf")]}}, 400,
+                                    torch.Generator().manual_seed(3))
+    cells = torch.tensor(objects[["x0", "x1"]].to_numpy())
+    assert (objects["outcome"] == (cells[:, 0] * 4 + cells[:, 1]).numpy()).all()  # the grid's cell index
+    assert (objects["window_outcome"] == 2).all() and (objects["phi_total"] == cells.sum(1).numpy()).all()
+    assert objects["in_window"].all() and table.loc[0, "in_window"] == 1.0
+    # 3 of the 16 cells have x0 + x1 >= 5
+    assert table.loc[0, "random_in_window"] == pytest.approx(3 / 16, abs=0.06)
+    assert table.loc[0, "lift"] == pytest.approx(1 / table.loc[0, "random_in_window"])
 
 
 def test_descriptor_pretraining_resumes_exactly(tmp_path: Path) -> None:

@@ -277,7 +277,8 @@ def test_descriptor_outcomes_through_the_dag(tmp_path: Path) -> None:
     windows = pd.read_parquet(out / "tables/windows.parquet")
     assert list(windows["window"]) == ["long", "long"] and windows["in_window"].between(0, 1).all()
     objects = pd.read_parquet(out / "tables/window_samples.parquet")  # the sampled objects themselves
-    assert {"variant", "seed", "window", "outcome", "sequence", "length", "share", "in_window"} <= set(objects.columns)
+    assert {"variant", "seed", "window", "window_outcome", "sequence", "phi_length", "phi_share",
+            "in_window"} <= set(objects.columns)
     assert objects.groupby("variant")["in_window"].mean().to_dict() == pytest.approx(
         windows.set_index("variant")["in_window"].to_dict())
     calls = pd.read_parquet(out / "tables/finetune_curves.parquet").groupby("method")["unique_reward_calls"].max()

@@ -467,15 +467,19 @@ def window_results(env, source, windows: dict[str, dict[str, list[float]]], n: i
     knows, then one conditioned draw each (no retry: the fraction inside measures the sampler). Columns:
     validity (the domain's, else 1), uniqueness (distinct / n), the fraction inside the window and the
     fraction with exactly the drawn outcome; beside them the no-pre-training control, ``random_in_window``:
-    the fraction of ``n`` uniform objects (``env.random_outcomes``, the control's pool) inside the window, the
-    acceptance rate of drawing random objects until one falls inside, and ``lift``, how many times fewer
-    draws the sampler needs per object inside. Second table: the sampled objects themselves, what a user of
-    the sampler takes away (``window``, the drawn ``outcome`` index, the object columns of ``env.describe``, the
-    raw value of each descriptor dimension, ``in_window``)."""
+    the fraction of ``n`` random objects (``env.random_outcomes``, the control's pool; one pool for every window,
+    from a generator of its own, so the sampler's draws are those it makes alone) inside the window, the
+    acceptance rate of drawing random objects until one falls inside, and ``lift``, how many times fewer draws
+    the sampler needs per object inside (NaN where no random object fell inside). Second table: the sampled
+    objects themselves, what a user of the sampler takes away (``window``, ``window_outcome``: the drawn
+    outcome's index, the object columns of ``env.describe``, ``phi_<dim>``: the raw value of each descriptor
+    dimension, ``in_window``); a window holding no outcome the source knows has no rows."""
     desc, rows, drawn = source.descriptor, [], []
+    control = torch.Generator(generator.device).manual_seed(generator.initial_seed() + 1)
+    pool = desc.values(env.random_outcomes(n, control)) if windows else None
     for name, window in windows.items():
         inside = desc.window_outcomes(window).to(source.counts.device) & source.known()
-        uniform = float(desc.in_window(desc.values(env.random_outcomes(n, generator)), window).mean())
+        uniform = float(desc.in_window(pool, window).mean())
         row: dict[str, Any] = {"window": name, "bounds": str(window), "samples": n,
                                "window_outcomes": int(inside.sum()), "random_in_window": uniform}
         if not inside.any():
@@ -490,14 +494,26 @@ def window_results(env, source, windows: dict[str, dict[str, list[float]]], n: i
         metrics = env.sample_metrics(x, x[:0])
         inside_window = np.asarray(desc.in_window(values, window), dtype=bool)
         in_window = float(inside_window.mean())
-        drawn.append(pd.DataFrame({"window": name, "outcome": desc.index(y).cpu().numpy(), **env.describe(x),
-                                   **{dim: values[:, d] for d, dim in enumerate(desc.dims)},
-                                   "in_window": inside_window}))
+        drawn.append(_window_objects(env, desc, name, y, x, values, inside_window))
         rows.append({**row, "validity": metrics.get("validity", 1.0),
                      "uniqueness": len(set(env.object_keys(x))) / n, "in_window": in_window,
                      "on_outcome": float((desc.binned(values).to(y.device) == y).all(-1).float().mean()),
-                     "lift": in_window / uniform if uniform > 0 else math.inf})
+                     "lift": in_window / uniform if uniform > 0 else math.nan})
     return pd.DataFrame(rows), pd.concat(drawn, ignore_index=True) if drawn else pd.DataFrame()
+
+
+def _window_objects(env, desc: Descriptor, name: str, y: torch.Tensor, x: torch.Tensor, values: np.ndarray,
+                    inside: np.ndarray) -> pd.DataFrame:
+    """The window sampler's objects as rows; descriptor values are ``phi_<dim>`` so that no dimension's name can
+    overwrite an object column (a hypergrid's ``describe`` has its own ``outcome``)."""
+    columns = {"window": name, "window_outcome": desc.index(y).cpu().numpy()}
+    objects = env.describe(x)
+    phi = {f"phi_{dim}": values[:, d] for d, dim in enumerate(desc.dims)}
+    clash = sorted((set(columns) | {"in_window"} | set(phi)) & set(objects))
+    if clash:
+        raise ValueError(f"window samples: {type(env).__name__}.describe returns {clash}, names the window table "
+                         f"uses itself; rename them in describe")
+    return pd.DataFrame({**columns, **objects, **phi, "in_window": inside})
 
 
 def model_entries(trainer: DescriptorPretrainer | ClassifierPretrainer, spec: dict[str, Any]) -> dict[str, Any]:
