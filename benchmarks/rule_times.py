@@ -13,12 +13,13 @@ import pandas as pd
 
 def rule_times(folder: str | Path) -> pd.DataFrame:
     """One row per rule: jobs, wall-clock s, CPU s, the slowest job's s and the largest peak RSS (MB).
-    Benchmark paths are ``<env or 'data'>/<rule>/...`` (the workflow's convention), so the rule is the
-    second part of the path."""
+    Benchmark paths are ``<env or 'data'>/<rule>/...`` or ``<env>/<rule>.tsv`` (one job per domain) or a
+    top-level ``<rule>.tsv`` (the workflow's convention), so the rule is the second part of the path, or the
+    only one."""
     rows = []
     for path in sorted(Path(folder).rglob("*.tsv")):
         parts = path.relative_to(folder).parts
-        rule = parts[1] if len(parts) > 2 else parts[0].removesuffix(".tsv")  # a top-level <rule>.tsv
+        rule = (parts[1] if len(parts) > 1 else parts[0]).removesuffix(".tsv")
         table = pd.read_csv(path, sep="\t")
         rows.append({"rule": rule, "wall_s": float(table["s"].iloc[-1]), "cpu_s": float(table["cpu_time"].iloc[-1]),
                      "max_rss_mb": float(table["max_rss"].iloc[-1]) if "max_rss" in table else float("nan")})

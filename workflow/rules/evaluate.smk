@@ -21,6 +21,8 @@ rule collect:
         targets=f"{RESULTS}/tables/targets.parquet",
     log:
         f"{RESULTS}/logs/collect.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/collect.tsv"
     conda:
         "../envs/pipeline.yaml"
     script:

@@ -3,6 +3,8 @@ rule setup:
         f"{RESULTS}/environment.parquet",
     log:
         f"{RESULTS}/logs/setup.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/setup.tsv"
     conda:
         "../envs/pipeline.yaml"
     params:

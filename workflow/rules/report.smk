@@ -20,6 +20,8 @@ rule figure_pretrain_success:
         ),
     log:
         f"{RESULTS}/logs/figures/{{env}}/pretrain_success.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/{{env}}/figure_pretrain_success.tsv"
     conda:
         "../envs/pipeline.yaml"
     params:
@@ -40,6 +42,8 @@ rule figure_pretrain_lengths:
         ),
     log:
         f"{RESULTS}/logs/figures/{{env}}/pretrain_lengths.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/{{env}}/figure_pretrain_lengths.tsv"
     conda:
         "../envs/pipeline.yaml"
     params:
@@ -60,6 +64,8 @@ rule figure_descriptor:
         ),
     log:
         f"{RESULTS}/logs/figures/{{env}}/descriptor.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/{{env}}/figure_descriptor.tsv"
     conda:
         "../envs/pipeline.yaml"
     params:
@@ -83,6 +89,8 @@ rule figure_search:
         methods=METHOD_ORDER,
     log:
         f"{RESULTS}/logs/figures/{{env}}/search.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/{{env}}/figure_search.tsv"
     conda:
         "../envs/pipeline.yaml"
     script:
@@ -104,6 +112,8 @@ rule figure_l1:
         methods=METHOD_ORDER,
     log:
         f"{RESULTS}/logs/figures/{{env}}/l1.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/{{env}}/figure_l1.tsv"
     conda:
         "../envs/pipeline.yaml"
     script:
@@ -123,6 +133,8 @@ rule figure_heatmaps:
         ),
     log:
         f"{RESULTS}/logs/figures/{{env}}/heatmaps.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/{{env}}/figure_heatmaps.tsv"
     conda:
         "../envs/pipeline.yaml"
     params:
@@ -143,6 +155,8 @@ rule figure_molecules:
         ),
     log:
         f"{RESULTS}/logs/figures/{{env}}/molecules_{{task}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/{{env}}/figure_molecules/{{task}}.tsv"
     conda:
         "../envs/pipeline.yaml"
     params:
@@ -175,6 +189,8 @@ rule summary:
         headlines={env: plan.headline_figure(config, env) for env in config["envs"] if config["envs"][env]["tasks"]},
     log:
         f"{RESULTS}/logs/summary.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/summary.tsv"
     conda:
         "../envs/pipeline.yaml"
     script:
@@ -190,6 +206,8 @@ rule run_config:
         config=json.dumps(config, sort_keys=True, default=str),
     log:
         f"{RESULTS}/logs/run_config.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/run_config.tsv"
     conda:
         "../envs/pipeline.yaml"
     script:

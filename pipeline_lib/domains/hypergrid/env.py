@@ -47,8 +47,8 @@ class HyperGrid(DomainRewards):
         return torch.zeros(n, self.ndim, dtype=torch.long, device=self.device)
 
     def forward_mask(self, states: torch.Tensor) -> torch.Tensor:
-        moves = states < self.side - 1
-        return torch.cat([moves, torch.ones_like(moves[:, :1])], dim=1)
+        # stop, always valid, as a padded column: one operation of the rollout loop instead of a cat of two
+        return torch.nn.functional.pad(states < self.side - 1, (0, 1), value=True)
 
     def backward_mask(self, states: torch.Tensor) -> torch.Tensor:
         return states > 0

@@ -100,6 +100,9 @@ class Sequence(DomainRewards):
         self._positions = torch.arange(length, device=self.device)
         self._tokens = torch.arange(self.vocab + 1, device=self.device)
         self._sizes = torch.arange(length + 1, device=self.device)
+        grow = ([0] * self.vocab) + ([1] * self.vocab if self.prepend else [])
+        self._mask_low = torch.tensor(grow + [min_length], device=self.device)
+        self._mask_high = torch.tensor([length] * len(grow) + [length + 1], device=self.device)
 
     def lengths(self, states: torch.Tensor) -> torch.Tensor:
         return (states != self.pad).sum(-1)
@@ -108,10 +111,10 @@ class Sequence(DomainRewards):
         return torch.full((n, self.length), self.pad, dtype=torch.long, device=self.device)
 
     def forward_mask(self, states: torch.Tensor) -> torch.Tensor:
+        # each action is valid on a range of lengths (append: n < L, prepend: 0 < n < L, stop: n >= min_length):
+        # two comparisons against per-action bounds, no per-part tensors and cat in the rollout loop
         n = self.lengths(states)[:, None]
-        grow = (n < self.length).expand(-1, self.vocab)
-        parts = [grow] + ([grow & (n > 0)] if self.prepend else []) + [n >= self.min_length]
-        return torch.cat(parts, dim=1)
+        return (n >= self._mask_low) & (n < self._mask_high)
 
     def backward_mask(self, states: torch.Tensor) -> torch.Tensor:
         n = self.lengths(states)[:, None]
