@@ -178,8 +178,9 @@ def _check_method(config: dict[str, Any], env_name: str, env, method: str) -> No
     entry, settings = method_config(config, method, env_name)
     cls = method_class(entry["kind"])
     reason = cls.unsupported(env, settings)
-    if reason:
-        raise ConfigError(f"envs.{env_name}.methods: method {method!r} (kind {entry['kind']}) cannot run on "
+    if reason:  # the key that chose the method: the env's own list, or else the finetune list every env runs
+        key = f"envs.{env_name}.methods" if config["envs"][env_name].get("methods") else "finetune.methods"
+        raise ConfigError(f"{key}: method {method!r} (kind {entry['kind']}) cannot run on "
                           f"environment {env_name!r}: it {reason}")
     if not cls.uses_pretrained:
         return
@@ -310,6 +311,11 @@ def check(config: dict[str, Any]) -> None:
         except ValueError as err:
             message = str(err)
             raise ConfigError(message if message.startswith("envs.") else f"envs.{name}: {message}") from err
+        pair_width = getattr(env, "pair_dim", None)
+        if (any(pretrain_config(config, v, name).conditioning == "pairs" for v in env_variants(config, name))
+                and not (isinstance(pair_width, int) and pair_width > 0)):
+            raise ConfigError(f"envs.{name}.pretrain.conditioning: 'pairs' needs the {spec['domain']!r} environment's "
+                              f"pair_dim, the width of its pair_features (a positive int); it has {pair_width!r}")
         for method in env_methods(config, name) if spec["tasks"] else []:  # methods run only on tasks
             _check_method(config, name, env, method)
         _check_data(config, name)

@@ -375,3 +375,21 @@ def test_a_schema_failure_is_one_line_naming_the_key(test_config: dict) -> None:
     assert message.startswith("invalid config: tasks.corner.modes: ") and "'treshold' was unexpected" in message
     assert "allowed: ['delta', 'fraction', 'kind'" in message and "\n" not in message
     assert schema_message(ValueError("not a schema failure")) is None
+
+
+class _NoPairWidth(HyperGrid):
+    """A domain with pair_features but no pair_dim: the mistake a new domain can make."""
+
+    def __init__(self, ndim: int, side: int, device="cpu") -> None:
+        super().__init__(ndim, side, device)
+        del self.pair_dim
+
+
+def test_pairs_conditioning_needs_the_domains_pair_width(test_config: dict, monkeypatch) -> None:
+    monkeypatch.setitem(DOMAINS, "nopairs", f"{__name__}:_NoPairWidth")
+    test_config["envs"]["grid6"]["domain"] = "nopairs"
+    test_config["envs"]["grid6"].setdefault("pretrain", {})["conditioning"] = "pairs"
+    raises_config(test_config, "envs.grid6.pretrain.conditioning: 'pairs' needs the 'nopairs' environment's "
+                  "pair_dim", "it has None")
+    test_config["envs"]["grid6"]["domain"] = "hypergrid"
+    check(test_config)  # the built-in grid has both

@@ -90,6 +90,20 @@ def test_pretrainer_short_run() -> None:
     assert len(trainer.eval_outcomes) == 16  # the whole (small) outcome space
 
 
+def test_explorer_coverage_is_over_outcomes_not_states() -> None:
+    """On sequences most states are not outcomes (21 states, 16 two-letter objects): the coverage counts the
+    objects the explorer produced among the outcomes, so it can reach 1."""
+    from pipeline_lib.domains.sequence.env import Sequence
+
+    env = Sequence("dna", 2)
+    trainer = Pretrainer(env, PretrainConfig(**SMALL), seed=0, device=CPU)
+    df = trainer.run(None)
+    terminal = env.index(env.terminal_states())
+    assert trainer.seen.sum() == trainer.seen[terminal].sum()  # only outcomes are ever marked
+    assert df["explorer_coverage"].iloc[-1] == trainer.seen.sum().item() / 16
+    assert df["explorer_coverage"].iloc[-1] == 1.0  # 30 steps of 16 explorer trajectories find all 16 objects
+
+
 def test_pretrainer_resume_is_exact(tmp_path: Path) -> None:
     env = HyperGrid(ndim=2, side=3)
     cfg = PretrainConfig(**{**SMALL, "steps": 4, "eval_every": 2, "checkpoint_every": 2})

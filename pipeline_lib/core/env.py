@@ -35,6 +35,7 @@ CAPABILITIES = (ENUMERABLE, TREE, LOCAL_MOVES, NEIGHBOURS, MOLECULES, ANCESTORS,
 class Environment(Protocol):
     """A discrete DAG whose terminal objects are reached by a ``stop`` action."""
 
+    device: torch.device  # where its tensors live (generators and tables are made there)
     n_actions: int  # forward actions, the last one is stop
     n_backward_actions: int
     max_length: int  # most transitions in a trajectory, stop included
@@ -108,6 +109,13 @@ class Environment(Protocol):
     # (the dynamic programmes start there) and ``terminal_states()``. Optional: ``headline`` ("search", or "l1"
     # where the summary should lead with exact L1 curves: plan.py), ``indexable`` (an exact int64 ``index`` even
     # where the space is too large to list: ocgfn/tables.py).
+    # Optional methods, each serving the capability or setting named (their shapes, as the methods call them):
+    #   propose(x, generator) -> (new [B, ...], log q(x|new) - log q(new|x) [B], moved bool [B])  LOCAL_MOVES
+    #   neighbours(states) -> (near [B, K, ...], valid bool [B, K]; an invalid entry repeats the state)  NEIGHBOURS
+    #   path_step(y, b, j) -> (state at depth j of outcome y[b]'s one trajectory, the action taken there)  TREE
+    #   pair_features(states, outcomes) -> float [B, pair_dim], with the int attribute pair_dim  (conditioning: pairs)
+    #   ancestors(...), completion_mask / completion_phase / completion_paths: ANCESTORS, COMPLETIONS (see
+    #   domains/sequence/env.py for their contracts).
 
     def domain_rewards(self) -> Any:
         """The domain's rewards module: REWARDS, bind, data_files, fetch, reference_modes."""

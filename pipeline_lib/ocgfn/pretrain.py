@@ -253,6 +253,8 @@ class Pretrainer(Trainer):
         self.rnd_opt = adam(self.rnd.predictor.parameters(), lr=cfg.rnd_lr)
         enumerable = env.capabilities()[ENUMERABLE] is None
         self.seen = torch.zeros(env.n_states if enumerable else 0, dtype=torch.bool, device=device)
+        # the coverage is over outcomes (terminal objects), which on sequences are a fraction of the states
+        self.n_outcomes = len(env.terminal_states()) if enumerable else 0
         self.transitions = 0
         self.explored = Explored(device)
         self.eval_outcomes = evaluation_outcomes(env, cfg.eval_outcomes, torch.Generator(device).manual_seed(seed))
@@ -400,7 +402,7 @@ class Pretrainer(Trainer):
         row = {"step": self.step, "trajectories": 2 * self.step * self.cfg.batch_size,
                "transitions": self.transitions,
                "success_greedy": greedy.float().mean().item(), "success_sample": sampled.float().mean().item(),
-               "explorer_coverage": self.seen.float().mean().item() if len(self.seen) else math.nan,
+               "explorer_coverage": int(self.seen.sum()) / self.n_outcomes if len(self.seen) else math.nan,
                "seconds": self.elapsed, **losses}
         if self.holdout is not None:  # real objects no job trains on: does pre-training reach unseen data?
             for name, greedy_, gen in (("greedy", True, None), ("sample", False, self.eval_generator())):
