@@ -61,6 +61,23 @@ def _timed(fn, steps: int, warmup: int) -> float:
     return (time.perf_counter() - start) / steps
 
 
+MATRIX_PRODUCTS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::mv", "aten::addmv")
+
+
+def matrix_product_seconds(fn, calls: int) -> float:
+    """CPU seconds per call of ``fn`` inside matrix products (their self time under the torch profiler): what
+    any implementation of the same networks on the same rows pays, whatever else it removes. CPU only (on CUDA
+    the profiler's CPU time of a product is its launch): NaN there."""
+    if torch.cuda.is_available():
+        return float("nan")
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(calls):
+            fn()
+    return sum(e.self_cpu_time_total for e in prof.key_averages() if e.key in MATRIX_PRODUCTS) / 1e6 / calls
+
+
 def db_benchmark(env, reward, batch: int, steps: int, warmup: int) -> dict:
     """Seconds per DB step on ``reward``, split into phases, and the bare forward+backward on the same
     states: those the step evaluates the network on (every state a trajectory left, the stop's
@@ -87,6 +104,7 @@ def db_benchmark(env, reward, batch: int, steps: int, warmup: int) -> dict:
     per_step = _timed(step, steps, warmup)
     total = sum(phases.values())
     profile = {k: v / total for k, v in phases.items()}
+    products_s = matrix_product_seconds(step, max(steps // 10, 5))
 
     traj, _ = db_rollout(env, model, batch, 0.05, gen)
     feats = env.featurize(traj.transitions()[2])
@@ -115,7 +133,8 @@ def db_benchmark(env, reward, batch: int, steps: int, warmup: int) -> dict:
     return {"seconds_per_step": per_step, "trajectories_per_s": batch / per_step,
             "reward_calls_per_s": batch / per_step, "bare_forward_backward_s": bare_s,
             "step_over_bare": per_step / bare_s, "states_per_batch": len(feats), "profile": profile,
-            "rollout_steps": len(per_step_feats), "network_calls_s": calls_s, "floor_over_bare": floor_s / bare_s}
+            "rollout_steps": len(per_step_feats), "network_calls_s": calls_s, "floor_over_bare": floor_s / bare_s,
+            "matrix_products_s": products_s}
 
 
 def pretrainer_for(config: dict, env_name: str, env, batch: int | None = None,
@@ -133,16 +152,20 @@ def pretrainer_for(config: dict, env_name: str, env, batch: int | None = None,
     return trainer
 
 
-def ot_benchmark(trainer: Pretrainer, steps: int, warmup: int) -> dict:
+def ot_benchmark(trainer: Pretrainer, steps: int, warmup: int, products: bool = False) -> dict:
     """Seconds per OC-GFN pre-training step (explorer, RND, on-policy rollouts, the OT loss on every set)
-    and the share of each phase (``Pretrainer.phases``) over the timed steps."""
+    and the share of each phase (``Pretrainer.phases``) over the timed steps; with ``products``, also the
+    seconds per step inside matrix products (``matrix_product_seconds``, over as many further steps)."""
     for _ in range(warmup):
         trainer.train_step()
     trainer.phases.clear()
     per_step = _timed(trainer.train_step, steps, 0)
     total = sum(trainer.phases.values())
-    return {"seconds_per_step": per_step, "trajectories_per_s": trainer.cfg.batch_size / per_step,
-            "profile": {k: v / total for k, v in trainer.phases.items()}}
+    out = {"seconds_per_step": per_step, "trajectories_per_s": trainer.cfg.batch_size / per_step,
+           "profile": {k: v / total for k, v in trainer.phases.items()}}
+    if products:
+        out["matrix_products_s"] = matrix_product_seconds(trainer.train_step, steps)
+    return out
 
 
 def _profile_line(profile: dict[str, float]) -> str:
@@ -160,10 +183,17 @@ def report(name: str, env, reward, config_env: str, config: dict, batch: int, ar
           f"{1000 * ours['network_calls_s']:.2f} ms; with the loss's backward {ours['floor_over_bare']:.2f}x the bare "
           f"pass, the least step / bare of any sampler that calls the network once per step")
     print(f"{name} profile of a DB step: {_profile_line(ours['profile'])}")
-    ot = ot_benchmark(pretrainer_for(config, config_env, env, batch), max(args.steps // 10, 5), args.ot_warmup)
+    ot = ot_benchmark(pretrainer_for(config, config_env, env, batch), max(args.steps // 10, 5), args.ot_warmup,
+                      products=True)
     ours["ot_over_db"] = ot["seconds_per_step"] / ours["seconds_per_step"]
     print(f"{name} OC-GFN pre-training step ({config_env}'s settings): {1000 * ot['seconds_per_step']:.1f} ms/step, "
           f"{ours['ot_over_db']:.2f}x a DB step; {_profile_line(ot['profile'])}")
+    # the OC-GFN's matrix products alone against a whole DB step: the least OC-GFN / DB of these networks on
+    # these states, whatever else an implementation removes
+    ours["ot_products_over_db"] = ot["matrix_products_s"] / ours["seconds_per_step"]
+    print(f"{name} matrix products: {1000 * ours['matrix_products_s']:.2f} ms of a DB step, "
+          f"{1000 * ot['matrix_products_s']:.1f} ms of an OC-GFN step (profiler self time), which alone is "
+          f"{ours['ot_products_over_db']:.2f}x a DB step")
     return ours
 
 
@@ -229,12 +259,12 @@ def main() -> None:
         print(f"--- batch {batch}")
         grid = report("hypergrid", env, lambda x: corner(x, env.side), "grid16", config, batch, args)
         row = {"batch": batch, "grid step/bare": grid["step_over_bare"], "grid floor/bare": grid["floor_over_bare"],
-               "grid OC-GFN/DB": grid["ot_over_db"]}
+               "grid OC-GFN/DB": grid["ot_over_db"], "grid OC-GFN products/DB": grid["ot_products_over_db"]}
         if dna is not None:
             print(f"TF-Bind-8 {args.tfbind} (length 8, 4 letters, append), same batch, MLP and threads")
             tf = report("tfbind8", dna, lambda x, d=dna: tfbind(x, d.alphabet, table), "tfbind8", config, batch, args)
             row.update({"tfbind8 step/bare": tf["step_over_bare"], "tfbind8 floor/bare": tf["floor_over_bare"],
-                        "tfbind8 OC-GFN/DB": tf["ot_over_db"]})
+                        "tfbind8 OC-GFN/DB": tf["ot_over_db"], "tfbind8 OC-GFN products/DB": tf["ot_products_over_db"]})
         if args.torchgfn_python:
             worker = Path(__file__).with_name("torchgfn_db.py")
             out = subprocess.run([args.torchgfn_python, str(worker), str(args.ndim), str(args.side), str(batch),
