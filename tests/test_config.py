@@ -289,6 +289,12 @@ def test_schema_negative_seed(raw_test_config: dict) -> None:
     assert "-1 is less than the minimum of 0" in schema_error(raw_test_config)
 
 
+def test_schema_repeated_seed(raw_test_config: dict) -> None:
+    raw_test_config["seeds"] = [0, 1, 0]  # would run seed 0 once and count its rows twice in every table
+    message = schema_error(raw_test_config)
+    assert "seeds" in message and "non-unique" in message, message
+
+
 def test_schema_unknown_top_level_key(raw_test_config: dict) -> None:
     raw_test_config["sedes"] = [0]
     assert "sedes" in schema_error(raw_test_config)

@@ -238,9 +238,15 @@ def test_a_zero_reward_met_after_the_config_check_stops_the_job_naming_the_objec
         task.log_reward(torch.full((2, 30), 3))
 
 
-def test_a_reward_returning_strings_is_named() -> None:
+def test_a_reward_returning_strings_is_named(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"reward 'r' returned str values \('a'\); expected one float per object"):
         validate_reward(lambda x: ["a"] * len(x), torch.zeros(3, 2), "r")
+    plugin = tmp_path / f"words_{uuid.uuid4().hex}.py"  # a plug-in converts what it returns itself: same message
+    plugin.write_text("def r(cells):\n    return ['high'] * len(cells)\n")
+    env = HyperGrid(2, 4)
+    reward = make_reward(f"{plugin}:r", {}, env)
+    with pytest.raises(ValueError, match=r"returned str values \('high'\); expected one float per object"):
+        validate_reward(reward, env.all_states(), "r")
 
 
 def test_targets_leave_is_mode_missing_where_modes_are_known_only_once_found(test_config: dict,

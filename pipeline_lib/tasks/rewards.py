@@ -64,7 +64,17 @@ def make_reward(name: str, params: dict[str, Any], env: Any, resources: str | Pa
                              "plug-in 'package.module:function' or 'path/to/file.py:function'")
         return env.bind_reward(name, dict(params), str(resources))
     fn = load_callable(name)
-    return Reward(lambda x: torch.as_tensor(fn(env.objects(x), **params), dtype=torch.float32, device=x.device))
+    return Reward(lambda x: _floats(fn(env.objects(x), **params), name, torch.float32).to(x.device))
+
+
+def _floats(values: Any, name: str, dtype: torch.dtype) -> torch.Tensor:
+    """What a reward returned as a float tensor, or an error saying what it returned instead."""
+    try:
+        return torch.as_tensor(values, dtype=dtype)
+    except (TypeError, ValueError, RuntimeError) as err:
+        sample = values[0] if isinstance(values, (list, tuple)) and len(values) else values
+        raise ValueError(f"reward {name!r} returned {type(sample).__name__} values ({sample!r:.40}); "
+                         "expected one float per object") from err
 
 
 def validate_reward(reward: RewardFn, outcomes: torch.Tensor, name: str) -> torch.Tensor:
@@ -82,12 +92,7 @@ def reward_values(values: Any, n: int, name: str, describe: Callable[[torch.Tens
     """What a reward returned for ``n`` objects as float32 [n], refused unless one finite value > 0 per object
     (checked in float32, what the oracle and the losses read); with ``describe`` and ``objects`` the message names
     the first object whose value is wrong."""
-    try:
-        values = torch.as_tensor(values, dtype=torch.float64)
-    except (TypeError, ValueError, RuntimeError) as err:
-        sample = values[0] if isinstance(values, (list, tuple)) and len(values) else values
-        raise ValueError(f"reward {name!r} returned {type(sample).__name__} values ({sample!r:.40}); "
-                         "expected one float per object") from err
+    values = _floats(values, name, torch.float64)
     if values.shape != (n,):
         raise ValueError(f"reward {name!r} returned shape {tuple(values.shape)}; expected ({n},), "
                          "one value per outcome")
@@ -95,7 +100,8 @@ def reward_values(values: Any, n: int, name: str, describe: Callable[[torch.Tens
     bad = ~(torch.isfinite(values) & (values > 0))
     if bad.any() and describe is not None and objects is not None:
         i = int(bad.nonzero()[0, 0])
-        what = {k: v[0] for k, v in describe(objects[i:i + 1]).items()}
+        row = describe(objects[i:i + 1])  # numpy scalars as plain numbers in the message
+        what = {k: v[0].item() if hasattr(v[0], "item") else v[0] for k, v in row.items()}
         raise ValueError(f"reward {name!r} returned {values[i].item()} for the object {what}; rewards must be "
                          "strictly positive and finite everywhere (add a floor, e.g. + 1e-3)")
     if not torch.isfinite(values).all():
