@@ -97,8 +97,11 @@ def prepare_target(job: dict[str, Any], out: str) -> None:
 def fingerprint(job: dict[str, Any], seed: int, *inputs: torch.Tensor | str | None) -> str:
     """A digest of what a training job's result depends on: the job, the seed, and the bytes of its data tensors
     and input files (e.g. the pre-trained model). A checkpoint left by a killed run resumes only under the same
-    digest, so a changed data set or a re-trained model never continues a stale run."""
-    h = hashlib.sha256(json.dumps(job, sort_keys=True, default=str).encode())
+    digest, so a changed data set or a re-trained model never continues a stale run. ``checkpoint_every`` is left
+    out: it says when a run saves, not what it computes (a resumed run equals an uninterrupted one), so changing it
+    keeps a killed run's checkpoint."""
+    settings = {k: v for k, v in job.get("settings", {}).items() if k != "checkpoint_every"}
+    h = hashlib.sha256(json.dumps({**job, "settings": settings}, sort_keys=True, default=str).encode())
     h.update(str(seed).encode())
     for item in inputs:
         if isinstance(item, torch.Tensor):

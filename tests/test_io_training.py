@@ -176,6 +176,9 @@ def test_fingerprint_sees_the_job_seed_data_and_model_file(tmp_path: Path) -> No
                 fingerprint({"a": 1}, 0, data + 1, str(model)), fingerprint({"a": 1}, 0, data, None)}) == 5
     model.write_bytes(b"retrained")
     assert fingerprint({"a": 1}, 0, data, str(model)) != base
+    job = {"a": 1, "settings": {"steps": 100, "checkpoint_every": 50}}
+    assert fingerprint(job, 0) == fingerprint({**job, "settings": {"steps": 100, "checkpoint_every": 20}}, 0)
+    assert fingerprint(job, 0) != fingerprint({**job, "settings": {"steps": 200, "checkpoint_every": 50}}, 0)
 
 
 class _NanTrainer(Trainer):
