@@ -100,8 +100,9 @@ def fingerprint(job: dict[str, Any], seed: int, *inputs: torch.Tensor | str | No
     digest, so a changed data set or a re-trained model never continues a stale run. ``checkpoint_every`` is left
     out: it says when a run saves, not what it computes (a resumed run equals an uninterrupted one), so changing it
     keeps a killed run's checkpoint."""
-    settings = {k: v for k, v in job.get("settings", {}).items() if k != "checkpoint_every"}
-    h = hashlib.sha256(json.dumps({**job, "settings": settings}, sort_keys=True, default=str).encode())
+    if "settings" in job:
+        job = {**job, "settings": {k: v for k, v in job["settings"].items() if k != "checkpoint_every"}}
+    h = hashlib.sha256(json.dumps(job, sort_keys=True, default=str).encode())
     h.update(str(seed).encode())
     for item in inputs:
         if isinstance(item, torch.Tensor):
