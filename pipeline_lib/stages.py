@@ -94,15 +94,19 @@ def prepare_target(job: dict[str, Any], out: str) -> None:
     io.write_parquet(df, out, config=job, modes_total=-1 if modes.total is None else modes.total)
 
 
+def _result_job(job: dict[str, Any]) -> dict[str, Any]:
+    """The job less ``checkpoint_every``, which says when a run saves, not what it computes (a resumed run equals an
+    uninterrupted one): changing it keeps a killed run's checkpoint."""
+    if "settings" not in job:
+        return job
+    return {**job, "settings": {k: v for k, v in job["settings"].items() if k != "checkpoint_every"}}
+
+
 def fingerprint(job: dict[str, Any], seed: int, *inputs: torch.Tensor | str | None) -> str:
-    """A digest of what a training job's result depends on: the job, the seed, and the bytes of its data tensors
-    and input files (e.g. the pre-trained model). A checkpoint left by a killed run resumes only under the same
-    digest, so a changed data set or a re-trained model never continues a stale run. ``checkpoint_every`` is left
-    out: it says when a run saves, not what it computes (a resumed run equals an uninterrupted one), so changing it
-    keeps a killed run's checkpoint."""
-    if "settings" in job:
-        job = {**job, "settings": {k: v for k, v in job["settings"].items() if k != "checkpoint_every"}}
-    h = hashlib.sha256(json.dumps(job, sort_keys=True, default=str).encode())
+    """A digest of what a training job's result depends on: the job (``_result_job``), the seed, and the bytes of
+    its data tensors and input files (e.g. the pre-trained model). A checkpoint left by a killed run resumes only
+    under the same digest, so a changed data set or a re-trained model never continues a stale run."""
+    h = hashlib.sha256(json.dumps(_result_job(job), sort_keys=True, default=str).encode())
     h.update(str(seed).encode())
     for item in inputs:
         if isinstance(item, torch.Tensor):
@@ -110,6 +114,22 @@ def fingerprint(job: dict[str, Any], seed: int, *inputs: torch.Tensor | str | No
         elif item is not None:
             h.update(Path(item).read_bytes())
     return h.hexdigest()
+
+
+def input_record(job: dict[str, Any], seed: int) -> dict[str, str]:
+    """The job's values by key path (``settings.lr``) and the seed, as JSON: kept beside the digest in a checkpoint
+    so that one set aside for other inputs can say which changed (``Trainer.run``)."""
+    record = {"seed": str(seed)}
+
+    def walk(value: Any, path: str) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                walk(item, f"{path}.{key}" if path else str(key))
+        else:
+            record[path] = json.dumps(value, sort_keys=True, default=str)
+
+    walk(_result_job(job), "")
+    return record
 
 
 def pretrain(job: dict[str, Any], seed: int, threads: int, model_out: str, metrics_out: str, bands_out: str) -> None:
@@ -127,7 +147,7 @@ def pretrain(job: dict[str, Any], seed: int, threads: int, model_out: str, metri
                  len(holdout) if holdout is not None else 0)
     descriptor = make_descriptor(job["descriptor"], env) if "descriptor" in job else None
     trainer = pretrainer(env, cfg, seed, device, data, holdout, descriptor)
-    trainer.inputs = fingerprint(job, seed, data, holdout)
+    trainer.inputs, trainer.input_record = fingerprint(job, seed, data, holdout), input_record(job, seed)
     checkpoint = Path(str(model_out) + ".ckpt")
     df = trainer.run(checkpoint)
     df.insert(0, "seed", seed)
@@ -164,6 +184,7 @@ def finetune(job: dict[str, Any], seed: int, threads: int, pretrained: str | Non
     # the known objects (the data a method trains on is the same split): a resumed oracle's novel count must have
     # been made against the same split
     method.inputs = fingerprint(job, seed, known, pretrained if cls.uses_pretrained else None)
+    method.input_record = input_record(job, seed)
     checkpoint = Path(str(policy_out) + ".ckpt")
     labels = {"env": job["env"]["name"], "task": job["task"]["name"], "method": job["method"]["name"],
               "kind": cls.kind,

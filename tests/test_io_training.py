@@ -146,16 +146,23 @@ def test_run_on_finished_checkpoint_trains_nothing(test_config: dict, tmp_path: 
     assert trainer.oracle.calls == 16  # restored, not incremented
 
 
-def test_a_checkpoint_for_other_inputs_is_set_aside(test_config: dict, tmp_path: Path) -> None:
+def test_a_checkpoint_for_other_inputs_is_set_aside(test_config: dict, tmp_path: Path, caplog) -> None:
     """A killed run's checkpoint resumes only under the same input digest (stages.fingerprint: job, seed,
-    data, pre-trained model); for other inputs it is moved to .stale and the run starts afresh."""
+    data, pre-trained model); for other inputs it is moved to .stale, the run starts afresh, and the log says
+    which of the job's values changed."""
+    from pipeline_lib.stages import input_record
+
     ckpt = tmp_path / "run.ckpt"
+    job = {"method": {"name": "scratch"}, "settings": {"lr": 0.001, "steps": 4, "checkpoint_every": 2}}
     first = scratch_trainer(test_config, 4, 2)
-    first.steps, first.inputs = 2, "old"  # killed after step 2
+    first.steps, first.inputs, first.input_record = 2, "old", input_record(job, 0)  # killed after step 2
     first.run(ckpt)
     other = scratch_trainer(test_config, 4, 2)
     other.inputs = "new"
-    rows = other.run(ckpt)
+    other.input_record = input_record({**job, "settings": {**job["settings"], "lr": 0.002, "checkpoint_every": 1}}, 0)
+    with caplog.at_level("WARNING"):
+        rows = other.run(ckpt)
+    assert "other inputs (settings.lr: 0.001 -> 0.002)" in caplog.text  # checkpoint_every is not an input
     assert rows["step"].tolist() == [0, 1, 2, 4] and other.oracle.calls == 8 * 4  # all four steps trained here
     assert (tmp_path / "run.ckpt.stale").exists()
     same = scratch_trainer(test_config, 4, 2)
@@ -179,6 +186,18 @@ def test_fingerprint_sees_the_job_seed_data_and_model_file(tmp_path: Path) -> No
     job = {"a": 1, "settings": {"steps": 100, "checkpoint_every": 50}}
     assert fingerprint(job, 0) == fingerprint({**job, "settings": {"steps": 100, "checkpoint_every": 20}}, 0)
     assert fingerprint(job, 0) != fingerprint({**job, "settings": {"steps": 200, "checkpoint_every": 50}}, 0)
+
+
+def test_changed_inputs_names_what_differs() -> None:
+    from pipeline_lib.core.training import changed_inputs
+
+    old = {"seed": "0", "settings.lr": "0.001", "task.name": '"ring"'}
+    assert changed_inputs(old, {**old, "seed": "1", "settings.steps": "10"}) == \
+        "seed: 0 -> 1; settings.steps: absent -> 10"
+    assert "the data or the pre-trained model" in changed_inputs(old, dict(old))  # same values, other digest
+    assert changed_inputs(None, old) == "job settings, seed, data or pre-trained model"  # a checkpoint of old code
+    many = {f"k{i}": "1" for i in range(8)}
+    assert changed_inputs(many, {k: "2" for k in many}).endswith("; and 3 more")
 
 
 class _NanTrainer(Trainer):

@@ -37,6 +37,18 @@ def job_settings(settings: Any) -> dict[str, Any]:
             if not (f.metadata.get("added") and getattr(settings, f.name) == f.default)}
 
 
+def changed_inputs(old: dict[str, str] | None, new: dict[str, str], most: int = 5) -> str:
+    """Which of a job's values differ between a checkpoint's record and this run's, as ``key: old -> new``; where
+    the values agree (or the checkpoint has no record) the data or the pre-trained model changed."""
+    if not old or not new:
+        return "job settings, seed, data or pre-trained model"
+    keys = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+    if not keys:
+        return "the data or the pre-trained model; the job's settings and seed are the same"
+    shown = [f"{k}: {old.get(k, 'absent')} -> {new.get(k, 'absent')}" for k in keys[:most]]
+    return "; ".join(shown) + (f"; and {len(keys) - most} more" if len(keys) > most else "")
+
+
 class Trainer:
     """Subclasses set ``steps``, ``eval_every``, ``checkpoint_every``, ``gen`` and ``stateful`` (the
     attribute names to checkpoint) and implement ``train_step`` and ``evaluate``."""
@@ -56,6 +68,7 @@ class Trainer:
         # what the run depends on (stages.fingerprint: the job, seed, data, pre-trained model); a checkpoint
         # written for other inputs is set aside, not resumed
         self.inputs: str | None = None
+        self.input_record: dict[str, str] = {}  # the job's values by key (stages.input_record): what changed, if so
 
     def train_step(self) -> dict[str, float]:
         raise NotImplementedError
@@ -68,7 +81,8 @@ class Trainer:
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue bit-for-bit on CPU."""
-        state = {"format": self.FORMAT, "inputs": self.inputs, "step": self.step, "rows": self.rows,
+        state = {"format": self.FORMAT, "inputs": self.inputs, "input_record": self.input_record,
+                 "step": self.step, "rows": self.rows,
                  "elapsed": self.elapsed,
                  "gen": self.gen.get_state(), "torch_rng": torch.get_rng_state()}
         for name in self.stateful:
@@ -110,7 +124,7 @@ class Trainer:
             if state.get("format") != self.FORMAT:
                 why = "another version of the code"
             elif state.get("inputs") != self.inputs:
-                why = "other inputs (job settings, seed, data or pre-trained model)"
+                why = f"other inputs ({changed_inputs(state.get('input_record'), self.input_record)})"
             if why is None:
                 self.load_state_dict(state)
                 log.info("%s: resumed from %s at step %d", self.name, checkpoint, self.step)
