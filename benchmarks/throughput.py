@@ -65,9 +65,9 @@ MATRIX_PRODUCTS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "ate
 
 
 def matrix_product_seconds(fn, calls: int) -> float:
-    """CPU seconds per call of ``fn`` inside matrix products (their self time under the torch profiler): what
-    any implementation of the same networks on the same rows pays, whatever else it removes. CPU only (on CUDA
-    the profiler's CPU time of a product is its launch): NaN there."""
+    """CPU seconds per call of ``fn`` inside matrix products (their self time under the torch profiler), as ``fn``
+    issues them: what is left once everything else is removed (issuing them otherwise, e.g. stacked, moves it
+    too). CPU only (on CUDA the profiler's CPU time of a product is its launch): NaN there."""
     if torch.cuda.is_available():
         return float("nan")
     from torch.profiler import ProfilerActivity, profile
@@ -188,8 +188,8 @@ def report(name: str, env, reward, config_env: str, config: dict, batch: int, ar
     ours["ot_over_db"] = ot["seconds_per_step"] / ours["seconds_per_step"]
     print(f"{name} OC-GFN pre-training step ({config_env}'s settings): {1000 * ot['seconds_per_step']:.1f} ms/step, "
           f"{ours['ot_over_db']:.2f}x a DB step; {_profile_line(ot['profile'])}")
-    # the OC-GFN's matrix products alone against a whole DB step: the least OC-GFN / DB of these networks on
-    # these states, whatever else an implementation removes
+    # the OC-GFN's matrix products alone (as its step issues them) against a whole DB step: what OC-GFN / DB
+    # would be with everything else removed
     ours["ot_products_over_db"] = ot["matrix_products_s"] / ours["seconds_per_step"]
     print(f"{name} matrix products: {1000 * ours['matrix_products_s']:.2f} ms of a DB step, "
           f"{1000 * ot['matrix_products_s']:.1f} ms of an OC-GFN step (profiler self time), which alone is "

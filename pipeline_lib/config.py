@@ -303,8 +303,7 @@ def check(config: dict[str, Any]) -> None:
             for item in spec.get(key) or []:
                 if item not in known:
                     raise ConfigError(f"envs.{name}.{key}: unknown {item!r}; expected some of {sorted(known)}")
-        for variant in env_variants(config, name):
-            pretrain_config(config, variant, name)
+        conditionings = {pretrain_config(config, variant, name).conditioning for variant in env_variants(config, name)}
         try:
             check_params(spec["domain"], spec["params"], f"envs.{name}.params")
             env = make_env(spec["domain"], spec["params"])
@@ -312,8 +311,7 @@ def check(config: dict[str, Any]) -> None:
             message = str(err)
             raise ConfigError(message if message.startswith("envs.") else f"envs.{name}: {message}") from err
         pair_width = getattr(env, "pair_dim", None)
-        if (any(pretrain_config(config, v, name).conditioning == "pairs" for v in env_variants(config, name))
-                and not (isinstance(pair_width, int) and pair_width > 0)):
+        if "pairs" in conditionings and not (isinstance(pair_width, int) and pair_width > 0):
             raise ConfigError(f"envs.{name}.pretrain.conditioning: 'pairs' needs the {spec['domain']!r} environment's "
                               f"pair_dim, the width of its pair_features (a positive int); it has {pair_width!r}")
         for method in env_methods(config, name) if spec["tasks"] else []:  # methods run only on tasks
