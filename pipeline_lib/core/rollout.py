@@ -82,17 +82,12 @@ def draw(log_probs: torch.Tensor, mask: torch.Tensor, epsilon: float, greedy: bo
 
 
 def rollout(env, policy: PolicyFn, n: int, epsilon: float = 0.0, greedy: bool = False,
-            generator: torch.Generator | None = None, start: torch.Tensor | None = None,
-            grad: bool = False) -> Trajectories:
+            generator: torch.Generator | None = None, start: torch.Tensor | None = None) -> Trajectories:
     """Roll out ``n`` trajectories from s0 (or from the ``n`` states ``start``) until all have stopped.
 
-    Sampling itself never needs gradients, so by default the loop runs in inference mode (no autograd
-    bookkeeping on its many small ops) and the returned tensors are cloned out of it. ``grad=True``
-    is for a recording policy (``flows.RecordedFlows``): the loss then reuses the outputs the policy
-    computed while sampling, with their graph, instead of a second forward pass."""
-    if grad:
-        states, actions, valid = _rollout(env, policy, n, epsilon, greedy, generator, start)
-        return Trajectories(states, actions, valid, states[-1].clone())
+    Sampling itself never needs gradients, so the loop runs in inference mode (no autograd bookkeeping on its many
+    small ops) and the returned tensors are cloned out of it. A loss on the policy's own outputs replays them
+    (``nets.taped``, ``transitions.db_rollout``)."""
     with torch.inference_mode():
         states, actions, valid = _rollout(env, policy, n, epsilon, greedy, generator, start)
     return Trajectories(states.clone(), actions.clone(), valid.clone(), states[-1].clone())
@@ -100,38 +95,53 @@ def rollout(env, policy: PolicyFn, n: int, epsilon: float = 0.0, greedy: bool = 
 
 def _rollout(env, policy: PolicyFn, n: int, epsilon: float, greedy: bool, generator: torch.Generator | None,
              start: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The loop keeps only the running rows (``rows``, ascending, and their states), so a step issues the policy,
+    the mask, the draw, the move and the stop test, and, once some trajectory has stopped, two row selections:
+    the padded [T+1, n] tables are built once at the end instead of being scattered into at every step (a rollout
+    step is a chain of small operations, and at small batches their count is what a step costs)."""
     state = env.initial_states(n) if start is None else start
-    states, actions, valid, checks = [state], [], [], []
-    every = torch.arange(n, device=state.device)
-    running = torch.ones(n, dtype=torch.bool, device=state.device)
-    n_running = n
+    rows = torch.arange(n, device=state.device)
+    visited, moved, acts, checks = [], [], [], []  # per step: the running rows' states, rows, actions, checks
     for _ in range(env.max_length):
-        if n_running == n:  # every trajectory still runs: no gather or scatter of rows
-            log_probs, mask = policy(state, every), env.forward_mask(state)
-            act, ok = draw(log_probs, mask, epsilon, greedy, generator)
-            step_act = act
-        else:
-            rows = running.nonzero(as_tuple=True)[0]
-            sub = state[rows]
-            log_probs, mask = policy(sub, rows), env.forward_mask(sub)
-            act = torch.full((n,), -1, dtype=torch.long, device=state.device)
-            drawn, ok = draw(log_probs, mask, epsilon, greedy, generator)
-            act[rows] = drawn
-            step_act = torch.where(running, act, env.stop)
+        log_probs, mask = policy(state, rows), env.forward_mask(state)
+        act, ok = draw(log_probs, mask, epsilon, greedy, generator)
+        visited.append(state)
+        moved.append(rows)
+        acts.append(act)
         checks.append(ok)
-        state = env.step(state, step_act)
-        states.append(state)
-        actions.append(act)
-        valid.append(running)
-        running = running & (act != env.stop)
-        n_running = int(running.sum())
-        if n_running == 0:
+        state = env.step(state, act)
+        going = (act != env.stop).nonzero()[:, 0]  # its size is the one synchronisation of a step
+        if len(going) == len(rows):
+            continue
+        if not len(going):
             break
-    if n_running:
-        raise ValueError(f"{type(env).__name__}.max_length = {env.max_length}, but {n_running} trajectories had not "
-                         f"stopped after that many transitions; max_length must count the stop")
+        rows, state = rows[going], state[going]
+    else:
+        if len(rows):
+            raise ValueError(f"{type(env).__name__}.max_length = {env.max_length}, but {len(rows)} trajectories "
+                             f"had not stopped after that many transitions; max_length must count the stop")
     if not torch.cat(checks).all():  # one synchronisation per rollout, not one per step
         step = next(t for t, ok in enumerate(checks) if not ok.all())
         raise FloatingPointError(f"rollout step {step}: the policy gave NaN, no mass on any valid action, or an "
                                  f"invalid action; check the model (non-finite weights?) or the policy table")
-    return torch.stack(states), torch.stack(actions), torch.stack(valid)
+    return _padded(visited, moved, acts, n)
+
+
+def _padded(visited: list[torch.Tensor], moved: list[torch.Tensor], acts: list[torch.Tensor], n: int
+            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The [T+1, n, ...] states, [T, n] actions and valid flags of a rollout from what each step saw of its running
+    rows. A trajectory's last transition is its stop, which keeps the state, so its state at every later time is the
+    one it stopped in: states[t, b] is the state of b's step min(t, last_b)."""
+    n_t = len(acts)
+    device = acts[0].device
+    t = torch.arange(n_t, device=device).repeat_interleave(torch.tensor([len(r) for r in moved], device=device))
+    b = torch.cat(moved)
+    actions = torch.full((n_t, n), -1, dtype=torch.long, device=device)
+    actions[t, b] = torch.cat(acts)
+    valid = actions >= 0
+    seen = torch.cat(visited)
+    table = seen.new_empty((n_t, n, *seen.shape[1:]))
+    table[t, b] = seen
+    last = valid.sum(0) - 1
+    times = torch.minimum(torch.arange(n_t + 1, device=device)[:, None], last[None, :])
+    return table[times, torch.arange(n, device=device)[None, :]], actions, valid

@@ -1,9 +1,9 @@
 """Per-transition terms of a flow model along batched trajectories (shared by every DB-style loss).
 
-Two ways to get them, one per kind of trajectory: ``recorded_terms`` for trajectories the model
+Two ways to get them, one per kind of trajectory: ``replayed_terms`` for trajectories the model
 sampled itself (on-policy: the loss reuses the outputs computed while sampling, one forward pass
-per step in all), ``transition_terms`` for trajectories from elsewhere (the explorer's, relabelled
-with another model's outcomes), which need their own forward pass."""
+in all, and differentiates them in one stacked backward), ``transition_terms`` for trajectories from
+elsewhere (the explorer's, relabelled with another model's outcomes), which need their own forward pass."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -12,7 +12,7 @@ from typing import Callable
 import torch
 
 from pipeline_lib.core.losses import detailed_balance, masked_mse, subtrajectory_balance, trajectory_balance
-from pipeline_lib.core.nets import GFlowNet, masked_log_softmax, uniform_log_pb
+from pipeline_lib.core.nets import GFlowNet, Tape, masked_log_softmax, taped, uniform_log_pb
 from pipeline_lib.core.rollout import Trajectories, rollout
 
 # model(states [n, ...], rows [n]) -> (log F [n], P_F logits [n, A], P_B logits [n, A_back] or None)
@@ -35,48 +35,21 @@ class TransitionTerms:
     log_pb: torch.Tensor
 
 
-class RecordedFlows:
-    """A rollout policy (use with ``rollout(..., grad=True)``) that keeps the flow model's outputs at
-    every step with their autograd graph. Sampling needs the model on every visited state anyway, so
-    the loss reads these instead of running the network again: the step then costs about one forward
-    and one backward pass."""
-
-    def __init__(self, env, model: FlowFn) -> None:
-        self.env, self.model = env, model
-        self.outputs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]] = []
-
-    def __call__(self, states: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-        log_f, logits, pb = self.model(states, rows)
-        log_probs = masked_log_softmax(logits, self.env.forward_mask(states))
-        self.outputs.append((log_f, log_probs, pb))
-        return log_probs
-
-
-def recorded_terms(env, traj: Trajectories, recorded: RecordedFlows) -> TransitionTerms:
-    """The DB terms of trajectories that ``recorded`` sampled, from its outputs. Step t called the
-    policy on the running rows in ascending order, which is the order of ``traj.valid.nonzero()``,
-    so output i belongs to transition i; log F(s') is the output of the same row one step later.
-    At a stop transition s' is the sink: log_f_next there is a placeholder that losses replace by
-    the reward."""
-    if not recorded.outputs or len(recorded.outputs) != traj.valid.shape[0]:
-        raise ValueError(f"recorded_terms: {len(recorded.outputs)} recorded steps for a rollout of "
-                         f"{traj.valid.shape[0]}; use a fresh RecordedFlows for each rollout")
-    if torch.is_inference(recorded.outputs[0][0]):
-        raise ValueError("recorded_terms: the outputs were recorded in inference mode; roll out with grad=True")
-    log_f = torch.cat([out[0] for out in recorded.outputs])
-    log_probs = torch.cat([out[1] for out in recorded.outputs])
-    pb = None if recorded.outputs[0][2] is None else torch.cat([out[2] for out in recorded.outputs])
+def replayed_terms(env, traj: Trajectories, model: FlowFn, tape: Tape) -> TransitionTerms:
+    """The DB terms of trajectories that ``model`` sampled under ``tape`` (``nets.taped``), from what it computed
+    while sampling. Step t called the policy on the running rows in ascending order, which is the order of
+    ``traj.valid.nonzero()``, so replaying the model on those states in that order gives output i of transition
+    i; log F(s') is the output of the same row one step later. At a stop transition s' is the sink: log_f_next
+    there is a placeholder that losses replace by the reward."""
     t, b = traj.valid.nonzero(as_tuple=True)
-    if len(log_f) != len(t):
-        raise ValueError(f"recorded_terms: {len(log_f)} recorded outputs for {len(t)} transitions; use a fresh "
-                         f"RecordedFlows for each rollout")
+    state, next_state, action = traj.states[t, b], traj.states[t + 1, b], traj.actions[t, b]
+    tape.replaying = True
+    log_f, logits, pb = model(state, b)
     pos = torch.full(traj.states.shape[:2], -1, dtype=torch.long, device=t.device)
     pos[t, b] = torch.arange(len(t), device=t.device)
     there = pos[t + 1, b].clamp(min=0)  # -1 (no next step) only after a stop
-    action = traj.actions[t, b]
-    state, next_state = traj.states[t, b], traj.states[t + 1, b]
     is_stop = action == env.stop
-    log_pf = log_probs.gather(1, action[:, None])[:, 0]
+    log_pf = masked_log_softmax(logits, env.forward_mask(state)).gather(1, action[:, None])[:, 0]
     log_pb = _log_pb(env, state, next_state, action, is_stop, None if pb is None else pb[there])
     return TransitionTerms(t, b, state, next_state, action, is_stop, log_f, log_pf, log_f[there], log_pb)
 
@@ -141,12 +114,13 @@ def db_loss(terms: TransitionTerms, log_reward: torch.Tensor) -> torch.Tensor:
     return masked_mse(residual)
 
 
-def db_rollout(env, model: GFlowNet, n: int, epsilon: float, generator: torch.Generator
+def db_rollout(env, model: torch.nn.Module, n: int, epsilon: float, generator: torch.Generator
                ) -> tuple[Trajectories, TransitionTerms]:
-    """On-policy trajectories of ``model`` with their DB terms from the sampling forward pass."""
-    recorded = RecordedFlows(env, gfn_flows(env, model))
-    traj = rollout(env, recorded, n, epsilon, generator=generator, grad=True)
-    return traj, recorded_terms(env, traj, recorded)
+    """On-policy trajectories of an unconditional flow model (``GFlowNet``, ``OutcomeFree``) with their DB terms, for
+    one forward pass (the sampling one, without autograd) and one stacked backward (``nets.taped``)."""
+    with taped(model) as tape:
+        traj = rollout(env, gfn_policy(env, model), n, epsilon, generator=generator)
+        return traj, replayed_terms(env, traj, gfn_flows(env, model), tape)
 
 
 def per_trajectory(terms: TransitionTerms, values: torch.Tensor, n: int, width: int) -> torch.Tensor:
