@@ -78,6 +78,16 @@ def matrix_product_seconds(fn, calls: int) -> float:
     return sum(e.self_cpu_time_total for e in prof.key_averages() if e.key in MATRIX_PRODUCTS) / 1e6 / calls
 
 
+def minor_page_faults() -> float:
+    """This process's minor page faults so far (NaN where the platform does not count them): a tensor allocated afresh
+    each step pays one per page it touches, which on a virtual machine can cost more than its arithmetic."""
+    try:
+        import resource
+    except ImportError:
+        return float("nan")
+    return float(resource.getrusage(resource.RUSAGE_SELF).ru_minflt)
+
+
 def db_benchmark(env, reward, batch: int, steps: int, warmup: int) -> dict:
     """Seconds per DB step on ``reward``, split into phases, and the bare forward+backward on the same
     states: those the step evaluates the network on (every state a trajectory left, the stop's
@@ -101,7 +111,9 @@ def db_benchmark(env, reward, batch: int, steps: int, warmup: int) -> dict:
         for name, dt in zip(phases, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
             phases[name] += dt
 
+    faults = minor_page_faults()
     per_step = _timed(step, steps, warmup)
+    faults_per_step = (minor_page_faults() - faults) / (steps + warmup)
     total = sum(phases.values())
     profile = {k: v / total for k, v in phases.items()}
     products_s = matrix_product_seconds(step, max(steps // 10, 5))
@@ -134,7 +146,7 @@ def db_benchmark(env, reward, batch: int, steps: int, warmup: int) -> dict:
             "reward_calls_per_s": batch / per_step, "bare_forward_backward_s": bare_s,
             "step_over_bare": per_step / bare_s, "states_per_batch": len(feats), "profile": profile,
             "rollout_steps": len(per_step_feats), "network_calls_s": calls_s, "floor_over_bare": floor_s / bare_s,
-            "matrix_products_s": products_s}
+            "matrix_products_s": products_s, "page_faults_per_step": faults_per_step}
 
 
 def pretrainer_for(config: dict, env_name: str, env, batch: int | None = None,
@@ -182,7 +194,8 @@ def report(name: str, env, reward, config_env: str, config: dict, batch: int, ar
     print(f"{name} floor: the network alone at each of the {ours['rollout_steps']} rollout steps "
           f"{1000 * ours['network_calls_s']:.2f} ms; with the loss's backward {ours['floor_over_bare']:.2f}x the bare "
           f"pass, the least step / bare of any sampler that calls the network once per step")
-    print(f"{name} profile of a DB step: {_profile_line(ours['profile'])}")
+    print(f"{name} profile of a DB step: {_profile_line(ours['profile'])}; "
+          f"{ours['page_faults_per_step']:.0f} minor page faults per step")
     ot = ot_benchmark(pretrainer_for(config, config_env, env, batch), max(args.steps // 10, 5), args.ot_warmup,
                       products=True)
     ours["ot_over_db"] = ot["seconds_per_step"] / ours["seconds_per_step"]

@@ -18,7 +18,7 @@ class MLP(nn.Sequential):
     """A stack of Linear layers, each optionally followed by a LeakyReLU (nn.Sequential's parameters and state-dict
     keys), whose forward calls the layers' functions directly: a module call costs several microseconds of Python,
     as much as a small layer's product, and a rollout calls the network once per step at small batches (a 2 x 256
-    MLP at batch 64: about 15% of its forward). ``start`` skips the first layers (the OC-GFN applies the trunk's
+    MLP at batch 64: about a tenth of its forward). ``start`` skips the first layers (the OC-GFN applies the trunk's
     first part by part). Under ``taped`` it keeps what it computes, and later replays it with its gradient."""
 
     tape: "Tape | None" = None
