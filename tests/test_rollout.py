@@ -34,6 +34,10 @@ def test_rollout_structure() -> None:
     assert torch.equal(traj.states[t + 1, b], env.step(s, a))
     assert torch.equal(traj.terminals, traj.states[-1])
     assert torch.equal(env.level(traj.terminals), lengths - 1)
+    # after its stop a trajectory's state stays the one it stopped in, to the end of the padded table
+    after = torch.arange(n_t + 1)[:, None] >= lengths[None, :]
+    assert torch.equal(traj.states[after], traj.terminals[None].expand_as(traj.states)[after])
+    assert (lengths < n_t).any()  # some trajectory stopped early, so the padding was exercised
 
 
 def test_rollout_uniform_1d_distribution() -> None:

@@ -117,7 +117,9 @@ def db_loss(terms: TransitionTerms, log_reward: torch.Tensor) -> torch.Tensor:
 def db_rollout(env, model: torch.nn.Module, n: int, epsilon: float, generator: torch.Generator
                ) -> tuple[Trajectories, TransitionTerms]:
     """On-policy trajectories of an unconditional flow model (``GFlowNet``, ``OutcomeFree``) with their DB terms, for
-    one forward pass (the sampling one, without autograd) and one stacked backward (``nets.taped``)."""
+    one forward pass (the sampling one, without autograd) and one stacked backward (``nets.taped``). The model must
+    be a deterministic function of the states (no dropout): its MLPs' gradients are taken at the inputs recomputed
+    from the stacked states; what lies outside its MLPs is recomputed with autograd."""
     with taped(model) as tape:
         traj = rollout(env, gfn_policy(env, model), n, epsilon, generator=generator)
         return traj, replayed_terms(env, traj, gfn_flows(env, model), tape)
