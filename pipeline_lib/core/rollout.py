@@ -62,7 +62,7 @@ def draw(log_probs: torch.Tensor, mask: torch.Tensor, epsilon: float, greedy: bo
     score, read off the same reduction that picks the action, so the check costs no operation of its
     own in the rollout loop. A NaN on a valid action wins the race and fails the check; so does a
     policy without mass on any valid action (every valid score 0, every invalid one negative)."""
-    log_probs = log_probs.detach()  # a recording policy keeps its graph for the loss, not for sampling
+    log_probs = log_probs.detach()  # a caller's log-probabilities may carry a graph for its loss (amortized.py)
     if greedy:  # never an action outside the mask, even from a broken policy (``rollout`` reports those)
         low = torch.finfo(log_probs.dtype).min
         score, actions = torch.where(mask, log_probs.clamp(min=low), float("-inf")).max(-1)

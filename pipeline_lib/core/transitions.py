@@ -12,7 +12,7 @@ from typing import Callable
 import torch
 
 from pipeline_lib.core.losses import detailed_balance, masked_mse, subtrajectory_balance, trajectory_balance
-from pipeline_lib.core.nets import GFlowNet, Tape, masked_log_softmax, taped, uniform_log_pb
+from pipeline_lib.core.nets import GFlowNet, masked_log_softmax, taped, uniform_log_pb
 from pipeline_lib.core.rollout import Trajectories, rollout
 
 # model(states [n, ...], rows [n]) -> (log F [n], P_F logits [n, A], P_B logits [n, A_back] or None)
@@ -35,15 +35,14 @@ class TransitionTerms:
     log_pb: torch.Tensor
 
 
-def replayed_terms(env, traj: Trajectories, model: FlowFn, tape: Tape) -> TransitionTerms:
-    """The DB terms of trajectories that ``model`` sampled under ``tape`` (``nets.taped``), from what it computed
-    while sampling. Step t called the policy on the running rows in ascending order, which is the order of
-    ``traj.valid.nonzero()``, so replaying the model on those states in that order gives output i of transition
-    i; log F(s') is the output of the same row one step later. At a stop transition s' is the sink: log_f_next
-    there is a placeholder that losses replace by the reward."""
+def replayed_terms(env, traj: Trajectories, model: FlowFn) -> TransitionTerms:
+    """The DB terms of trajectories that ``model`` sampled, from one pass over the states the rollout evaluated it on
+    (a replay of the sampling pass where its tape is replaying, ``nets.taped``). Step t called the policy on the
+    running rows in ascending order, which is the order of ``traj.valid.nonzero()``, so output i belongs to
+    transition i; log F(s') is the output of the same row one step later. At a stop transition s' is the sink:
+    log_f_next there is a placeholder that losses replace by the reward."""
     t, b = traj.valid.nonzero(as_tuple=True)
     state, next_state, action = traj.states[t, b], traj.states[t + 1, b], traj.actions[t, b]
-    tape.replaying = True
     log_f, logits, pb = model(state, b)
     pos = torch.full(traj.states.shape[:2], -1, dtype=torch.long, device=t.device)
     pos[t, b] = torch.arange(len(t), device=t.device)
@@ -122,7 +121,8 @@ def db_rollout(env, model: torch.nn.Module, n: int, epsilon: float, generator: t
     from the stacked states; what lies outside its MLPs is recomputed with autograd."""
     with taped(model) as tape:
         traj = rollout(env, gfn_policy(env, model), n, epsilon, generator=generator)
-        return traj, replayed_terms(env, traj, gfn_flows(env, model), tape)
+        tape.replaying = True
+        return traj, replayed_terms(env, traj, gfn_flows(env, model))
 
 
 def per_trajectory(terms: TransitionTerms, values: torch.Tensor, n: int, width: int) -> torch.Tensor:
