@@ -42,8 +42,8 @@ def test_control_always_reaches_its_goal(test_config: dict) -> None:
     y = env.all_states()
     control = GoalReaching(env)
 
-    def policy(states: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-        return masked_log_softmax(control(states, y[rows])[1], env.forward_mask(states))
+    def policy(states: torch.Tensor, rows: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return masked_log_softmax(control(states, y[rows])[1], mask)
 
     traj = rollout(env, policy, len(y), generator=torch.Generator().manual_seed(0))
     assert env.same(traj.terminals, y).all()

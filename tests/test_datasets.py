@@ -157,7 +157,7 @@ def test_paths_to_end_at_their_objects() -> None:
         assert torch.equal(traj.terminals, y) and torch.equal(traj.states[-1], y)
     control = GoalReaching(env := Sequence("ACGT", 5, 2))
     y = env.encode(["ACG", "TTTTA", "CA"])
-    rolled = rollout(env, lambda s, rows: masked_log_softmax(control(s, y[rows])[1], env.forward_mask(s)), len(y))
+    rolled = rollout(env, lambda s, rows, mask: masked_log_softmax(control(s, y[rows])[1], mask), len(y))
     built = paths_to(env, y)
     for name in ("states", "actions", "valid", "terminals"):
         assert torch.equal(getattr(built, name), getattr(rolled, name)), name
@@ -213,7 +213,7 @@ def test_a_warm_start_fits_the_data_without_reward_calls() -> None:
     def mass(method) -> float:
         traj = paths_to(env, data)
         _, b, states, actions = traj.transitions()
-        log_p = method.policy(states, None).gather(1, actions[:, None])[:, 0]
+        log_p = method.policy(states, None, method.env.forward_mask(states)).gather(1, actions[:, None])[:, 0]
         return torch.zeros(len(data)).index_add(0, b, log_p).exp().sum().item()
 
     assert mass(warm) > 0.8 > 0.01 > mass(cold)  # uniform: about 2 / 341

@@ -146,17 +146,20 @@ def test_the_last_decision_is_exact_with_an_untrained_classifier() -> None:
     exact, learned = (ClassifierModel(env, net, desc, torch.ones(desc.size), e) for e in (True, False))
     s = env.encode(["011"]).repeat(3, 1)
     y = torch.tensor([[2], [3], [4]])
-    p = exact.policy(y)(s, torch.arange(3)).exp()
+    mask = env.forward_mask(s)
+    p = exact.policy(y)(s, torch.arange(3), mask).exp()
     zero, one = (env.encode([f"011{t}"]) for t in "01")
     to = {a: env.step(s[:1], torch.tensor([a])) for a in range(env.n_actions) if a != env.stop}
     a0 = next(a for a, c in to.items() if torch.equal(c, zero))
     a1 = next(a for a, c in to.items() if torch.equal(c, one))
     assert p[0, env.stop] + p[0, a0] == pytest.approx(1.0) and p[0, a1] < 1e-6 and p[0, env.stop] > 0
     assert p[1, a1] == pytest.approx(1.0)
-    assert torch.allclose(p[2], learned.policy(y)(s, torch.arange(3)).exp()[2])  # four ones: out of reach
+    assert torch.allclose(p[2], learned.policy(y)(s, torch.arange(3), mask).exp()[2])  # four ones: out of reach
     # earlier decisions are the classifier's: nothing below '0' is an object with no further move
     first = env.encode(["0"])
-    assert torch.allclose(exact.policy(y[:1])(first, torch.arange(1)), learned.policy(y[:1])(first, torch.arange(1)))
+    first_mask = env.forward_mask(first)
+    assert torch.allclose(exact.policy(y[:1])(first, torch.arange(1), first_mask),
+                          learned.policy(y[:1])(first, torch.arange(1), first_mask))
 
 
 def test_state_features_and_a_saved_classifier_keep_both_options(tmp_path: Path) -> None:

@@ -243,9 +243,9 @@ def test_a_policy_gone_nan_stops_the_job_with_its_step_and_rows(tmp_path: Path) 
         def train_step(self) -> dict[str, float]:
             env, broken = HyperGrid(2, 4), self.step + 1 == self.nan_at
 
-            def policy(states, rows):
+            def policy(states, rows, mask):
                 logits = torch.full((len(states), env.n_actions), torch.nan if broken else 0.0)
-                return masked_log_softmax(logits, env.forward_mask(states))
+                return masked_log_softmax(logits, mask)
 
             rollout(env, policy, 8, generator=self.gen)
             return {"loss": 1.0}

@@ -137,9 +137,9 @@ def test_ocgfn_loss_zero_for_perfect_stub_1d(ot: str) -> None:
     # 1-D: one parent per state, so P_B = 1 and the perfect stub satisfies DB with F = 1 on every path
     env = HyperGrid(ndim=1, side=5)
     outcomes = env.all_states()
-    traj = rollout(env, lambda s, rows: torch.log_softmax(
+    traj = rollout(env, lambda s, rows, mask: torch.log_softmax(
         PerfectStub(env)(env.featurize(s), env.featurize(outcomes[rows]), None)[1]
-        .masked_fill(~env.forward_mask(s), -1e9), -1), len(outcomes), greedy=True)
+        .masked_fill(~mask, -1e9), -1), len(outcomes), greedy=True)
     assert torch.equal(traj.terminals, outcomes)
     cfg = PretrainConfig(ot=ot)
     loss = oc_loss(env, PerfectStub(env), traj, outcomes, cfg)
@@ -195,8 +195,8 @@ def test_ocgfn_loss_finite_with_network(ot: str) -> None:
     model_pb = OutcomeConditionedGFlowNet(env.feature_dim, env.n_actions, env.n_backward_actions, 16, 1, True)
     gen = torch.Generator().manual_seed(0)
     outcomes = env.all_states()
-    traj = rollout(env, lambda s, rows: torch.log_softmax(
-        torch.zeros(len(s), env.n_actions).masked_fill(~env.forward_mask(s), -1e9), -1), len(outcomes),
+    traj = rollout(env, lambda s, rows, mask: torch.log_softmax(
+        torch.zeros(len(s), env.n_actions).masked_fill(~mask, -1e9), -1), len(outcomes),
         generator=gen)
     assert not env.same(traj.terminals, outcomes).all()  # some fail, some succeed (y = s0 always does)
     for net in (model, model_pb):

@@ -10,7 +10,7 @@ from pipeline_lib.domains.hypergrid.env import HyperGrid
 
 
 def uniform_policy(env):
-    return lambda states, rows: masked_log_softmax(torch.zeros(len(states), env.n_actions), env.forward_mask(states))
+    return lambda states, rows, mask: masked_log_softmax(torch.zeros(len(states), env.n_actions), mask)
 
 
 def test_rollout_structure() -> None:
@@ -52,12 +52,13 @@ def test_rollout_policy_sees_running_rows() -> None:
     env = HyperGrid(ndim=1, side=5)
     targets = torch.tensor([0, 3, 1, 4])
 
-    def policy(states, rows):  # move until the row's own target
+    def policy(states, rows, mask):  # move until the row's own target
+        assert torch.equal(mask, env.forward_mask(states))  # the loop's mask of these states
         logits = torch.full((len(states), 2), -1e9)
         go = states[:, 0] < targets[rows]
         logits[go, 0] = 0.0
         logits[~go, 1] = 0.0
-        return masked_log_softmax(logits, env.forward_mask(states))
+        return masked_log_softmax(logits, mask)
 
     traj = rollout(env, policy, 4, greedy=True)
     assert traj.terminals[:, 0].tolist() == [0, 3, 1, 4]
@@ -121,8 +122,8 @@ def test_rollout_outputs_are_ordinary_tensors() -> None:
 def test_rollout_rejects_a_nan_policy(greedy: bool) -> None:
     env = HyperGrid(ndim=2, side=4)
 
-    def policy(states, rows):  # goes NaN once a trajectory has moved twice
-        log_p = uniform_policy(env)(states, rows)
+    def policy(states, rows, mask):  # goes NaN once a trajectory has moved twice
+        log_p = uniform_policy(env)(states, rows, mask)
         return torch.where((states.sum(-1) >= 2)[:, None], torch.nan, log_p)
 
     with pytest.raises(FloatingPointError, match="rollout step 2: the policy gave NaN"):
@@ -132,7 +133,7 @@ def test_rollout_rejects_a_nan_policy(greedy: bool) -> None:
 def test_rollout_rejects_a_policy_without_mass_on_valid_actions() -> None:
     env = HyperGrid(ndim=1, side=4)
 
-    def policy(states, rows):  # all mass on "increment", which is invalid at the last cell
+    def policy(states, rows, mask):  # all mass on "increment", which is invalid at the last cell
         log_p = torch.full((len(states), 2), float("-inf"))
         log_p[:, 0] = 0.0
         return log_p
@@ -154,7 +155,7 @@ def test_a_nan_table_policy_is_reported_not_walked_off_the_grid() -> None:
     for greedy in (False, True):
         with pytest.raises(FloatingPointError, match="the policy gave NaN"):
             for seed in range(20):  # until some trajectory visits (2, 0)
-                rollout(env, lambda s, rows: table[env.index(s)], 64, greedy=greedy,
+                rollout(env, lambda s, rows, mask: table[env.index(s)], 64, greedy=greedy,
                         generator=torch.Generator().manual_seed(seed))
 
 
@@ -162,10 +163,10 @@ def test_rollout_rejects_an_environment_whose_max_length_omits_the_stop() -> Non
     env = HyperGrid(ndim=1, side=4)
     env.max_length = 3  # the longest trajectory has 3 moves and a stop
 
-    def walk_right(states, rows):
+    def walk_right(states, rows, mask):
         log_p = torch.full((len(states), 2), -1e9)
         log_p[:, 0] = 0.0
-        return masked_log_softmax(log_p, env.forward_mask(states))
+        return masked_log_softmax(log_p, mask)
 
     with pytest.raises(ValueError, match="HyperGrid.max_length = 3, but 2 trajectories had not stopped"):
         rollout(env, walk_right, 2, greedy=True)

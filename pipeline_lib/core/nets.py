@@ -36,8 +36,9 @@ class MLP(nn.Sequential):
         """The output, or with ``keep`` each Linear's output (after its LeakyReLU where it has one)."""
         kept = []
         for layer in islice(self._modules.values(), start, None):
-            if type(layer) is nn.Linear:
-                x = F.linear(x, layer.weight, layer.bias)
+            if type(layer) is nn.Linear:  # its parameters read off its dict: Module.__getattr__ costs a microsecond
+                params = layer._parameters
+                x = F.linear(x, params["weight"], params["bias"])
                 if keep:
                     kept.append(x)
             elif type(layer) is nn.LeakyReLU:

@@ -6,9 +6,10 @@ from typing import Callable
 
 import torch
 
-# policy(states [b, ...], rows [b]) -> masked log-probabilities [b, n_actions]; ``rows`` say which
-# trajectories of the batch are still running, so conditioned policies can pick their outcomes.
-PolicyFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+# policy(states [b, ...], rows [b], mask [b, n_actions]) -> masked log-probabilities [b, n_actions]; ``rows`` say
+# which trajectories of the batch are still running, so conditioned policies can pick their outcomes; ``mask`` is
+# ``env.forward_mask(states)``, which the loop needs for the draw anyway (one mask per step, not two).
+PolicyFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @dataclass
@@ -69,7 +70,7 @@ def draw(log_probs: torch.Tensor, mask: torch.Tensor, epsilon: float, greedy: bo
         return actions, score > low  # -inf on the chosen action was clamped to ``low``; NaN compares False
     probs = log_probs.exp()
     if epsilon > 0:  # (1 - eps) p + eps / #valid on the valid actions, in the order the test checks
-        probs = (1 - epsilon) * probs + epsilon * mask.sum(-1, keepdim=True).reciprocal()
+        probs = (1 - epsilon) * probs + epsilon * mask.sum(-1, keepdim=True, dtype=probs.dtype).reciprocal()
     # masked entries already ~0; -1 removes round-off mass and keeps even a policy without mass on
     # the valid actions (all ratios 0) from drawing an invalid one, which could leave the state space
     probs = torch.where(mask, probs, -1.0)
@@ -103,8 +104,8 @@ def _rollout(env, policy: PolicyFn, n: int, epsilon: float, greedy: bool, genera
     rows = torch.arange(n, device=state.device)
     visited, moved, acts, checks = [], [], [], []  # per step: the running rows' states, rows, actions, checks
     for _ in range(env.max_length):
-        log_probs, mask = policy(state, rows), env.forward_mask(state)
-        act, ok = draw(log_probs, mask, epsilon, greedy, generator)
+        mask = env.forward_mask(state)
+        act, ok = draw(policy(state, rows, mask), mask, epsilon, greedy, generator)
         visited.append(state)
         moved.append(rows)
         acts.append(act)

@@ -101,8 +101,8 @@ def gfn_flows(env, model: GFlowNet):
 
 def gfn_policy(env, model: GFlowNet):
     """PolicyFn of an unconditional GFlowNet."""
-    def policy(states: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-        return masked_log_softmax(model(env.featurize(states))[1], env.forward_mask(states))
+    def policy(states: torch.Tensor, rows: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return masked_log_softmax(model(env.featurize(states))[1], mask)
     return policy
 
 

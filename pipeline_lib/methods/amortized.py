@@ -138,18 +138,20 @@ class AutoregressiveQ(nn.Module):
         env, cfg = method.env, method.cfg
         self.net = mlp(env.feature_dim + self.level_inputs * env.max_length, cfg.hidden, cfg.layers, env.n_actions)
 
-    def log_probs(self, env, states: torch.Tensor, anchor: torch.Tensor) -> torch.Tensor:
-        """Q's next-action distribution when completing a state whose given part ends at depth ``anchor``."""
+    def log_probs(self, env, states: torch.Tensor, anchor: torch.Tensor, mask: torch.Tensor | None = None
+                  ) -> torch.Tensor:
+        """Q's next-action distribution when completing a state whose given part ends at depth ``anchor``
+        (``mask``: the states' forward mask, where the caller has it)."""
         inp = torch.cat([env.featurize(states), nn.functional.one_hot(anchor, env.max_length).float()], -1)
-        return masked_log_softmax(self.net(inp), env.forward_mask(states))
+        return masked_log_softmax(self.net(inp), env.forward_mask(states) if mask is None else mask)
 
     def complete(self, method: "Amortized", start: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Outcomes drawn from a tempered, epsilon-mixed Q from ``start``, and their exact log Q (with grad)."""
         env, cfg = method.env, method.cfg
         anchor = env.level(start)
         with torch.no_grad():
-            def proposal(states: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-                return torch.log_softmax(self.log_probs(env, states, anchor[rows]) / cfg.q_temperature, -1)
+            def proposal(states: torch.Tensor, rows: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+                return torch.log_softmax(self.log_probs(env, states, anchor[rows], mask) / cfg.q_temperature, -1)
             comp = rollout(env, proposal, len(start), cfg.q_epsilon, generator=method.gen, start=start)
         _, b, s, a = comp.transitions()
         lp = self.log_probs(env, s, anchor[b]).gather(1, a[:, None])[:, 0]
@@ -322,8 +324,8 @@ class Amortized(Method):
         out = self.n_net(feats)
         return out[1] if isinstance(out, tuple) else out  # OutcomeFree: its P_F logits
 
-    def policy(self, states: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-        return masked_log_softmax(self.log_n(self.env.featurize(states)), self.env.forward_mask(states))
+    def policy(self, states: torch.Tensor, rows: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return masked_log_softmax(self.log_n(self.env.featurize(states)), mask)
 
     def train_step(self) -> dict[str, float]:
         traj = rollout(self.env, self.policy, self.cfg.batch_size, self.cfg.epsilon, generator=self.gen)

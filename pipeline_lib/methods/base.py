@@ -113,7 +113,7 @@ class Method(Trainer):
         self.name = self.kind  # in logs and errors
 
     # --- what a method may provide ---
-    policy = None  # (states, rows) -> masked log-probabilities [b, A] of the final sampler
+    policy = None  # (states, rows, forward mask) -> masked log-probabilities [b, A] of the final sampler
 
     def table(self) -> torch.Tensor | None:
         """log P_F(a|s) [S, A] of the policy over every state (enumerable spaces), else None. Computed once
@@ -123,7 +123,8 @@ class Method(Trainer):
         if self._table is None or self._table[0] != self.step:
             states = self.task.graph.states
             with torch.no_grad():
-                table = torch.cat([self.policy(states[lo:lo + 65536], None) for lo in range(0, len(states), 65536)])
+                table = torch.cat([self.policy(part, None, self.env.forward_mask(part))
+                                   for part in states.split(65536)])
             self._table = (self.step, table)
         return self._table[1]
 
@@ -132,7 +133,7 @@ class Method(Trainer):
         is enumerable the policy table is sampled, so samples and the exact L1 describe the same policy."""
         table = self.table()
         if table is not None:
-            return rollout(self.env, lambda states, rows: table[self.env.index(states)], n,
+            return rollout(self.env, lambda states, rows, mask: table[self.env.index(states)], n,
                            generator=generator).terminals
         if self.policy is None:
             raise NotImplementedError(f"{type(self).__name__} has neither a policy nor its own sample()")

@@ -83,8 +83,8 @@ class DQN(Method):
         self.opt = adam(self.q.parameters(), lr=cfg.lr)
         self.buffer = ReplayBuffer(cfg.buffer_size, env.initial_states(1).shape[1], device)
 
-    def greedy(self, states: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-        values = self.q(self.env.featurize(states)).masked_fill(~self.env.forward_mask(states), -math.inf)
+    def greedy(self, states: torch.Tensor, rows: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        values = self.q(self.env.featurize(states)).masked_fill(~mask, -math.inf)
         best = values.argmax(-1, keepdim=True)
         return torch.full_like(values, NEG_INF).scatter(1, best, 0.0)
 
@@ -117,6 +117,6 @@ class DQN(Method):
             return log_r.exp()
         return self.oracle.rank((log_r / self.task.exponent).exp())  # R itself: R^exponent may underflow
 
-    def policy(self, states: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    def policy(self, states: torch.Tensor, rows: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """The epsilon-greedy policy in Q, as log-probabilities."""
-        return mixed_table(self.greedy(states, rows), self.env.forward_mask(states), self.cfg.epsilon)
+        return mixed_table(self.greedy(states, rows, mask), mask, self.cfg.epsilon)

@@ -138,7 +138,7 @@ class ExactConversion(Method):
         else:
             self.log_pf = dense_conversion(task, pretrained, log_r, settings.flow)
 
-    def policy(self, states: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    def policy(self, states: torch.Tensor, rows: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return self.log_pf[self.env.index(states)]
 
     def table(self) -> torch.Tensor:

@@ -76,7 +76,8 @@ class Scratch(Method):
             idx = torch.randint(len(data), (self.cfg.batch_size,), generator=self.gen, device=data.device)
             traj = paths_to(self.env, data[idx], self.gen)
             _, _, states, actions = traj.transitions()
-            loss = -self._policy(states, None).gather(1, actions[:, None]).sum() / traj.n
+            log_pf = self._policy(states, None, self.env.forward_mask(states))
+            loss = -log_pf.gather(1, actions[:, None]).sum() / traj.n
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -90,8 +91,8 @@ class Scratch(Method):
                          learn_pb=False).to(self.device)
         return model, torch.nn.Parameter(torch.zeros((), device=self.device))
 
-    def policy(self, states: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-        return self._policy(states, rows)
+    def policy(self, states: torch.Tensor, rows: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self._policy(states, rows, mask)
 
     def train_step(self) -> dict[str, float]:
         traj, terms = db_rollout(self.env, self.model, self.cfg.batch_size, self.cfg.epsilon, self.gen)

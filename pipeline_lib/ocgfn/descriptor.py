@@ -189,7 +189,7 @@ class ClassifierPolicy:
         self.env, self.model, self.y = env, model, descriptor.index(outcomes)
         self.descriptor = descriptor if exact else None
 
-    def __call__(self, states: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    def __call__(self, states: torch.Tensor, rows: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         # flow_logits are NEG_INF on invalid actions already: a plain log-softmax is the masked one
         return torch.log_softmax(flow_logits(self.env, self.model, states, self.y[rows], self.descriptor), -1)
 
@@ -288,7 +288,7 @@ class ClassifierPretrainer(Trainer):
     def train_step(self) -> dict[str, float]:
         env, desc, n = self.env, self.descriptor, self.cfg.batch_size
         Pretrainer._schedule_lr(self)  # the same cosine decay (lr_decay) as the OC-GFN's
-        traj = rollout(env, lambda s, rows: masked_log_softmax(uniform_logits(env, s), env.forward_mask(s)), n,
+        traj = rollout(env, lambda s, rows, mask: masked_log_softmax(uniform_logits(env, s, mask), mask), n,
                        generator=self.gen)
         y = desc.index(desc.outcomes(traj.terminals))
         self.outcome_counts += torch.bincount(y, minlength=desc.size)

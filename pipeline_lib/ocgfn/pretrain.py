@@ -121,9 +121,9 @@ class OCGFNPolicy:
         feats, _, initial, *pairs = oc_inputs(env, model, states, self.outcomes, self.outcome_feats, rows)
         return model.conditioned(feats, part, initial, *pairs, rows=rows)
 
-    def __call__(self, states: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    def __call__(self, states: torch.Tensor, rows: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         _, logits, _ = self.flows(states, rows)
-        return masked_log_softmax(logits, self.env.forward_mask(states))
+        return masked_log_softmax(logits, mask)
 
 
 def ocgfn_loss(env, terms: TransitionTerms, terminals: torch.Tensor, outcomes: torch.Tensor,

@@ -105,8 +105,8 @@ def paths_to(env, outcomes: torch.Tensor, generator: torch.Generator | None = No
         return Trajectories(states, actions, valid, outcomes.clone())
     control = GoalReaching(env)
 
-    def policy(states: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-        return masked_log_softmax(control(states, outcomes[rows])[1], env.forward_mask(states))
+    def policy(states: torch.Tensor, rows: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return masked_log_softmax(control(states, outcomes[rows])[1], mask)
     return rollout(env, policy, len(outcomes), generator=generator)
 
 

@@ -42,21 +42,26 @@ class HyperGrid(DomainRewards):
         self._radix = side ** torch.arange(ndim - 1, -1, -1, device=self.device)
         self._dims = torch.arange(ndim, device=self.device)
         self._values = torch.arange(side, device=self.device)
+        # the rollout loop's two per-step operations as one lookup and one comparison each: action a moves by
+        # row a of ``_moves`` (stop: zeros), and the mask compares coordinates (stop reads coordinate 0 against a
+        # bound it never reaches)
+        self._moves = torch.cat([torch.eye(ndim, dtype=torch.long), torch.zeros(1, ndim, dtype=torch.long)]).to(
+            self.device)
+        self._mask_columns = torch.arange(ndim + 1, device=self.device) % ndim
+        self._mask_bounds = torch.tensor([side - 1] * ndim + [side], device=self.device)
 
     def initial_states(self, n: int) -> torch.Tensor:
         return torch.zeros(n, self.ndim, dtype=torch.long, device=self.device)
 
     def forward_mask(self, states: torch.Tensor) -> torch.Tensor:
-        # stop, always valid, as a padded column: one operation of the rollout loop instead of a cat of two
-        return torch.nn.functional.pad(states < self.side - 1, (0, 1), value=True)
+        return states.index_select(-1, self._mask_columns) < self._mask_bounds
 
     def backward_mask(self, states: torch.Tensor) -> torch.Tensor:
         return states > 0
 
     def step(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        # stop (= ndim) matches no coordinate; comparisons instead of one_hot, which checks its
-        # input range with a synchronising min/max on every call of the rollout loop
-        return states + (actions[:, None] == self._dims)
+        # a row lookup, not one_hot, which checks its input range with a synchronising min/max on every call
+        return states + self._moves.index_select(0, actions)
 
     def backward_action(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         return actions
