@@ -36,7 +36,7 @@ from pipeline_lib.domains.sequence.data import fetch_tfbind_tables
 from pipeline_lib.domains.sequence.env import Sequence
 from pipeline_lib.domains.sequence.rewards import load_tfbind_table, tfbind
 from pipeline_lib.ocgfn.pretrain import PretrainConfig, Pretrainer
-from pipeline_lib.runtime import select_device
+from pipeline_lib.runtime import configure_process, select_device
 
 
 def load_config(path: str) -> dict:
@@ -257,7 +257,7 @@ def main() -> None:
     parser.add_argument("--rule-times", default="results/benchmarks",
                         help="a workflow run's benchmark folder: its per-rule CPU time is printed if it exists")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    configure_process(args.threads)  # what a training job sets: its threads, and freed memory kept for reuse
     device = select_device(args.device)
     config = load_config(args.config)
     env = HyperGrid(args.ndim, args.side, device)

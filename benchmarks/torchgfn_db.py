@@ -6,6 +6,7 @@ line. Imports only torch and gfn so it runs beside torchgfn's own dependency pin
 """
 from __future__ import annotations
 
+import ctypes
 import json
 import sys
 import time
@@ -15,6 +16,12 @@ import torch
 
 def main(ndim: int, side: int, batch: int, steps: int, warmup: int, threads: int) -> dict:
     torch.set_num_threads(threads)
+    # the allocator settings of a pipeline job (pipeline_lib.runtime.keep_freed_memory), so both sides pay alike
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+        mallopt(-3, 1 << 30), mallopt(-1, 1 << 30)
+    except (OSError, AttributeError):
+        pass
     torch.manual_seed(0)
     from gfn.estimators import DiscretePolicyEstimator, ScalarEstimator
     from gfn.gflownet import DBGFlowNet

@@ -26,7 +26,7 @@ from pipeline_lib.methods import method_class
 from pipeline_lib.ocgfn.descriptor import load_descriptor_model, model_entries, outcome_results, window_results
 from pipeline_lib.ocgfn.gcrl import pretrainer
 from pipeline_lib.ocgfn.pretrain import PretrainConfig
-from pipeline_lib.runtime import select_device, set_threads
+from pipeline_lib.runtime import configure_process, select_device
 from pipeline_lib.tasks.metrics import empirical_l1, sample_summary
 from pipeline_lib.tasks.task import TOP_K, Task
 
@@ -136,7 +136,7 @@ def pretrain(job: dict[str, Any], seed: int, threads: int, model_out: str, metri
     """Reward-free pre-training (``plan.pretrain_job``: the OC-GFN, or the GCRL baseline); resumes from
     ``model_out``.ckpt if a previous run was killed. ``bands_out``: success and the explorer's, the goals' and
     the evaluation outcomes' shares per level (length) band at every evaluation."""
-    set_threads(threads)
+    configure_process(threads)
     device = select_device(job["device"])
     cfg = PretrainConfig(**job["settings"])
     env = _env(job, device)
@@ -167,7 +167,7 @@ def finetune(job: dict[str, Any], seed: int, threads: int, pretrained: str | Non
     """Adapt to one task with one method (``plan.finetune_job``), then evaluate the final sampler: its
     curve, its state, ``job['samples']`` objects drawn from it and their metrics (with the exact L1/KL of
     its policy where the space is enumerable). Resumes from ``policy_out``.ckpt."""
-    set_threads(threads)
+    configure_process(threads)
     device = select_device(job["device"])
     env = _env(job, device)
     known = datasets.load(env, job["known"], datasets.TRAIN) if "known" in job else None

@@ -186,6 +186,33 @@ def test_outcome_shared_pass_equals_the_per_row_pass(conditioning: str) -> None:
     assert torch.allclose(*grads, atol=1e-5)
 
 
+@pytest.mark.parametrize("conditioning", ["concat", "product", "pairs"])
+def test_state_shared_pass_equals_the_per_row_pass(conditioning: str) -> None:
+    """flows(distinct states, rows, at): each state's embedding and share of the first layer computed once and
+    read by every row of it give the per-row outputs and gradients up to float round-off (s0 among the states,
+    so the fixed log F(s0|y) = 0 follows its rows)."""
+    from pipeline_lib.ocgfn.pretrain import OCGFNPolicy
+
+    env = Sequence("ACG", 4, min_length=1, mode="prepend_append")
+    model = OutcomeConditionedGFlowNet(env.feature_dim, env.n_actions, env.n_backward_actions, 16, 2, True,
+                                       conditioning, pair_dim(env, conditioning))
+    gen = torch.Generator().manual_seed(1)
+    y = env.random_outcomes(6, gen)
+    distinct = torch.cat([env.initial_states(1), env.random_outcomes(9, gen)])
+    at = torch.randint(0, 10, (40,), generator=gen)
+    rows = torch.randint(0, 6, (40,), generator=gen)
+    view = OCGFNPolicy(env, model, y)
+    per_row, once = view.flows(distinct[at], rows), view.flows(distinct, rows, at)
+    for a, b in zip(per_row, once):
+        assert a.shape == b.shape and torch.allclose(a, b, atol=1e-6)
+    assert (once[0][at == 0] == 0).all()
+    weights = [model.embed_state[0].weight, model.trunk[0].weight]
+    grads = [torch.autograd.grad(out[0].sum() + out[1].square().sum() + out[2].square().sum(), weights)
+             for out in (view.flows(distinct[at], rows), view.flows(distinct, rows, at))]
+    for a, b in zip(*grads):
+        assert torch.allclose(a, b, atol=1e-5)
+
+
 @pytest.mark.parametrize("mode", ["prepend_append", "append"])
 def test_completion_paths_are_the_canonical_trajectories(mode: str) -> None:
     """Every trajectory from a state that follows ``completion_mask`` (appends, then prepends, then stop), found

@@ -305,25 +305,29 @@ def test_relabelled_rollouts_that_reached_their_goal_are_evaluated_once() -> Non
     goals[:20] = rollouts.terminals[:20]  # the first 20 reached their goal, as most do once trained
     explorer = rollout(env, OCGFNPolicy(env, model, goals), 48, 0.5, generator=gen)
     sets, trajectories = loss_sets(cfg, goals, rollouts, explorer.terminals, explorer, rollouts.terminals)
-    copies = repeated_columns(sets, trajectories)
+    repeats = repeated_columns(sets, trajectories)
     reached = env.same(rollouts.terminals, goals)
-    assert copies is not None and torch.equal(copies[96:] >= 0, reached) and (copies[:96] < 0).all()
+    copies, twins = repeats.copies, repeats.twins
+    assert torch.equal(copies[96:] >= 0, reached) and (copies[:96] < 0).all()
     assert torch.equal(copies[96:][reached], reached.nonzero(as_tuple=True)[0])
+    assert torch.equal(twins[96:], torch.arange(48)) and (twins[:96] < 0).all()  # the rollouts again: their states
     y, batch = torch.cat(sets), Trajectories.concat(trajectories)
     calls = []
 
-    def counting(states, rows):
-        calls.append(len(states))
-        return OCGFNPolicy(env, model, y).flows(states, rows)
+    def counting(states, rows, at=None):
+        calls.append((len(states), len(rows)))
+        return OCGFNPolicy(env, model, y).flows(states, rows, at)
 
     grads = []
-    for shared in (None, copies):
+    for shared in (None, repeats):
         model.zero_grad()
         terms = transition_terms(env, batch, counting, shared)
         loss = ocgfn_loss(env, terms, batch.terminals, y, cfg, sets=len(sets))
         loss.backward()
         grads.append((loss.detach(), [p.grad.clone() for p in model.parameters()]))
-    assert calls[1] == calls[0] - int((rollouts.valid[:, reached].sum() + reached.sum()))
+    states_of = [int(tr.valid.sum()) + tr.n for tr in (rollouts, explorer)]  # each transition's state, and s_T
+    assert calls[0] == (2 * states_of[0] + states_of[1],) * 2
+    assert calls[1] == (sum(states_of), calls[0][1] - int((rollouts.valid[:, reached].sum() + reached.sum())))
     assert torch.allclose(grads[0][0], grads[1][0], rtol=1e-6, atol=1e-7)
     for full, once in zip(grads[0][1], grads[1][1]):
         assert torch.allclose(full, once, rtol=1e-5, atol=1e-7)

@@ -243,15 +243,21 @@ class OutcomeConditionedGFlowNet(nn.Module):
         return eo, F.linear(eo, first.weight[:, h:2 * h], first.bias)
 
     def conditioned(self, state_feats: torch.Tensor, outcome: tuple[torch.Tensor, torch.Tensor],
-                    initial: torch.Tensor, pair_feats: torch.Tensor | None = None, rows: torch.Tensor | None = None
-                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+                    initial: torch.Tensor, pair_feats: torch.Tensor | None = None, rows: torch.Tensor | None = None,
+                    at: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """The outputs from an ``outcome_part`` (rows as in ``forward``): the trunk's first layer applied
-        part by part, the same numbers as on the concatenation up to float round-off."""
+        part by part, the same numbers as on the concatenation up to float round-off. With ``at``, row i is of
+        state ``at[i]``: ``state_feats`` has one row per distinct state, whose embedding and share of the first
+        layer are computed once (``initial`` and ``pair_feats`` are per row)."""
         eo, pre = outcome
         if rows is not None:
             eo, pre = eo[rows], pre[rows]
         es, w, h = self.embed_state(state_feats), self.trunk[0].weight, eo.shape[-1]
-        pre = torch.addmm(pre, es, w[:, :h].t())
+        if at is None:
+            pre = torch.addmm(pre, es, w[:, :h].t())
+        else:
+            pre = pre + torch.mm(es, w[:, :h].t())[at]
+            es = es[at]
         if self.product:
             pre = torch.addmm(pre, es * eo, w[:, 2 * h:3 * h].t())
         if self.embed_pair is not None:
@@ -263,16 +269,19 @@ class OutcomeConditionedGFlowNet(nn.Module):
 
 
 def oc_inputs(env, model: nn.Module, states: torch.Tensor, outcomes: torch.Tensor,
-              outcome_feats: torch.Tensor | None = None, rows: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
+              outcome_feats: torch.Tensor | None = None, rows: torch.Tensor | None = None,
+              at: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
     """The inputs of an OC-GFN (or of a wrapper with its ``pair_dim``) for (states, outcomes) rows: the one
     place that featurises them, so every caller conditions the same way. ``outcome_feats``: precomputed.
-    With ``rows``, state i goes with outcome ``rows[i]`` and the outcome features stay one row per outcome
-    (for ``OutcomeConditionedGFlowNet.forward(..., rows=rows)``)."""
+    With ``rows``, row i goes with outcome ``rows[i]`` and the outcome features stay one row per outcome
+    (for ``OutcomeConditionedGFlowNet.forward(..., rows=rows)``); with ``at``, row i is state ``at[i]`` and the
+    state features stay one row per state (``conditioned(..., at=at)``)."""
+    each = states if at is None else states[at]
     feats = (env.featurize(states), env.featurize(outcomes) if outcome_feats is None else outcome_feats,
-             env.is_initial(states))
+             env.is_initial(each))
     if not getattr(model, "pair_dim", 0):
         return feats
-    return (*feats, env.pair_features(states, outcomes if rows is None else outcomes[rows]))
+    return (*feats, env.pair_features(each, outcomes if rows is None else outcomes[rows]))
 
 
 class OutcomeFree(nn.Module):

@@ -15,8 +15,20 @@ from pipeline_lib.core.losses import detailed_balance, masked_mse, subtrajectory
 from pipeline_lib.core.nets import GFlowNet, masked_log_softmax, taped, uniform_log_pb
 from pipeline_lib.core.rollout import Trajectories, rollout
 
-# model(states [n, ...], rows [n]) -> (log F [n], P_F logits [n, A], P_B logits [n, A_back] or None)
-FlowFn = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]
+# model(states [n, ...], rows [n]) -> (log F [n], P_F logits [n, A], P_B logits [n, A_back] or None); given
+# ``Repeats``, ``transition_terms`` calls model(states [m, ...], rows [n], at [n]): output i is of state at[i]
+FlowFn = Callable[..., tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]
+
+
+@dataclass
+class Repeats:
+    """Trajectories of a batch that repeat an earlier column's (sets concatenated that hold the same trajectories
+    towards other outcomes: ``ocgfn.pretrain.repeated_columns``). ``twins[b]`` >= 0: trajectory b visits the states
+    of column ``twins[b]``, the first to hold them, so what depends on a state alone is computed once;
+    ``copies[b]`` >= 0: its outcome is that earlier column's too, so all its terms are that column's."""
+
+    twins: torch.Tensor  # [B] long, -1 where the column is the first to hold its trajectory
+    copies: torch.Tensor  # [B] long, -1 where no earlier column has the same trajectory and outcome
 
 
 @dataclass
@@ -53,23 +65,33 @@ def replayed_terms(env, traj: Trajectories, model: FlowFn) -> TransitionTerms:
     return TransitionTerms(t, b, state, next_state, action, is_stop, log_f, log_pf, log_f[there], log_pb)
 
 
-def transition_terms(env, traj: Trajectories, model: FlowFn, copies: torch.Tensor | None = None) -> TransitionTerms:
-    """Evaluate ``model`` once on every distinct visited state and gather the DB terms. ``copies[b]`` >= 0 says
-    trajectory b is trajectory ``copies[b]`` again with the same outcome (``pretrain.repeated_columns``): its
-    terms are read off that one's outputs, the same values and, through the shared graph, the same gradient
-    as a pass of its own, for none of the cost."""
+def transition_terms(env, traj: Trajectories, model: FlowFn, repeats: Repeats | None = None) -> TransitionTerms:
+    """Evaluate ``model`` once on every visited state of each trajectory and gather the DB terms. With ``repeats``,
+    a trajectory that is an earlier column's again with the same outcome is not evaluated: its terms are read off
+    that column's outputs, the same values and, through the shared graph, the same gradient as a pass of its own,
+    for none of the cost; and the model gets each twin's states once (``model(states, rows, at)``), so its
+    state-only part (an OC-GFN's state embedding and its share of the first layer) is computed once per state."""
     n_t1, n_b = traj.states.shape[:2]
     exist = torch.cat([torch.ones_like(traj.valid[:1]), traj.valid], dim=0)
-    if copies is not None:
-        exist = exist & (copies < 0)
-    es, eb = exist.nonzero(as_tuple=True)
-    flat_states = traj.states[es, eb]
-    log_f_flat, logits_flat, pb_flat = model(flat_states, eb)
+    if repeats is None:
+        es, eb = exist.nonzero(as_tuple=True)
+        flat_states = traj.states[es, eb]
+        log_f_flat, logits_flat, pb_flat = model(flat_states, eb)
+    else:
+        es, eb = (exist & (repeats.copies < 0)).nonzero(as_tuple=True)
+        us, ub = (exist & (repeats.twins < 0)).nonzero(as_tuple=True)  # each trajectory's states once
+        slot = torch.full((n_t1, n_b), -1, dtype=torch.long, device=es.device)
+        slot[us, ub] = torch.arange(len(us), device=es.device)
+        column = torch.where(repeats.twins < 0, torch.arange(n_b, device=es.device), repeats.twins)
+        at = slot[es, column[eb]]
+        distinct = traj.states[us, ub]
+        flat_states = distinct[at]
+        log_f_flat, logits_flat, pb_flat = model(distinct, eb, at)
     pos = torch.full((n_t1, n_b), -1, dtype=torch.long, device=es.device)
     pos[es, eb] = torch.arange(len(es), device=es.device)
-    if copies is not None:
-        again = (copies >= 0).nonzero(as_tuple=True)[0]
-        pos[:, again] = pos[:, copies[again]]
+    if repeats is not None:
+        again = (repeats.copies >= 0).nonzero(as_tuple=True)[0]
+        pos[:, again] = pos[:, repeats.copies[again]]
 
     t, b = traj.valid.nonzero(as_tuple=True)
     here, there = pos[t, b], pos[t + 1, b]

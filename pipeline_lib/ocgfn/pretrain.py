@@ -23,7 +23,7 @@ from pipeline_lib.core.nets import (
 )
 from pipeline_lib.core.rollout import Trajectories, rollout
 from pipeline_lib.core.training import Trainer, adam, added
-from pipeline_lib.core.transitions import TransitionTerms, db_loss, db_rollout, transition_terms
+from pipeline_lib.core.transitions import Repeats, TransitionTerms, db_loss, db_rollout, transition_terms
 from pipeline_lib.ocgfn.sources import paths_to
 from pipeline_lib.runtime import seed_everything
 
@@ -106,11 +106,13 @@ class OCGFNPolicy:
         self.outcome_feats = env.featurize(outcomes) if outcome_feats is None else outcome_feats
         self._frozen: tuple[torch.Tensor, torch.Tensor] | None = None
 
-    def flows(self, states: torch.Tensor, rows: torch.Tensor):
+    def flows(self, states: torch.Tensor, rows: torch.Tensor, at: torch.Tensor | None = None):
         """The model's outputs for states conditioned on ``outcomes[rows]``: each outcome's share is computed
-        once per call (a stacked pass over trajectories), or once per view without autograd (a rollout)."""
+        once per call (a stacked pass over trajectories), or once per view without autograd (a rollout). With
+        ``at``, output i is of state ``states[at[i]]``, and each state's share is computed once."""
         env, model = self.env, self.model
         if not isinstance(model, OutcomeConditionedGFlowNet):  # any callable with the OC-GFN's inputs
+            states = states if at is None else states[at]
             return model(*oc_inputs(env, model, states, self.outcomes[rows], self.outcome_feats[rows]))
         if torch.is_grad_enabled():
             part = model.outcome_part(self.outcome_feats)
@@ -118,8 +120,8 @@ class OCGFNPolicy:
             if self._frozen is None:
                 self._frozen = model.outcome_part(self.outcome_feats)
             part = self._frozen
-        feats, _, initial, *pairs = oc_inputs(env, model, states, self.outcomes, self.outcome_feats, rows)
-        return model.conditioned(feats, part, initial, *pairs, rows=rows)
+        feats, _, initial, *pairs = oc_inputs(env, model, states, self.outcomes, self.outcome_feats, rows, at)
+        return model.conditioned(feats, part, initial, *pairs, rows=rows, at=at)
 
     def __call__(self, states: torch.Tensor, rows: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         _, logits, _ = self.flows(states, rows)
@@ -162,23 +164,29 @@ def loss_sets(cfg: PretrainConfig, goals: torch.Tensor, rollouts: Trajectories, 
     return sets, trajectories
 
 
-def repeated_columns(sets: list[torch.Tensor], trajectories: list[Trajectories]) -> torch.Tensor | None:
-    """For each trajectory of the concatenated sets, the column of an earlier set that holds the same
-    trajectories object with an equal outcome, else -1 (None if there is none): under ``relabel_own`` every
-    rollout that reached its goal is in the loss twice with the same outcome, and once success is high that
-    is most of a third of the batch, which ``transition_terms(copies=...)`` then evaluates once."""
+def repeated_columns(sets: list[torch.Tensor], trajectories: list[Trajectories]) -> Repeats | None:
+    """Which trajectories of the concatenated sets repeat an earlier set's (the same trajectories object), and
+    which of those also have an equal outcome (``transition_terms.Repeats``); None where no set repeats another.
+    Under ``relabel_own`` the rollouts are in the loss twice, towards their goals and towards what they reached:
+    each of their states is then embedded once, and a rollout that reached its goal (once success is high, most
+    of a third of the batch) is evaluated once."""
     starts = [0]
     for y in sets:
         starts.append(starts[-1] + len(y))
-    copies = torch.full((starts[-1],), -1, dtype=torch.long, device=sets[0].device)
+    twins = torch.full((starts[-1],), -1, dtype=torch.long, device=sets[0].device)
+    copies = torch.full_like(twins, -1)
     for k in range(len(sets)):
+        first = next((j for j in range(k) if trajectories[j] is trajectories[k]), None)
+        if first is None:
+            continue
+        twins[starts[k]:starts[k + 1]] = torch.arange(starts[first], starts[first + 1], device=twins.device)
         for j in range(k):
-            if trajectories[k] is trajectories[j] and len(sets[k]) == len(sets[j]):
+            if trajectories[j] is trajectories[k]:
                 same = (sets[k] == sets[j]).reshape(len(sets[k]), -1).all(-1)
                 mine = copies[starts[k]:starts[k + 1]]
                 fresh = same & (mine < 0)
                 mine[fresh] = starts[j] + fresh.nonzero(as_tuple=True)[0]
-    return copies if bool((copies >= 0).any()) else None
+    return Repeats(twins, copies) if bool((twins >= 0).any()) else None
 
 
 @torch.no_grad()
