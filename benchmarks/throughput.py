@@ -88,65 +88,113 @@ def minor_page_faults() -> float:
     return float(resource.getrusage(resource.RUSAGE_SELF).ru_minflt)
 
 
-def db_benchmark(env, reward, batch: int, steps: int, warmup: int) -> dict:
-    """Seconds per DB step on ``reward``, split into phases, and the bare forward+backward on the same
-    states: those the step evaluates the network on (every state a trajectory left, the stop's
-    included), stacked into one batch."""
-    model = GFlowNet(env.feature_dim, env.n_actions, env.n_backward_actions, 256, 2, learn_pb=False).to(env.device)
-    opt = adam(model.parameters(), lr=1e-3)
-    gen = torch.Generator(env.device).manual_seed(0)
-    phases = {"rollout_and_forward": 0.0, "loss": 0.0, "backward": 0.0, "optimizer": 0.0}
+class DBStep:
+    """A DB GFlowNet trained from scratch on ``reward``: its training step, split into phases, and the bare
+    forward+backward of the same network on the states its last step evaluated it on (every state a trajectory
+    left, the stop's included, stacked into one batch)."""
 
-    def step() -> None:
+    def __init__(self, env, reward, batch: int) -> None:
+        self.env, self.reward, self.batch = env, reward, batch
+        self.model = GFlowNet(env.feature_dim, env.n_actions, env.n_backward_actions, 256, 2,
+                              learn_pb=False).to(env.device)
+        self.opt = adam(self.model.parameters(), lr=1e-3)
+        self.gen = torch.Generator(env.device).manual_seed(0)
+        self.phases = {"rollout_and_forward": 0.0, "loss": 0.0, "backward": 0.0, "optimizer": 0.0}
+        self.last = None
+
+    def step(self) -> None:
         t0 = time.perf_counter()
-        traj, terms = db_rollout(env, model, batch, 0.05, gen)
+        traj, terms = db_rollout(self.env, self.model, self.batch, 0.05, self.gen)
         t1 = time.perf_counter()
-        loss = db_loss(terms, reward(traj.terminals).log())
+        loss = db_loss(terms, self.reward(traj.terminals).log())
         t2 = time.perf_counter()
-        opt.zero_grad()
+        self.opt.zero_grad()
         loss.backward()
         t3 = time.perf_counter()
-        opt.step()
+        self.opt.step()
         t4 = time.perf_counter()
-        for name, dt in zip(phases, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
-            phases[name] += dt
+        for name, dt in zip(self.phases, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+            self.phases[name] += dt
+        self.last = traj
 
-    faults = minor_page_faults()
-    per_step = _timed(step, steps, warmup)
-    faults_per_step = (minor_page_faults() - faults) / (steps + warmup)
-    total = sum(phases.values())
-    profile = {k: v / total for k, v in phases.items()}
-    products_s = matrix_product_seconds(step, max(steps // 10, 5))
+    def bare_passes(self, calls: int) -> dict[str, float]:
+        """Seconds per call, on the last step's states, of: the bare pass; the network alone at each rollout step
+        (each step's running rows, inference mode, no masks, sampling or environment); the bare pass's forward
+        alone. The floor of any sampler that calls the network once per rollout step is the second plus the one
+        backward the loss needs (the bare pass less its forward)."""
+        env, net, traj = self.env, self.model.net, self.last
+        feats = env.featurize(traj.transitions()[2])
+        per_step_feats = [env.featurize(traj.states[t][traj.valid[t]]) for t in range(traj.valid.shape[0])]
 
-    traj, _ = db_rollout(env, model, batch, 0.05, gen)
-    feats = env.featurize(traj.transitions()[2])
+        def bare() -> None:
+            self.model.zero_grad()
+            net(feats).sum().backward()  # the same network: log F and P_F logits in one output
 
-    def bare() -> None:
-        model.zero_grad()
-        model.net(feats).sum().backward()  # the same network: log F and P_F logits in one output
+        def network_calls() -> None:
+            with torch.inference_mode():
+                for f in per_step_feats:
+                    net(f)
 
-    bare_s = _timed(bare, steps, warmup)
-    # The floor of any sampler that calls the network once per rollout step: those calls alone (each step's
-    # running rows, inference mode, no masks, sampling or environment), plus the one backward the loss needs
-    # (the bare pass less its forward).
-    per_step_feats = [env.featurize(traj.states[t][traj.valid[t]]) for t in range(traj.valid.shape[0])]
+        def bare_forward() -> None:
+            with torch.inference_mode():
+                net(feats)
 
-    def network_calls() -> None:
-        with torch.inference_mode():
-            for f in per_step_feats:
-                model.net(f)
+        return {"bare": _timed(bare, calls, 0), "network_calls": _timed(network_calls, calls, 0),
+                "bare_forward": _timed(bare_forward, calls, 0), "states": len(feats),
+                "rollout_steps": len(per_step_feats)}
 
-    def bare_forward() -> None:
-        with torch.inference_mode():
-            model.net(feats)
 
-    calls_s, forward_s = _timed(network_calls, steps, warmup), _timed(bare_forward, steps, warmup)
-    floor_s = calls_s + max(bare_s - forward_s, 0.0)
-    return {"seconds_per_step": per_step, "trajectories_per_s": batch / per_step,
-            "reward_calls_per_s": batch / per_step, "bare_forward_backward_s": bare_s,
-            "step_over_bare": per_step / bare_s, "states_per_batch": len(feats), "profile": profile,
-            "rollout_steps": len(per_step_feats), "network_calls_s": calls_s, "floor_over_bare": floor_s / bare_s,
-            "matrix_products_s": products_s, "page_faults_per_step": faults_per_step}
+class TorchgfnWorker:
+    """torchgfn's DB training (``torchgfn_db.py``) in a process of its own (torchgfn pins numpy < 2), which trains
+    a block of steps whenever asked, so its blocks interleave with ours on the same machine."""
+
+    def __init__(self, python: str, ndim: int, side: int, batch: int, warmup: int, threads: int) -> None:
+        worker = Path(__file__).with_name("torchgfn_db.py")
+        self.proc = subprocess.Popen([python, str(worker), str(ndim), str(side), str(batch), str(warmup),
+                                      str(threads)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self._answer()  # its warm-up done
+
+    def _answer(self) -> dict:
+        """Its next JSON line (anything else a library prints on stdout is skipped)."""
+        while line := self.proc.stdout.readline():
+            if line.startswith("{"):
+                return json.loads(line)
+        raise RuntimeError(f"the torchgfn worker exited with code {self.proc.wait()} (its error is above)")
+
+    def block(self, steps: int) -> float:
+        """Seconds per step over ``steps`` more steps of its training."""
+        self.proc.stdin.write(f"{steps}\n")
+        self.proc.stdin.flush()
+        return self._answer()["seconds_per_step"]
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait()
+
+
+def median_and_range(values: list[float]) -> tuple[float, float, float]:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    median = ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+    return median, ordered[0], ordered[-1]
+
+
+def interleaved_rounds(db: DBStep, trainer: Pretrainer, torchgfn: TorchgfnWorker | None, rounds: int, steps: int,
+                       ot_steps: int) -> list[dict[str, float]]:
+    """Seconds per step of each compared side, measured in turn, round after round: a block of DB steps, the bare
+    passes on that block's last states, a block of OC-GFN pre-training steps, and a block of torchgfn's DB steps.
+    A ratio is then taken within each round, between blocks measured seconds apart: on a shared machine whose
+    speed drifts by tens of percent over a minute, sides timed one after the other in long runs differ by that
+    drift, not only by their cost. Both DB trainers and the OC-GFN keep training from block to block."""
+    out = []
+    for _ in range(rounds):
+        row = {"step": _timed(db.step, steps, 0)}
+        row.update(db.bare_passes(steps))
+        row["ot"] = _timed(trainer.train_step, ot_steps, 0)
+        if torchgfn is not None:
+            row["torchgfn"] = torchgfn.block(steps)
+        out.append(row)
+    return out
 
 
 def pretrainer_for(config: dict, env_name: str, env, batch: int | None = None,
@@ -164,50 +212,80 @@ def pretrainer_for(config: dict, env_name: str, env, batch: int | None = None,
     return trainer
 
 
-def ot_benchmark(trainer: Pretrainer, steps: int, warmup: int, products: bool = False) -> dict:
+def ot_benchmark(trainer: Pretrainer, steps: int, warmup: int) -> dict:
     """Seconds per OC-GFN pre-training step (explorer, RND, on-policy rollouts, the OT loss on every set)
-    and the share of each phase (``Pretrainer.phases``) over the timed steps; with ``products``, also the
-    seconds per step inside matrix products (``matrix_product_seconds``, over as many further steps)."""
+    and the share of each phase (``Pretrainer.phases``) over the timed steps."""
     for _ in range(warmup):
         trainer.train_step()
     trainer.phases.clear()
     per_step = _timed(trainer.train_step, steps, 0)
-    total = sum(trainer.phases.values())
-    out = {"seconds_per_step": per_step, "trajectories_per_s": trainer.cfg.batch_size / per_step,
-           "profile": {k: v / total for k, v in trainer.phases.items()}}
-    if products:
-        out["matrix_products_s"] = matrix_product_seconds(trainer.train_step, steps)
-    return out
+    return {"seconds_per_step": per_step, "profile": _shares(trainer.phases)}
 
 
 def _profile_line(profile: dict[str, float]) -> str:
     return ", ".join(f"{k} {100 * v:.0f}%" for k, v in profile.items())
 
 
-def report(name: str, env, reward, config_env: str, config: dict, batch: int, args) -> dict:
-    """Print the DB and OC-GFN throughput of one environment at one batch; returns the figures."""
-    ours = db_benchmark(env, reward, batch, args.steps, args.warmup)
-    print(f"{name} DB : {ours['trajectories_per_s']:8.1f} trajectories/s, {ours['reward_calls_per_s']:8.1f} "
-          f"reward calls/s ({1000 * ours['seconds_per_step']:.2f} ms/step)")
-    print(f"{name} bare fwd+bwd : {1000 * ours['bare_forward_backward_s']:.2f} ms on the {ours['states_per_batch']} "
-          f"states of one batch; step / bare = {ours['step_over_bare']:.2f}x")
-    print(f"{name} floor: the network alone at each of the {ours['rollout_steps']} rollout steps "
-          f"{1000 * ours['network_calls_s']:.2f} ms; with the loss's backward {ours['floor_over_bare']:.2f}x the bare "
-          f"pass, the least step / bare of any sampler that calls the network once per step")
-    print(f"{name} profile of a DB step: {_profile_line(ours['profile'])}; "
-          f"{ours['page_faults_per_step']:.0f} minor page faults per step")
-    ot = ot_benchmark(pretrainer_for(config, config_env, env, batch), max(args.steps // 10, 5), args.ot_warmup,
-                      products=True)
-    ours["ot_over_db"] = ot["seconds_per_step"] / ours["seconds_per_step"]
-    print(f"{name} OC-GFN pre-training step ({config_env}'s settings): {1000 * ot['seconds_per_step']:.1f} ms/step, "
-          f"{ours['ot_over_db']:.2f}x a DB step; {_profile_line(ot['profile'])}")
-    # the OC-GFN's matrix products alone (as its step issues them) against a whole DB step: what OC-GFN / DB
-    # would be with everything else removed
-    ours["ot_products_over_db"] = ot["matrix_products_s"] / ours["seconds_per_step"]
-    print(f"{name} matrix products: {1000 * ours['matrix_products_s']:.2f} ms of a DB step, "
-          f"{1000 * ot['matrix_products_s']:.1f} ms of an OC-GFN step (profiler self time), which alone is "
-          f"{ours['ot_products_over_db']:.2f}x a DB step")
-    return ours
+def _shares(phases: dict[str, float]) -> dict[str, float]:
+    total = sum(phases.values())
+    return {k: v / total for k, v in phases.items()}
+
+
+def report(name: str, env, reward, config_env: str, config: dict, batch: int, args,
+           torchgfn: TorchgfnWorker | None = None) -> dict:
+    """Print the DB and OC-GFN throughput of one environment at one batch (and torchgfn's, given its worker), each
+    ratio the median of ``args.rounds`` interleaved rounds with its range; returns the medians."""
+    db = DBStep(env, reward, batch)
+    for _ in range(args.warmup):
+        db.step()
+    trainer = pretrainer_for(config, config_env, env, batch)
+    for _ in range(args.ot_warmup):
+        trainer.train_step()
+    trainer.phases.clear()
+    for k in db.phases:
+        db.phases[k] = 0.0
+    per_round = max(args.steps // args.rounds, 1)
+    rows = interleaved_rounds(db, trainer, torchgfn, args.rounds, per_round, max(per_round // 5, 2))
+    figures = {}
+
+    def ratio(key: str, values: list[float]) -> str:
+        median, lo, hi = median_and_range(values)
+        figures[key] = median
+        return f"{median:.2f}x (rounds {lo:.2f}-{hi:.2f})"
+
+    step_s = median_and_range([r["step"] for r in rows])[0]
+    figures["trajectories_per_s"] = batch / step_s
+    print(f"{name} DB : {batch / step_s:8.1f} trajectories/s, {batch / step_s:8.1f} reward calls/s "
+          f"({1000 * step_s:.2f} ms/step, median of {args.rounds} rounds of {per_round} steps)")
+    print(f"{name} bare fwd+bwd : {1000 * median_and_range([r['bare'] for r in rows])[0]:.2f} ms on the "
+          f"{rows[-1]['states']} states of one batch; step / bare = "
+          f"{ratio('step_over_bare', [r['step'] / r['bare'] for r in rows])}")
+    floors = [(r["network_calls"] + max(r["bare"] - r["bare_forward"], 0.0)) / r["bare"] for r in rows]
+    print(f"{name} floor: the network alone at each of the {rows[-1]['rollout_steps']} rollout steps "
+          f"{1000 * median_and_range([r['network_calls'] for r in rows])[0]:.2f} ms; with the loss's backward "
+          f"{ratio('floor_over_bare', floors)} the bare pass, the least step / bare of any sampler that calls the "
+          f"network once per step")
+    faults = minor_page_faults()
+    _timed(db.step, per_round, 0)
+    faults_per_step = (minor_page_faults() - faults) / per_round
+    print(f"{name} profile of a DB step: {_profile_line(_shares(db.phases))}; "
+          f"{faults_per_step:.0f} minor page faults per step")
+    ot_s = median_and_range([r["ot"] for r in rows])[0]
+    print(f"{name} OC-GFN pre-training step ({config_env}'s settings): {1000 * ot_s:.1f} ms/step, "
+          f"{ratio('ot_over_db', [r['ot'] / r['step'] for r in rows])} a DB step; "
+          f"{_profile_line(_shares(trainer.phases))}")
+    # the matrix products alone (as each step issues them) against a whole DB step: what OC-GFN / DB would be
+    # with everything else removed
+    db_products = matrix_product_seconds(db.step, max(per_round // 4, 5))
+    ot_products = matrix_product_seconds(trainer.train_step, max(per_round // 5, 2))
+    figures["ot_products_over_db"] = ot_products / step_s
+    print(f"{name} matrix products: {1000 * db_products:.2f} ms of a DB step, {1000 * ot_products:.1f} ms of an "
+          f"OC-GFN step (profiler self time), which alone is {figures['ot_products_over_db']:.2f}x a DB step")
+    if torchgfn is not None:
+        theirs = median_and_range([r["torchgfn"] for r in rows])[0]
+        print(f"torchgfn DB     : {batch / theirs:8.1f} trajectories/s (blocks of {per_round} steps between ours); "
+              f"pipeline_lib / torchgfn = {ratio('vs_torchgfn', [r['torchgfn'] / r['step'] for r in rows])}")
+    return figures
 
 
 def pretraining_profiles(config: dict, names: list[str], device: torch.device, steps: int,
@@ -239,6 +317,9 @@ def main() -> None:
     parser.add_argument("--batches", type=int, nargs="+", default=[64, 512])
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="interleaved rounds the timed steps are split into; each ratio is the median of the "
+                        "rounds' ratios (printed with their range)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--ot-warmup", type=int, default=100,
@@ -270,30 +351,30 @@ def main() -> None:
     summary = []
     for batch in args.batches:
         print(f"--- batch {batch}")
-        grid = report("hypergrid", env, lambda x: corner(x, env.side), "grid16", config, batch, args)
+        theirs = None
+        if args.torchgfn_python:
+            theirs = TorchgfnWorker(args.torchgfn_python, args.ndim, args.side, batch, args.warmup, args.threads)
+        else:
+            print("torchgfn: skipped (pass --torchgfn-python PATH to compare)", file=sys.stderr)
+        try:
+            grid = report("hypergrid", env, lambda x: corner(x, env.side), "grid16", config, batch, args, theirs)
+        finally:
+            if theirs is not None:
+                theirs.close()
         row = {"batch": batch, "grid step/bare": grid["step_over_bare"], "grid floor/bare": grid["floor_over_bare"],
                "grid OC-GFN/DB": grid["ot_over_db"], "grid OC-GFN products/DB": grid["ot_products_over_db"]}
+        if theirs is not None:
+            row["vs torchgfn"] = grid["vs_torchgfn"]
         if dna is not None:
             print(f"TF-Bind-8 {args.tfbind} (length 8, 4 letters, append), same batch, MLP and threads")
             tf = report("tfbind8", dna, lambda x, d=dna: tfbind(x, d.alphabet, table), "tfbind8", config, batch, args)
             row.update({"tfbind8 step/bare": tf["step_over_bare"], "tfbind8 floor/bare": tf["floor_over_bare"],
                         "tfbind8 OC-GFN/DB": tf["ot_over_db"], "tfbind8 OC-GFN products/DB": tf["ot_products_over_db"]})
-        if args.torchgfn_python:
-            worker = Path(__file__).with_name("torchgfn_db.py")
-            out = subprocess.run([args.torchgfn_python, str(worker), str(args.ndim), str(args.side), str(batch),
-                                  str(args.steps), str(args.warmup), str(args.threads)], capture_output=True,
-                                 text=True, check=True)
-            theirs = json.loads(out.stdout.strip().splitlines()[-1])
-            row["vs torchgfn"] = grid["trajectories_per_s"] / theirs["trajectories_per_s"]
-            print(f"torchgfn DB     : {theirs['trajectories_per_s']:8.1f} trajectories/s; pipeline_lib / torchgfn = "
-                  f"{row['vs torchgfn']:.2f}x")
-        else:
-            print("torchgfn: skipped (pass --torchgfn-python PATH to compare)", file=sys.stderr)
         summary.append(row)
     print("--- pre-training steps (config settings)")
     pretraining_profiles(config, args.pretrain_envs, device, args.pretrain_steps, args.explorer_every)
-    print("--- the ratios (targets: >= 3x torchgfn; DB step <= 2x the bare pass at batch 64, <= 1.2x at 512; "
-          "OC-GFN step <= 2.5x a DB step)")
+    print(f"--- the ratios, medians of {args.rounds} interleaved rounds (targets: >= 3x torchgfn; DB step <= 2x the "
+          "bare pass at batch 64, <= 1.2x at 512; OC-GFN step <= 2.5x a DB step)")
     print(pd.DataFrame(summary).to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     if Path(args.rule_times).is_dir():
         print(f"--- per-rule time of the run in {args.rule_times}")

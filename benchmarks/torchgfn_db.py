@@ -1,8 +1,13 @@
 """torchgfn's side of the throughput benchmark (run in an environment that has torchgfn).
 
 Trains torchgfn's HyperGrid with its DB loss, the same MLP (2 x 256, LeakyReLU, one trunk for
-log F and P_F), uniform P_B, batch size and threads as benchmarks.throughput, and prints one JSON
-line. Imports only torch and gfn so it runs beside torchgfn's own dependency pins (numpy < 2).
+log F and P_F), uniform P_B, batch size and threads as benchmarks.throughput. After its warm-up it
+prints one JSON line, then for each number of steps it reads from stdin trains that many more steps
+and prints one JSON line with their seconds per step (the benchmark interleaves these blocks with its
+own); it exits at the end of stdin. Imports only torch and gfn so it runs beside torchgfn's own
+dependency pins (numpy < 2).
+
+    python torchgfn_db.py NDIM SIDE BATCH WARMUP THREADS
 """
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ import time
 import torch
 
 
-def main(ndim: int, side: int, batch: int, steps: int, warmup: int, threads: int) -> dict:
+def main(ndim: int, side: int, batch: int, warmup: int, threads: int) -> None:
     torch.set_num_threads(threads)
     # the allocator settings of a pipeline job (pipeline_lib.runtime.keep_freed_memory), so both sides pay alike
     try:
@@ -42,22 +47,23 @@ def main(ndim: int, side: int, batch: int, steps: int, warmup: int, threads: int
     gfn = DBGFlowNet(pf=pf, pb=pb, logF=logf)
     opt = torch.optim.Adam(gfn.parameters(), lr=1e-3)
 
-    def step() -> int:
+    def step() -> None:
         traj = gfn.sample_trajectories(env, n=batch, save_logprobs=True)
         loss = gfn.loss(env, gfn.to_training_samples(traj), recalculate_all_logprobs=False)
         opt.zero_grad()
         loss.backward()
         opt.step()
-        return batch
 
     for _ in range(warmup):
         step()
-    start = time.perf_counter()
-    trajectories = sum(step() for _ in range(steps))
-    seconds = time.perf_counter() - start
-    return {"library": "torchgfn", "trajectories_per_s": trajectories / seconds,
-            "reward_calls_per_s": trajectories / seconds, "seconds": seconds, "steps": steps}
+    print(json.dumps({"library": "torchgfn", "warmed_up": warmup}), flush=True)
+    for line in sys.stdin:
+        steps = int(line)
+        start = time.perf_counter()
+        for _ in range(steps):
+            step()
+        print(json.dumps({"seconds_per_step": (time.perf_counter() - start) / steps}), flush=True)
 
 
 if __name__ == "__main__":
-    print(json.dumps(main(*[int(a) for a in sys.argv[1:7]])))
+    main(*[int(a) for a in sys.argv[1:6]])
