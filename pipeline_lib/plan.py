@@ -64,6 +64,15 @@ def plugin_source(reward: str) -> Path | None:
     return Path(origin) if origin and Path(origin).is_file() else None
 
 
+def result_job(job: dict[str, Any]) -> dict[str, Any]:
+    """The job less ``checkpoint_every``, which says when a run saves, not what it computes (a resumed run equals an
+    uninterrupted one): a training rule's params, so changing it reruns no job, and its checkpoint's digest, so
+    changing it keeps a killed run's checkpoint."""
+    if "settings" not in job:
+        return job
+    return {**job, "settings": {k: v for k, v in job["settings"].items() if k != "checkpoint_every"}}
+
+
 def pretrain_job(config: dict[str, Any], env: str, variant: str) -> dict[str, Any]:
     cfg = pretrain_config(config, variant, env)
     job = {"env": env_spec(config, env), "variant": variant, "device": config["device"],

@@ -94,19 +94,11 @@ def prepare_target(job: dict[str, Any], out: str) -> None:
     io.write_parquet(df, out, config=job, modes_total=-1 if modes.total is None else modes.total)
 
 
-def _result_job(job: dict[str, Any]) -> dict[str, Any]:
-    """The job less ``checkpoint_every``, which says when a run saves, not what it computes (a resumed run equals an
-    uninterrupted one): changing it keeps a killed run's checkpoint."""
-    if "settings" not in job:
-        return job
-    return {**job, "settings": {k: v for k, v in job["settings"].items() if k != "checkpoint_every"}}
-
-
 def fingerprint(job: dict[str, Any], seed: int, *inputs: torch.Tensor | str | None) -> str:
-    """A digest of what a training job's result depends on: the job (``_result_job``), the seed, and the bytes of
+    """A digest of what a training job's result depends on: the job (``plan.result_job``), the seed, and the bytes of
     its data tensors and input files (e.g. the pre-trained model). A checkpoint left by a killed run resumes only
     under the same digest, so a changed data set or a re-trained model never continues a stale run."""
-    h = hashlib.sha256(json.dumps(_result_job(job), sort_keys=True, default=str).encode())
+    h = hashlib.sha256(json.dumps(plan.result_job(job), sort_keys=True, default=str).encode())
     h.update(str(seed).encode())
     for item in inputs:
         if isinstance(item, torch.Tensor):
@@ -128,7 +120,7 @@ def input_record(job: dict[str, Any], seed: int) -> dict[str, str]:
         else:
             record[path] = json.dumps(value, sort_keys=True, default=str)
 
-    walk(_result_job(job), "")
+    walk(plan.result_job(job), "")
     return record
 
 
@@ -172,6 +164,7 @@ def finetune(job: dict[str, Any], seed: int, threads: int, pretrained: str | Non
     env = _env(job, device)
     known = datasets.load(env, job["known"], datasets.TRAIN) if "known" in job else None
     task = Task(env, job["task"], job["resources"], known=known)
+    task.check_every_object()  # uncounted; the final evaluation reads the same landscape
     cls = method_class(job["method"]["kind"])
     model = cls.load_source(job["method"]["pretrained"], pretrained, env, device,
                             job.get("descriptor")) if cls.uses_pretrained else None

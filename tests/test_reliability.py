@@ -81,3 +81,24 @@ def test_killed_job_resumes_to_the_same_result(test_config: dict, tmp_path: Path
     _same_tables(ref / "metrics.parquet", killed / "metrics.parquet", drop=("seconds",))
     _same_tables(ref / "bands.parquet", killed / "bands.parquet")  # the band rows resume with the checkpoint
     assert not checkpoint.exists()  # removed once the final outputs are written
+
+
+def test_a_bad_reward_value_anywhere_on_a_listed_space_stops_adaptation_before_training(test_config: dict,
+                                                                                        tmp_path: Path) -> None:
+    """A plug-in reward <= 0 on one cell that the config check's sample and the search may never meet: on a space
+    that can be listed, the adaptation job evaluates every object first, so the run stops before its first step
+    (threshold modes and random search: nothing else reads the whole landscape early)."""
+    import pytest
+
+    plugin = tmp_path / "rare.py"
+    calls = tmp_path / "calls.txt"  # the size of each batch the reward is called on, in order
+    plugin.write_text(f"import torch\n\ndef rare(x):\n    open({str(calls)!r}, 'a').write(f'{{len(x)}}\\n')\n"
+                      "    r = torch.ones(len(x))\n    r[(x[:, 0] == 31) & (x[:, 1] == 30)] = -1.0\n    return r\n")
+    test_config["envs"]["grid6"]["params"]["side"] = 32  # a far cell that a few steps from scratch never reach
+    test_config["tasks"]["corner"] = {"reward": f"{plugin}:rare", "params": {}, "exponent": 1.0,
+                                      "modes": {"kind": "threshold", "threshold": 0.5}}
+    test_config["finetune"]["settings"]["steps"] = 4
+    with pytest.raises(ValueError, match=r"task 'corner'.*returned -1.0 for the object .*'x0': 31, 'x1': 30"):
+        _finetune(test_config, "random", tmp_path, None)  # no policy: nothing else reads the landscape early
+    assert calls.read_text().split() == ["1024"]  # every cell at once, before any search batch
+    assert not list(tmp_path.glob("random.*"))  # no checkpoint, curve or sample

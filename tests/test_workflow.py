@@ -124,6 +124,17 @@ def test_tiny_end_to_end(tmp_path: Path) -> None:
     assert "rule figure_search" in log and "rule summary" in log
     assert "rule pretrain" not in log and "rule finetune" not in log and "rule collect" not in log
     assert (out / "grid6/pretrain/full/seed0/model.pt").stat().st_mtime_ns == before
+    # checkpoint_every says when a run saves, not what it computes: changing it reruns no training (only the copy of
+    # the resolved config beside the report).
+    changed = {**config, "pretrain": {**config["pretrain"], "settings": {**config["pretrain"]["settings"]}},
+               "finetune": {**config["finetune"], "settings": {**config["finetune"]["settings"]}}}
+    changed["pretrain"]["settings"]["checkpoint_every"] += 7
+    changed["finetune"]["settings"]["checkpoint_every"] += 7
+    cfg.write_text(yaml.safe_dump(changed))
+    result = snakemake("all", "-n", "--cores", "2", "--configfile", str(cfg))
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log[-3000:]
+    assert "rule pretrain" not in log and "rule finetune" not in log and "rule collect" not in log, log[-3000:]
     # Adding a downstream task runs only that task's jobs: pre-training and other tasks stay valid.
     config["tasks"]["ring"] = {"reward": "ring", "params": {"width": 0.2}}
     config["envs"]["grid6"]["tasks"].append("ring")

@@ -43,6 +43,12 @@ class Task:
         except ValueError as err:
             raise ValueError(f"task {self.spec.get('name', '?')!r}: {err}") from err
 
+    def check_every_object(self) -> None:
+        """On a space that can be listed, R of every object (the landscape the evaluation reads), checked before any
+        training: a value <= 0 that a run met late, or only at its final evaluation, would cost the whole run."""
+        if self.enumerable:
+            self.landscape  # noqa: B018 (cached; ``_checked`` refuses a bad value, naming the object)
+
     def new_modes(self):
         """A fresh counter of this task's modes (the oracle's, or one for a set of final samples)."""
         return make_modes(self.env, self.spec.get("modes") or DEFAULT, self.spec["reward"],

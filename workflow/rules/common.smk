@@ -126,13 +126,15 @@ def pretrained_model(wildcards):
 
 # Params carry each job's resolved settings (plan.*_job) so that editing them in the config reruns
 # exactly the affected jobs (Snakemake's params rerun trigger); the scripts hand the same object to
-# the library, which never re-reads the config.
+# the library, which never re-reads the config. A training rule's params leave out checkpoint_every
+# (plan.result_job: when a run saves, not what it computes), so its script builds the whole job from
+# the config with the same plan function.
 def pretrain_job(wildcards):
-    return plan.pretrain_job(config, wildcards.env, wildcards.variant)
+    return plan.result_job(plan.pretrain_job(config, wildcards.env, wildcards.variant))
 
 
 def finetune_job(wildcards):
-    return plan.finetune_job(config, wildcards.env, wildcards.task, wildcards.method)
+    return plan.result_job(plan.finetune_job(config, wildcards.env, wildcards.task, wildcards.method))
 
 
 def data_job(wildcards):
