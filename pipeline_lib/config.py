@@ -253,7 +253,8 @@ def _check_task(config: dict[str, Any], env_name: str, env, task: str) -> None:
         return  # fetched by the workflow's data rule, which names a file it cannot fetch; checked then
     sample = env.random_outcomes(16, torch.Generator(env.device).manual_seed(0))
     try:
-        validate_reward(make_reward(entry["reward"], params, env, resources), sample, entry["reward"])
+        validate_reward(make_reward(entry["reward"], params, env, resources), sample, entry["reward"],
+                        env.describe)
     except ValueError as err:
         raise ConfigError(f"tasks.{task}.reward: {err}") from err
     except TypeError as err:  # a reward whose bind calls it: a parameter it does not take

@@ -185,3 +185,49 @@ def test_neighbours_and_object_description() -> None:
     assert table["outcome"].tolist() == [0, 7, 0]
     import pandas as pd
     assert torch.equal(env.parse(pd.DataFrame(table)), x)
+
+
+class _NoDevice(HyperGrid):
+    def __init__(self, ndim: int, side: int) -> None:
+        super().__init__(ndim, side)
+
+
+class _SilentOnCompletions(HyperGrid):
+    def capabilities(self) -> dict:
+        return {k: v for k, v in super().capabilities().items() if k != "completions"}
+
+
+class _ListedBackwards(HyperGrid):
+    def all_states(self) -> torch.Tensor:
+        return super().all_states().flip(0)
+
+
+class _IndexWithGaps(HyperGrid):
+    def index(self, states: torch.Tensor) -> torch.Tensor:
+        return 2 * super().index(states)
+
+
+def _registered(monkeypatch, cls: type) -> str:
+    monkeypatch.setitem(DOMAINS, "mine", f"{__name__}:{cls.__name__}")
+    return "mine"
+
+
+def test_a_new_domain_s_code_errors_name_the_class_and_what_it_must_do(monkeypatch) -> None:
+    """What a domain written by following the README gets wrong is named as a code error, not a config one."""
+    with pytest.raises(ValueError, match=r"_NoDevice.__init__ takes no 'device' keyword"):
+        make_env(_registered(monkeypatch, _NoDevice), {"ndim": 2, "side": 3})
+    with pytest.raises(ValueError, match=r"capabilities\(\) must answer for every name .* lacks \['completions'\]"):
+        make_env(_registered(monkeypatch, _SilentOnCompletions), {"ndim": 2, "side": 3})
+
+
+def test_states_listed_out_of_index_order_are_refused_before_any_table() -> None:
+    from pipeline_lib.core.exact import StateGraph
+
+    with pytest.raises(ValueError, match=r"_ListedBackwards: index\(all_states\(\)\) must be 0, 1, \.\.\."):
+        StateGraph.build(_ListedBackwards(2, 3))
+    assert StateGraph.build(HyperGrid(2, 3)).states.shape == (9, 2)
+    from pipeline_lib.tasks.task import Task
+
+    with pytest.raises(ValueError, match=r"_IndexWithGaps: index\(all_states\(\)\) must be 0, 1, \.\.\."):
+        Task(_IndexWithGaps(2, 3), {"name": "c", "reward": "corner", "modes": {"kind": "threshold", "threshold": 1}}
+             ).target

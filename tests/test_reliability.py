@@ -98,7 +98,7 @@ def test_a_bad_reward_value_anywhere_on_a_listed_space_stops_adaptation_before_t
     test_config["tasks"]["corner"] = {"reward": f"{plugin}:rare", "params": {}, "exponent": 1.0,
                                       "modes": {"kind": "threshold", "threshold": 0.5}}
     test_config["finetune"]["settings"]["steps"] = 4
-    with pytest.raises(ValueError, match=r"task 'corner'.*returned -1.0 for the object .*'x0': 31, 'x1': 30"):
+    with pytest.raises(ValueError, match=r"task 'corner'.*returned -1.0 \(<= 0\) for the object .*'x0': 31, 'x1': 30"):
         _finetune(test_config, "random", tmp_path, None)  # no policy: nothing else reads the landscape early
     assert calls.read_text().split() == ["1024"]  # every cell at once, before any search batch
     assert not list(tmp_path.glob("random.*"))  # no checkpoint, curve or sample

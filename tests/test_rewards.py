@@ -228,13 +228,14 @@ def test_a_zero_reward_met_after_the_config_check_stops_the_job_naming_the_objec
 
     plugin = tmp_path / f"zero_{uuid.uuid4().hex}.py"
     plugin.write_text("def r(seqs):\n    return [0.0 if s == 'TTT' else 1.0 for s in seqs]\n")
-    with pytest.raises(ValueError, match=r"task 'z': reward .* returned 0.0 for the object \{'sequence': 'TTT'\}"):
+    with pytest.raises(ValueError,
+                       match=r"task 'z': reward .* returned 0.0 \(<= 0\) for the object \{'sequence': 'TTT'\}"):
         Task(Sequence("dna", 3), {"name": "z", "reward": f"{plugin}:r"})  # default modes read the whole landscape
     plugin.write_text("def r(seqs):\n    return [0.0 if s == 'T' * 30 else 1.0 for s in seqs]\n")
     env = Sequence("dna", 30)  # 4^30 objects: no exact target, the oracle meets the zero
     task = Task(env, {"name": "z", "reward": f"{plugin}:r", "modes": {"kind": "threshold", "threshold": 0.5}})
     assert torch.equal(task.log_reward(env.random_outcomes(8, torch.Generator().manual_seed(0))), torch.zeros(8))
-    with pytest.raises(ValueError, match="returned 0.0 for the object"):
+    with pytest.raises(ValueError, match=r"returned 0.0 \(<= 0\) for the object"):
         task.log_reward(torch.full((2, 30), 3))
 
 

@@ -8,6 +8,22 @@ import torch
 from pipeline_lib.core.nets import NEG_INF, masked_log_softmax
 
 
+def listed_states(env) -> torch.Tensor:
+    """``env.all_states()``, checked: the exact tables index states by ``env.index`` and the DP starts at index 0,
+    so states listed in another order, an index with gaps or an s0 elsewhere would give wrong tables or a bare
+    IndexError."""
+    states = env.all_states()
+    name = type(env).__name__
+    if len(states) != env.n_states:
+        raise ValueError(f"{name}.all_states() gives {len(states)} states but n_states = {env.n_states}")
+    if not torch.equal(env.index(states).cpu(), torch.arange(len(states))):
+        raise ValueError(f"{name}: index(all_states()) must be 0, 1, ..., n_states - 1 in order (list the states "
+                         f"in index order, every index once; core/env.py)")
+    if int(env.index(env.initial_states(1))[0]) != 0:
+        raise ValueError(f"{name}: index(initial_states(1)) must be 0 (s0 first in all_states)")
+    return states
+
+
 @dataclass
 class StateGraph:
     """Every state of an enumerable environment and its forward edges, grouped by source level."""
@@ -20,7 +36,7 @@ class StateGraph:
 
     @classmethod
     def build(cls, env) -> "StateGraph":
-        states = env.all_states()
+        states = listed_states(env)
         mask = env.forward_mask(states)
         n, n_act = mask.shape
         child = torch.full((n, n_act), -1, dtype=torch.long, device=states.device)

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from pipeline_lib.core.env import ENUMERABLE, Environment
+from pipeline_lib.core.env import CAPABILITIES, ENUMERABLE, Environment
 
 DOMAINS = {
     "hypergrid": "pipeline_lib.domains.hypergrid.env:HyperGrid",
@@ -65,6 +65,9 @@ def check_params(domain: str, params: dict[str, Any], where: str = "params") -> 
     """Names and types of a domain's parameters against its constructor, before anything is built."""
     cls = domain_class(domain)
     signature = inspect.signature(cls.__init__)
+    if "device" not in signature.parameters:
+        raise ValueError(f"domain {domain!r}: {cls.__name__}.__init__ takes no 'device' keyword; an environment is "
+                         f"built as {cls.__name__}(**params, device=...) (README, Extending)")
     hints = typing.get_type_hints(cls.__init__)
     allowed = [p for p in signature.parameters if p not in ("self", "device")]
     for key, value in params.items():
@@ -88,6 +91,12 @@ def make_env(domain: str, params: dict[str, Any], device: torch.device | str = "
     except (TypeError, ValueError) as err:
         raise ValueError(f"params of domain {domain!r}: {err}") from err
     have = env.capabilities()
+    lacking = [name for name in CAPABILITIES if name not in have]
+    wrong = {name: why for name, why in have.items() if why is not None and not isinstance(why, str)}
+    if lacking or wrong:
+        raise ValueError(f"domain {domain!r}: {type(env).__name__}.capabilities() must answer for every name in "
+                         f"core.env.CAPABILITIES (None where it has one, else why not); "
+                         + (f"it lacks {lacking}" if lacking else f"not None or a reason: {wrong}"))
     if have.get(ENUMERABLE, "") is None and not isinstance(getattr(env, "n_states", None), int):
         raise ValueError(f"domain {domain!r}: {type(env).__name__} declares 'enumerable' but has no int n_states "
                          f"(the number of states, len(all_states()); core/env.py)")

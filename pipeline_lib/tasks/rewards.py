@@ -77,14 +77,16 @@ def _floats(values: Any, name: str, dtype: torch.dtype) -> torch.Tensor:
                          "expected one float per object") from err
 
 
-def validate_reward(reward: RewardFn, outcomes: torch.Tensor, name: str) -> torch.Tensor:
-    """Call ``reward`` on ``outcomes`` and fail clearly on wrong shapes, NaN, inf or values <= 0."""
+def validate_reward(reward: RewardFn, outcomes: torch.Tensor, name: str,
+                    describe: Callable[[torch.Tensor], dict] | None = None) -> torch.Tensor:
+    """Call ``reward`` on ``outcomes`` and fail clearly on wrong shapes, NaN, inf or values <= 0 (with ``describe``,
+    ``env.describe``, naming the first object whose value is wrong)."""
     try:
         values = reward(outcomes)
     except Exception as err:  # noqa: BLE001
         raise ValueError(f"reward {name!r} failed on {len(outcomes)} test outcomes: "
                          f"{type(err).__name__}: {err}") from err
-    return reward_values(values, len(outcomes), name)
+    return reward_values(values, len(outcomes), name, describe, outcomes)
 
 
 def reward_values(values: Any, n: int, name: str, describe: Callable[[torch.Tensor], dict] | None = None,
@@ -102,7 +104,8 @@ def reward_values(values: Any, n: int, name: str, describe: Callable[[torch.Tens
         i = int(bad.nonzero()[0, 0])
         row = describe(objects[i:i + 1])  # numpy scalars as plain numbers in the message
         what = {k: v[0].item() if hasattr(v[0], "item") else v[0] for k, v in row.items()}
-        raise ValueError(f"reward {name!r} returned {values[i].item()} for the object {what}; rewards must be "
+        kind = "<= 0" if torch.isfinite(values[i]) else "NaN or infinite"
+        raise ValueError(f"reward {name!r} returned {values[i].item()} ({kind}) for the object {what}; rewards must be "
                          "strictly positive and finite everywhere (add a floor, e.g. + 1e-3)")
     if not torch.isfinite(values).all():
         raise ValueError(f"reward {name!r} returned NaN or infinite values")

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from pipeline_lib.core.env import ENUMERABLE
-from pipeline_lib.core.exact import StateGraph
+from pipeline_lib.core.exact import StateGraph, listed_states
 from pipeline_lib.tasks.modes import DEFAULT, make_modes
 from pipeline_lib.tasks.oracle import Oracle
 from pipeline_lib.tasks.rewards import Reward, make_reward, reward_values
@@ -75,6 +75,7 @@ class Task:
     @cached_property
     def target(self) -> torch.Tensor:
         """The exact target R^exponent / Z over every state in ``env.index`` order (0 off the terminals)."""
+        listed_states(self.env)  # an index out of order or with gaps is named, not an IndexError below
         log_r = torch.full((self.env.n_states,), -float("inf"))
         log_r[self.env.index(self.env.terminal_states()).cpu()] = self.exponent * self.landscape.log().cpu()
         return torch.softmax(log_r, 0)
