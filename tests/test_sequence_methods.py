@@ -102,6 +102,23 @@ def curve(df):
 # ---------------------------------------------------------------------------------- oracle and modes
 
 
+def test_top_k_reward_counts_objects_not_found_as_zero() -> None:
+    """With fewer than k distinct objects found, the top-k mean is their sum over k: finding one more object never
+    lowers it, and a search that found few good objects does not beat one that found those and more."""
+    env = Sequence("ACGT", 4)
+    oracle = Oracle(LoggedReward(env), ThresholdModes(0.2, 2, env.distance), env.object_keys, env.diversity, top_k=3)
+    assert oracle.row()["top3_reward"] == 0.0
+    oracle(env.encode(["AAAA", "AAAA"]))
+    assert oracle.row()["top3_reward"] == pytest.approx(1.01 / 3)
+    oracle(env.encode(["CCCC"]))  # a poor object still adds
+    assert oracle.row()["top3_reward"] == pytest.approx((1.01 + 0.01) / 3)
+    few = sample_summary(env, env.encode(["AAAA"] * 5), torch.full((5,), 1.01), ThresholdModes(0.2, 2, env.distance),
+                         top_k=3)
+    more = sample_summary(env, env.encode(["AAAA", "AAGG", "CCCC"]), torch.tensor([1.01, 0.51, 0.01]),
+                          ThresholdModes(0.2, 2, env.distance), top_k=3)
+    assert few["top3_reward"] == pytest.approx(1.01 / 3) and more["top3_reward"] == pytest.approx(1.53 / 3)
+
+
 def test_oracle_counts_and_row() -> None:
     """Calls count every row, unique calls distinct rows; the row's top-k reward / diversity are those of the k
     best distinct objects, by hand."""
@@ -336,7 +353,7 @@ def test_trainer_curve_and_samples(kind: str) -> None:
     distinct = {s: string_reward(s, 4) for s in strings}
     assert df["unique_reward_calls"].iloc[-1] == len(distinct)
     top = sorted(distinct.values(), reverse=True)[:100]
-    assert df["top100_reward"].iloc[-1] == pytest.approx(sum(top) / len(top), abs=1e-6)
+    assert df["top100_reward"].iloc[-1] == pytest.approx(sum(top) / 100, abs=1e-6)  # fewer found: the rest count 0
     assert df["max_reward"].iloc[-1] == pytest.approx(top[0], abs=1e-6)
     assert df["modes_found"].iloc[-1] == task.oracle.modes.count() <= len(distinct)
     assert all(len(s) >= 3 for s in strings)

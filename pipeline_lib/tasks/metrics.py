@@ -20,6 +20,13 @@ def empirical_l1(env, x: torch.Tensor, target: torch.Tensor) -> float:
     return float((counts - target.double().cpu()).abs().sum())
 
 
+def top_mean(values: torch.Tensor, k: int) -> float:
+    """The mean reward of the ``k`` best distinct objects, objects not found counting 0 (rewards are > 0): with
+    fewer than ``k`` found, the mean of those found would reward finding fewer (a collapsed sampler's few good
+    objects would beat a search's hundred), and a curve of it could fall as a search finds more."""
+    return float(values.topk(min(k, len(values))).values.sum()) / k if len(values) else 0.0
+
+
 def first_of_each(keys: list) -> list[int]:
     """Indices of the first occurrence of each distinct key, in order (distinct objects of a batch)."""
     return sorted({k: i for i, k in reversed(list(enumerate(keys)))}.values())
@@ -27,12 +34,12 @@ def first_of_each(keys: list) -> list[int]:
 
 def sample_summary(env, x: torch.Tensor, reward: torch.Tensor, modes, top_k: int = 100) -> dict[str, float]:
     """Metrics of a set of final samples: modes among them (``modes`` is a fresh counter of the task's
-    mode definition), top-K mean reward and diversity of the distinct objects (``env.object_keys``),
+    mode definition), top-K mean reward (``top_mean``) and diversity of the distinct objects (``env.object_keys``),
     the unique fraction and the domain's own metrics."""
     first = first_of_each(env.object_keys(x))
     ux, ur = x[first], reward[first]
     modes.update(ux, ur)
     top = ur.topk(min(top_k, len(ur))).indices
     return {"samples": len(x), "unique_fraction": len(first) / max(1, len(x)), "modes_in_samples": modes.count(),
-            f"top{top_k}_reward": float(ur[top].mean()), f"top{top_k}_diversity": env.diversity(ux[top]),
+            f"top{top_k}_reward": top_mean(ur, top_k), f"top{top_k}_diversity": env.diversity(ux[top]),
             "mean_reward": float(reward.mean()), **env.sample_metrics(x, ux[top])}

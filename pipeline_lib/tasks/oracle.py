@@ -13,6 +13,8 @@ from typing import Any, Callable
 
 import torch
 
+from pipeline_lib.tasks.metrics import top_mean
+
 
 class Oracle:
     """The reward as methods see it: counts every call and remembers each distinct object queried,
@@ -95,7 +97,7 @@ class Oracle:
     def row(self) -> dict[str, float]:
         x, r = self.best()
         row = {"reward_calls": self.calls, "unique_reward_calls": self.unique_calls,
-               "modes_found": self.modes.count(), f"top{self.top_k}_reward": float(r.mean()) if len(r) else 0.0,
+               "modes_found": self.modes.count(), f"top{self.top_k}_reward": top_mean(r, self.top_k),
                f"top{self.top_k}_diversity": self.diversity(x), "max_reward": float(r.max()) if len(r) else 0.0}
         if self.known is not None:
             row["novel_modes_found"] = self.novel
