@@ -161,8 +161,9 @@ def test_verdict_compares_at_equal_distinct_calls_with_intervals() -> None:
     assert (amortized["a"], amortized["b"]) == ("amortized", "amortized_control")
     assert amortized["a_minus_b"] == 3.0 and amortized["ci95_low"] == 3.0 == amortized["ci95_high"]
     assert amortized["pairs"] == 4 and amortized["distinct_calls"] == 200
-    exact = verdict.loc[("modes_found", "exact: OC-GFN - control")]
-    assert exact["a_minus_b"] == 0.0  # the control converts as well as the OC-GFN
+    # the exact conversion queries every object whatever its model: its search is its control's by construction
+    # (a difference of 0 that says nothing), so its final samplers are compared instead (sampler_verdict)
+    assert ("modes_found", "exact: OC-GFN - control") not in verdict.index
     best = verdict.loc[("modes_found", "best - best scratch")]
     assert (best["a"], best["b"], best["a_minus_b"]) == ("amortized", "scratch", 2.0)
     assert verdict.loc[("modes_found", "best - MCMC")]["a_minus_b"] == 4.0
@@ -297,3 +298,49 @@ def test_a_collapsed_method_does_not_set_the_default_budget() -> None:
     found = table.set_index("method")["modes_found"]
     assert found["scratch"] == "40" and found["mcmc"] == "10" and found["dqn"] == "4"
     assert report.default_budget(curves[curves["kind"] != "scratch"], "unique_reward_calls") == 40  # no scratch
+
+
+def test_final_samplers_pair_each_oc_gfn_method_with_its_control(tmp_path: Path) -> None:
+    """The exact conversion's search equals its control's, so the verdict compares their final samplers (exact L1,
+    modes among the samples), per task and seed, on the page too; grids, led by the L1, get the same pairs."""
+    evaluation = pd.DataFrame([{"env": "e", "task": t, "seed": seed, "method": m, "l1": l1 + seed / 10,
+                                "modes_in_samples": modes}
+                               for t in ("t1", "t2") for seed in (0, 1)
+                               for m, l1, modes in (("exact", 0.5, 3), ("exact_control", 0.1, 5), ("scratch", 1.0, 2))])
+    kinds = {"exact": "exact", "exact_control": "exact", "scratch": "scratch"}
+    table = report.sampler_verdict(evaluation, kinds, {"exact": "exact_control"}).set_index("metric")
+    assert table.loc["l1", "a_minus_b"] == 0.4 and table.loc["l1", "pairs"] == 4
+    assert table.loc["modes_in_samples", "a_minus_b"] == -2 and table.loc["l1", "kind"] == "exact"
+    assert report.sampler_verdict(evaluation, kinds, None).empty
+    rows = [_row(t, seed, m, kinds[m], {"exact": "full", "exact_control": "control"}.get(m, ""), 36, 3, 0.5)
+            for t in ("t1", "t2") for seed in (0, 1) for m in kinds]
+    curves = pd.DataFrame(rows).assign(top100_diversity=1.0)
+    for headline in ("search", "l1"):
+        html, md = tmp_path / f"{headline}.html", tmp_path / f"{headline}.md"
+        page.summary_page(pd.DataFrame({"env": "e", "variant": "full", "seed": [0], "step": 10, "success_sample": 1.0,
+                                        "success_greedy": 1.0}), evaluation, curves,
+                          pd.DataFrame({"torch": ["2"]}), [], str(html), str(md), budgets={"e": 36},
+                          headlines={"e": headline}, twins={"exact": "exact_control"})
+        text = md.read_text()
+        assert "exact L1 of the final sampler (lower is better" in text
+        assert "exact: OC-GFN - control: exact - exact_control = +0.4" in text
+        assert ("modes among the final samples (higher is better" in text) == (headline == "search")
+        assert "Final samplers, each OC-GFN method - its no-pre-training control" in text
+
+
+def test_rows_past_the_budget_are_marked_and_compared_apart() -> None:
+    """In the table of objects queried within a budget, a run that entered at its own larger budget (the exact
+    conversion: one call per object) says so, has no win rate at the budget, and is not bolded against the rest."""
+    rows = []
+    for seed in (0, 1):
+        rows += [_row("t", seed, "scratch", "scratch", "", 100, 2, 0.3),
+                 _row("t", seed, "mcmc", "mcmc", "", 100, 3, 0.2),
+                 _row("t", seed, "exact", "exact", "full", 500, 9, 0.9)]
+    table, used = report.sequence_table(pd.DataFrame(rows).assign(top100_diversity=1.0), "e", 200)
+    table = table.set_index("method")
+    assert used == 200 and table.loc["exact", "own_budget"] and not table.loc["mcmc", "own_budget"]
+    assert np.isnan(table.loc["exact", "win_rate_vs_scratch"]) and table.loc["mcmc", "win_rate_vs_scratch"] == 1.0
+    best = page._best_cells(table.reset_index())
+    methods = table.index.tolist()
+    assert (methods.index("mcmc"), "modes_found") in best  # the best within the budget, not exact's 9 at 500
+    assert not any(row == methods.index("exact") for row, _ in best)

@@ -13,10 +13,12 @@ import numpy as np
 import pandas as pd
 
 from pipeline_lib.report.summary import (
+    SAME_SEARCH,
     budget_table,
     evaluation_table,
     number,
     pretrain_table,
+    sampler_verdict,
     sequence_table,
     verdict_table,
     window_table,
@@ -33,7 +35,8 @@ HEADERS = {"step": "steps", "steps": "steps", "reward_calls": "reward calls", "u
            "pairs": "n (task, seed pairs)", "n": "n", "success_sample": "success (sampled)",
            "success_greedy": "success (greedy)", "modes_found": "modes found",
            "novel_modes_found": "novel modes (not in the data)", "top100_reward": "top-100 reward",
-           "top100_diversity": "top-100 diversity", "win_rate_vs_scratch": "win rate vs scratch"}
+           "top100_diversity": "top-100 diversity", "win_rate_vs_scratch": "win rate vs scratch",
+           "modes_in_samples": "modes among the final samples", "own_budget": "at its own larger budget"}
 CAPTIONS = {
     "pretrain_success": "Pre-training success rate (the share of outcomes y whose y-conditioned sampler ends at y) "
                         "against steps, per variant; solid sampled, dashed greedy (tables/pretrain.parquet).",
@@ -88,8 +91,8 @@ def _lead(text) -> float:
 
 def _best_cells(table: pd.DataFrame) -> set[tuple[int, str]]:
     """(row, column) of the best value of each marked column within each block of rows that compare (the
-    same env and task where the table has them)."""
-    keys = [k for k in ("env", "task") if k in table]
+    same env and task where the table has them, and the same side of the budget)."""
+    keys = [k for k in ("env", "task", "own_budget") if k in table]  # rows past a budget compare among themselves
     blocks = [rows.index for _, rows in table.groupby(keys, sort=False)] if keys else [table.index]
     best = set()
     for rows in blocks:
@@ -145,11 +148,21 @@ def _signed(v: float) -> str:
     return ("+" if v > 0 else "") + number(v)
 
 
-def verdict_lines(verdict: pd.DataFrame, evaluation: pd.DataFrame, env: str, headline: str) -> list[str]:
+def _pair_line(name: str, r: pd.Series) -> str:
+    spread = ("" if r["pairs"] < 2 or r["ci95_low"] == r["ci95_high"]
+              else f", 95% interval [{number(r['ci95_low'])}, {number(r['ci95_high'])}]")
+    return f"{name}, {r['comparison']}: {r['a']} - {r['b']} = {_signed(r['a_minus_b'])}{spread}"
+
+
+def verdict_lines(verdict: pd.DataFrame, evaluation: pd.DataFrame, env: str, headline: str,
+                  sampler: pd.DataFrame | None = None) -> list[str]:
     """What a reader should take away from one domain, as sentences. Search metrics at equal distinct calls
     (the verdict table: modes where a domain counts them, and the novel ones where it has a data set, else top-100
-    reward); on a domain that leads with the exact L1 (grids: every method sees every cell within a few steps, so
-    distinct calls say nothing) the final samplers' exact L1 instead, best first, each OC-GFN beside its control."""
+    reward), and the final samplers of the methods whose search is their control's by construction (the exact
+    conversion queries every object: ``sampler``, ``summary.sampler_verdict``); on a domain that leads with the
+    exact L1 (grids: every method sees every cell within a few steps, so distinct calls say nothing) the final
+    samplers' exact L1 instead, best first, then each OC-GFN method minus its control."""
+    own = sampler[sampler["env"] == env] if sampler is not None and len(sampler) else pd.DataFrame()
     if headline == "l1":
         e = evaluation[(evaluation["env"] == env) & evaluation["l1"].notna()]
         if not len(e):
@@ -157,7 +170,11 @@ def verdict_lines(verdict: pd.DataFrame, evaluation: pd.DataFrame, env: str, hea
         means = e.groupby("method")["l1"].mean().sort_values()
         tasks = e["task"].nunique()
         ranked = ", ".join(f"{m} {number(v)}" for m, v in means.items())
-        return [f"exact L1 of the final samplers to R/Z, mean over {tasks} tasks, best first: {ranked}"]
+        lines = [f"exact L1 of the final samplers to R/Z, mean over {tasks} task{'s' if tasks != 1 else ''}, best first: {ranked}"]
+        for _, r in (own[own["metric"] == "l1"] if len(own) else own).iterrows():
+            lines.append(_pair_line("exact L1 of the final sampler (lower is better)", r)
+                         + f" (n = {int(r['pairs'])} task-seed pairs)")
+        return lines
     lines = []
     v = verdict[verdict["env"] == env] if len(verdict) else verdict
     for metric in ("modes_found", "novel_modes_found", "top100_reward"):  # novel: domains with a data set
@@ -168,11 +185,14 @@ def verdict_lines(verdict: pd.DataFrame, evaluation: pd.DataFrame, env: str, hea
             continue
         name = HEADERS.get(metric, metric)
         for _, r in rows.iterrows():
-            spread = ("" if r["pairs"] < 2 or r["ci95_low"] == r["ci95_high"]
-                      else f", 95% interval [{number(r['ci95_low'])}, {number(r['ci95_high'])}]")
-            lines.append(f"{name}, {r['comparison']}: {r['a']} - {r['b']} = {_signed(r['a_minus_b'])}{spread} "
-                         f"(n = {int(r['pairs'])} task-seed pairs; at {number(r['distinct_calls'])} distinct calls, "
-                         f"{r['a']} used {number(r['a_calls'])}, {r['b']} {number(r['b_calls'])})")
+            lines.append(_pair_line(name, r) + f" (n = {int(r['pairs'])} task-seed pairs; at "
+                         f"{number(r['distinct_calls'])} distinct calls, {r['a']} used {number(r['a_calls'])}, "
+                         f"{r['b']} {number(r['b_calls'])})")
+    for _, r in (own[own["kind"].isin(SAME_SEARCH)] if len(own) else own).iterrows():
+        name, better = {"l1": ("exact L1 of the final sampler", "lower")}.get(
+            r["metric"], (HEADERS.get(r["metric"], r["metric"]), "higher"))
+        lines.append(_pair_line(f"{name} ({better} is better; the search queries every object, as the control's "
+                                "does)", r) + f" (n = {int(r['pairs'])} task-seed pairs)")
     return lines
 
 
@@ -188,21 +208,24 @@ def summary_page(pretrain: pd.DataFrame, evaluation: pd.DataFrame, curves: pd.Da
     no-pre-training twin (``plan.control_twins``)."""
     budgets, headlines = budgets or {}, headlines or {}
     verdict = verdict_table(curves, budgets, twins) if len(curves) else pd.DataFrame()
+    kinds = dict(zip(curves["method"], curves["kind"])) if len(curves) and "kind" in curves else {}
+    sampler = sampler_verdict(evaluation, kinds, twins)
     budget = budget_table(curves) if len(curves) else pd.DataFrame()
     adapted = [env for env in dict.fromkeys(curves["env"])] if len(curves) else []
-    env_line = ", ".join(f"{k} {v}" for k, v in environment.iloc[0].items())
+    env_line = ", ".join(f"{k} {v}" for k, v in environment.iloc[0].items() if str(v).strip())  # no "gpu ,"
+    domains = f"{len(adapted)} adapted domain{'s' if len(adapted) != 1 else ''}"
     seeds = sorted(curves["seed"].unique()) if len(curves) else sorted(pretrain["seed"].unique())
     h = ["<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>OC-GFN pipeline results</title>",
          f"<style>{STYLE}</style>{CHECK_SCRIPT}</head><body>",
          "<h1>Pre-training and adapting outcome-conditioned GFlowNets: results</h1>",
-         f"<p class=note>{len(adapted)} adapted domains, seeds {', '.join(map(str, seeds))}; software and device: "
+         f"<p class=note>{domains}, seeds {', '.join(map(str, seeds))}; software and device: "
          f"{html.escape(env_line)}. Intervals: 95% bootstrap percentile intervals over replicates (seeds, or tasks "
          f"x seeds), shown only where n &gt; 1; bold: the best value of a column within a domain and task.</p>"]
     toc = [("verdict", "Verdict"), *[(f"env-{e}", e) for e in adapted], ("tables", "Tables"),
            ("figures", "All figures")]
     h.append("<nav>" + "".join(f"<a href='#{a}'>{html.escape(t)}</a>" for a, t in toc) + "</nav>")
     md = ["# Pre-training and adapting outcome-conditioned GFlowNets: results", "",
-          f"{len(adapted)} adapted domains, seeds {', '.join(map(str, seeds))}; software and device: {env_line}.", ""]
+          f"{domains}, seeds {', '.join(map(str, seeds))}; software and device: {env_line}.", ""]
 
     h.append("<h2 id=verdict>Verdict</h2><p class=note>What pre-training buys per domain at equal distinct reward "
              "calls (OC-GFN minus its no-pre-training control, of each adaptation kind) and how the best method "
@@ -211,7 +234,7 @@ def summary_page(pretrain: pd.DataFrame, evaluation: pd.DataFrame, curves: pd.Da
              "an OC-GFN method and its control are then both read at the larger of their two budgets.</p>")
     md += ["## Verdict", ""]
     for env in adapted:
-        lines = (verdict_lines(verdict, evaluation, env, headlines.get(env, "search"))
+        lines = (verdict_lines(verdict, evaluation, env, headlines.get(env, "search"), sampler)
                  or ["no comparison at a shared budget"])
         h.append(f"<h3>{html.escape(env)}</h3><ul class=verdict>"
                  + "".join(f"<li>{html.escape(line)}</li>" for line in lines) + "</ul>")
@@ -232,6 +255,8 @@ def summary_page(pretrain: pd.DataFrame, evaluation: pd.DataFrame, curves: pd.Da
         md += [f"### {title}", "", _md_table(table), ""]
 
     tables = [("Verdict table (a - b per task and seed, mean and 95% interval)", verdict),
+              ("Final samplers, each OC-GFN method - its no-pre-training control (per task and seed, mean and 95% "
+               "interval)", sampler),
               ("Pre-training: final success rate on the evaluation outcomes", pretrain_table(pretrain)),
               ("Final samplers: exact L1 / KL of the policy (enumerable spaces) and metrics of its samples",
                evaluation_table(evaluation)),

@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 
 NOT_TRAINED = ("exact", "outcome_conversion")  # kinds that query once per outcome and never train: own budget
+SAME_SEARCH = ("exact",)  # kinds that query every object whatever their model: the search of their control
 
 
 def number(v: float) -> str:
@@ -88,7 +89,8 @@ def sequence_table(curves: pd.DataFrame, env: str, budget: float | None,
     queried so far, mean and 95% interval over tasks and seeds (over seeds per task when ``by_task``), and
     the win rate against scratch (share of (task, seed) pairs with more modes found; ties count one half).
     As in the verdict (``at_distinct_budget``), a run that does not train, or that took fewer gradient steps
-    than scratch by then, enters at its own larger budget: ``unique_reward_calls`` says what each used."""
+    than scratch by then, enters at its own larger budget: ``unique_reward_calls`` says what each used, and
+    ``own_budget`` marks those rows (no win rate at the budget, best cells apart)."""
     df = curves[curves["env"] == env]
     distinct = "unique_reward_calls" in df and df["unique_reward_calls"].notna().all()
     calls = "unique_reward_calls" if distinct else "reward_calls"
@@ -102,6 +104,8 @@ def sequence_table(curves: pd.DataFrame, env: str, budget: float | None,
         out.insert(len(keys), "unique_reward_calls", used.to_numpy())  # the same groups in the same order
     if not by_task:
         out.insert(1, "tasks", at.groupby("method", sort=False)["task"].nunique().to_numpy())
+    if distinct:  # rows past the budget: compared (best cells) only with each other, and no win rate at the budget
+        out.insert(len(keys) + 1, "own_budget", at.groupby(keys, sort=False)["own_budget"].any().to_numpy())
     scratch = at[at["kind"] == "scratch"]
     if len(scratch):  # the baseline is the method called scratch, else the first scratch-kind one
         name = "scratch" if (scratch["method"] == "scratch").any() else scratch["method"].iloc[0]
@@ -113,7 +117,8 @@ def sequence_table(curves: pd.DataFrame, env: str, budget: float | None,
             joined = m[["modes_found"]].join(base[["modes_found"]].add_suffix("_scratch"), how="inner")
             score = (joined["modes_found"] > joined["modes_found_scratch"]) + 0.5 * (
                 joined["modes_found"] == joined["modes_found_scratch"])
-            wins.append(float(score.mean()) if len(score) else float("nan"))
+            own = bool(key.get("own_budget", False))
+            wins.append(float(score.mean()) if len(score) and not own else float("nan"))
         out["win_rate_vs_scratch"] = wins
     out.insert(0, "distinct_calls" if distinct else "reward_calls", int(budget))
     return out, budget
@@ -162,6 +167,36 @@ def interval(values: pd.Series, seed: int = 0, draws: int = 2000) -> tuple[float
 
 
 STEP_MATCHED = ("amortized",)  # kinds that may spend many reward calls per gradient step (K per transition)
+
+
+SAMPLER_METRICS = ("l1", "modes_in_samples")  # of the final samplers (tables/evaluation.parquet)
+
+
+def sampler_verdict(evaluation: pd.DataFrame, kinds: dict[str, str], twins: dict[str, str] | None) -> pd.DataFrame:
+    """Each OC-GFN method minus its no-pre-training twin (``plan.control_twins``) on its final sampler: the exact L1
+    of its policy to R/Z where the space can be listed, and the modes among its samples; per (task, seed)
+    differences, mean and 95% interval. What the search metrics cannot say for a method that queries every outcome
+    whatever its model (the exact conversion: its search is its control's), and the headline of the domains that
+    lead with the L1. ``kinds``: each method's kind."""
+    rows = []
+    if not twins or not len(evaluation):
+        return pd.DataFrame(rows)
+    for env, e in evaluation.groupby("env", sort=False):
+        keyed = e.set_index(["task", "seed"])
+        for a, b in twins.items():
+            if not ((keyed["method"] == a).any() and (keyed["method"] == b).any()):
+                continue
+            for metric in SAMPLER_METRICS:
+                if metric not in keyed:
+                    continue
+                diff = (keyed[keyed["method"] == a][metric] - keyed[keyed["method"] == b][metric]).dropna()
+                if not len(diff):
+                    continue
+                mean, low, high = interval(diff)
+                rows.append({"env": env, "metric": metric, "kind": kinds.get(a, ""),
+                             "comparison": f"{kinds.get(a, '?')}: OC-GFN - control", "a": a, "b": b,
+                             "a_minus_b": mean, "ci95_low": low, "ci95_high": high, "pairs": len(diff)})
+    return pd.DataFrame(rows)
 
 
 def default_budget(df: pd.DataFrame, calls: str) -> float:
@@ -240,6 +275,8 @@ def verdict_table(curves: pd.DataFrame, budgets: dict[str, int | None],
         for metric in (*VERDICT_METRICS, *_with_data(df, (NOVEL,))):
             pairs = []
             for kind in ADAPTATION_KINDS:
+                if kind in SAME_SEARCH:  # its search is its control's by construction: its final sampler is
+                    continue  # compared instead (sampler_verdict)
                 of_kind = at["kind"] == kind
                 if twins is None:
                     pairs.append((f"{kind}: OC-GFN - control", _best(at, of_kind & ~control, metric),
