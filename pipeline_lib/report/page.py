@@ -170,7 +170,8 @@ def verdict_lines(verdict: pd.DataFrame, evaluation: pd.DataFrame, env: str, hea
         means = e.groupby("method")["l1"].mean().sort_values()
         tasks = e["task"].nunique()
         ranked = ", ".join(f"{m} {number(v)}" for m, v in means.items())
-        lines = [f"exact L1 of the final samplers to R/Z, mean over {tasks} task{'s' if tasks != 1 else ''}, best first: {ranked}"]
+        over = f"{tasks} task{'s' if tasks != 1 else ''}"
+        lines = [f"exact L1 of the final samplers to R/Z, mean over {over}, best first: {ranked}"]
         for _, r in (own[own["metric"] == "l1"] if len(own) else own).iterrows():
             lines.append(_pair_line("exact L1 of the final sampler (lower is better)", r)
                          + f" (n = {int(r['pairs'])} task-seed pairs)")
