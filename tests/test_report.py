@@ -344,3 +344,16 @@ def test_rows_past_the_budget_are_marked_and_compared_apart() -> None:
     methods = table.index.tolist()
     assert (methods.index("mcmc"), "modes_found") in best  # the best within the budget, not exact's 9 at 500
     assert not any(row == methods.index("exact") for row, _ in best)
+
+
+def test_an_under_trained_pre_training_is_flagged_beside_its_adaptations() -> None:
+    """A variant some adaptation starts from, ending below half success, is named; an unused one (an ablation) and
+    a well-trained one are not."""
+    pretrain = pd.DataFrame([{"env": "e", "variant": v, "seed": seed, "step": step, "success_sample": s * step / 10,
+                              "success_greedy": 1.0}
+                             for v, s in (("full", 0.3), ("no_ot", 0.1), ("long", 0.9)) for seed in (0, 1)
+                             for step in (5, 10)])
+    curves = pd.DataFrame([_row("t", 0, m, "amortized", v, 10, 1, 0.5)
+                           for m, v in (("own", "full"), ("own_long", "long"), ("own_control", "control"))])
+    assert report.under_trained(pretrain, curves) == {"e": [("full", 0.3)]}
+    assert report.under_trained(pretrain, curves.drop(columns="pretrained")) == {}

@@ -131,6 +131,8 @@ def test_validate_reward_accepts_and_returns_float() -> None:
     (lambda x: torch.tensor([1.0, float("inf"), 1.0]), "NaN or infinite"),
     (lambda x: torch.tensor([1.0, -1.0, 1.0]), r"values <= 0 \(min -1\)"),
     (lambda x: torch.tensor([1.0, 0.0, 1.0]), "values <= 0"),
+    (lambda x: torch.tensor([1.0, 1e-50, 1.0], dtype=torch.float64), r"returned 1e-50, which float32 .* holds as 0"),
+    (lambda x: [1.0, 1e39, 1.0], r"returned 1e\+39, which float32 .* as 0 or inf: .* 1.2e-38 to 3.4e38"),
     (lambda x: 1 / 0, "failed on 3 test outcomes: ZeroDivisionError"),
     (lambda x: x.foo(), "failed on 3 test outcomes: AttributeError"),
 ])

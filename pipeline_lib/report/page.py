@@ -14,12 +14,14 @@ import pandas as pd
 
 from pipeline_lib.report.summary import (
     SAME_SEARCH,
+    UNDER_TRAINED,
     budget_table,
     evaluation_table,
     number,
     pretrain_table,
     sampler_verdict,
     sequence_table,
+    under_trained,
     verdict_table,
     window_table,
 )
@@ -211,6 +213,7 @@ def summary_page(pretrain: pd.DataFrame, evaluation: pd.DataFrame, curves: pd.Da
     verdict = verdict_table(curves, budgets, twins) if len(curves) else pd.DataFrame()
     kinds = dict(zip(curves["method"], curves["kind"])) if len(curves) and "kind" in curves else {}
     sampler = sampler_verdict(evaluation, kinds, twins)
+    weak = under_trained(pretrain, curves)
     budget = budget_table(curves) if len(curves) else pd.DataFrame()
     adapted = [env for env in dict.fromkeys(curves["env"])] if len(curves) else []
     env_line = ", ".join(f"{k} {v}" for k, v in environment.iloc[0].items() if str(v).strip())  # no "gpu ,"
@@ -237,6 +240,9 @@ def summary_page(pretrain: pd.DataFrame, evaluation: pd.DataFrame, curves: pd.Da
     for env in adapted:
         lines = (verdict_lines(verdict, evaluation, env, headlines.get(env, "search"), sampler)
                  or ["no comparison at a shared budget"])
+        lines += [f"caution: pre-training {variant!r} ended at sampled success {number(value)} (below "
+                  f"{number(UNDER_TRAINED)}): the adaptations of it above adapt a model that reaches few of its "
+                  "outcomes, not the method at its best" for variant, value in weak.get(env, [])]
         h.append(f"<h3>{html.escape(env)}</h3><ul class=verdict>"
                  + "".join(f"<li>{html.escape(line)}</li>" for line in lines) + "</ul>")
         md += [f"### {env}", "", *[f"- {line}" for line in lines], ""]

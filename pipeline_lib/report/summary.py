@@ -47,6 +47,24 @@ def pretrain_table(pretrain: pd.DataFrame) -> pd.DataFrame:
     return _mean_interval(final, ["env", "variant"], ["step", "success_sample", "success_greedy", *extra])
 
 
+UNDER_TRAINED = 0.5  # a pre-trained model whose samplers reach fewer than half their outcomes is flagged
+
+
+def under_trained(pretrain: pd.DataFrame, curves: pd.DataFrame) -> dict[str, list[tuple[str, float]]]:
+    """Per domain, the pre-training variants that some adaptation starts from whose final sampled success (mean
+    over seeds) is below ``UNDER_TRAINED``: what the report must say beside any "OC-GFN minus control" of theirs."""
+    if not len(pretrain) or not len(curves) or "pretrained" not in curves:
+        return {}
+    final = pretrain.loc[pretrain.groupby(["env", "variant", "seed"])["step"].idxmax()]
+    success = final.groupby(["env", "variant"])["success_sample"].mean()
+    out: dict[str, list[tuple[str, float]]] = {}
+    for (env, variant), value in success.items():
+        used = set(curves.loc[curves["env"] == env, "pretrained"])
+        if variant in used and value < UNDER_TRAINED:
+            out.setdefault(env, []).append((variant, float(value)))
+    return out
+
+
 def window_table(windows: pd.DataFrame | None) -> pd.DataFrame:
     """The descriptor-window sampler per environment, variant and window, over seeds, beside the fraction of
     uniform objects inside the window (its no-pre-training control; absent from tables written before it)."""
@@ -67,6 +85,8 @@ def evaluation_table(evaluation: pd.DataFrame) -> pd.DataFrame:
     the table has, e.g. molecule validity on a grid-only run, are left out)."""
     if not len(evaluation):
         return pd.DataFrame()
+    if "modes_total" in evaluation:  # -1: modes known only once found (threshold, Tanimoto), shown as missing
+        evaluation = evaluation.assign(modes_total=evaluation["modes_total"].where(evaluation["modes_total"] >= 0))
     metrics = _with_data(evaluation, EVALUATION_METRICS)
     return _mean_interval(evaluation, ["env", "task", "method"], metrics)
 

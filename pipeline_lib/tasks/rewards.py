@@ -94,11 +94,16 @@ def reward_values(values: Any, n: int, name: str, describe: Callable[[torch.Tens
     """What a reward returned for ``n`` objects as float32 [n], refused unless one finite value > 0 per object
     (checked in float32, what the oracle and the losses read); with ``describe`` and ``objects`` the message names
     the first object whose value is wrong."""
-    values = _floats(values, name, torch.float64)
-    if values.shape != (n,):
-        raise ValueError(f"reward {name!r} returned shape {tuple(values.shape)}; expected ({n},), "
+    wide = _floats(values, name, torch.float64)
+    if wide.shape != (n,):
+        raise ValueError(f"reward {name!r} returned shape {tuple(wide.shape)}; expected ({n},), "
                          "one value per outcome")
-    values = values.float()
+    values = wide.float()
+    lost = torch.isfinite(wide) & (wide > 0) & ~(torch.isfinite(values) & (values > 0))
+    if lost.any():
+        raise ValueError(f"reward {name!r} returned {wide[lost][0].item():.3g}, which float32 (the oracle's and the "
+                         "losses' type) holds as 0 or inf: rewards must lie within about 1.2e-38 to 3.4e38 "
+                         "(rescale it, or add a floor)")
     bad = ~(torch.isfinite(values) & (values > 0))
     if bad.any() and describe is not None and objects is not None:
         i = int(bad.nonzero()[0, 0])
