@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from statistics import median
 
 import pandas as pd
 import torch
@@ -172,13 +173,6 @@ class TorchgfnWorker:
         self.proc.wait()
 
 
-def median_and_range(values: list[float]) -> tuple[float, float, float]:
-    ordered = sorted(values)
-    mid = len(ordered) // 2
-    median = ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
-    return median, ordered[0], ordered[-1]
-
-
 def interleaved_rounds(db: DBStep, trainer: Pretrainer, torchgfn: TorchgfnWorker | None, rounds: int, steps: int,
                        ot_steps: int) -> list[dict[str, float]]:
     """Seconds per step of each compared side, measured in turn, round after round: a block of DB steps, the bare
@@ -249,20 +243,18 @@ def report(name: str, env, reward, config_env: str, config: dict, batch: int, ar
     figures = {}
 
     def ratio(key: str, values: list[float]) -> str:
-        median, lo, hi = median_and_range(values)
-        figures[key] = median
-        return f"{median:.2f}x (rounds {lo:.2f}-{hi:.2f})"
+        figures[key] = median(values)
+        return f"{figures[key]:.2f}x (rounds {min(values):.2f}-{max(values):.2f})"
 
-    step_s = median_and_range([r["step"] for r in rows])[0]
-    figures["trajectories_per_s"] = batch / step_s
+    step_s = median([r["step"] for r in rows])
     print(f"{name} DB : {batch / step_s:8.1f} trajectories/s, {batch / step_s:8.1f} reward calls/s "
           f"({1000 * step_s:.2f} ms/step, median of {args.rounds} rounds of {per_round} steps)")
-    print(f"{name} bare fwd+bwd : {1000 * median_and_range([r['bare'] for r in rows])[0]:.2f} ms on the "
+    print(f"{name} bare fwd+bwd : {1000 * median([r['bare'] for r in rows]):.2f} ms on the "
           f"{rows[-1]['states']} states of one batch; step / bare = "
           f"{ratio('step_over_bare', [r['step'] / r['bare'] for r in rows])}")
     floors = [(r["network_calls"] + max(r["bare"] - r["bare_forward"], 0.0)) / r["bare"] for r in rows]
     print(f"{name} floor: the network alone at each of the {rows[-1]['rollout_steps']} rollout steps "
-          f"{1000 * median_and_range([r['network_calls'] for r in rows])[0]:.2f} ms; with the loss's backward "
+          f"{1000 * median([r['network_calls'] for r in rows]):.2f} ms; with the loss's backward "
           f"{ratio('floor_over_bare', floors)} the bare pass, the least step / bare of any sampler that calls the "
           f"network once per step")
     faults = minor_page_faults()
@@ -270,7 +262,7 @@ def report(name: str, env, reward, config_env: str, config: dict, batch: int, ar
     faults_per_step = (minor_page_faults() - faults) / per_round
     print(f"{name} profile of a DB step: {_profile_line(_shares(db.phases))}; "
           f"{faults_per_step:.0f} minor page faults per step")
-    ot_s = median_and_range([r["ot"] for r in rows])[0]
+    ot_s = median([r["ot"] for r in rows])
     print(f"{name} OC-GFN pre-training step ({config_env}'s settings): {1000 * ot_s:.1f} ms/step, "
           f"{ratio('ot_over_db', [r['ot'] / r['step'] for r in rows])} a DB step; "
           f"{_profile_line(_shares(trainer.phases))}")
@@ -282,7 +274,7 @@ def report(name: str, env, reward, config_env: str, config: dict, batch: int, ar
     print(f"{name} matrix products: {1000 * db_products:.2f} ms of a DB step, {1000 * ot_products:.1f} ms of an "
           f"OC-GFN step (profiler self time), which alone is {figures['ot_products_over_db']:.2f}x a DB step")
     if torchgfn is not None:
-        theirs = median_and_range([r["torchgfn"] for r in rows])[0]
+        theirs = median([r["torchgfn"] for r in rows])
         print(f"torchgfn DB     : {batch / theirs:8.1f} trajectories/s (blocks of {per_round} steps between ours); "
               f"pipeline_lib / torchgfn = {ratio('vs_torchgfn', [r['torchgfn'] / r['step'] for r in rows])}")
     return figures
