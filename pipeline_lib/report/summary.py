@@ -58,9 +58,9 @@ def under_trained(pretrain: pd.DataFrame, curves: pd.DataFrame) -> dict[str, lis
     final = pretrain.loc[pretrain.groupby(["env", "variant", "seed"])["step"].idxmax()]
     success = final.groupby(["env", "variant"])["success_sample"].mean()
     out: dict[str, list[tuple[str, float]]] = {}
+    used = curves.groupby("env")["pretrained"].agg(set)
     for (env, variant), value in success.items():
-        used = set(curves.loc[curves["env"] == env, "pretrained"])
-        if variant in used and value < UNDER_TRAINED:
+        if variant in used.get(env, set()) and value < UNDER_TRAINED:
             out.setdefault(env, []).append((variant, float(value)))
     return out
 
@@ -213,8 +213,9 @@ def sampler_verdict(evaluation: pd.DataFrame, kinds: dict[str, str], twins: dict
                 if not len(diff):
                     continue
                 mean, low, high = interval(diff)
-                rows.append({"env": env, "metric": metric, "kind": kinds.get(a, ""),
-                             "comparison": f"{kinds.get(a, '?')}: OC-GFN - control", "a": a, "b": b,
+                kind = kinds.get(a, "")
+                rows.append({"env": env, "metric": metric, "kind": kind, "comparison": f"{kind or '?'}: OC-GFN - control",
+                             "a": a, "b": b,
                              "a_minus_b": mean, "ci95_low": low, "ci95_high": high, "pairs": len(diff)})
     return pd.DataFrame(rows)
 
