@@ -214,8 +214,8 @@ def sampler_verdict(evaluation: pd.DataFrame, kinds: dict[str, str], twins: dict
                     continue
                 mean, low, high = interval(diff)
                 kind = kinds.get(a, "")
-                rows.append({"env": env, "metric": metric, "kind": kind, "comparison": f"{kind or '?'}: OC-GFN - control",
-                             "a": a, "b": b,
+                rows.append({"env": env, "metric": metric, "kind": kind,
+                             "comparison": f"{kind or '?'}: OC-GFN - control", "a": a, "b": b,
                              "a_minus_b": mean, "ci95_low": low, "ci95_high": high, "pairs": len(diff)})
     return pd.DataFrame(rows)
 
