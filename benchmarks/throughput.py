@@ -8,7 +8,8 @@ resources/ if missing), the bare forward and backward pass of the same network o
 where a DB step's time goes; the OC-GFN pre-training step with the config's settings against the DB
 step; the same DB training in torchgfn (run with the Python of an environment that has torchgfn). Then
 the pre-training step of TF-Bind-8, molecules and AMP (steps per CPU second, phase profile), the table
-of the ratios the speed goals name, and the per-rule CPU time of a workflow run (``--rule-times``).
+of the ratios the speed goals name (a torch.compile'd rollout step against the eager one among them), and the
+per-rule CPU time of a workflow run (``--rule-times``).
 """
 from __future__ import annotations
 
@@ -28,8 +29,9 @@ import yaml
 from benchmarks.rule_times import print_rule_times
 from pipeline_lib.config import pretrain_config
 from pipeline_lib.core.nets import GFlowNet
+from pipeline_lib.core.rollout import draw
 from pipeline_lib.core.training import adam
-from pipeline_lib.core.transitions import db_loss, db_rollout
+from pipeline_lib.core.transitions import db_loss, db_rollout, gfn_policy
 from pipeline_lib.domains import make_env
 from pipeline_lib.domains.hypergrid.env import HyperGrid
 from pipeline_lib.domains.hypergrid.rewards import corner
@@ -143,6 +145,37 @@ class DBStep:
         return {"bare": _timed(bare, calls, 0), "network_calls": _timed(network_calls, calls, 0),
                 "bare_forward": _timed(bare_forward, calls, 0), "states": len(feats),
                 "rollout_steps": len(per_step_feats)}
+
+
+def compiled_rollout_steps(db: DBStep, rounds: int, calls: int) -> dict[str, float | list[float]]:
+    """Seconds per rollout of one rollout step (mask, policy, draw, move: what the loop repeats), eager and under
+    ``torch.compile(dynamic=True)``, on the states each step of the DB model's last rollout saw (its shrinking row
+    counts: one dynamic graph, not one per count), in interleaved rounds; and the seconds the first compiled call
+    took. Raises what torch.compile raises where it cannot compile (no C++ compiler, an unsupported platform)."""
+    env, model = db.env, db.model
+    policy = gfn_policy(env, model)
+
+    def one_step(state: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        mask = env.forward_mask(state)
+        act, ok = draw(policy(state, rows, mask), mask, 0.05, False, None)
+        return env.step(state, act), act, ok
+
+    compiled = torch.compile(one_step, dynamic=True)
+    traj = db.last
+    inputs = [(traj.states[t][traj.valid[t]], traj.valid[t].nonzero()[:, 0]) for t in range(traj.valid.shape[0])]
+
+    def rollout_of(step) -> None:
+        for state, rows in inputs:
+            step(state, rows)
+
+    with torch.inference_mode():
+        start = time.perf_counter()
+        rollout_of(compiled)
+        compile_s = time.perf_counter() - start
+        rounds_s = [(_timed(lambda: rollout_of(one_step), calls, 1), _timed(lambda: rollout_of(compiled), calls, 1))
+                    for _ in range(rounds)]
+    return {"compile_s": compile_s, "eager": median(r[0] for r in rounds_s),
+            "compiled": median(r[1] for r in rounds_s), "ratios": [r[1] / r[0] for r in rounds_s]}
 
 
 class TorchgfnWorker:
@@ -273,6 +306,16 @@ def report(name: str, env, reward, config_env: str, config: dict, batch: int, ar
     figures["ot_products_over_db"] = ot_products / step_s
     print(f"{name} matrix products: {1000 * db_products:.2f} ms of a DB step, {1000 * ot_products:.1f} ms of an "
           f"OC-GFN step (profiler self time), which alone is {figures['ot_products_over_db']:.2f}x a DB step")
+    if args.compile:
+        try:
+            comp = compiled_rollout_steps(db, args.rounds, max(per_round // 4, 2))
+        except Exception as err:  # noqa: BLE001 - whatever stops the compiler is the finding, reported as such
+            print(f"{name} torch.compile of a rollout step: unavailable here ({type(err).__name__}: {err})")
+        else:
+            print(f"{name} torch.compile of a rollout step (mask, policy, draw, move; dynamic shapes) over the "
+                  f"{rows[-1]['rollout_steps']} steps of a rollout: eager {1000 * comp['eager']:.2f} ms, compiled "
+                  f"{1000 * comp['compiled']:.2f} ms, compiled / eager = {ratio('compiled_over_eager', comp['ratios'])}"
+                  f"; first call (compiling) {comp['compile_s']:.1f} s")
     if torchgfn is not None:
         theirs = median([r["torchgfn"] for r in rows])
         print(f"torchgfn DB     : {batch / theirs:8.1f} trajectories/s (blocks of {per_round} steps between ours); "
@@ -317,6 +360,9 @@ def main() -> None:
     parser.add_argument("--ot-warmup", type=int, default=100,
                         help="OC-GFN steps trained before its step is timed: the step most of a run pays, once the "
                         "success rate has risen (relabelled rollouts that reached their goal are evaluated once)")
+    parser.add_argument("--no-compile", dest="compile", action="store_false",
+                        help="skip timing a torch.compile'd rollout step against the eager one (its compile takes "
+                        "seconds to tens of seconds per environment and batch)")
     parser.add_argument("--torchgfn-python", help="Python of an environment with torchgfn installed")
     parser.add_argument("--tfbind", default="PAX6_REF_R1", help="TF-Bind-8 landscape to benchmark ('' to skip)")
     parser.add_argument("--resources", default="resources", help="where the TF-Bind-8 tables are (or go)")
@@ -357,11 +403,15 @@ def main() -> None:
                "grid OC-GFN/DB": grid["ot_over_db"], "grid OC-GFN products/DB": grid["ot_products_over_db"]}
         if theirs is not None:
             row["vs torchgfn"] = grid["vs_torchgfn"]
+        if "compiled_over_eager" in grid:
+            row["grid compiled/eager"] = grid["compiled_over_eager"]
         if dna is not None:
             print(f"TF-Bind-8 {args.tfbind} (length 8, 4 letters, append), same batch, MLP and threads")
             tf = report("tfbind8", dna, lambda x, d=dna: tfbind(x, d.alphabet, table), "tfbind8", config, batch, args)
             row.update({"tfbind8 step/bare": tf["step_over_bare"], "tfbind8 floor/bare": tf["floor_over_bare"],
                         "tfbind8 OC-GFN/DB": tf["ot_over_db"], "tfbind8 OC-GFN products/DB": tf["ot_products_over_db"]})
+            if "compiled_over_eager" in tf:
+                row["tfbind8 compiled/eager"] = tf["compiled_over_eager"]
         summary.append(row)
     print("--- pre-training steps (config settings)")
     pretraining_profiles(config, args.pretrain_envs, device, args.pretrain_steps, args.explorer_every)

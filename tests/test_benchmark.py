@@ -23,6 +23,10 @@ def test_benchmark_prints_each_ratio_as_the_median_of_its_rounds(tmp_path: Path)
         line = next(line for line in lines if ratio in line)
         median, lo, hi = _ratio_and_range(line.split(ratio)[1].split("ms/step, ")[-1])
         assert lo <= median <= hi, line
+    compiled = next(line for line in lines if "torch.compile of a rollout step" in line)
+    if "unavailable here" not in compiled:  # where no C++ compiler is installed, the line says why instead
+        median, lo, hi = _ratio_and_range(compiled.split("compiled / eager = ")[1])
+        assert lo <= median <= hi and "eager" in compiled and "first call (compiling)" in compiled, compiled
     table = lines[lines.index(next(line for line in lines if line.startswith("--- the ratios, medians of 3"))) + 1:]
     header, values = table[0].split(), table[1].split()
     assert header[:2] == ["batch", "grid"] and values[0] == "8"
