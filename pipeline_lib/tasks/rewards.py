@@ -64,7 +64,8 @@ def make_reward(name: str, params: dict[str, Any], env: Any, resources: str | Pa
                              "plug-in 'package.module:function' or 'path/to/file.py:function'")
         return env.bind_reward(name, dict(params), str(resources))
     fn = load_callable(name)
-    return Reward(lambda x: _floats(fn(env.objects(x), **params), name, torch.float32).to(x.device))
+    # float64 until ``reward_values`` has checked them, so a value beyond float32's range is named as written
+    return Reward(lambda x: _floats(fn(env.objects(x), **params), name, torch.float64).to(x.device))
 
 
 def _floats(values: Any, name: str, dtype: torch.dtype) -> torch.Tensor:

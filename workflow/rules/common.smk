@@ -5,10 +5,16 @@ import re
 from snakemake.utils import validate
 
 from pipeline_lib import plan
-from pipeline_lib.config import ConfigError, check, env_methods, schema_message
+from pipeline_lib.config import ConfigError, check, check_unique_keys, env_methods, read_numbers, schema_message
 from pipeline_lib.methods import method_class
 from pipeline_lib.ocgfn.sources import CONTROL
 
+try:
+    for path in workflow.configfiles:
+        check_unique_keys(path)
+except ConfigError as err:
+    raise WorkflowError(f"invalid config: {err}")
+read_numbers(config)
 try:
     validate(config, schema="../schemas/config.schema.yaml")
 except WorkflowError as err:

