@@ -25,8 +25,11 @@ def _save(grid, path: str | Path) -> None:
 
 
 def method_palette(methods: list[str]) -> dict[str, tuple[float, float, float]]:
-    """One colour per method, the same in every figure: fixed by the method's place in the configured list."""
-    colours = sns.color_palette("tab20", 20) + sns.color_palette("husl", max(len(methods) - 20, 0))
+    """One colour per method, the same in every figure: fixed by the method's place in the configured list. The ten
+    distinct hues of tab10 first, then their light shades (tab20's odd entries): neighbours in the list (scratch,
+    mcmc) never get two shades of one hue while ten or fewer methods run."""
+    colours = (sns.color_palette("tab10", 10) + sns.color_palette("tab20", 20)[1::2]
+               + sns.color_palette("husl", max(len(methods) - 20, 0)))
     return {m: colours[i] for i, m in enumerate(methods)}
 
 
@@ -202,11 +205,14 @@ def curves_figure(curves: pd.DataFrame, env: str, rows: list[tuple[str, str]], p
             elif len(trained):  # calls and seconds differ between seeds: one line per seed, not a mean that zigzags
                 sns.lineplot(data=trained, x=x, y=metric, hue="method", palette=palette, units="seed",
                              estimator=None, marker="o", markersize=3, lw=1, alpha=0.8, ax=ax)
-            for method, m in exact.groupby("method"):
+            for n, (method, m) in enumerate(exact.groupby("method")):
                 if x == "step":  # no training: its value holds at every step
-                    ax.axhline(m[metric].mean(), ls="--", lw=1, color=palette.get(method), label=method)
-                else:  # one point at its own budget
-                    ax.plot(m[x].mean(), m[metric].mean(), marker="D", ls="", color=palette.get(method), label=method)
+                    ax.axhline(m[metric].mean(), ls=("--", ":", "-.")[n % 3], lw=1, color=palette.get(method),
+                               label=method)
+                else:  # one point at its own budget; shapes and sizes differ, so points that coincide (an exact
+                    # conversion and its control query every object) all stay visible
+                    ax.plot(m[x].mean(), m[metric].mean(), marker="DsoP^"[n % 5], ms=9 - 2 * (n % 3), ls="",
+                            color=palette.get(method), label=method, alpha=0.9)
             if log_x:
                 ax.set_xscale("log")
                 ax.xaxis.set_minor_formatter(NullFormatter())

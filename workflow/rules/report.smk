@@ -199,7 +199,10 @@ rule summary:
 
 rule run_config:
     """The resolved configuration of this run (defaults filled in) as YAML, for the report's readers; rewritten
-    whenever the config changes (its params)."""
+    whenever the config changes (its params), and only once the summary it describes is written: a run that fails
+    leaves the config of the report on disk, not its own."""
+    input:
+        rules.summary.output,
     output:
         report(f"{RESULTS}/report/config.yaml", caption="../report/config.rst", category="Configuration"),
     params:
