@@ -77,3 +77,18 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dic
     except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError) as err:
         raise RuntimeError(f"checkpoint {path} is truncated or corrupt ({type(err).__name__}: {err}); "
                            "delete it to restart that job from scratch") from err
+
+
+PRETRAIN_KEYS = ("env", "variant", "seed")
+ADAPTATION_KEYS = ("env", "task", "method", "seed")
+TABLE_KEYS = {"pretrain": PRETRAIN_KEYS, "pretrain_bands": PRETRAIN_KEYS, "outcomes": PRETRAIN_KEYS,
+              "windows": PRETRAIN_KEYS, "window_samples": PRETRAIN_KEYS, "curves": ADAPTATION_KEYS,
+              "evaluation": ADAPTATION_KEYS, "samples": ADAPTATION_KEYS, "targets": ("env", "task")}
+
+
+def collect(paths: list[str], out: str, keys: tuple[str, ...] = ()) -> None:
+    """Concatenate per-job tables into one (figures and report read only these). With no job to gather (no
+    descriptor variant, no pre-training), the table is empty but has its ``keys`` columns, so a reader's
+    ``df[df.env == ...]`` selects nothing instead of failing."""
+    frames = [read_parquet(p) for p in paths]
+    write_parquet(pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(keys)), out)

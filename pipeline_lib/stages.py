@@ -222,8 +222,3 @@ def descriptor_outcomes(job: dict[str, Any], seed: int, model: str, outcomes_out
              job["env"]["name"], job["variant"], int(table["evaluated"].sum()), len(table),
              table["success_sample"].mean())
 
-
-def collect(paths: list[str], out: str) -> None:
-    """Concatenate per-job tables into one (figures and report read only these)."""
-    frames = [io.read_parquet(p) for p in paths]
-    io.write_parquet(pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(), out)
