@@ -25,3 +25,13 @@ rule all:
     input:
         rules.summary.output,
         rules.run_config.output,
+
+
+# A training job keeps its last checkpoint (its trained state) until Snakemake has recorded it as done; the run's end
+# removes those of the jobs that finished (a job killed before that record reruns from its trained state).
+onsuccess:
+    drop_checkpoints()
+
+
+onerror:
+    drop_checkpoints()

@@ -22,6 +22,8 @@ def atomic_write(path: Path, write) -> None:
     os.close(fd)
     try:
         write(tmp)
+        with open(tmp, "rb+") as f:  # on disk before the rename: after a lost node no empty file takes its place
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -62,7 +64,30 @@ def save_checkpoint(obj: dict[str, Any], path: str | Path) -> None:
     """torch.save atomically, so a job killed mid-write leaves the previous checkpoint intact."""
     import torch  # here, not at the top: figure and summary jobs read parquet only and start without it
 
-    atomic_write(Path(path), lambda tmp: torch.save(obj, tmp))
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:  # a file object, not the path: torch names the archive after a path it is given,
+            torch.save(obj, f)      # and a random temporary name would make equal checkpoints differ in bytes
+
+    atomic_write(Path(path), write)
+
+
+def drop_finished_checkpoints(root: str | Path, outputs: dict[str, list[str]]) -> list[Path]:
+    """Remove the checkpoints of training jobs that have finished: ``X.ckpt`` whose job's outputs (``outputs[X]``,
+    file names in the same folder) all exist and were written after it. The workflow calls this when a run ends
+    (``onsuccess``, ``onerror``: Snakemake has then recorded every job that finished), so a job killed in the
+    moment between writing its outputs and that record still resumes from its trained state; a checkpoint of an
+    unfinished or failed job (outputs missing or older) stays for its rerun. Returns the removed paths."""
+    removed = []
+    for checkpoint in sorted(Path(root).rglob("*.ckpt")):
+        names = outputs.get(checkpoint.name[: -len(".ckpt")])
+        if not names:
+            continue
+        written = checkpoint.stat().st_mtime
+        files = [checkpoint.parent / name for name in names]
+        if all(f.is_file() and f.stat().st_mtime >= written for f in files):
+            checkpoint.unlink()
+            removed.append(checkpoint)
+    return removed
 
 
 def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dict[str, Any]:

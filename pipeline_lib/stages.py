@@ -126,7 +126,8 @@ def input_record(job: dict[str, Any], seed: int) -> dict[str, str]:
 
 def pretrain(job: dict[str, Any], seed: int, threads: int, model_out: str, metrics_out: str, bands_out: str) -> None:
     """Reward-free pre-training (``plan.pretrain_job``: the OC-GFN, or the GCRL baseline); resumes from
-    ``model_out``.ckpt if a previous run was killed. ``bands_out``: success and the explorer's, the goals' and
+    ``model_out``.ckpt if a previous run was killed (left in place: the workflow removes it once it has recorded the
+    job as done, ``io.drop_finished_checkpoints``). ``bands_out``: success and the explorer's, the goals' and
     the evaluation outcomes' shares per level (length) band at every evaluation."""
     configure_process(threads)
     device = select_device(job["device"])
@@ -151,14 +152,13 @@ def pretrain(job: dict[str, Any], seed: int, threads: int, model_out: str, metri
     io.write_parquet(df, metrics_out, seed=seed, config=dataclasses.asdict(cfg), device=str(device))
     bands = _label(trainer.band_table(), env=job["env"]["name"], variant=job["variant"], seed=seed)
     io.write_parquet(bands, bands_out, seed=seed)
-    checkpoint.unlink(missing_ok=True)
 
 
 def finetune(job: dict[str, Any], seed: int, threads: int, pretrained: str | None, policy_out: str,
              curve_out: str, samples_out: str, metrics_out: str) -> None:
     """Adapt to one task with one method (``plan.finetune_job``), then evaluate the final sampler: its
     curve, its state, ``job['samples']`` objects drawn from it and their metrics (with the exact L1/KL of
-    its policy where the space is enumerable). Resumes from ``policy_out``.ckpt."""
+    its policy where the space is enumerable). Resumes from ``policy_out``.ckpt (left in place, as in ``pretrain``)."""
     configure_process(threads)
     device = select_device(job["device"])
     env = _env(job, device)
@@ -199,7 +199,6 @@ def finetune(job: dict[str, Any], seed: int, threads: int, pretrained: str | Non
     row["modes_total"] = task.oracle.modes.total if task.oracle.modes.total is not None else -1
     row["l1_empirical"] = empirical_l1(env, x, task.target) if task.enumerable else float("nan")
     io.write_parquet(pd.DataFrame([row]).drop(columns="kind"), metrics_out, seed=seed)
-    checkpoint.unlink(missing_ok=True)
 
 
 def descriptor_outcomes(job: dict[str, Any], seed: int, model: str, outcomes_out: str, windows_out: str,

@@ -146,6 +146,21 @@ def test_run_on_finished_checkpoint_trains_nothing(test_config: dict, tmp_path: 
     assert trainer.oracle.calls == 16  # restored, not incremented
 
 
+def test_the_trained_state_is_checkpointed_whatever_checkpoint_every(test_config: dict, tmp_path: Path) -> None:
+    trainer = scratch_trainer(test_config, 3, 2)  # saves at step 2, then the trained state at 3
+    trainer.run(tmp_path / "c.ckpt")
+    assert io.load_checkpoint(tmp_path / "c.ckpt")["step"] == 3
+
+
+def test_equal_checkpoints_are_equal_bytes(tmp_path: Path) -> None:
+    """The archive inside a torch file is named after a path it is given; saved through a file object, it is not the
+    temporary file's random name, so a fingerprint of the file (a pre-trained model's) sees only its contents."""
+    state = {"w": torch.arange(6.0), "step": 3}
+    io.save_checkpoint(state, tmp_path / "a.pt")
+    io.save_checkpoint(state, tmp_path / "b.pt")
+    assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b.pt").read_bytes()
+
+
 def test_a_checkpoint_for_other_inputs_is_set_aside(test_config: dict, tmp_path: Path, caplog) -> None:
     """A killed run's checkpoint resumes only under the same input digest (stages.fingerprint: job, seed,
     data, pre-trained model); for other inputs it is moved to .stale, the run starts afresh, and the log says

@@ -42,7 +42,8 @@ def test_same_seed_gives_identical_parquet(test_config: dict, tmp_path: Path) ->
                      drop=("seconds",))
         for table in ("samples", "metrics"):
             _same_tables(tmp_path / "a" / f"{method}.{table}.parquet", tmp_path / "b" / f"{method}.{table}.parquet")
-        assert not (tmp_path / "a" / f"{method}.pt.ckpt").exists()  # removed once the outputs are written
+        assert io.load_checkpoint(tmp_path / "a" / f"{method}.pt.ckpt")["step"] == test_config["finetune"]["settings"][
+            "steps"]  # its trained state, kept until the workflow has recorded the job as done
     meta = io.read_meta(tmp_path / "a" / "pretrain.parquet")
     assert meta["seed"] == 3 and meta["config"]["ot"] == "reachable"  # seed and resolved config beside results
     curve_meta = io.read_meta(tmp_path / "a" / "amortized.curve.parquet")
@@ -80,7 +81,23 @@ def test_killed_job_resumes_to_the_same_result(test_config: dict, tmp_path: Path
     assert not (killed / "model.pt.ckpt.stale").exists()  # resumed (same inputs), not restarted
     _same_tables(ref / "metrics.parquet", killed / "metrics.parquet", drop=("seconds",))
     _same_tables(ref / "bands.parquet", killed / "bands.parquet")  # the band rows resume with the checkpoint
-    assert not checkpoint.exists()  # removed once the final outputs are written
+    assert io.load_checkpoint(checkpoint)["step"] == 150  # the trained state, kept until the workflow drops it
+
+    # killed after its outputs were written but before Snakemake recorded the job as done: Snakemake deletes the
+    # outputs and runs the job again, which resumes at its last step instead of training from step 0
+    for name in ("model.pt", "metrics.parquet", "bands.parquet"):
+        (killed / name).unlink()
+    started = time.time()
+    assert _pretrain_job(test_config, killed).wait(timeout=300) == 0
+    _same_tables(ref / "metrics.parquet", killed / "metrics.parquet", drop=("seconds",))
+    _same_tables(ref / "bands.parquet", killed / "bands.parquet")
+    assert (ref / "model.pt").read_bytes() == (killed / "model.pt").read_bytes()  # equal states, equal bytes
+    outputs = {"model.pt": ["model.pt", "metrics.parquet", "bands.parquet"]}
+    (killed / "bands.parquet").unlink()
+    assert io.drop_finished_checkpoints(killed, outputs) == []  # a job whose outputs are not all written keeps it
+    assert _pretrain_job(test_config, killed).wait(timeout=300) == 0
+    assert io.drop_finished_checkpoints(tmp_path, outputs) == [checkpoint, ref / "model.pt.ckpt"]
+    assert not checkpoint.exists() and time.time() - started < 300
 
 
 def test_a_bad_reward_value_anywhere_on_a_listed_space_stops_adaptation_before_training(test_config: dict,

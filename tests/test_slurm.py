@@ -1,5 +1,5 @@
 """A real SLURM run: tests/slurm/local_cluster.sh starts munge, slurmctld and slurmd on loopback,
-runs config/test.yaml through workflow/profiles/slurm and checks the results (marker: slurm)."""
+runs config/test.yaml through profiles/slurm and checks the results (marker: slurm)."""
 from __future__ import annotations
 
 import os

@@ -27,6 +27,8 @@ def test_dry_run(configfile: str) -> None:
     result = snakemake("-n", "--forceall", "--cores", "2", "--configfile", configfile)
     assert result.returncode == 0, result.stderr[-3000:]
     assert re.search(r"^pretrain\s+\d+", result.stdout + result.stderr, re.M)  # the job table lists it
+    # profiles/default (rerun-incomplete: a killed run resumes with the same command) is what Snakemake loads
+    assert "Using workflow specific profile profiles/default" in result.stdout + result.stderr
 
 
 def test_lint_is_clean() -> None:

@@ -118,6 +118,7 @@ class Trainer:
 
     def run(self, checkpoint: Path | None = None) -> pd.DataFrame:
         """Train to ``steps``, resuming from ``checkpoint`` when it exists; returns the metrics rows."""
+        saved = None  # the step the checkpoint on disk holds
         if checkpoint is not None and Path(checkpoint).exists():
             state = io.load_checkpoint(checkpoint, "cpu")  # RNG states must stay on the CPU
             why = None
@@ -127,6 +128,7 @@ class Trainer:
                 why = f"other inputs ({changed_inputs(state.get('input_record'), self.input_record)})"
             if why is None:
                 self.load_state_dict(state)
+                saved = self.step
                 log.info("%s: resumed from %s at step %d", self.name, checkpoint, self.step)
             else:
                 stale = Path(f"{checkpoint}.stale")
@@ -156,7 +158,14 @@ class Trainer:
                          self.step / max(self.elapsed, 1e-9), shown)
             if checkpoint is not None and self.step % self.checkpoint_every == 0:
                 io.save_checkpoint(self.state_dict(), checkpoint)
+                saved = self.step
                 self.on_checkpoint()
+        if checkpoint is not None and saved != self.step:
+            # the trained state too: a job killed after training (writing its outputs, or before Snakemake has
+            # recorded it as done) reruns from here, not from step 0; the workflow removes it once the job's
+            # outputs are all written (``io.drop_finished_checkpoints``)
+            io.save_checkpoint(self.state_dict(), checkpoint)
+            self.on_checkpoint()
         return pd.DataFrame(self.rows)
 
     def _evaluate(self, losses: dict[str, float], checkpoint: Path | None) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Start a real single-node SLURM cluster on loopback (munge, slurmctld, slurmd from Debian's
-# slurm-wlm), run a tiny config through workflow/profiles/slurm, check the results, and stop every
+# slurm-wlm), run a tiny config through profiles/slurm, check the results, and stop every
 # daemon by PID. Usage: tests/slurm/local_cluster.sh [CONFIG]   (default: config/test.yaml)
 # Needs root (the daemons' config must sit at /etc/slurm/slurm.conf: the plugin's job steps drop
 # SLURM_CONF), slurm-wlm, munge, and snakemake-executor-plugin-slurm.
@@ -97,7 +97,7 @@ yaml.safe_dump(config, open(sys.argv[3], "w"))
 PY
 cd "$repo"
 start=$(date +%s)
-snakemake all --workflow-profile workflow/profiles/slurm --configfile "$work/config.yaml" \
+snakemake all --workflow-profile profiles/slurm --configfile "$work/config.yaml" \
     --slurm-status-command squeue --slurm-no-account --slurm-logdir "$work/slurm-logs" \
     --default-resources slurm_partition=debug runtime=30 mem_mb=1000 gpu=0 \
     --set-resources pretrain:gpu=1 2>&1 | tee "$work/snakemake.log"

@@ -1,6 +1,7 @@
 import json
 import os
 import re
+import sys
 
 from snakemake.utils import validate
 
@@ -149,3 +150,16 @@ def data_job(wildcards):
 
 def target_job(wildcards):
     return plan.target_job(config, wildcards.env, wildcards.task)
+
+
+def drop_checkpoints():
+    """At the end of a run (Snakefile ``onsuccess``, ``onerror``): the checkpoints of training jobs whose outputs are
+    all written (``io.drop_finished_checkpoints``)."""
+    from pathlib import Path
+
+    from pipeline_lib.io import drop_finished_checkpoints
+
+    outputs = {Path(rule.output[0]).name: [Path(f).name for f in rule.output] for rule in (rules.pretrain, rules.finetune)}
+    removed = drop_finished_checkpoints(RESULTS, outputs)
+    if removed:
+        print(f"removed the checkpoints of {len(removed)} finished training jobs", file=sys.stderr)
