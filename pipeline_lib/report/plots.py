@@ -25,9 +25,9 @@ def _save(grid, path: str | Path) -> None:
 
 
 def method_palette(methods: list[str]) -> dict[str, tuple[float, float, float]]:
-    """One colour per method, the same in every figure: fixed by the method's place in the configured list. The ten
-    distinct hues of tab10 first, then their light shades (tab20's odd entries): neighbours in the list (scratch,
-    mcmc) never get two shades of one hue while ten or fewer methods run."""
+    """One colour per method, the same in every figure of a domain: fixed by the method's place in the domain's
+    method list (``config.env_methods``). The ten distinct hues of tab10 first, then their light shades (tab20's odd
+    entries): no two methods of a domain share a hue while it runs ten or fewer."""
     colours = (sns.color_palette("tab10", 10) + sns.color_palette("tab20", 20)[1::2]
                + sns.color_palette("husl", max(len(methods) - 20, 0)))
     return {m: colours[i] for i, m in enumerate(methods)}

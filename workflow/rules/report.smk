@@ -5,9 +5,6 @@ FIGURE_PATHS = {
     (kind, env, task): f"{RESULTS}/figures/{env}/{kind}{'_' + task if task else ''}.png"
     for kind, env, task in FIGURES
 }
-METHOD_ORDER = list(config["finetune"]["methods"])
-
-
 rule figure_pretrain_success:
     input:
         pretrain=rules.collect.output.pretrain,
@@ -86,7 +83,7 @@ rule figure_search:
         ),
     params:
         code=REPORT_CODE,
-        methods=METHOD_ORDER,
+        methods=lambda w: env_methods(config, w.env),
     log:
         f"{RESULTS}/logs/figures/{{env}}/search.log",
     benchmark:
@@ -109,7 +106,7 @@ rule figure_l1:
         ),
     params:
         code=REPORT_CODE,
-        methods=METHOD_ORDER,
+        methods=lambda w: env_methods(config, w.env),
     log:
         f"{RESULTS}/logs/figures/{{env}}/l1.log",
     benchmark:
