@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from pipeline_lib.core.env import ENUMERABLE, TREE
 from pipeline_lib.core.losses import OT_MODES
 from pipeline_lib.core.nets import CONDITIONING
 from pipeline_lib.domains import DOMAINS, check_params, domain_class, make_env
@@ -281,6 +282,26 @@ def _check_descriptor(config: dict[str, Any], name: str, env) -> None:
                 raise ConfigError(f"{where}.{key}: {getattr(cfg, key)!r} with outcomes: descriptor on {name}: {why}")
 
 
+TREE_CHECK_STATES = 1 << 20  # the most states the tree check lists (one backward mask over them)
+
+
+def _check_tree(env_name: str, env) -> None:
+    """A domain that declares 'tree' (one trajectory per object: the tree conversion, the autoregressive Q, the
+    classifier's completions) gives every state at most one parent; on a DAG those would be wrong in silence, so
+    where the space can be listed every state's backward mask is counted."""
+    have = env.capabilities()
+    if have[TREE] is not None or have[ENUMERABLE] is not None or env.n_states > TREE_CHECK_STATES:
+        return
+    states = env.all_states()
+    parents = env.backward_mask(states).sum(-1)
+    if bool((parents > 1).any()):
+        i = int((parents > 1).nonzero()[0, 0])
+        row = {k: v[0].item() if hasattr(v[0], "item") else v[0] for k, v in env.describe(states[i:i + 1]).items()}
+        raise ConfigError(f"envs.{env_name}: {type(env).__name__} declares 'tree' (one trajectory per object), but the "
+                          f"state {row} has {int(parents[i])} parents (backward_mask): on a DAG give 'tree' a reason "
+                          f"it is absent in capabilities()")
+
+
 def _check_task(config: dict[str, Any], env_name: str, env, task: str) -> None:
     if task not in config["tasks"]:
         raise ConfigError(f"envs.{env_name}.tasks: unknown task {task!r}; expected one of {sorted(config['tasks'])}")
@@ -308,6 +329,9 @@ def _check_task(config: dict[str, Any], env_name: str, env, task: str) -> None:
     except TypeError as err:  # a reward whose bind calls it: a parameter it does not take
         raise ConfigError(f"tasks.{task}.params: reward {entry['reward']!r} refused its parameters {params}: "
                           f"{err}") from err
+    except Exception as err:  # noqa: BLE001 - a domain's bind checking its parameters may raise anything
+        raise ConfigError(f"tasks.{task}.params: reward {entry['reward']!r} could not be bound with {params} on "
+                          f"environment {env_name!r}: {type(err).__name__}: {err}") from err
 
 
 def _check_data(config: dict[str, Any], env: str) -> None:
@@ -359,6 +383,7 @@ def check(config: dict[str, Any]) -> None:
         except ValueError as err:
             message = str(err)
             raise ConfigError(message if message.startswith("envs.") else f"envs.{name}: {message}") from err
+        _check_tree(name, env)
         pair_width = getattr(env, "pair_dim", None)
         if "pairs" in conditionings and not (isinstance(pair_width, int) and pair_width > 0):
             raise ConfigError(f"envs.{name}.pretrain.conditioning: 'pairs' needs the {spec['domain']!r} environment's "

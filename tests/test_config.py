@@ -445,3 +445,47 @@ def test_pairs_conditioning_needs_the_domains_pair_width(test_config: dict, monk
                   "pair_dim", "it has None")
     test_config["envs"]["grid6"]["domain"] = "hypergrid"
     check(test_config)  # the built-in grid has both
+
+
+FAKE_DOMAINS = '''
+from pipeline_lib.domains.subset.env import Subset
+
+
+class NoPropose(Subset):
+    """Declares local moves (as Subset does) without the method they need."""
+    propose = None
+
+
+class TreeSubset(Subset):
+    """Sets are a DAG (a set of k items has k parents), but this one claims to be a tree."""
+    rewards_module = "pipeline_lib.domains.subset.rewards"
+
+    def capabilities(self):
+        return {**super().capabilities(), "tree": None}
+
+    def path_step(self, y, b, j):
+        raise NotImplementedError
+'''
+
+
+def test_a_declared_capability_needs_its_methods_and_a_tree_one_parent_per_state(
+        test_config: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline_lib.domains import make_env
+
+    (tmp_path / "fake_domains.py").write_text(FAKE_DOMAINS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(DOMAINS, "nopropose", "fake_domains:NoPropose")
+    monkeypatch.setitem(DOMAINS, "treesubset", "fake_domains:TreeSubset")
+    with pytest.raises(ValueError, match=r"NoPropose declares 'local_moves' \(capabilities\(\) None\) but has no "
+                                         r"propose"):
+        make_env("nopropose", {"n": 4})
+    test_config["envs"]["grid6"] = {"domain": "treesubset", "params": {"n": 4, "max_size": 2}, "tasks": []}
+    raises_config(test_config, "envs.grid6: TreeSubset declares 'tree'", "has 2 parents (backward_mask)")
+
+
+def test_a_reward_whose_binding_fails_names_the_task(test_config: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(self, name, params, resources):
+        raise IndexError("index 4 is out of bounds for dimension 0 with size 4")
+
+    monkeypatch.setattr(HyperGrid, "bind_reward", broken)
+    raises_config(test_config, "tasks.corner.params: reward 'corner' could not be bound", "IndexError: index 4")

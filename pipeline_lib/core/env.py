@@ -29,6 +29,11 @@ ANCESTORS = "ancestors"
 # outcome, one trajectory per way the state sits inside it (the amortized predictor's exact Q on a DAG)
 COMPLETIONS = "completions"
 CAPABILITIES = (ENUMERABLE, TREE, LOCAL_MOVES, NEIGHBOURS, MOLECULES, ANCESTORS, COMPLETIONS)
+# the methods an environment that declares a capability must have (``domains.make_env`` checks them)
+CAPABILITY_METHODS = {ENUMERABLE: ("all_states", "terminal_states", "index"), TREE: ("path_step",),
+                      LOCAL_MOVES: ("propose",), NEIGHBOURS: ("neighbours",), MOLECULES: ("smiles",),
+                      ANCESTORS: ("ancestors",),
+                      COMPLETIONS: ("completion_mask", "completion_phase", "completion_paths")}
 
 
 @runtime_checkable
