@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from pipeline_lib.core.env import ENUMERABLE, TREE
+from pipeline_lib.core.env import ENUMERABLE, TREE, described
 from pipeline_lib.core.losses import OT_MODES
 from pipeline_lib.core.nets import CONDITIONING
 from pipeline_lib.domains import DOMAINS, check_params, domain_class, make_env
@@ -296,10 +296,9 @@ def _check_tree(env_name: str, env) -> None:
     parents = env.backward_mask(states).sum(-1)
     if bool((parents > 1).any()):
         i = int((parents > 1).nonzero()[0, 0])
-        row = {k: v[0].item() if hasattr(v[0], "item") else v[0] for k, v in env.describe(states[i:i + 1]).items()}
         raise ConfigError(f"envs.{env_name}: {type(env).__name__} declares 'tree' (one trajectory per object), but the "
-                          f"state {row} has {int(parents[i])} parents (backward_mask): on a DAG give 'tree' a reason "
-                          f"it is absent in capabilities()")
+                          f"state {described(env.describe, states, i)} has {int(parents[i])} parents (backward_mask): "
+                          f"on a DAG give 'tree' a reason it is absent in capabilities()")
 
 
 def _check_task(config: dict[str, Any], env_name: str, env, task: str) -> None:

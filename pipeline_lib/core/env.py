@@ -11,7 +11,7 @@ mode definitions and stages ask these questions, never the domain's name.
 from __future__ import annotations
 
 import importlib
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Callable, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -34,6 +34,12 @@ CAPABILITY_METHODS = {ENUMERABLE: ("all_states", "terminal_states", "index"), TR
                       LOCAL_MOVES: ("propose",), NEIGHBOURS: ("neighbours",), MOLECULES: ("smiles",),
                       ANCESTORS: ("ancestors",),
                       COMPLETIONS: ("completion_mask", "completion_phase", "completion_paths")}
+
+
+def described(describe: Callable[[torch.Tensor], dict], states: torch.Tensor, i: int) -> dict[str, Any]:
+    """``describe``'s row of ``states[i]`` (``env.describe``), numpy scalars as plain numbers: an object named in a
+    message."""
+    return {k: v[0].item() if hasattr(v[0], "item") else v[0] for k, v in describe(states[i:i + 1]).items()}
 
 
 @runtime_checkable

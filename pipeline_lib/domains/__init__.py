@@ -97,14 +97,12 @@ def make_env(domain: str, params: dict[str, Any], device: torch.device | str = "
         raise ValueError(f"domain {domain!r}: {type(env).__name__}.capabilities() must answer for every name in "
                          f"core.env.CAPABILITIES (None where it has one, else why not); "
                          + (f"it lacks {lacking}" if lacking else f"not None or a reason: {wrong}"))
-    missing = {name: [m for m in CAPABILITY_METHODS[name] if not callable(getattr(env, m, None))]
-               for name, why in have.items() if why is None}
-    missing = {name: methods for name, methods in missing.items() if methods}
-    if missing:
-        name, methods = next(iter(missing.items()))
-        raise ValueError(f"domain {domain!r}: {type(env).__name__} declares {name!r} (capabilities() None) but has no "
-                         f"{', '.join(methods)}; implement {'them' if len(methods) > 1 else 'it'} (core/env.py gives "
-                         f"the shapes) or give the capability a reason it is absent")
+    for name, why in have.items():
+        methods = [m for m in CAPABILITY_METHODS.get(name, ()) if not callable(getattr(env, m, None))]
+        if why is None and methods:
+            raise ValueError(f"domain {domain!r}: {type(env).__name__} declares {name!r} (capabilities() None) but "
+                             f"has no {', '.join(methods)}; implement {'them' if len(methods) > 1 else 'it'} "
+                             f"(core/env.py gives the shapes) or give the capability a reason it is absent")
     if have.get(ENUMERABLE, "") is None and not isinstance(getattr(env, "n_states", None), int):
         raise ValueError(f"domain {domain!r}: {type(env).__name__} declares 'enumerable' but has no int n_states "
                          f"(the number of states, len(all_states()); core/env.py)")

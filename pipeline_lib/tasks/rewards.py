@@ -14,6 +14,8 @@ from typing import Any, Callable
 
 import torch
 
+from pipeline_lib.core.env import described
+
 RewardFn = Callable[[torch.Tensor], torch.Tensor]
 
 
@@ -108,10 +110,9 @@ def reward_values(values: Any, n: int, name: str, describe: Callable[[torch.Tens
     bad = ~(torch.isfinite(values) & (values > 0))
     if bad.any() and describe is not None and objects is not None:
         i = int(bad.nonzero()[0, 0])
-        row = describe(objects[i:i + 1])  # numpy scalars as plain numbers in the message
-        what = {k: v[0].item() if hasattr(v[0], "item") else v[0] for k, v in row.items()}
         kind = "<= 0" if torch.isfinite(values[i]) else "NaN or infinite"
-        raise ValueError(f"reward {name!r} returned {values[i].item()} ({kind}) for the object {what}; rewards must be "
+        raise ValueError(f"reward {name!r} returned {values[i].item()} ({kind}) for the object "
+                         f"{described(describe, objects, i)}; rewards must be "
                          "strictly positive and finite everywhere (add a floor, e.g. + 1e-3)")
     if not torch.isfinite(values).all():
         raise ValueError(f"reward {name!r} returned NaN or infinite values")
