@@ -5,6 +5,14 @@ min_version("9.0")
 
 # `--configfile X` replaces the default config instead of being merged into it.
 if not workflow.overwrite_configfiles:
+    # Snakemake names no line for broken YAML; read_yaml does (for a --configfile: python -m pipeline_lib.config FILE)
+    if os.path.exists("config/config.yaml"):
+        from pipeline_lib.config import ConfigError, read_yaml
+
+        try:
+            read_yaml("config/config.yaml")
+        except ConfigError as err:
+            raise WorkflowError(f"invalid config: {err}")
 
     configfile: "config/config.yaml"
 

@@ -24,10 +24,9 @@ from statistics import median
 
 import pandas as pd
 import torch
-import yaml
 
 from benchmarks.rule_times import print_rule_times
-from pipeline_lib.config import check_unique_keys, pretrain_config, read_numbers
+from pipeline_lib.config import pretrain_config, read_numbers, read_yaml
 from pipeline_lib.core.nets import GFlowNet
 from pipeline_lib.core.rollout import draw
 from pipeline_lib.core.training import adam
@@ -46,8 +45,7 @@ def load_config(path: str) -> dict:
     """A config file with the schema's defaults filled, as the workflow sees it."""
     from snakemake.utils import validate
 
-    check_unique_keys(path)
-    config = yaml.safe_load(Path(path).read_text())
+    config = read_yaml(path)
     read_numbers(config)
     validate(config, str(Path(__file__).resolve().parents[1] / "workflow/schemas/config.schema.yaml"))
     return config

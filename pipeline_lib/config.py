@@ -43,10 +43,12 @@ def read_numbers(config: Any) -> None:
             read_numbers(value)
 
 
-def check_unique_keys(path: str | Path) -> None:
-    """Refuse a config file in which a mapping repeats a key: YAML keeps the last silently, so a pasted second
-    ``tasks:`` under an environment replaces the first and the error then names what the user never touched.
-    Merge keys (``<<: *anchor``) and the keys they bring may be overridden, as YAML means them to be."""
+def read_yaml(path: str | Path) -> Any:
+    """A config file as YAML reads it, refusing what Snakemake would report without a line or take in silence:
+    a syntax error (Snakemake says only "not valid JSON or YAML") is named with its line and column, and a mapping
+    that repeats a key is refused, since YAML keeps the last silently, so a pasted second ``tasks:`` under an
+    environment replaces the first and the error then names what the user never touched. Merge keys
+    (``<<: *anchor``) and the keys they bring may be overridden, as YAML means them to be."""
     import yaml
 
     class Loader(yaml.SafeLoader):
@@ -66,7 +68,18 @@ def check_unique_keys(path: str | Path) -> None:
         return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
 
     Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
-    yaml.load(Path(path).read_text(), Loader=Loader)
+    try:
+        return yaml.load(Path(path).read_text(encoding="utf-8"), Loader=Loader)
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        context = f" ({err.context}" if err.context else ""
+        if context and err.context_mark is not None and err.context_mark is not mark:
+            context += f" started at line {err.context_mark.line + 1}"
+        context += ")" if context else ""
+        raise ConfigError(f"{path}{where}: not valid YAML: {err.problem}{context}") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from None
 
 
 def schema_message(err: BaseException) -> str | None:
@@ -393,3 +406,14 @@ def check(config: dict[str, Any]) -> None:
         _check_descriptor(config, name, env)
         for task in spec["tasks"]:
             _check_task(config, name, env, task)
+
+
+if __name__ == "__main__":  # python -m pipeline_lib.config FILE...: where a config file's YAML is broken
+    import sys
+
+    for config_path in sys.argv[1:]:
+        try:
+            read_yaml(config_path)
+        except (ConfigError, OSError) as error:
+            sys.exit(f"{error}")
+        print(f"{config_path}: valid YAML, no repeated key (`snakemake -n --configfile {config_path}` checks the rest)")

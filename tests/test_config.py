@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import copy
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,10 +14,10 @@ from snakemake.utils import validate
 from pipeline_lib.config import (
     ConfigError,
     check,
-    check_unique_keys,
     method_config,
     pretrain_config,
     read_numbers,
+    read_yaml,
 )
 from pipeline_lib.domains import DOMAINS
 from pipeline_lib.domains.hypergrid.env import HyperGrid
@@ -151,9 +153,23 @@ def test_a_repeated_key_in_a_config_file_is_refused_with_its_lines(tmp_path: Pat
     path = tmp_path / "c.yaml"
     path.write_text("envs:\n  g:\n    tasks: [a]\n    params: {}\n    tasks: [b]\n")
     with pytest.raises(ConfigError, match=r"c.yaml, line 5: duplicate key 'tasks' \(first at line 3\)"):
-        check_unique_keys(path)
+        read_yaml(path)
     path.write_text("base: &b {steps: 1, lr: 0.1}\nenv: {<<: *b, steps: 2}\n")  # a merge key's keys may be overridden
-    check_unique_keys(path)
+    assert read_yaml(path) == {"base": {"steps": 1, "lr": 0.1}, "env": {"steps": 2, "lr": 0.1}}
+
+
+def test_broken_yaml_is_named_with_its_line_and_column(tmp_path: Path) -> None:
+    """Snakemake reports it only as "not valid JSON or YAML"; the Snakefile (default config) and
+    ``python -m pipeline_lib.config FILE`` (any config) name where."""
+    path = tmp_path / "c.yaml"
+    path.write_text("seeds: [0]\nevaluate:\n  samples: [500\nenvs: {}\n")
+    with pytest.raises(ConfigError, match=r"c.yaml, line 4, column 5: not valid YAML: expected ',' or ']'"):
+        read_yaml(path)
+    run = subprocess.run([sys.executable, "-m", "pipeline_lib.config", str(path)], capture_output=True, text=True)
+    assert run.returncode == 1 and "c.yaml, line 4, column 5: not valid YAML" in run.stderr
+    path.write_text("seeds: [0]\n")
+    run = subprocess.run([sys.executable, "-m", "pipeline_lib.config", str(path)], capture_output=True, text=True)
+    assert run.returncode == 0 and "valid YAML, no repeated key" in run.stdout
 
 
 def test_unknown_pretrain_setting(test_config: dict) -> None:

@@ -6,13 +6,13 @@ import sys
 from snakemake.utils import validate
 
 from pipeline_lib import plan
-from pipeline_lib.config import ConfigError, check, check_unique_keys, env_methods, read_numbers, schema_message
+from pipeline_lib.config import ConfigError, check, env_methods, read_numbers, read_yaml, schema_message
 from pipeline_lib.methods import method_class
 from pipeline_lib.ocgfn.sources import CONTROL
 
 try:
     for path in workflow.configfiles:
-        check_unique_keys(path)
+        read_yaml(path)
 except ConfigError as err:
     raise WorkflowError(f"invalid config: {err}")
 read_numbers(config)
