@@ -309,6 +309,24 @@ def test_a_collapsed_method_does_not_set_the_default_budget() -> None:
     found = table.set_index("method")["modes_found"]
     assert found["scratch"] == "40" and found["mcmc"] == "10" and found["dqn"] == "4"
     assert report.default_budget(curves[curves["kind"] != "scratch"], "unique_reward_calls") == 40  # no scratch
+    # distinct calls are random for a GFlowNet: the budget is what every scratch run reached, not the luckiest one
+    short = {**rows[1], "seed": 1, "unique_reward_calls": 350}
+    assert report.default_budget(pd.concat([curves, pd.DataFrame([short])]), "unique_reward_calls") == 350
+
+
+def test_the_best_method_is_compared_on_its_runs_within_the_budget() -> None:
+    """"best - best scratch" reads the best method where it is within the budget: a seed that entered at its own
+    larger budget (fewer gradient steps than scratch by then) stays out of that difference."""
+    rows = []
+    for seed in (0, 1, 2):
+        rows += [{**_row("t", seed, "scratch", "scratch", "", calls, calls // 100, 0.1), "step": step}
+                 for step, calls in ((0, 0), (50, 500), (100, 1000))]
+        spent = ((0, 0), (10, 1000), (100, 8000)) if seed == 0 else ((0, 0), (100, 1000))
+        rows += [{**_row("t", seed, "amortized", "amortized", "full", calls, calls // 50, 0.1), "step": step}
+                 for step, calls in spent]
+    verdict = report.verdict_table(pd.DataFrame(rows), {"e": 1000}).set_index(["metric", "comparison"])
+    best = verdict.loc[("modes_found", "best - best scratch")]
+    assert (best["a"], best["pairs"], best["a_minus_b"], best["a_calls"]) == ("amortized", 2, 10.0, 1000.0)
 
 
 def test_final_samplers_pair_each_oc_gfn_method_with_its_control(tmp_path: Path) -> None:

@@ -223,13 +223,13 @@ def sampler_verdict(evaluation: pd.DataFrame, kinds: dict[str, str], twins: dict
 
 
 def default_budget(df: pd.DataFrame, calls: str) -> float:
-    """Where a config names no budget: the largest number of ``calls`` every scratch GFlowNet reached (every trained
-    method where none ran). A method that cannot spend that many (a DQN that collapsed onto a few objects) enters
+    """Where a config names no budget: the largest number of ``calls`` every scratch GFlowNet run reached, each task
+    and seed (every trained method's where none ran): a run that stopped short of the budget would enter below it. A method that cannot spend that many (a DQN that collapsed onto a few objects) enters
     at what it used, the tables' per-row calls say so, instead of pulling every other method down to it."""
     trained = df[~df["kind"].isin(NOT_TRAINED)]
     scratch = trained[trained["kind"] == "scratch"]
     pool = scratch if len(scratch) else trained if len(trained) else df
-    return float(pool.groupby("method")[calls].max().min()) if len(pool) else 0.0
+    return float(pool.groupby(["method", "task", "seed"])[calls].max().min()) if len(pool) else 0.0
 
 
 def at_distinct_budget(curves: pd.DataFrame, budget: float) -> pd.DataFrame:
@@ -294,7 +294,7 @@ def verdict_table(curves: pd.DataFrame, budgets: dict[str, int | None],
             budget = default_budget(df, "unique_reward_calls")
         at = at_distinct_budget(df, budget)
         control = at["pretrained"] == "control"
-        keyed = at.set_index(["task", "seed"])
+        keyed, keyed_within = at.set_index(["task", "seed"]), at[~at["own_budget"]].set_index(["task", "seed"])
         for metric in (*VERDICT_METRICS, *_with_data(df, (NOVEL,))):
             pairs = []
             for kind in ADAPTATION_KINDS:
@@ -303,27 +303,27 @@ def verdict_table(curves: pd.DataFrame, budgets: dict[str, int | None],
                 of_kind = at["kind"] == kind
                 if twins is None:
                     pairs.append((f"{kind}: OC-GFN - control", _best(at, of_kind & ~control, metric),
-                                  _best(at, of_kind & control, metric), True))
+                                  _best(at, of_kind & control, metric), None))
                     continue
                 present = set(at.loc[of_kind, "method"])
-                pairs += [(f"{kind}: OC-GFN - control", a, twins[a], True)
+                pairs += [(f"{kind}: OC-GFN - control", a, twins[a], None)
                           for a in dict.fromkeys(at.loc[of_kind, "method"]) if a in twins and twins[a] in present]
             # "best" at equal distinct calls is chosen among the runs within the budget; where a run that
             # entered at its own larger budget (the exact conversion) does better, it gets its own row
             within = ~at["own_budget"]
             best = _best(at, within & (at["kind"] != "random"), metric)
             scratch, mcmc = _best(at, at["kind"] == "scratch", metric), _best(at, at["kind"] == "mcmc", metric)
-            pairs.append(("best - best scratch", best, scratch, False))
-            pairs.append(("best - MCMC", best, mcmc, False))
+            pairs.append(("best - best scratch", best, scratch, keyed_within))
+            pairs.append(("best - MCMC", best, mcmc, keyed_within))
             overall = _best(at, at["kind"] != "random", metric)
             if overall != best:
-                pairs.append(("best at its own budget - best scratch", overall, scratch, False))
-            # an OC-GFN method and its control are read at one budget per (task, seed) (same_budget); the
-            # best-method rows compare what each reached within the budget, or on their own row at its own
-            for comparison, a, b, same_budget in pairs:
+                pairs.append(("best at its own budget - best scratch", overall, scratch, keyed))
+            # an OC-GFN method and its control are read at one budget per (task, seed) (``paired_at``: frame None);
+            # the best-method rows compare what each reached within the budget, or on their own row at its own
+            for comparison, a, b, frame in pairs:
                 if a is None or b is None or a == b:
                     continue
-                both = paired_at(df, at, a, b, budget).set_index(["task", "seed"]) if same_budget else keyed
+                both = paired_at(df, at, a, b, budget).set_index(["task", "seed"]) if frame is None else frame
                 diff = (both[both["method"] == a][metric] - both[both["method"] == b][metric]).dropna()
                 mean, low, high = interval(diff)
                 calls = {m: float(both.loc[both["method"] == m, "unique_reward_calls"].mean()) for m in (a, b)}
