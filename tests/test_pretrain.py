@@ -289,9 +289,10 @@ def test_ocgfn_loss_reads_reachability_at_s_prime_from_the_next_transition(mode:
 
 
 def test_relabelled_rollouts_that_reached_their_goal_are_evaluated_once() -> None:
-    """Under relabel_own a rollout that reached its goal enters the loss twice with the same outcome;
-    ``repeated_columns`` finds those and ``transition_terms`` reads them off the first pass: the loss and every
-    gradient are those of evaluating both copies, and the network sees fewer states."""
+    """Under relabel_own a rollout that reached its goal enters the loss twice with the same outcome, and an
+    explorer trajectory whose path a rollout took to the same outcome is that rollout again; ``repeated_columns``
+    finds those and ``transition_terms`` reads them off the first pass: the loss and every gradient are those of
+    evaluating every copy, and the network sees fewer states."""
     from pipeline_lib.domains.sequence.env import Sequence
     from pipeline_lib.ocgfn.pretrain import loss_sets, repeated_columns
 
@@ -303,15 +304,28 @@ def test_relabelled_rollouts_that_reached_their_goal_are_evaluated_once() -> Non
     goals = env.random_outcomes(48, gen)
     rollouts = rollout(env, OCGFNPolicy(env, model, goals), 48, 0.5, generator=gen)
     goals[:20] = rollouts.terminals[:20]  # the first 20 reached their goal, as most do once trained
-    explorer = rollout(env, OCGFNPolicy(env, model, goals), 48, 0.5, generator=gen)
+    drawn = rollout(env, OCGFNPolicy(env, model, goals), 48, 0.5, generator=gen)
+    # the explorer's first 10 trajectories are the rollouts' paths (another object), its outcomes their goals
+    explorer = Trajectories.concat([rollouts.columns(0, 10), drawn.columns(10, 48)])
+
+    def path(tr: Trajectories, c: int) -> list[list[int]]:
+        return [tr.states[t, c].tolist() for t in range(int(tr.valid[:, c].sum()) + 1)]
+
+    same_path = torch.tensor([path(explorer, c) == path(rollouts, c) for c in range(48)])
+    assert same_path[:10].all() and not same_path.all()  # and some of the others, by chance, in this small space
     sets, trajectories = loss_sets(cfg, goals, rollouts, explorer.terminals, explorer, rollouts.terminals)
-    repeats = repeated_columns(sets, trajectories)
+    y, batch = torch.cat(sets), Trajectories.concat(trajectories)
+    repeats = repeated_columns(sets, trajectories, batch)
     reached = env.same(rollouts.terminals, goals)
     copies, twins = repeats.copies, repeats.twins
-    assert torch.equal(copies[96:] >= 0, reached) and (copies[:96] < 0).all()
-    assert torch.equal(copies[96:][reached], reached.nonzero(as_tuple=True)[0])
-    assert torch.equal(twins[96:], torch.arange(48)) and (twins[:96] < 0).all()  # the rollouts again: their states
-    y, batch = torch.cat(sets), Trajectories.concat(trajectories)
+    assert (copies[:48] < 0).all() and (twins[:48] < 0).all()
+    assert torch.equal(twins[48:96] >= 0, same_path) and torch.equal(twins[48:96][same_path], same_path.nonzero()[:, 0])
+    also = same_path & (explorer.terminals == goals).all(-1)  # the same path towards the same outcome
+    assert torch.equal(copies[48:96] >= 0, also) and torch.equal(copies[48:96][also], also.nonzero()[:, 0])
+    # relabelled: a copy of the rollout towards its goal where it reached it, else of an explorer trajectory on its path
+    column = torch.arange(48)
+    assert torch.equal(copies[96:], torch.where(reached, column, torch.where(same_path, 48 + column, -1)))
+    assert torch.equal(twins[96:], torch.arange(48))  # the rollouts again: their states
     calls = []
 
     def counting(states, rows, at=None):
@@ -326,9 +340,18 @@ def test_relabelled_rollouts_that_reached_their_goal_are_evaluated_once() -> Non
         loss.backward()
         grads.append((loss.detach(), [p.grad.clone() for p in model.parameters()]))
     states_of = [int(tr.valid.sum()) + tr.n for tr in (rollouts, explorer)]  # each transition's state, and s_T
+    again = reached | same_path  # the relabelled rollouts that are not evaluated, and the explorer's
+    repeated = int(rollouts.valid[:, again].sum() + again.sum() + explorer.valid[:, also].sum() + also.sum())
     assert calls[0] == (2 * states_of[0] + states_of[1],) * 2
-    assert calls[1] == (sum(states_of), calls[0][1] - int((rollouts.valid[:, reached].sum() + reached.sum())))
+    assert calls[1] == (sum(states_of) - int(explorer.valid[:, same_path].sum() + same_path.sum()),
+                        calls[0][1] - repeated)
     assert torch.allclose(grads[0][0], grads[1][0], rtol=1e-6, atol=1e-7)
     for full, once in zip(grads[0][1], grads[1][1]):
         assert torch.allclose(full, once, rtol=1e-5, atol=1e-7)
-    assert repeated_columns([goals, explorer.terminals], [rollouts, explorer]) is None  # no set twice, no copy
+    apart = [c for c in range(48) if path(drawn, c) != path(rollouts, c)]
+
+    def some(tr: Trajectories) -> Trajectories:
+        return Trajectories(tr.states[:, apart], tr.actions[:, apart], tr.valid[:, apart], tr.terminals[apart])
+
+    pair = [some(rollouts), some(drawn)]
+    assert repeated_columns([goals[apart], drawn.terminals[apart]], pair, Trajectories.concat(pair)) is None

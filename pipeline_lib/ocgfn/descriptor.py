@@ -393,7 +393,7 @@ class DescriptorPretrainer(Pretrainer):
         sets, trajectories = loss_sets(cfg, goals, negatives, outcomes, positives, desc.outcomes(negatives.terminals))
         y = torch.cat(sets)
         batch = Trajectories.concat(trajectories)
-        terms = transition_terms(env, batch, source.policy(y).flows, repeated_columns(sets, trajectories))
+        terms = transition_terms(env, batch, source.policy(y).flows, repeated_columns(sets, trajectories, batch))
         t = self._phase("OC-GFN forward", t)
         hit = (desc.outcomes(batch.terminals) == y).all(-1)
         loss = descriptor_tb_loss(terms, self.log_z[desc.index(y)], hit, self.log_eps, sets=len(sets))

@@ -164,28 +164,37 @@ def loss_sets(cfg: PretrainConfig, goals: torch.Tensor, rollouts: Trajectories, 
     return sets, trajectories
 
 
-def repeated_columns(sets: list[torch.Tensor], trajectories: list[Trajectories]) -> Repeats | None:
-    """Which trajectories of the concatenated sets repeat an earlier set's (the same trajectories object), and
-    which of those also have an equal outcome (``transition_terms.Repeats``); None where no set repeats another.
-    Under ``relabel_own`` the rollouts are in the loss twice, towards their goals and towards what they reached:
-    each of their states is then embedded once, and a rollout that reached its goal (once success is high, most
-    of a third of the batch) is evaluated once."""
+def repeated_columns(sets: list[torch.Tensor], trajectories: list[Trajectories], batch: Trajectories
+                     ) -> Repeats | None:
+    """Which trajectories of the concatenated sets (``batch``) repeat the same column of an earlier set: the same
+    states at every step, and which of those also have an equal outcome (``transition_terms.Repeats``); None where
+    none does. Under ``relabel_own`` the rollouts are in the loss twice, towards their goals and towards what they
+    reached: each of their states is then embedded once, and a rollout that reached its goal (once success is
+    high, most of a third of the batch) is evaluated once. And where a rollout reached the explorer's outcome it
+    was sent to by the explorer's own path (on a tree, every such rollout), the explorer's trajectory in the
+    contrastive set is that rollout again, so it is not evaluated either."""
     starts = [0]
     for y in sets:
         starts.append(starts[-1] + len(y))
     twins = torch.full((starts[-1],), -1, dtype=torch.long, device=sets[0].device)
     copies = torch.full_like(twins, -1)
-    for k in range(len(sets)):
-        first = next((j for j in range(k) if trajectories[j] is trajectories[k]), None)
-        if first is None:
-            continue
-        twins[starts[k]:starts[k + 1]] = torch.arange(starts[first], starts[first + 1], device=twins.device)
-        for j in range(k):
+    exist = torch.cat([torch.ones_like(batch.valid[:1]), batch.valid])
+    for k in range(1, len(sets)):
+        mine, theirs = slice(starts[k], starts[k + 1]), copies[starts[k]:starts[k + 1]]
+        for j in range(k):  # earliest first: an earlier match is the column that is evaluated
+            if len(sets[j]) != len(sets[k]):
+                continue
+            other = slice(starts[j], starts[j + 1])
             if trajectories[j] is trajectories[k]:
-                same = (sets[k] == sets[j]).reshape(len(sets[k]), -1).all(-1)
-                mine = copies[starts[k]:starts[k + 1]]
-                fresh = same & (mine < 0)
-                mine[fresh] = starts[j] + fresh.nonzero(as_tuple=True)[0]
+                path = torch.ones(len(sets[k]), dtype=torch.bool, device=twins.device)
+            else:
+                here, there = batch.states[:, mine], batch.states[:, other]
+                step = (here == there).reshape(*here.shape[:2], -1).all(-1) | ~exist[:, mine]
+                path = (exist[:, mine] == exist[:, other]).all(0) & step.all(0)
+            first = path & (twins[mine] < 0)
+            twins[mine][first] = torch.arange(starts[j], starts[j + 1], device=twins.device)[first]
+            same = path & (sets[k] == sets[j]).reshape(len(sets[k]), -1).all(-1) & (theirs < 0)
+            theirs[same] = starts[j] + same.nonzero(as_tuple=True)[0]
     return Repeats(twins, copies) if bool((twins >= 0).any()) else None
 
 
@@ -353,7 +362,7 @@ class Pretrainer(Trainer):
         y = torch.cat(sets)
         batch = Trajectories.concat(trajectories)
         terms = transition_terms(env, batch, OCGFNPolicy(env, self.model, y).flows,
-                                 repeated_columns(sets, trajectories))
+                                 repeated_columns(sets, trajectories, batch))
         t = self._phase("OC-GFN forward", t)
         loss = ocgfn_loss(env, terms, batch.terminals, y, cfg, sets=len(sets))
         t = self._phase("OT loss", t)
