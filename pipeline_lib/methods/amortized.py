@@ -121,8 +121,10 @@ class CategoricalQ(nn.Module):
         rep = torch.arange(len(s), device=s.device).repeat_interleave(k)
         y_flat = y_idx.reshape(-1)
         y_states = graph.states[y_flat]
+        # after a stop the K draws are all s itself: one reward call (as the autoregressive Q makes), K loss terms
+        asked = (a[rep] != env.stop) | (torch.arange(len(rep), device=s.device) % k == 0)
         with torch.no_grad():
-            log_r = method.task.log_reward(y_states)
+            log_r = method.task.log_reward(y_states[asked])[asked.cumsum(0) - 1]
             log_f, log_pf = self.oc_terms(method, s[rep], y_states, a[rep])
         log_n = method.log_n(feats).gather(1, a[:, None])[:, 0]
         return masked_mse(amortized_predictor(log_n[rep], log_q_all[rep, y_flat], log_r, log_f, log_pf))
