@@ -288,13 +288,13 @@ def test_ocgfn_loss_reads_reachability_at_s_prime_from_the_next_transition(mode:
     assert torch.equal(ocgfn_loss(env, terms, traj.terminals, outcomes, cfg), masked_mse(residual, mask))
 
 
-def test_relabelled_rollouts_that_reached_their_goal_are_evaluated_once() -> None:
-    """Under relabel_own a rollout that reached its goal enters the loss twice with the same outcome, and an
-    explorer trajectory whose path a rollout took to the same outcome is that rollout again; ``repeated_columns``
-    finds those and ``transition_terms`` reads them off the first pass: the loss and every gradient are those of
-    evaluating every copy, and the network sees fewer states."""
+def test_each_state_and_outcome_pair_of_the_stacked_sets_is_evaluated_once() -> None:
+    """Under relabel_own a rollout that reached its goal enters the loss twice with the same outcome, an explorer
+    trajectory whose path a rollout took to the same outcome is that rollout again, and s0 opens every trajectory:
+    ``transition_terms`` given the outcomes evaluates each distinct (state, outcome) pair once, and each distinct
+    state's own part once. The terms, the loss and every gradient are those of a pass over every row."""
     from pipeline_lib.domains.sequence.env import Sequence
-    from pipeline_lib.ocgfn.pretrain import loss_sets, repeated_columns
+    from pipeline_lib.ocgfn.pretrain import loss_sets
 
     env = Sequence("ACG", 4, min_length=1)
     model = OutcomeConditionedGFlowNet(env.feature_dim, env.n_actions, env.n_backward_actions, 32, 2, False,
@@ -307,51 +307,47 @@ def test_relabelled_rollouts_that_reached_their_goal_are_evaluated_once() -> Non
     drawn = rollout(env, OCGFNPolicy(env, model, goals), 48, 0.5, generator=gen)
     # the explorer's first 10 trajectories are the rollouts' paths (another object), its outcomes their goals
     explorer = Trajectories.concat([rollouts.columns(0, 10), drawn.columns(10, 48)])
-
-    def path(tr: Trajectories, c: int) -> list[list[int]]:
-        return [tr.states[t, c].tolist() for t in range(int(tr.valid[:, c].sum()) + 1)]
-
-    same_path = torch.tensor([path(explorer, c) == path(rollouts, c) for c in range(48)])
-    assert same_path[:10].all() and not same_path.all()  # and some of the others, by chance, in this small space
     sets, trajectories = loss_sets(cfg, goals, rollouts, explorer.terminals, explorer, rollouts.terminals)
     y, batch = torch.cat(sets), Trajectories.concat(trajectories)
-    repeats = repeated_columns(sets, trajectories, batch)
-    reached = env.same(rollouts.terminals, goals)
-    copies, twins = repeats.copies, repeats.twins
-    assert (copies[:48] < 0).all() and (twins[:48] < 0).all()
-    assert torch.equal(twins[48:96] >= 0, same_path) and torch.equal(twins[48:96][same_path], same_path.nonzero()[:, 0])
-    also = same_path & (explorer.terminals == goals).all(-1)  # the same path towards the same outcome
-    assert torch.equal(copies[48:96] >= 0, also) and torch.equal(copies[48:96][also], also.nonzero()[:, 0])
-    # relabelled: a copy of the rollout towards its goal where it reached it, else of an explorer trajectory on its path
-    column = torch.arange(48)
-    assert torch.equal(copies[96:], torch.where(reached, column, torch.where(same_path, 48 + column, -1)))
-    assert torch.equal(twins[96:], torch.arange(48))  # the rollouts again: their states
+    t, b = batch.valid.nonzero(as_tuple=True)
+    rows = [(tuple(batch.states[i, j].tolist()), tuple(y[j].tolist())) for i, j in zip(t.tolist(), b.tolist())]
     calls = []
 
     def counting(states, rows, at=None):
         calls.append((len(states), len(rows)))
         return OCGFNPolicy(env, model, y).flows(states, rows, at)
 
-    grads = []
-    for shared in (None, repeats):
+    results = []
+    for outcomes in (None, y):
         model.zero_grad()
-        terms = transition_terms(env, batch, counting, shared)
+        terms = transition_terms(env, batch, counting, outcomes)
         loss = ocgfn_loss(env, terms, batch.terminals, y, cfg, sets=len(sets))
         loss.backward()
-        grads.append((loss.detach(), [p.grad.clone() for p in model.parameters()]))
-    states_of = [int(tr.valid.sum()) + tr.n for tr in (rollouts, explorer)]  # each transition's state, and s_T
-    again = reached | same_path  # the relabelled rollouts that are not evaluated, and the explorer's
-    repeated = int(rollouts.valid[:, again].sum() + again.sum() + explorer.valid[:, also].sum() + also.sum())
-    assert calls[0] == (2 * states_of[0] + states_of[1],) * 2
-    assert calls[1] == (sum(states_of) - int(explorer.valid[:, same_path].sum() + same_path.sum()),
-                        calls[0][1] - repeated)
-    assert torch.allclose(grads[0][0], grads[1][0], rtol=1e-6, atol=1e-7)
-    for full, once in zip(grads[0][1], grads[1][1]):
-        assert torch.allclose(full, once, rtol=1e-5, atol=1e-7)
-    apart = [c for c in range(48) if path(drawn, c) != path(rollouts, c)]
+        results.append((terms, loss.detach(), [p.grad.clone() for p in model.parameters()]))
+    assert calls[0] == (len(rows), len(rows))  # every transition's state, none past a stop
+    assert calls[1] == (len({state for state, _ in rows}), len(set(rows))) and len(set(rows)) < 0.6 * len(rows)
+    (every, loss_every, grads_every), (once, loss_once, grads_once) = results
+    moves = ~every.is_stop  # at a stop, log F(s') is the sink's placeholder, which the losses replace
+    for name in ("log_f", "log_pf", "log_pb"):
+        assert torch.allclose(getattr(every, name), getattr(once, name), atol=1e-6)
+    assert torch.allclose(every.log_f_next[moves], once.log_f_next[moves], atol=1e-6)
+    assert torch.allclose(loss_every, loss_once, rtol=1e-6, atol=1e-7)
+    for full, shared in zip(grads_every, grads_once):
+        assert torch.allclose(full, shared, rtol=1e-5, atol=1e-7)
 
-    def some(tr: Trajectories) -> Trajectories:
-        return Trajectories(tr.states[:, apart], tr.actions[:, apart], tr.valid[:, apart], tr.terminals[apart])
 
-    pair = [some(rollouts), some(drawn)]
-    assert repeated_columns([goals[apart], drawn.terminals[apart]], pair, Trajectories.concat(pair)) is None
+def test_distinct_rows_are_exact_whatever_the_hash() -> None:
+    """Rows of several parts (ints, floats, bools) equal in every part share one group; a NaN, which no hash check
+    can confirm, sends it to the exact sort, with the same answer."""
+    from pipeline_lib.core.transitions import distinct_rows
+
+    gen = torch.Generator().manual_seed(0)
+    ints = torch.randint(0, 3, (300, 2, 2), generator=gen)
+    floats = torch.randint(0, 2, (300,), generator=gen).float() / 2
+    flags = torch.randint(0, 2, (300, 1), generator=gen).bool()
+    for part in (floats, torch.where(floats > 0, floats, torch.nan)):
+        inverse, first = distinct_rows(ints, part, flags)
+        keys = [(tuple(ints[i].flatten().tolist()), str(part[i].item()), bool(flags[i])) for i in range(300)]
+        assert len(first) == len(set(keys)) < 300
+        assert all(keys[i] == keys[int(first[inverse[i]])] for i in range(300))
+        assert all(int(first[inverse[i]]) <= i for i in range(300))  # the first row of each kind

@@ -16,19 +16,35 @@ from pipeline_lib.core.nets import GFlowNet, masked_log_softmax, taped, uniform_
 from pipeline_lib.core.rollout import Trajectories, rollout
 
 # model(states [n, ...], rows [n]) -> (log F [n], P_F logits [n, A], P_B logits [n, A_back] or None); given
-# ``Repeats``, ``transition_terms`` calls model(states [m, ...], rows [n], at [n]): output i is of state at[i]
+# outcomes, ``transition_terms`` calls model(states [m, ...], rows [n], at [n]): output i is of state at[i]
 FlowFn = Callable[..., tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]
 
+_INTS = {1: torch.int8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
+_HASH_SEED = 20261207
 
-@dataclass
-class Repeats:
-    """Trajectories of a batch that repeat an earlier column's (sets concatenated that hold the same trajectories
-    towards other outcomes: ``ocgfn.pretrain.repeated_columns``). ``twins[b]`` >= 0: trajectory b visits the states
-    of column ``twins[b]``, the first to hold them, so what depends on a state alone is computed once;
-    ``copies[b]`` >= 0: its outcome is that earlier column's too, so all its terms are that column's."""
 
-    twins: torch.Tensor  # [B] long, -1 where the column is the first to hold its trajectory
-    copies: torch.Tensor  # [B] long, -1 where no earlier column has the same trajectory and outcome
+def distinct_rows(*parts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(inverse [n], first [u])`` over the rows of ``parts`` (equal leading dimension n, a row being its values in
+    every part): row i equals row ``first[inverse[i]]``, the first of its kind, and the u distinct rows appear once
+    in ``first``. Rows are keyed by a hash of their bits, then checked value by value: a collision (or a NaN) falls
+    back to sorting the rows whole, which is exact and slower (``torch.unique(dim=0)``: milliseconds where the hash
+    takes a tenth of that)."""
+    n = len(parts[0])
+    keys = torch.cat([p.reshape(n, -1).contiguous().view(_INTS[p.element_size()]).long() for p in parts], 1)
+    weights = torch.randint(-2 ** 62, 2 ** 62, (keys.shape[1],), generator=torch.Generator().manual_seed(_HASH_SEED))
+    _, inverse = torch.unique((keys * weights.to(keys.device)).sum(1), return_inverse=True)
+    first = _first_of(inverse, n)
+    if not all(torch.equal(p, p[first[inverse]]) for p in parts):
+        _, inverse = torch.unique(keys, dim=0, return_inverse=True)
+        first = _first_of(inverse, n)
+    return inverse, first
+
+
+def _first_of(inverse: torch.Tensor, n: int) -> torch.Tensor:
+    """The smallest row index of each group of ``inverse``."""
+    rows = torch.arange(n, device=inverse.device)
+    return torch.full((int(inverse.max()) + 1 if n else 0,), n, device=inverse.device).scatter_reduce(
+        0, inverse, rows, "amin")
 
 
 @dataclass
@@ -65,43 +81,36 @@ def replayed_terms(env, traj: Trajectories, model: FlowFn) -> TransitionTerms:
     return TransitionTerms(t, b, state, next_state, action, is_stop, log_f, log_pf, log_f[there], log_pb)
 
 
-def transition_terms(env, traj: Trajectories, model: FlowFn, repeats: Repeats | None = None) -> TransitionTerms:
-    """Evaluate ``model`` once on every visited state of each trajectory and gather the DB terms. With ``repeats``,
-    a trajectory that is an earlier column's again with the same outcome is not evaluated: its terms are read off
-    that column's outputs, the same values and, through the shared graph, the same gradient as a pass of its own,
-    for none of the cost; and the model gets each twin's states once (``model(states, rows, at)``), so its
-    state-only part (an OC-GFN's state embedding and its share of the first layer) is computed once per state."""
-    n_t1, n_b = traj.states.shape[:2]
-    exist = torch.cat([torch.ones_like(traj.valid[:1]), traj.valid], dim=0)
-    if repeats is None:
-        es, eb = exist.nonzero(as_tuple=True)
-        flat_states = traj.states[es, eb]
-        log_f_flat, logits_flat, pb_flat = model(flat_states, eb)
-    else:
-        es, eb = (exist & (repeats.copies < 0)).nonzero(as_tuple=True)
-        us, ub = (exist & (repeats.twins < 0)).nonzero(as_tuple=True)  # each trajectory's states once
-        slot = torch.full((n_t1, n_b), -1, dtype=torch.long, device=es.device)
-        slot[us, ub] = torch.arange(len(us), device=es.device)
-        column = torch.where(repeats.twins < 0, torch.arange(n_b, device=es.device), repeats.twins)
-        at = slot[es, column[eb]]
-        distinct = traj.states[us, ub]
-        flat_states = distinct[at]
-        log_f_flat, logits_flat, pb_flat = model(distinct, eb, at)
-    pos = torch.full((n_t1, n_b), -1, dtype=torch.long, device=es.device)
-    pos[es, eb] = torch.arange(len(es), device=es.device)
-    if repeats is not None:
-        again = (repeats.copies >= 0).nonzero(as_tuple=True)[0]
-        pos[:, again] = pos[:, repeats.copies[again]]
-
+def transition_terms(env, traj: Trajectories, model: FlowFn, outcomes: torch.Tensor | None = None
+                     ) -> TransitionTerms:
+    """Evaluate ``model`` on the state of every valid transition and gather the DB terms. s' of a move is the state of
+    the trajectory's next transition (every trajectory ends with a stop), and at a stop s' is the sink, whose log F
+    is a placeholder the losses replace and whose log P_B is 0, so no state past a stop is evaluated. With
+    ``outcomes`` (trajectory b's outcome ``outcomes[b]``, as ``rows`` index them) each distinct (state, outcome) pair
+    is evaluated once, its terms read off that one output: the same values and, through the shared graph, the same
+    gradient as a pass of its own. A stacked OC-GFN batch repeats many: its rollouts relabelled with what they
+    reached, an explorer trajectory that a rollout followed to the same outcome, outcomes drawn twice, and s0 in
+    every trajectory towards the same outcome. The model then gets each distinct state once
+    (``model(states, rows, at)``), so its state-only part (an OC-GFN's state embedding and its share of the first
+    layer) is computed once per state."""
     t, b = traj.valid.nonzero(as_tuple=True)
-    here, there = pos[t, b], pos[t + 1, b]
-    action = traj.actions[t, b]
-    state, next_state = flat_states[here], flat_states[there]
+    state, next_state, action = traj.states[t, b], traj.states[t + 1, b], traj.actions[t, b]
+    if outcomes is None:
+        log_f, logits, pb = model(state, b)
+    else:
+        pair, first = distinct_rows(state, outcomes[b])  # row i is pair pair[i], first met at row first[pair[i]]
+        at, first_state = distinct_rows(state[first])
+        outputs = model(state[first][first_state], b[first], at)
+        log_f, logits, pb = (None if out is None else out[pair] for out in outputs)
+    pos = torch.full(traj.states.shape[:2], -1, dtype=torch.long, device=t.device)
+    here = torch.arange(len(t), device=t.device)
+    pos[t, b] = here
+    there = pos[t + 1, b]
+    there = torch.where(there < 0, here, there)  # after a stop: the sink's placeholder
     is_stop = action == env.stop
-    log_pf = masked_log_softmax(logits_flat[here], env.forward_mask(state)).gather(1, action[:, None])[:, 0]
-    log_pb = _log_pb(env, state, next_state, action, is_stop, None if pb_flat is None else pb_flat[there])
-    return TransitionTerms(t, b, state, next_state, action, is_stop, log_f_flat[here], log_pf,
-                           log_f_flat[there], log_pb)
+    log_pf = masked_log_softmax(logits, env.forward_mask(state)).gather(1, action[:, None])[:, 0]
+    log_pb = _log_pb(env, state, next_state, action, is_stop, None if pb is None else pb[there])
+    return TransitionTerms(t, b, state, next_state, action, is_stop, log_f, log_pf, log_f[there], log_pb)
 
 
 def _log_pb(env, state: torch.Tensor, next_state: torch.Tensor, action: torch.Tensor, is_stop: torch.Tensor,

@@ -35,7 +35,7 @@ from pipeline_lib.core.rollout import Trajectories, rollout
 from pipeline_lib.core.training import Trainer, adam
 from pipeline_lib.core.transitions import TransitionTerms, transition_terms
 from pipeline_lib.descriptors import Descriptor, make_descriptor
-from pipeline_lib.ocgfn.pretrain import OCGFNPolicy, PretrainConfig, Pretrainer, loss_sets, repeated_columns
+from pipeline_lib.ocgfn.pretrain import OCGFNPolicy, PretrainConfig, Pretrainer, loss_sets
 from pipeline_lib.runtime import seed_everything
 
 OUTCOMES = ("objects", "descriptor")
@@ -393,7 +393,7 @@ class DescriptorPretrainer(Pretrainer):
         sets, trajectories = loss_sets(cfg, goals, negatives, outcomes, positives, desc.outcomes(negatives.terminals))
         y = torch.cat(sets)
         batch = Trajectories.concat(trajectories)
-        terms = transition_terms(env, batch, source.policy(y).flows, repeated_columns(sets, trajectories, batch))
+        terms = transition_terms(env, batch, source.policy(y).flows, y)
         t = self._phase("OC-GFN forward", t)
         hit = (desc.outcomes(batch.terminals) == y).all(-1)
         loss = descriptor_tb_loss(terms, self.log_z[desc.index(y)], hit, self.log_eps, sets=len(sets))

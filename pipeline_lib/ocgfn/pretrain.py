@@ -23,7 +23,7 @@ from pipeline_lib.core.nets import (
 )
 from pipeline_lib.core.rollout import Trajectories, rollout
 from pipeline_lib.core.training import Trainer, adam, added
-from pipeline_lib.core.transitions import Repeats, TransitionTerms, db_loss, db_rollout, transition_terms
+from pipeline_lib.core.transitions import TransitionTerms, db_loss, db_rollout, transition_terms
 from pipeline_lib.ocgfn.sources import paths_to
 from pipeline_lib.runtime import seed_everything
 
@@ -162,40 +162,6 @@ def loss_sets(cfg: PretrainConfig, goals: torch.Tensor, rollouts: Trajectories, 
         sets.append(reached)
         trajectories.append(rollouts)
     return sets, trajectories
-
-
-def repeated_columns(sets: list[torch.Tensor], trajectories: list[Trajectories], batch: Trajectories
-                     ) -> Repeats | None:
-    """Which trajectories of the concatenated sets (``batch``) repeat the same column of an earlier set: the same
-    states at every step, and which of those also have an equal outcome (``transition_terms.Repeats``); None where
-    none does. Under ``relabel_own`` the rollouts are in the loss twice, towards their goals and towards what they
-    reached: each of their states is then embedded once, and a rollout that reached its goal (once success is
-    high, most of a third of the batch) is evaluated once. And where a rollout reached the explorer's outcome it
-    was sent to by the explorer's own path (on a tree, every such rollout), the explorer's trajectory in the
-    contrastive set is that rollout again, so it is not evaluated either."""
-    starts = [0]
-    for y in sets:
-        starts.append(starts[-1] + len(y))
-    twins = torch.full((starts[-1],), -1, dtype=torch.long, device=sets[0].device)
-    copies = torch.full_like(twins, -1)
-    exist = torch.cat([torch.ones_like(batch.valid[:1]), batch.valid])
-    for k in range(1, len(sets)):
-        mine, theirs = slice(starts[k], starts[k + 1]), copies[starts[k]:starts[k + 1]]
-        for j in range(k):  # earliest first: an earlier match is the column that is evaluated
-            if len(sets[j]) != len(sets[k]):
-                continue
-            other = slice(starts[j], starts[j + 1])
-            if trajectories[j] is trajectories[k]:
-                path = torch.ones(len(sets[k]), dtype=torch.bool, device=twins.device)
-            else:
-                here, there = batch.states[:, mine], batch.states[:, other]
-                step = (here == there).reshape(*here.shape[:2], -1).all(-1) | ~exist[:, mine]
-                path = (exist[:, mine] == exist[:, other]).all(0) & step.all(0)
-            first = path & (twins[mine] < 0)
-            twins[mine][first] = torch.arange(starts[j], starts[j + 1], device=twins.device)[first]
-            same = path & (sets[k] == sets[j]).reshape(len(sets[k]), -1).all(-1) & (theirs < 0)
-            theirs[same] = starts[j] + same.nonzero(as_tuple=True)[0]
-    return Repeats(twins, copies) if bool((twins >= 0).any()) else None
 
 
 @torch.no_grad()
@@ -361,8 +327,7 @@ class Pretrainer(Trainer):
             trajectories.append(paths_to(env, known, self.gen))
         y = torch.cat(sets)
         batch = Trajectories.concat(trajectories)
-        terms = transition_terms(env, batch, OCGFNPolicy(env, self.model, y).flows,
-                                 repeated_columns(sets, trajectories, batch))
+        terms = transition_terms(env, batch, OCGFNPolicy(env, self.model, y).flows, y)
         t = self._phase("OC-GFN forward", t)
         loss = ocgfn_loss(env, terms, batch.terminals, y, cfg, sets=len(sets))
         t = self._phase("OT loss", t)

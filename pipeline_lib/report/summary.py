@@ -224,8 +224,9 @@ def sampler_verdict(evaluation: pd.DataFrame, kinds: dict[str, str], twins: dict
 
 def default_budget(df: pd.DataFrame, calls: str) -> float:
     """Where a config names no budget: the largest number of ``calls`` every scratch GFlowNet run reached, each task
-    and seed (every trained method's where none ran): a run that stopped short of the budget would enter below it. A method that cannot spend that many (a DQN that collapsed onto a few objects) enters
-    at what it used, the tables' per-row calls say so, instead of pulling every other method down to it."""
+    and seed (every trained method's where none ran): a run that stopped short of the budget would enter below it.
+    A method that cannot spend that many (a DQN that collapsed onto a few objects) enters at what it used, the
+    tables' per-row calls say so, instead of pulling every other method down to it."""
     trained = df[~df["kind"].isin(NOT_TRAINED)]
     scratch = trained[trained["kind"] == "scratch"]
     pool = scratch if len(scratch) else trained if len(trained) else df
