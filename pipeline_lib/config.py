@@ -145,6 +145,16 @@ def env_methods(config: dict[str, Any], env: str) -> list[str]:
     return list(config["finetune"]["methods"] if own is None else own)
 
 
+def pretrain_key(config: dict[str, Any], variant: str, env: str | None, key: str) -> str:
+    """Where a pre-training job's ``key`` is set: the variant, else the environment's overrides, else the shared
+    settings (what an error about its value should name)."""
+    if key in config["pretrain"]["variants"].get(variant, {}):
+        return f"pretrain.variants.{variant}.{key}"
+    if env is not None and key in config["envs"][env].get("pretrain", {}):
+        return f"envs.{env}.pretrain.{key}"
+    return f"pretrain.settings.{key}"
+
+
 def pretrain_config(config: dict[str, Any], variant: str, env: str | None = None) -> PretrainConfig:
     """Shared pre-training settings, then the environment's overrides, then the variant's."""
     variants = config["pretrain"]["variants"]
@@ -160,15 +170,16 @@ def pretrain_config(config: dict[str, Any], variant: str, env: str | None = None
         settings = {**settings, **own}
     cfg = _build(PretrainConfig, {**settings, **variants[variant]}, f"pretrain.variants.{variant}")
     if cfg.ot not in OT_MODES:
-        raise ConfigError(f"pretrain.variants.{variant}.ot: expected one of {OT_MODES}, got {cfg.ot!r}")
+        raise ConfigError(f"{pretrain_key(config, variant, env, 'ot')}: expected one of {OT_MODES}, got {cfg.ot!r}")
     if cfg.conditioning not in CONDITIONING:
-        raise ConfigError(f"pretrain.variants.{variant}.conditioning: expected one of {CONDITIONING}, "
+        raise ConfigError(f"{pretrain_key(config, variant, env, 'conditioning')}: expected one of {CONDITIONING}, "
                           f"got {cfg.conditioning!r}")
     if env is not None and cfg.conditioning == "pairs":
         domain = config["envs"][env]["domain"]
         if not hasattr(domain_class(domain), "pair_features"):
-            raise ConfigError(f"envs.{env}.pretrain.conditioning: 'pairs' needs pair_features(states, outcomes) "
-                              f"on the {domain!r} environment, which has none; use 'product' or 'concat'")
+            raise ConfigError(f"{pretrain_key(config, variant, env, 'conditioning')}: 'pairs' needs "
+                              f"pair_features(states, outcomes) on the {domain!r} environment of {env!r}, which has "
+                              f"none; use 'product' or 'concat'")
     from pipeline_lib.ocgfn.descriptor import BOUNDARIES, DESCRIPTOR_LOSSES, OUTCOMES
     from pipeline_lib.ocgfn.gcrl import ALGORITHMS, HER
 
@@ -398,8 +409,11 @@ def check(config: dict[str, Any]) -> None:
         _check_tree(name, env)
         pair_width = getattr(env, "pair_dim", None)
         if "pairs" in conditionings and not (isinstance(pair_width, int) and pair_width > 0):
-            raise ConfigError(f"envs.{name}.pretrain.conditioning: 'pairs' needs the {spec['domain']!r} environment's "
-                              f"pair_dim, the width of its pair_features (a positive int); it has {pair_width!r}")
+            variant = next(v for v in env_variants(config, name)
+                           if pretrain_config(config, v, name).conditioning == "pairs")
+            raise ConfigError(f"{pretrain_key(config, variant, name, 'conditioning')}: 'pairs' needs the "
+                              f"{spec['domain']!r} environment's pair_dim, the width of its pair_features (a positive "
+                              f"int); environment {name!r} has {pair_width!r}")
         for method in env_methods(config, name) if spec["tasks"] else []:  # methods run only on tasks
             _check_method(config, name, env, method)
         _check_data(config, name)

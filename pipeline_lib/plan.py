@@ -68,9 +68,13 @@ def result_job(job: dict[str, Any]) -> dict[str, Any]:
     """The job less ``checkpoint_every``, which says when a run saves, not what it computes (a resumed run equals an
     uninterrupted one): a training rule's params, so changing it reruns no job, and its checkpoint's digest, so
     changing it keeps a killed run's checkpoint."""
-    if "settings" not in job:
-        return job
-    return {**job, "settings": {k: v for k, v in job["settings"].items() if k != "checkpoint_every"}}
+    def saving_aside(settings: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in settings.items() if k != "checkpoint_every"}
+
+    job = {**job, "settings": saving_aside(job["settings"])} if "settings" in job else job
+    if "settings" in job.get("method", {}):  # a method's own entry (finetune.methods.NAME.settings)
+        job = {**job, "method": {**job["method"], "settings": saving_aside(job["method"]["settings"])}}
+    return job
 
 
 def pretrain_job(config: dict[str, Any], env: str, variant: str) -> dict[str, Any]:

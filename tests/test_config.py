@@ -458,7 +458,10 @@ def test_pairs_conditioning_needs_the_domains_pair_width(test_config: dict, monk
     test_config["envs"]["grid6"]["domain"] = "nopairs"
     test_config["envs"]["grid6"].setdefault("pretrain", {})["conditioning"] = "pairs"
     raises_config(test_config, "envs.grid6.pretrain.conditioning: 'pairs' needs the 'nopairs' environment's "
-                  "pair_dim", "it has None")
+                  "pair_dim", "'grid6' has None")
+    del test_config["envs"]["grid6"]["pretrain"]["conditioning"]  # set by a variant: the error names the variant
+    test_config["pretrain"]["variants"]["no_ot"]["conditioning"] = "pairs"
+    raises_config(test_config, "pretrain.variants.no_ot.conditioning: 'pairs' needs the 'nopairs' environment's")
     test_config["envs"]["grid6"]["domain"] = "hypergrid"
     check(test_config)  # the built-in grid has both
 
@@ -505,3 +508,18 @@ def test_a_reward_whose_binding_fails_names_the_task(test_config: dict, monkeypa
 
     monkeypatch.setattr(HyperGrid, "bind_reward", broken)
     raises_config(test_config, "tasks.corner.params: reward 'corner' could not be bound", "IndexError: index 4")
+
+
+def test_checkpoint_every_is_no_part_of_a_jobs_params_wherever_it_is_set(test_config: dict) -> None:
+    """It says when a run saves, not what it computes: set in a method's own entry too, it reruns no job."""
+    from pipeline_lib import plan
+
+    before = plan.result_job(plan.finetune_job(test_config, "grid6", "corner", "mcmc"))
+    test_config["finetune"]["methods"]["mcmc"]["settings"] = {"checkpoint_every": 10}
+    check(test_config)
+    job = plan.finetune_job(test_config, "grid6", "corner", "mcmc")
+    assert job["settings"]["checkpoint_every"] == 10  # the run saves every 10 steps
+    assert plan.result_job(job) == {**before, "method": {**before["method"], "settings": {}}}
+    test_config["finetune"]["methods"]["mcmc"]["settings"]["steps"] = 7  # what it computes: its params change
+    assert plan.result_job(plan.finetune_job(test_config, "grid6", "corner", "mcmc"))["method"]["settings"] == {
+        "steps": 7}
