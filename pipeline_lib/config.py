@@ -19,7 +19,7 @@ from pipeline_lib.methods import METHODS, method_class
 from pipeline_lib.ocgfn.pretrain import PretrainConfig
 from pipeline_lib.ocgfn.sources import CONTROL
 from pipeline_lib.tasks import modes
-from pipeline_lib.tasks.rewards import make_reward, validate_reward
+from pipeline_lib.tasks.rewards import make_reward, reward_function, validate_reward
 
 
 class ConfigError(ValueError):
@@ -336,25 +336,29 @@ def _check_task(config: dict[str, Any], env_name: str, env, task: str) -> None:
             ("kind", "threshold")) else f"tasks.{task}.modes.kind: {spec.get('kind')!r} {reason} "
                                        f"(environment {env_name!r})")
     resources = config.get("resources", "resources")
-    params = entry.get("params", {})
+    params, name = entry.get("params", {}), entry["reward"]
     try:
-        files = [] if ":" in entry["reward"] else env.domain_rewards().data_files(entry["reward"], params, resources)
+        files = [] if ":" in name else env.domain_rewards().data_files(name, params, resources)
     except (TypeError, ValueError) as err:  # TypeError: a misspelt keyword of the reward function
         raise ConfigError(f"tasks.{task}.params: {err}") from err
-    if not all(f.exists() for f in files):
-        return  # fetched by the workflow's data rule, which names a file it cannot fetch; checked then
-    sample = env.random_outcomes(16, torch.Generator(env.device).manual_seed(0))
-    try:
-        validate_reward(make_reward(entry["reward"], params, env, resources), sample, entry["reward"],
-                        env.describe)
+    try:  # an unknown name, or a plug-in that does not import
+        reward_function(name, env)
     except ValueError as err:
         raise ConfigError(f"tasks.{task}.reward: {err}") from err
-    except TypeError as err:  # a reward whose bind calls it: a parameter it does not take
-        raise ConfigError(f"tasks.{task}.params: reward {entry['reward']!r} refused its parameters {params}: "
-                          f"{err}") from err
-    except Exception as err:  # noqa: BLE001 - a domain's bind checking its parameters may raise anything
-        raise ConfigError(f"tasks.{task}.params: reward {entry['reward']!r} could not be bound with {params} on "
-                          f"environment {env_name!r}: {type(err).__name__}: {err}") from err
+    try:  # its parameters, where its data need not be fetched yet (a domain's bind may raise anything)
+        reward = make_reward(name, params, env, resources)
+    except ValueError as err:
+        raise ConfigError(f"tasks.{task}.params: {err}") from err
+    except Exception as err:  # noqa: BLE001
+        raise ConfigError(f"tasks.{task}.params: reward {name!r} could not be bound with {params} on environment "
+                          f"{env_name!r}: {type(err).__name__}: {err}") from err
+    if not all(f.exists() for f in files):
+        return  # fetched by the workflow's data rule, which names a file it cannot fetch; values checked then
+    sample = env.random_outcomes(16, torch.Generator(env.device).manual_seed(0))
+    try:
+        validate_reward(reward, sample, name, env.describe)
+    except (TypeError, ValueError) as err:  # a reward that fails or returns bad values with these params
+        raise ConfigError(f"tasks.{task}.reward: {err}" + (f" (its params: {params})" if params else "")) from err
 
 
 def _check_data(config: dict[str, Any], env: str) -> None:

@@ -277,7 +277,9 @@ def test_reward_plugin_raising(test_config: dict, tmp_path: Path) -> None:
     test_config["envs"]["grid6"]["tasks"].append("plug")
     check(test_config)  # a good plug-in passes
     test_config["tasks"]["plug"]["params"] = {"pow": 2}
-    raises_config(test_config, "tasks.plug", "TypeError")
+    raises_config(test_config, "tasks.plug.params: pow: unknown parameter of reward", "expected some of ['power']")
+    test_config["tasks"]["plug"]["params"] = {"power": "two"}  # no hints: the reward's own failure, with its params
+    raises_config(test_config, "tasks.plug.reward: reward", "TypeError", "(its params: {'power': 'two'})")
 
 
 def test_reward_neither_registered_nor_path(test_config: dict) -> None:
@@ -293,7 +295,25 @@ def test_reward_path_missing_file(test_config: dict, tmp_path: Path) -> None:
 
 def test_bad_reward_params(test_config: dict) -> None:
     test_config["tasks"]["peaks"]["params"] = {"widht": 0.1}
-    raises_config(test_config, "tasks.peaks.reward", "TypeError", "widht")
+    raises_config(test_config, "tasks.peaks.params: widht: unknown parameter of reward 'peaks'")
+    test_config["tasks"]["peaks"]["params"] = {"width": 0.0}  # a value the reward cannot take
+    raises_config(test_config, "tasks.peaks.params: width: expected a number > 0, got 0.0")
+    test_config["tasks"]["peaks"]["params"] = {"r0": "x"}  # a type, from the reward's hints
+    raises_config(test_config, "tasks.peaks.params: r0: expected float, got 'x'")
+
+
+def test_reward_params_are_checked_before_the_data_they_read_is_fetched(test_config: dict, tmp_path: Path) -> None:
+    """TF-Bind-8's table is fetched by the workflow's first job; its parameters are checked at the dry run all the
+    same (its values, once the table is there)."""
+    test_config["resources"] = str(tmp_path)  # no table fetched
+    test_config["envs"]["tf"] = {"domain": "sequence", "params": {"alphabet": "dna", "length": 8, "mode": "append"},
+                                 "tasks": ["tf_bad"], "methods": ["mcmc"], "variants": []}
+    test_config["tasks"]["tf_bad"] = {"reward": "tfbind", "params": {"landscape": "ARX_REF_R1", "floor": -1.0}}
+    raises_config(test_config, "tasks.tf_bad.params: floor must be > 0")
+    test_config["tasks"]["tf_bad"]["params"] = {"landscape": "ARX_REF_R1", "flor": 0.1}
+    raises_config(test_config, "tasks.tf_bad.params: flor: unknown parameter of reward 'tfbind'")
+    test_config["tasks"]["tf_bad"]["params"] = {"landscape": "ARX_REF_R1"}
+    check(test_config)
 
 
 def test_misspelt_parameter_of_a_reward_whose_bind_calls_it(test_config: dict) -> None:

@@ -5,11 +5,12 @@ only when an environment of that domain is built. Adding a domain is one line he
 """
 from __future__ import annotations
 
+import collections.abc
 import importlib
 import inspect
 import types
 import typing
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -48,12 +49,15 @@ def _matches(value: Any, hint: Any) -> bool:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     if hint is int:
         return isinstance(value, int) and not isinstance(value, bool)
-    if origin is list:
+    if origin in (list, collections.abc.Sequence):  # YAML gives lists
         (item,) = typing.get_args(hint) or (Any,)
         return isinstance(value, list) and all(_matches(v, item) for v in value)
-    if hint is Any:
+    if origin is dict:
+        key, item = typing.get_args(hint) or (Any, Any)
+        return isinstance(value, dict) and all(_matches(k, key) and _matches(v, item) for k, v in value.items())
+    if hint is Any or (origin is not None and not isinstance(origin, type)):  # Literal, Callable[...]: not checked
         return True
-    return isinstance(value, hint)
+    return isinstance(value, origin or hint)
 
 
 def _hint_name(hint: Any) -> str:
@@ -64,23 +68,37 @@ def _hint_name(hint: Any) -> str:
 def check_params(domain: str, params: dict[str, Any], where: str = "params") -> None:
     """Names and types of a domain's parameters against its constructor, before anything is built."""
     cls = domain_class(domain)
-    signature = inspect.signature(cls.__init__)
-    if "device" not in signature.parameters:
+    if "device" not in inspect.signature(cls.__init__).parameters:
         raise ValueError(f"domain {domain!r}: {cls.__name__}.__init__ takes no 'device' keyword; an environment is "
                          f"built as {cls.__name__}(**params, device=...) (README, Extending)")
-    hints = typing.get_type_hints(cls.__init__)
-    allowed = [p for p in signature.parameters if p not in ("self", "device")]
+    check_kwargs(cls.__init__, params, where, ("self", "device"), f"domain {domain!r}")
+
+
+def check_kwargs(fn: Callable[..., Any], params: dict[str, Any], where: str = "", given: tuple[str, ...] = (),
+                 owner: str = "") -> None:
+    """Names and types of the keyword arguments ``params`` against ``fn``'s signature and type hints (``given``: the
+    parameters its caller fills): a ValueError names the key (``where.key``) and what was expected. Where hints
+    cannot be read, names alone are checked; a function taking ``**kwargs`` takes any name."""
+    signature = inspect.signature(fn)
+    try:
+        hints = typing.get_type_hints(fn)
+    except Exception:  # noqa: BLE001 - a plug-in's hint naming what its module does not import
+        hints = {}
+    variadic = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    allowed = [p for p, spec in signature.parameters.items() if p not in given and spec.kind not in variadic]
+    takes_any = any(spec.kind is inspect.Parameter.VAR_KEYWORD for spec in signature.parameters.values())
+    prefix, of = f"{where}." if where else "", f" of {owner}" if owner else ""
     for key, value in params.items():
         if key not in allowed:
-            raise ValueError(f"{where}.{key}: unknown parameter of domain {domain!r}; expected some of {allowed}")
+            if takes_any:
+                continue
+            raise ValueError(f"{prefix}{key}: unknown parameter{of}; expected some of {allowed}")
         hint = hints.get(key, Any)
         if not _matches(value, hint):
-            raise ValueError(f"{where}.{key}: expected {_hint_name(hint)}, got {value!r}")
-    required = [p for p, spec in signature.parameters.items()
-                if p in allowed and spec.default is inspect.Parameter.empty]
-    absent = [p for p in required if p not in params]
+            raise ValueError(f"{prefix}{key}: expected {_hint_name(hint)}, got {value!r}")
+    absent = [p for p in allowed if signature.parameters[p].default is inspect.Parameter.empty and p not in params]
     if absent:
-        raise ValueError(f"{where}: domain {domain!r} needs {absent}")
+        raise ValueError(f"{where or 'params'}: {owner or 'it'} needs {absent}")
 
 
 def make_env(domain: str, params: dict[str, Any], device: torch.device | str = "cpu") -> Environment:
@@ -109,4 +127,4 @@ def make_env(domain: str, params: dict[str, Any], device: torch.device | str = "
     return env
 
 
-__all__ = ["DOMAINS", "Environment", "check_params", "domain_class", "domain_rewards", "make_env"]
+__all__ = ["DOMAINS", "Environment", "check_kwargs", "check_params", "domain_class", "domain_rewards", "make_env"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
 from pathlib import Path
 from typing import Any, Callable
 
@@ -58,14 +59,26 @@ def load_callable(spec: str) -> Callable[..., Any]:
     return getattr(module, name)
 
 
+def reward_function(name: str, env: Any) -> Callable[..., Any] | None:
+    """A plug-in's function (None for a name the domain registers), or a ValueError saying what ``name`` should be:
+    a registered name of the domain or a plug-in path that imports."""
+    if ":" in name:
+        return load_callable(name)
+    if name not in env.reward_names():
+        raise ValueError(f"reward {name!r} is not a reward of this domain; it takes {env.reward_names()} or a "
+                         "plug-in 'package.module:function' or 'path/to/file.py:function'")
+    return None
+
+
 def make_reward(name: str, params: dict[str, Any], env: Any, resources: str | Path = "resources") -> Reward:
-    """Bind a reward (the domain's registered name or a plug-in path) to its parameters and environment."""
-    if ":" not in name:
-        if name not in env.reward_names():
-            raise ValueError(f"reward {name!r} is not a reward of this domain; it takes {env.reward_names()} or a "
-                             "plug-in 'package.module:function' or 'path/to/file.py:function'")
+    """Bind a reward (the domain's registered name or a plug-in path) to its parameters and environment; a bad
+    parameter name or type of a plug-in is a ValueError naming it (its hints are the check)."""
+    fn = reward_function(name, env)
+    if fn is None:
         return env.bind_reward(name, dict(params), str(resources))
-    fn = load_callable(name)
+    from pipeline_lib.domains import check_kwargs
+
+    check_kwargs(fn, params, given=tuple(inspect.signature(fn).parameters)[:1], owner=f"reward {name!r}")
     # float64 until ``reward_values`` has checked them, so a value beyond float32's range is named as written
     return Reward(lambda x: _floats(fn(env.objects(x), **params), name, torch.float64).to(x.device))
 

@@ -7,8 +7,16 @@ from typing import Any, Callable
 import torch
 
 
+def _positive(**values: float) -> None:
+    """``r0`` is every cell's floor (rewards stay strictly positive) and a ``width`` of 0 divides by 0."""
+    for key, value in values.items():
+        if not value > 0:
+            raise ValueError(f"{key}: expected a number > 0, got {value!r}")
+
+
 def corner(x: torch.Tensor, side: int, r0: float = 0.1, r1: float = 0.5, r2: float = 2.0) -> torch.Tensor:
     """The standard hypergrid reward of Bengio et al. (2021): high-reward bands near every corner."""
+    _positive(r0=r0)
     d = (x.float() / (side - 1) - 0.5).abs()
     band1 = (d > 0.25).all(dim=-1).float()
     band2 = ((d > 0.3) & (d < 0.4)).all(dim=-1).float()
@@ -18,6 +26,7 @@ def corner(x: torch.Tensor, side: int, r0: float = 0.1, r1: float = 0.5, r2: flo
 def ring(x: torch.Tensor, side: int, r0: float = 0.01, radius: float = 0.35, width: float = 0.05,
          center: float = 0.5) -> torch.Tensor:
     """A Gaussian ridge on the sphere of ``radius`` around ``center``: a thin connected mode."""
+    _positive(r0=r0, width=width)
     dist = (x.float() / (side - 1) - center).norm(dim=-1)
     return r0 + torch.exp(-0.5 * ((dist - radius) / width) ** 2)
 
@@ -25,6 +34,7 @@ def ring(x: torch.Tensor, side: int, r0: float = 0.01, radius: float = 0.35, wid
 def peaks(x: torch.Tensor, side: int, r0: float = 0.01, width: float = 0.06,
           centers: list[list[float]] | None = None, heights: list[float] | None = None) -> torch.Tensor:
     """Isolated Gaussian peaks of different heights: separated modes that a sampler must all find."""
+    _positive(r0=r0, width=width)
     u = x.float() / (side - 1)
     ndim = u.shape[-1]
     if centers is None:
@@ -49,9 +59,12 @@ def data_files(name: str, params: dict[str, Any], resources: str) -> list:
 
 def bind(name: str, params: dict[str, Any], env, resources: str):
     """A registered grid reward bound to its parameters and the grid's side; KeyError if unknown."""
+    from pipeline_lib.domains import check_kwargs
     from pipeline_lib.tasks.rewards import Reward
 
     fn = REWARDS[name]
+    check_kwargs(fn, params, given=("x", "side"), owner=f"reward {name!r}")
+    fn(env.initial_states(1), side=env.side, **params)  # bad values fail here, with the reward's own message
     return Reward(lambda x: fn(x, side=env.side, **params))
 
 

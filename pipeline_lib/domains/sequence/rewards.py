@@ -246,13 +246,20 @@ def fetch(path: str | Path) -> None:
 def bind(name: str, params: dict[str, Any], env, resources: str | Path):
     """A registered sequence reward bound to its parameters and alphabet; what it loads (a TF-Bind table,
     the AMP classifier) or caches (RNA energies, persisted per task) it owns. KeyError if unknown."""
+    from pipeline_lib.domains import check_kwargs
     from pipeline_lib.tasks.rewards import Reward
 
     fn, params = REWARDS[name], dict(params)
     if name == "tfbind":
         if "landscape" not in params:
             raise ValueError("reward 'tfbind' needs params.landscape, e.g. SIX6_REF_R1")
-        path = tfbind_table(resources, params.pop("landscape"))
+        landscape = params.pop("landscape")
+    # what the workflow fills (the table, the cache, the model) aside, the rest are the reward's own parameters
+    check_kwargs(fn, params, given=("x", "alphabet", "table", "model") + (() if name == "rna_binding" else ("cache",)),
+                 owner=f"reward {name!r}")
+    _check_floor(params.get("floor", 1e-3))  # also where the reward's data are not fetched yet
+    if name == "tfbind":
+        path = tfbind_table(resources, landscape)
         params["table"] = load_tfbind_table(path) if path.is_file() else path  # missing: fetched by the workflow
     caches = []
     if name == "rna_binding":  # ~1 ms per ViennaRNA call: energies persist in resources, shared by every task

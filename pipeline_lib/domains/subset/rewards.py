@@ -22,10 +22,12 @@ REWARDS: dict[str, Callable[..., torch.Tensor]] = {"weights": weights}
 
 def bind(name: str, params: dict[str, Any], env, resources: str | Path):
     """A registered set reward bound to its parameters; KeyError if unknown."""
+    from pipeline_lib.domains import check_kwargs
     from pipeline_lib.tasks.rewards import Reward
 
     fn = REWARDS[name]
-    fn(env.initial_states(1), **params)  # bad parameters fail here, with the reward's own message
+    check_kwargs(fn, params, given=("x",), owner=f"reward {name!r}")
+    fn(env.initial_states(1), **params)  # bad values fail here, with the reward's own message
     return Reward(lambda x: fn(x, **params))
 
 
