@@ -407,6 +407,7 @@ def check(config: dict[str, Any]) -> None:
         try:
             check_params(spec["domain"], spec["params"], f"envs.{name}.params")
             env = make_env(spec["domain"], spec["params"])
+            env.domain_rewards()  # its rewards file imports
         except ValueError as err:
             message = str(err)
             raise ConfigError(message if message.startswith("envs.") else f"envs.{name}: {message}") from err

@@ -150,7 +150,7 @@ def make_descriptor(spec: dict[str, Any], env) -> Descriptor:
     a plug-in also lists its ``dims`` and must give the edges of every one."""
     name, params, edges = spec["name"], dict(spec.get("params", {})), dict(spec.get("edges", {}))
     if ":" in name:
-        fn = load_callable(name)
+        fn = load_callable(name, "descriptor")
         dims = list(spec.get("dims") or [])
         if not dims:
             raise ValueError(f"descriptor {name!r}: a plug-in descriptor needs dims: [the name of each value]")

@@ -543,3 +543,14 @@ def test_checkpoint_every_is_no_part_of_a_jobs_params_wherever_it_is_set(test_co
     test_config["finetune"]["methods"]["mcmc"]["settings"]["steps"] = 7  # what it computes: its params change
     assert plan.result_job(plan.finetune_job(test_config, "grid6", "corner", "mcmc"))["method"]["settings"] == {
         "steps": 7}
+
+
+class _MisspeltRewards(HyperGrid):
+    rewards_module = "pipeline_lib.domains.hypergrid.reward"  # the file is rewards.py
+
+
+def test_a_domains_rewards_module_that_does_not_import_is_named(test_config: dict, monkeypatch) -> None:
+    monkeypatch.setitem(DOMAINS, "misspelt", f"{__name__}:_MisspeltRewards")
+    test_config["envs"]["grid6"]["domain"] = "misspelt"
+    raises_config(test_config, "envs.grid6: _MisspeltRewards.rewards_module 'pipeline_lib.domains.hypergrid.reward' "
+                  "does not import")

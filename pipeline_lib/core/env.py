@@ -145,7 +145,12 @@ class DomainRewards:
     rewards_module: str
 
     def domain_rewards(self) -> Any:
-        return importlib.import_module(self.rewards_module)
+        try:
+            return importlib.import_module(self.rewards_module)
+        except ImportError as err:  # a domain's misspelt module: named, not a bare traceback from the workflow
+            raise ValueError(f"{type(self).__name__}.rewards_module {self.rewards_module!r} does not import "
+                             f"({type(err).__name__}: {err}); it names the domain's rewards file as a module, e.g. "
+                             f"'pipeline_lib.domains.<name>.rewards'") from err
 
     def reward_names(self) -> list[str]:
         return sorted(self.domain_rewards().REWARDS)
@@ -169,8 +174,11 @@ def missing(env: Environment, needs: tuple[str, ...] | list[str]) -> str | None:
 
 
 def row_keys(x: torch.Tensor) -> list[bytes]:
-    """One hashable key per integer row (states whose rows are equal are the same object)."""
-    arr = np.ascontiguousarray(x.cpu().numpy().astype(np.int16))
+    """One hashable key per integer row (states whose rows are equal are the same object): int16 where every value
+    fits (a quarter of int64's bytes to hash), else int64, so no two values share a key."""
+    arr = x.cpu().numpy()
+    small = arr.size == 0 or (arr.min() >= np.iinfo(np.int16).min and arr.max() <= np.iinfo(np.int16).max)
+    arr = np.ascontiguousarray(arr.astype(np.int16 if small else np.int64))
     return [row.tobytes() for row in arr.reshape(len(arr), -1)]
 
 

@@ -36,10 +36,11 @@ class Reward:
             cache.save()
 
 
-def load_callable(spec: str) -> Callable[..., Any]:
-    """Resolve ``package.module:function`` or ``path/to/file.py:function`` to the function."""
+def load_callable(spec: str, what: str = "reward") -> Callable[..., Any]:
+    """Resolve ``package.module:function`` or ``path/to/file.py:function`` to the function (``what`` it is, for
+    messages)."""
     if ":" not in spec:
-        raise ValueError(f"reward {spec!r}: expected a registered name of the domain or "
+        raise ValueError(f"{what} {spec!r}: expected a registered name of the domain or "
                          "'package.module:function' or 'path/to/file.py:function'")
     target, name = spec.rsplit(":", 1)
     try:
@@ -53,9 +54,9 @@ def load_callable(spec: str) -> Callable[..., Any]:
         else:
             module = importlib.import_module(target)
     except Exception as err:  # noqa: BLE001 - any import failure becomes one clear message
-        raise ValueError(f"reward {spec!r}: cannot import {target!r}: {type(err).__name__}: {err}") from err
+        raise ValueError(f"{what} {spec!r}: cannot import {target!r}: {type(err).__name__}: {err}") from err
     if not callable(getattr(module, name, None)):
-        raise ValueError(f"reward {spec!r}: {target!r} has no callable named {name!r}")
+        raise ValueError(f"{what} {spec!r}: {target!r} has no callable named {name!r}")
     return getattr(module, name)
 
 
