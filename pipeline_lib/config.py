@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from pipeline_lib.core.env import ENUMERABLE, TREE, described
+from pipeline_lib.core.env import ENUMERABLE, LABEL_COLUMNS, TREE, described
 from pipeline_lib.core.losses import OT_MODES
 from pipeline_lib.core.nets import CONDITIONING
 from pipeline_lib.domains import DOMAINS, check_params, domain_class, make_env
@@ -412,6 +412,10 @@ def check(config: dict[str, Any]) -> None:
             message = str(err)
             raise ConfigError(message if message.startswith("envs.") else f"envs.{name}: {message}") from err
         _check_tree(name, env)
+        clash = sorted(set(env.describe(env.initial_states(1))) & set(LABEL_COLUMNS))
+        if clash:
+            raise ConfigError(f"envs.{name}: {type(env).__name__}.describe() returns {clash}, column names the "
+                              f"pipeline's tables label objects with (core.env.LABEL_COLUMNS); rename them")
         pair_width = getattr(env, "pair_dim", None)
         if "pairs" in conditionings and not (isinstance(pair_width, int) and pair_width > 0):
             variant = next(v for v in env_variants(config, name)

@@ -554,3 +554,15 @@ def test_a_domains_rewards_module_that_does_not_import_is_named(test_config: dic
     test_config["envs"]["grid6"]["domain"] = "misspelt"
     raises_config(test_config, "envs.grid6: _MisspeltRewards.rewards_module 'pipeline_lib.domains.hypergrid.reward' "
                   "does not import")
+
+
+class _TaskColumn(HyperGrid):
+    def describe(self, states):
+        return {**super().describe(states), "task": ["mine"] * len(states)}
+
+
+def test_a_describe_column_named_like_a_label_is_refused(test_config: dict, monkeypatch) -> None:
+    """The samples and targets tables put describe()'s columns beside their labels: a clash would overwrite one."""
+    monkeypatch.setitem(DOMAINS, "taskcolumn", f"{__name__}:_TaskColumn")
+    test_config["envs"]["grid6"]["domain"] = "taskcolumn"
+    raises_config(test_config, "envs.grid6: _TaskColumn.describe() returns ['task']")

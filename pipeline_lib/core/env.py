@@ -36,6 +36,11 @@ CAPABILITY_METHODS = {ENUMERABLE: ("all_states", "terminal_states", "index"), TR
                       COMPLETIONS: ("completion_mask", "completion_phase", "completion_paths")}
 
 
+# the columns the pipeline's tables of objects (samples, targets, data sets) label them with: ``describe`` keys must
+# differ, else a label is overwritten in silence
+LABEL_COLUMNS = ("env", "task", "method", "seed", "kind", "pretrained", "variant", "split", "reward", "is_mode", "step")
+
+
 def described(describe: Callable[[torch.Tensor], dict], states: torch.Tensor, i: int) -> dict[str, Any]:
     """``describe``'s row of ``states[i]`` (``env.describe``), numpy scalars as plain numbers: an object named in a
     message."""
