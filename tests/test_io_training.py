@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import threading
 import time
 from pathlib import Path
@@ -102,7 +103,8 @@ def curve(df: pd.DataFrame) -> pd.DataFrame:
     return df.drop(columns="seconds")
 
 
-def test_scratch_trainer_resume_is_exact(test_config: dict, tmp_path: Path) -> None:
+def test_scratch_trainer_resume_is_exact(test_config: dict, tmp_path: Path, caplog: pytest.LogCaptureFixture
+                                         ) -> None:
     n, k, every = 6, 4, 2
     full = scratch_trainer(test_config, n, every).run(tmp_path / "full.ckpt")
     assert full["step"].tolist() == [0, 1, 2, 4, 6]  # step 1: a power of two before the first period
@@ -118,8 +120,15 @@ def test_scratch_trainer_resume_is_exact(test_config: dict, tmp_path: Path) -> N
     assert io.load_checkpoint(tmp_path / "part.ckpt")["step"] == k
 
     resumed_trainer = scratch_trainer(test_config, n, every)
-    resumed = resumed_trainer.run(tmp_path / "part.ckpt")
+    with caplog.at_level(logging.INFO, logger="pipeline_lib.core.training"):
+        resumed = resumed_trainer.run(tmp_path / "part.ckpt")
     assert resumed_trainer.step == n
+    # the killed attempt's progress lines come first in the resumed job's log (Snakemake emptied the file)
+    lines = [r.getMessage() for r in caplog.records]
+    resumed_at = next(i for i, line in enumerate(lines) if "resumed from" in line)
+    assert [line.split(" (")[0] for line in lines[:resumed_at]] == [
+        f"(before the resume) scratch step {s}/{k}" for s in (1, 2, 4)]
+    assert lines[resumed_at + 1].startswith(f"scratch step {n}/{n}")
     pd.testing.assert_frame_equal(curve(resumed), curve(full))
     assert resumed_trainer.oracle.calls == 8 * n  # the oracle's count is part of the checkpoint
     assert resumed_trainer.task.oracle is resumed_trainer.oracle

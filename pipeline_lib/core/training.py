@@ -69,6 +69,9 @@ class Trainer:
         # written for other inputs is set aside, not resumed
         self.inputs: str | None = None
         self.input_record: dict[str, str] = {}  # the job's values by key (stages.input_record): what changed, if so
+        # the progress lines logged so far: Snakemake empties a job's log before running it again, so a resumed run
+        # logs its earlier attempts' lines from the checkpoint before its own
+        self.progress: list[str] = []
 
     def train_step(self) -> dict[str, float]:
         raise NotImplementedError
@@ -82,7 +85,7 @@ class Trainer:
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue bit-for-bit on CPU."""
         state = {"format": self.FORMAT, "inputs": self.inputs, "input_record": self.input_record,
-                 "step": self.step, "rows": self.rows,
+                 "step": self.step, "rows": self.rows, "progress": self.progress,
                  "elapsed": self.elapsed,
                  "gen": self.gen.get_state(), "torch_rng": torch.get_rng_state()}
         for name in self.stateful:
@@ -92,6 +95,7 @@ class Trainer:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.step, self.rows, self.elapsed = state["step"], state["rows"], state["elapsed"]
+        self.progress = list(state.get("progress", []))  # a checkpoint from before it kept none
         self.gen.set_state(state["gen"])
         torch.set_rng_state(state["torch_rng"])
         for name in self.stateful:
@@ -129,6 +133,8 @@ class Trainer:
             if why is None:
                 self.load_state_dict(state)
                 saved = self.step
+                for line in self.progress:
+                    log.info("(before the resume) %s", line)
                 log.info("%s: resumed from %s at step %d", self.name, checkpoint, self.step)
             else:
                 stale = Path(f"{checkpoint}.stale")
@@ -154,8 +160,9 @@ class Trainer:
             if self.evaluation_due():
                 self.rows.append(self._evaluate(losses, checkpoint))
                 shown = {k: round(v, 4) for k, v in self.rows[-1].items() if isinstance(v, float)}
-                log.info("%s step %d/%d (%.0f s, %.2f steps/s) %s", self.name, self.step, self.steps, self.elapsed,
-                         self.step / max(self.elapsed, 1e-9), shown)
+                self.progress.append(f"{self.name} step {self.step}/{self.steps} ({self.elapsed:.0f} s, "
+                                     f"{self.step / max(self.elapsed, 1e-9):.2f} steps/s) {shown}")
+                log.info("%s", self.progress[-1])
             if checkpoint is not None and self.step % self.checkpoint_every == 0:
                 io.save_checkpoint(self.state_dict(), checkpoint)
                 saved = self.step
