@@ -345,14 +345,20 @@ def _check_task(config: dict[str, Any], env_name: str, env, task: str) -> None:
         reward_function(name, env)
     except ValueError as err:
         raise ConfigError(f"tasks.{task}.reward: {err}") from err
+    fetched = all(f.exists() for f in files)
     try:  # its parameters, where its data need not be fetched yet (a domain's bind may raise anything)
         reward = make_reward(name, params, env, resources)
     except ValueError as err:
         raise ConfigError(f"tasks.{task}.params: {err}") from err
+    except OSError as err:
+        if not fetched:
+            return  # a bind that reads its data as it binds: checked once the workflow has fetched them
+        raise ConfigError(f"tasks.{task}.params: reward {name!r} could not be bound with {params} on environment "
+                          f"{env_name!r}: {type(err).__name__}: {err}") from err
     except Exception as err:  # noqa: BLE001
         raise ConfigError(f"tasks.{task}.params: reward {name!r} could not be bound with {params} on environment "
                           f"{env_name!r}: {type(err).__name__}: {err}") from err
-    if not all(f.exists() for f in files):
+    if not fetched:
         return  # fetched by the workflow's data rule, which names a file it cannot fetch; values checked then
     sample = env.random_outcomes(16, torch.Generator(env.device).manual_seed(0))
     try:

@@ -302,7 +302,8 @@ def test_bad_reward_params(test_config: dict) -> None:
     raises_config(test_config, "tasks.peaks.params: r0: expected float, got 'x'")
 
 
-def test_reward_params_are_checked_before_the_data_they_read_is_fetched(test_config: dict, tmp_path: Path) -> None:
+def test_reward_params_are_checked_before_the_data_they_read_is_fetched(test_config: dict, tmp_path: Path,
+                                                                        monkeypatch) -> None:
     """TF-Bind-8's table is fetched by the workflow's first job; its parameters are checked at the dry run all the
     same (its values, once the table is there)."""
     test_config["resources"] = str(tmp_path)  # no table fetched
@@ -314,6 +315,13 @@ def test_reward_params_are_checked_before_the_data_they_read_is_fetched(test_con
     raises_config(test_config, "tasks.tf_bad.params: flor: unknown parameter of reward 'tfbind'")
     test_config["tasks"]["tf_bad"]["params"] = {"landscape": "ARX_REF_R1"}
     check(test_config)
+    from pipeline_lib.domains.sequence import rewards
+
+    def reading(name, params, env, resources):  # a domain's bind that reads its data as it binds
+        return open(rewards.tfbind_table(resources, params["landscape"]))
+
+    monkeypatch.setattr(rewards, "bind", reading)
+    check(test_config)  # not fetched yet: checked once the workflow has fetched it
 
 
 def test_misspelt_parameter_of_a_reward_whose_bind_calls_it(test_config: dict) -> None:
