@@ -1,9 +1,9 @@
 """Per-transition terms of a flow model along batched trajectories (shared by every DB-style loss).
 
-Two ways to get them, one per kind of trajectory: ``replayed_terms`` for trajectories the model
-sampled itself (on-policy: the loss reuses the outputs computed while sampling, one forward pass
-in all, and differentiates them in one stacked backward), ``transition_terms`` for trajectories from
-elsewhere (the explorer's, relabelled with another model's outcomes), which need their own forward pass."""
+One function gets them, ``transition_terms``, for both kinds of trajectory: those the model sampled itself
+(on-policy: inside ``nets.taped`` the model's call replays the outputs computed while sampling, one forward pass
+in all, differentiated in one stacked backward; ``db_rollout``), and those from elsewhere (the explorer's,
+relabelled with another model's outcomes), which need their own forward pass."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -63,29 +63,13 @@ class TransitionTerms:
     log_pb: torch.Tensor
 
 
-def replayed_terms(env, traj: Trajectories, model: FlowFn) -> TransitionTerms:
-    """The DB terms of trajectories that ``model`` sampled, from one pass over the states the rollout evaluated it on
-    (a replay of the sampling pass where its tape is replaying, ``nets.taped``). Step t called the policy on the
-    running rows in ascending order, which is the order of ``traj.valid.nonzero()``, so output i belongs to
-    transition i; log F(s') is the output of the same row one step later. At a stop transition s' is the sink:
-    log_f_next there is a placeholder that losses replace by the reward."""
-    t, b = traj.valid.nonzero(as_tuple=True)
-    state, next_state, action = traj.states[t, b], traj.states[t + 1, b], traj.actions[t, b]
-    log_f, logits, pb = model(state, b)
-    pos = torch.full(traj.states.shape[:2], -1, dtype=torch.long, device=t.device)
-    pos[t, b] = torch.arange(len(t), device=t.device)
-    there = pos[t + 1, b].clamp(min=0)  # -1 (no next step) only after a stop
-    is_stop = action == env.stop
-    log_pf = masked_log_softmax(logits, env.forward_mask(state)).gather(1, action[:, None])[:, 0]
-    log_pb = _log_pb(env, state, next_state, action, is_stop, None if pb is None else pb[there])
-    return TransitionTerms(t, b, state, next_state, action, is_stop, log_f, log_pf, log_f[there], log_pb)
-
-
 def transition_terms(env, traj: Trajectories, model: FlowFn, outcomes: torch.Tensor | None = None
                      ) -> TransitionTerms:
     """Evaluate ``model`` on the state of every valid transition and gather the DB terms. s' of a move is the state of
     the trajectory's next transition (every trajectory ends with a stop), and at a stop s' is the sink, whose log F
-    is a placeholder the losses replace and whose log P_B is 0, so no state past a stop is evaluated. With
+    is a placeholder the losses replace and whose log P_B is 0, so no state past a stop is evaluated. The states
+    go to the model in the order of ``traj.valid.nonzero()``, which is the order a rollout called the policy in
+    (each step's running rows, ascending), so a taped model replays its sampling pass here (``db_rollout``). With
     ``outcomes`` (trajectory b's outcome ``outcomes[b]``, as ``rows`` index them) each distinct (state, outcome) pair
     is evaluated once, its terms read off that one output: the same values and, through the shared graph, the same
     gradient as a pass of its own. A stacked OC-GFN batch repeats many: its rollouts relabelled with what they
@@ -153,7 +137,7 @@ def db_rollout(env, model: torch.nn.Module, n: int, epsilon: float, generator: t
     with taped(model) as tape:
         traj = rollout(env, gfn_policy(env, model), n, epsilon, generator=generator)
         tape.replaying = True
-        return traj, replayed_terms(env, traj, gfn_flows(env, model))
+        return traj, transition_terms(env, traj, gfn_flows(env, model))
 
 
 def per_trajectory(terms: TransitionTerms, values: torch.Tensor, n: int, width: int) -> torch.Tensor:
