@@ -19,7 +19,7 @@ from pipeline_lib.methods import METHODS, method_class
 from pipeline_lib.ocgfn.pretrain import PretrainConfig
 from pipeline_lib.ocgfn.sources import CONTROL
 from pipeline_lib.tasks import modes
-from pipeline_lib.tasks.rewards import make_reward, reward_function, validate_reward
+from pipeline_lib.tasks.rewards import bound_reward, reward_function, validate_reward
 
 
 class ConfigError(ValueError):
@@ -342,20 +342,17 @@ def _check_task(config: dict[str, Any], env_name: str, env, task: str) -> None:
     except (TypeError, ValueError) as err:  # TypeError: a misspelt keyword of the reward function
         raise ConfigError(f"tasks.{task}.params: {err}") from err
     try:  # an unknown name, or a plug-in that does not import
-        reward_function(name, env)
+        fn = reward_function(name, env)
     except ValueError as err:
         raise ConfigError(f"tasks.{task}.reward: {err}") from err
     fetched = all(f.exists() for f in files)
     try:  # its parameters, where its data need not be fetched yet (a domain's bind may raise anything)
-        reward = make_reward(name, params, env, resources)
+        reward = bound_reward(name, fn, params, env, resources)
     except ValueError as err:
         raise ConfigError(f"tasks.{task}.params: {err}") from err
-    except OSError as err:
-        if not fetched:
-            return  # a bind that reads its data as it binds: checked once the workflow has fetched them
-        raise ConfigError(f"tasks.{task}.params: reward {name!r} could not be bound with {params} on environment "
-                          f"{env_name!r}: {type(err).__name__}: {err}") from err
     except Exception as err:  # noqa: BLE001
+        if isinstance(err, OSError) and not fetched:
+            return  # a bind that reads its data as it binds: checked once the workflow has fetched them
         raise ConfigError(f"tasks.{task}.params: reward {name!r} could not be bound with {params} on environment "
                           f"{env_name!r}: {type(err).__name__}: {err}") from err
     if not fetched:
@@ -409,7 +406,8 @@ def check(config: dict[str, Any]) -> None:
             for item in spec.get(key, []):
                 if item not in known:
                     raise ConfigError(f"envs.{name}.{key}: unknown {item!r}; expected some of {sorted(known)}")
-        conditionings = {pretrain_config(config, variant, name).conditioning for variant in env_variants(config, name)}
+        conditionings = {variant: pretrain_config(config, variant, name).conditioning
+                         for variant in env_variants(config, name)}
         try:
             check_params(spec["domain"], spec["params"], f"envs.{name}.params")
             env = make_env(spec["domain"], spec["params"])
@@ -423,9 +421,8 @@ def check(config: dict[str, Any]) -> None:
             raise ConfigError(f"envs.{name}: {type(env).__name__}.describe() returns {clash}, column names the "
                               f"pipeline's tables label objects with (core.env.LABEL_COLUMNS); rename them")
         pair_width = getattr(env, "pair_dim", None)
-        if "pairs" in conditionings and not (isinstance(pair_width, int) and pair_width > 0):
-            variant = next(v for v in env_variants(config, name)
-                           if pretrain_config(config, v, name).conditioning == "pairs")
+        if "pairs" in conditionings.values() and not (isinstance(pair_width, int) and pair_width > 0):
+            variant = next(v for v, conditioning in conditionings.items() if conditioning == "pairs")
             raise ConfigError(f"{pretrain_key(config, variant, name, 'conditioning')}: 'pairs' needs the "
                               f"{spec['domain']!r} environment's pair_dim, the width of its pair_features (a positive "
                               f"int); environment {name!r} has {pair_width!r}")

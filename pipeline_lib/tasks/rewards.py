@@ -72,9 +72,14 @@ def reward_function(name: str, env: Any) -> Callable[..., Any] | None:
 
 
 def make_reward(name: str, params: dict[str, Any], env: Any, resources: str | Path = "resources") -> Reward:
-    """Bind a reward (the domain's registered name or a plug-in path) to its parameters and environment; a bad
+    """Bind a reward (the domain's registered name or a plug-in path) to its parameters and environment."""
+    return bound_reward(name, reward_function(name, env), params, env, resources)
+
+
+def bound_reward(name: str, fn: Callable[..., Any] | None, params: dict[str, Any], env: Any,
+                 resources: str | Path = "resources") -> Reward:
+    """``make_reward`` for a name ``reward_function`` has resolved to ``fn`` (so a plug-in file runs once): a bad
     parameter name or type of a plug-in is a ValueError naming it (its hints are the check)."""
-    fn = reward_function(name, env)
     if fn is None:
         return env.bind_reward(name, dict(params), str(resources))
     from pipeline_lib.domains import check_kwargs

@@ -254,9 +254,8 @@ def bind(name: str, params: dict[str, Any], env, resources: str | Path):
         if "landscape" not in params:
             raise ValueError("reward 'tfbind' needs params.landscape, e.g. SIX6_REF_R1")
         landscape = params.pop("landscape")
-    # what the workflow fills (the table, the cache, the model) aside, the rest are the reward's own parameters
-    check_kwargs(fn, params, given=("x", "alphabet", "table", "model") + (() if name == "rna_binding" else ("cache",)),
-                 owner=f"reward {name!r}")
+    # what bind fills (the table, the AMP model) aside, the rest are the reward's own parameters (RNA's cache too)
+    check_kwargs(fn, params, given=("x", "alphabet", "table", "model"), owner=f"reward {name!r}")
     _check_floor(params.get("floor", 1e-3))  # also where the reward's data are not fetched yet
     if name == "tfbind":
         path = tfbind_table(resources, landscape)
