@@ -10,8 +10,8 @@ from pipeline_lib.config import ConfigError, check, env_methods, read_numbers, r
 from pipeline_lib.methods import method_class
 from pipeline_lib.ocgfn.sources import CONTROL
 
-try:
-    for path in workflow.configfiles:
+try:  # the --configfile files (the Snakefile has read the default one so before Snakemake parsed it)
+    for path in workflow.overwrite_configfiles:
         read_yaml(path)
 except ConfigError as err:
     raise WorkflowError(f"invalid config: {err}")
