@@ -11,10 +11,11 @@ from typing import Any
 
 import torch
 
-from pipeline_lib.core.env import ENUMERABLE, LABEL_COLUMNS, TREE, described
+from pipeline_lib.core.env import LABEL_COLUMNS
 from pipeline_lib.core.losses import OT_MODES
 from pipeline_lib.core.nets import CONDITIONING
 from pipeline_lib.domains import DOMAINS, check_params, domain_class, make_env
+from pipeline_lib.domains.contract import check_contract
 from pipeline_lib.methods import METHODS, method_class
 from pipeline_lib.ocgfn.pretrain import PretrainConfig
 from pipeline_lib.ocgfn.sources import CONTROL
@@ -306,25 +307,6 @@ def _check_descriptor(config: dict[str, Any], name: str, env) -> None:
                 raise ConfigError(f"{where}.{key}: {getattr(cfg, key)!r} with outcomes: descriptor on {name}: {why}")
 
 
-TREE_CHECK_STATES = 1 << 20  # the most states the tree check lists (one backward mask over them)
-
-
-def _check_tree(env_name: str, env) -> None:
-    """A domain that declares 'tree' (one trajectory per object: the tree conversion, the autoregressive Q, the
-    classifier's completions) gives every state at most one parent; on a DAG those would be wrong in silence, so
-    where the space can be listed every state's backward mask is counted."""
-    have = env.capabilities()
-    if have[TREE] is not None or have[ENUMERABLE] is not None or env.n_states > TREE_CHECK_STATES:
-        return
-    states = env.all_states()
-    parents = env.backward_mask(states).sum(-1)
-    if bool((parents > 1).any()):
-        i = int((parents > 1).nonzero()[0, 0])
-        raise ConfigError(f"envs.{env_name}: {type(env).__name__} declares 'tree' (one trajectory per object), but the "
-                          f"state {described(env.describe, states, i)} has {int(parents[i])} parents (backward_mask): "
-                          f"on a DAG give 'tree' a reason it is absent in capabilities()")
-
-
 def _check_task(config: dict[str, Any], env_name: str, env, task: str) -> None:
     if task not in config["tasks"]:
         raise ConfigError(f"envs.{env_name}.tasks: unknown task {task!r}; expected one of {sorted(config['tasks'])}")
@@ -412,10 +394,10 @@ def check(config: dict[str, Any]) -> None:
             check_params(spec["domain"], spec["params"], f"envs.{name}.params")
             env = make_env(spec["domain"], spec["params"])
             env.domain_rewards()  # its rewards file imports
+            check_contract(env)  # a domain's methods and shapes, probed on a few objects
         except ValueError as err:
             message = str(err)
             raise ConfigError(message if message.startswith("envs.") else f"envs.{name}: {message}") from err
-        _check_tree(name, env)
         clash = sorted(set(env.describe(env.initial_states(1))) & set(LABEL_COLUMNS))
         if clash:
             raise ConfigError(f"envs.{name}: {type(env).__name__}.describe() returns {clash}, column names the "

@@ -150,18 +150,38 @@ class DomainRewards:
     rewards_module: str
 
     def domain_rewards(self) -> Any:
-        try:
-            return importlib.import_module(self.rewards_module)
-        except ImportError as err:  # a domain's misspelt module: named, not a bare traceback from the workflow
-            raise ValueError(f"{type(self).__name__}.rewards_module {self.rewards_module!r} does not import "
-                             f"({type(err).__name__}: {err}); it names the domain's rewards file as a module, e.g. "
-                             f"'pipeline_lib.domains.<name>.rewards'") from err
+        return rewards_module(type(self))
 
     def reward_names(self) -> list[str]:
         return sorted(self.domain_rewards().REWARDS)
 
     def bind_reward(self, name: str, params: dict[str, Any], resources: str) -> Any:
         return self.domain_rewards().bind(name, params, self, resources)
+
+
+# what a domain's rewards module defines (README, Extending): its built-in rewards, and how to bind and fetch them
+REWARDS_MODULE_NAMES = ("REWARDS", "bind", "data_files", "fetch", "reference_modes")
+
+
+def rewards_module(cls: type) -> Any:
+    """The rewards module an environment class names (``rewards_module``), imported, with every name of
+    REWARDS_MODULE_NAMES: a misspelt module or a missing name is a ValueError naming the class, not a bare
+    traceback from the workflow."""
+    name = getattr(cls, "rewards_module", None)
+    if not isinstance(name, str):
+        raise ValueError(f"{cls.__name__} has no rewards_module: set it to the module of the domain's rewards file, "
+                         f"e.g. 'pipeline_lib.domains.<name>.rewards' (README, Extending)")
+    try:
+        module = importlib.import_module(name)
+    except ImportError as err:
+        raise ValueError(f"{cls.__name__}.rewards_module {name!r} does not import ({type(err).__name__}: {err}); it "
+                         f"names the domain's rewards file as a module, e.g. 'pipeline_lib.domains.<name>.rewards'"
+                         ) from err
+    absent = [n for n in REWARDS_MODULE_NAMES if not hasattr(module, n)]
+    if absent:
+        raise ValueError(f"{cls.__name__}.rewards_module {name!r} lacks {absent}; a domain's rewards module defines "
+                         f"{list(REWARDS_MODULE_NAMES)} (README, Extending)")
+    return module
 
 
 def missing(env: Environment, needs: tuple[str, ...] | list[str]) -> str | None:

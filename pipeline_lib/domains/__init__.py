@@ -14,7 +14,8 @@ from typing import Any, Callable
 
 import torch
 
-from pipeline_lib.core.env import CAPABILITIES, CAPABILITY_METHODS, ENUMERABLE, Environment
+from pipeline_lib.core.env import CAPABILITIES, CAPABILITY_METHODS, ENUMERABLE, Environment, rewards_module
+from pipeline_lib.domains.contract import check_members
 
 DOMAINS = {
     "hypergrid": "pipeline_lib.domains.hypergrid.env:HyperGrid",
@@ -25,17 +26,24 @@ DOMAINS = {
 
 
 def domain_class(domain: str) -> type:
-    """The environment class of a registered domain."""
+    """The environment class of a registered domain; an entry of DOMAINS that names no class is a ValueError
+    naming the entry."""
     if domain not in DOMAINS:
         raise ValueError(f"domain: unknown domain {domain!r}; expected one of {sorted(DOMAINS)}")
-    module, name = DOMAINS[domain].split(":")
-    return getattr(importlib.import_module(module), name)
+    module, _, name = DOMAINS[domain].partition(":")
+    try:
+        cls = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError) as err:
+        raise ValueError(f"domain {domain!r}: pipeline_lib.domains.DOMAINS[{domain!r}] = {DOMAINS[domain]!r} names "
+                         f"no class ({type(err).__name__}: {err}); expected 'package.module:Class'") from err
+    if not isinstance(cls, type):
+        raise ValueError(f"domain {domain!r}: DOMAINS[{domain!r}] = {DOMAINS[domain]!r} is not a class")
+    return cls
 
 
 def domain_rewards(domain: str):
-    """The rewards module of a registered domain (``domains/<name>/rewards.py``)."""
-    domain_class(domain)  # a clear error for an unknown name
-    return importlib.import_module(DOMAINS[domain].split(":")[0].rsplit(".", 1)[0] + ".rewards")
+    """The rewards module of a registered domain: the one its class names (``rewards_module``)."""
+    return rewards_module(domain_class(domain))
 
 
 def _matches(value: Any, hint: Any) -> bool:
@@ -108,6 +116,7 @@ def make_env(domain: str, params: dict[str, Any], device: torch.device | str = "
         env = domain_class(domain)(**params, device=device)
     except (TypeError, ValueError) as err:
         raise ValueError(f"params of domain {domain!r}: {err}") from err
+    check_members(env)
     have = env.capabilities()
     lacking = [name for name in CAPABILITIES if name not in have]
     wrong = {name: why for name, why in have.items() if why is not None and not isinstance(why, str)}

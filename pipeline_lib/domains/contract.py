@@ -1,0 +1,190 @@
+"""Does an environment keep the protocol of ``core/env.py``? Probed on a few objects before any job starts.
+
+A new domain that lacks a method, gives a feature width other than ``feature_dim`` or returns a wrong shape would
+otherwise fail inside every job with a bare traceback, and one whose ``path_step`` or ``index`` disagrees with its
+own moves would give wrong "exact" results in silence. ``check_contract`` rolls out a few uniform trajectories
+with the environment's own masks and checks what every method answers on them; the errors name the method and
+what was expected (``config.check`` reports them as ``envs.NAME``)."""
+from __future__ import annotations
+
+import traceback
+
+import torch
+
+from pipeline_lib.core.env import ENUMERABLE, LOCAL_MOVES, NEIGHBOURS, TREE, Environment, described
+from pipeline_lib.core.exact import listed_states
+from pipeline_lib.core.nets import masked_log_softmax
+from pipeline_lib.core.rollout import rollout
+
+PROBES = 16  # uniform trajectories rolled out, and random outcomes drawn, per check
+LISTED_STATES = 1 << 20  # the most states an enumerable space is listed for (its index order, a tree's parents)
+# every member of the protocol (its methods and attributes), read off the class so the list cannot drift from it
+MEMBERS = tuple(sorted({name for name in vars(Environment) if not name.startswith("_")}
+                       | set(Environment.__annotations__)))
+
+
+class ContractError(ValueError):
+    """An environment that breaks the protocol, named with what was expected."""
+
+
+def check_members(env) -> None:
+    """Raise ContractError naming every member of the protocol ``env`` lacks (``make_env`` asks, for every job)."""
+    absent = [m for m in MEMBERS if not hasattr(env, m)]
+    if absent:
+        raise ContractError(f"{type(env).__name__} lacks {absent} of the Environment protocol (core/env.py; README, "
+                            f"Extending)")
+
+
+def check_contract(env) -> None:
+    """Raise ContractError where ``env`` lacks a member of the protocol or answers a probe wrongly; whatever else a
+    probe raises is named with the function and line it came from."""
+    check_members(env)
+    try:
+        _probe(env)
+    except ContractError:
+        raise
+    except Exception as err:  # noqa: BLE001 - a domain's own bug, reported as such before any job meets it
+        frame = traceback.extract_tb(err.__traceback__)[-1]
+        raise ContractError(f"{type(env).__name__}: probing the Environment protocol on a few objects raised "
+                            f"{type(err).__name__}: {err} (in {frame.name}, {frame.filename}:{frame.lineno})"
+                            ) from err
+
+
+def _probe(env) -> None:
+    name = type(env).__name__
+    if env.stop != env.n_actions - 1:
+        raise ContractError(f"{name}.stop = {env.stop}: the last forward action must be stop (n_actions - 1 = "
+                            f"{env.n_actions - 1})")
+    s0 = env.initial_states(2)
+    _shape(name, "featurize(initial_states(2))", env.featurize(s0), (2, env.feature_dim), "feature_dim", float)
+    _shape(name, "forward_mask(initial_states(2))", env.forward_mask(s0), (2, env.n_actions), "n_actions", bool)
+    back = env.backward_mask(s0)
+    _shape(name, "backward_mask(initial_states(2))", back, (2, env.n_backward_actions), "n_backward_actions", bool)
+    if bool(back.any()):
+        raise ContractError(f"{name}.backward_mask(initial_states(2)) must be all False (s0 has no parent)")
+    if not bool(env.is_initial(s0).all()):
+        raise ContractError(f"{name}.is_initial(initial_states(2)) must be True")
+    generator = torch.Generator(env.device).manual_seed(0)
+    traj = rollout(env, lambda s, rows, mask: masked_log_softmax(torch.zeros(mask.shape, device=mask.device), mask),
+                   PROBES, generator=generator)
+    _moves(env, traj)
+    _listed(env)
+    for label, objects in (("terminals of uniform rollouts", traj.terminals),
+                           (f"random_outcomes({PROBES})", env.random_outcomes(PROBES, generator))):
+        _objects(env, label, objects, generator)
+
+
+def _shape(name: str, call: str, value: torch.Tensor, shape: tuple[int, ...], attribute: str, kind: type) -> None:
+    ok = value.is_floating_point() if kind is float else value.dtype == torch.bool
+    if tuple(value.shape) != shape or not ok:
+        raise ContractError(f"{name}.{call} gives {value.dtype} {tuple(value.shape)}; expected "
+                            f"{'float' if kind is float else 'bool'} {shape} (its {attribute})")
+
+
+def _moves(env, traj) -> None:
+    """Every move of the rollouts: its child has the move's backward action among its parents and a higher
+    level; a stop keeps the state."""
+    name = type(env).__name__
+    t, b, state, action = traj.transitions()
+    stop = action == env.stop
+    if not bool(env.same(env.step(state[stop], action[stop]), state[stop]).all()):
+        raise ContractError(f"{name}.step must return a state unchanged under stop")
+    state, child, action = state[~stop], traj.states[t + 1, b][~stop], action[~stop]
+    if not len(action):
+        return
+    back = env.backward_action(state, action)
+    mask = env.backward_mask(child)
+    if bool(((back < 0) | (back >= env.n_backward_actions)).any()) or not bool(
+            mask.gather(1, back.clamp(0, env.n_backward_actions - 1)[:, None]).all()):
+        i = int((~mask.gather(1, back.clamp(0, env.n_backward_actions - 1)[:, None])[:, 0]
+                 | (back < 0) | (back >= env.n_backward_actions)).nonzero()[0, 0])
+        raise ContractError(f"{name}: the move {int(action[i])} from {described(env.describe, state, i)} has "
+                            f"backward_action {int(back[i])}, which backward_mask of its child "
+                            f"{described(env.describe, child, i)} does not allow")
+    rises = env.level(child) > env.level(state)
+    if not bool(rises.all()):
+        i = int((~rises).nonzero()[0, 0])
+        raise ContractError(f"{name}.level must rise with every move: {described(env.describe, state, i)} -> "
+                            f"{described(env.describe, child, i)} (move {int(action[i])})")
+
+
+def _objects(env, label: str, y: torch.Tensor, generator: torch.Generator) -> None:
+    """What the methods ask of terminal objects: s0 reaches them, each is the same as itself, and the shapes of the
+    optional methods where the environment has them; on a tree, each object's one path (``path_step``)."""
+    name, n = type(env).__name__, len(y)
+    s0 = env.initial_states(n)
+    for call, value in (("can_reach(initial_states(n), y)", env.can_reach(s0, y)), ("same(y, y)", env.same(y, y))):
+        if tuple(value.shape) != (n,) or not bool(value.all()):
+            raise ContractError(f"{name}.{call} on {label} gives {value.tolist()}; expected {n} times True")
+    have = env.capabilities()
+    if getattr(env, "pair_dim", 0):
+        _shape(name, f"pair_features(states, outcomes) on {label}", env.pair_features(s0, y), (n, env.pair_dim),
+               "pair_dim", float)
+    if have[LOCAL_MOVES] is None:
+        out = env.propose(y, generator)
+        if not (isinstance(out, tuple) and len(out) == 3 and tuple(out[0].shape) == tuple(y.shape)
+                and tuple(out[1].shape) == (n,) and tuple(out[2].shape) == (n,) and out[2].dtype == torch.bool):
+            got = [tuple(o.shape) for o in out] if isinstance(out, tuple) else type(out).__name__
+            raise ContractError(f"{name}.propose(x [{n}, ...], generator) gives {got}; expected (new like x, "
+                                f"log q correction [{n}], moved bool [{n}])")
+    if have[NEIGHBOURS] is None:
+        near, valid = env.neighbours(y)
+        if near.shape[0] != n or tuple(near.shape[2:]) != tuple(y.shape[1:]) or tuple(valid.shape) != tuple(
+                near.shape[:2]) or valid.dtype != torch.bool:
+            raise ContractError(f"{name}.neighbours(states [{n}, ...]) gives {tuple(near.shape)} and "
+                                f"{valid.dtype} {tuple(valid.shape)}; expected near [{n}, K, ...] and valid bool "
+                                f"[{n}, K]")
+    if have[TREE] is None:
+        _paths(env, label, y)
+
+
+def _paths(env, label: str, y: torch.Tensor) -> None:
+    """``path_step`` replayed for each object: from s0, each action allowed by ``forward_mask`` and leading by
+    ``step`` to the next depth's state, and stop at depth ``level(y)``, where the state is y."""
+    name = type(env).__name__
+    rows = torch.arange(len(y), device=y.device)
+    last = env.level(y)
+    state, action = env.path_step(y, rows, torch.zeros_like(rows))
+    if not bool(env.is_initial(state).all()):
+        raise ContractError(f"{name}.path_step(y, b, 0) must give s0 (on {label})")
+    for depth in range(env.max_length):
+        allowed = env.forward_mask(state).gather(1, action[:, None])[:, 0]
+        ends = depth == last[rows]
+        problem = ~allowed | (ends != (action == env.stop)) | (ends & ~env.same(state, y[rows]))
+        if bool(problem.any()):
+            i = int(problem.nonzero()[0, 0])
+            raise ContractError(
+                f"{name}.path_step disagrees with its moves on {described(env.describe, y, int(rows[i]))} ({label}) "
+                f"at depth {depth}: action {int(action[i])} from {described(env.describe, state, i)}; expected an "
+                f"action forward_mask allows, and stop exactly at depth level(y) = {int(last[rows[i]])}, where the "
+                f"state is y")
+        going = ~ends
+        if not bool(going.any()):
+            return
+        rows, state = rows[going], env.step(state[going], action[going])
+        expected, action = env.path_step(y, rows, torch.full_like(rows, depth + 1))
+        moved = env.same(state, expected)
+        if not bool(moved.all()):
+            i = int((~moved).nonzero()[0, 0])
+            raise ContractError(f"{name}.path_step(y, b, {depth + 1}) gives {described(env.describe, expected, i)} "
+                                f"for {described(env.describe, y, int(rows[i]))} ({label}), but step from depth "
+                                f"{depth} leads to {described(env.describe, state, i)}")
+
+
+def _listed(env) -> None:
+    """Where the space is listed: every state once in ``index`` order from s0 and, on a tree, one parent each."""
+    have, name = env.capabilities(), type(env).__name__
+    if have[ENUMERABLE] is not None or env.n_states > LISTED_STATES:
+        return
+    try:
+        states = listed_states(env)
+    except ValueError as err:
+        raise ContractError(str(err)) from err
+    if have[TREE] is not None:
+        return
+    parents = env.backward_mask(states).sum(-1)
+    if bool((parents > 1).any()):
+        i = int((parents > 1).nonzero()[0, 0])
+        raise ContractError(f"{name} declares 'tree' (one trajectory per object), but the state "
+                            f"{described(env.describe, states, i)} has {int(parents[i])} parents (backward_mask): on "
+                            f"a DAG give 'tree' a reason it is absent in capabilities()")
