@@ -68,6 +68,13 @@ class _StopMoves(HyperGrid):
         return states + 1 if bool((actions == self.stop).all()) else super().step(states, actions)
 
 
+class _FlatCanReach(HyperGrid):
+    """Reduces every dimension but the first: right on a batch of states, wrong on the exact tables' [S, Y] pairs."""
+
+    def can_reach(self, states, outcomes):
+        return (states <= outcomes).flatten(1).all(1)
+
+
 class _Raising(Subset):
     def random_outcomes(self, n, generator=None):
         raise NotImplementedError("random_outcomes")
@@ -83,6 +90,8 @@ class _Raising(Subset):
     (_TwoValuedPropose, {"ndim": 2, "side": 4}, "propose(x [16, ...], generator) gives [(16, 2), (16,)]; expected"),
     (_FlatNeighbours, {"ndim": 2, "side": 4}, "neighbours(states [16, ...]) gives (64, 2)"),
     (_StopMoves, {"ndim": 2, "side": 4}, "step must return a state unchanged under stop"),
+    (_FlatCanReach, {"ndim": 2, "side": 4}, "can_reach(states [8, 8, ...], outcomes [8, 8, ...]) gives (8,) other "
+                                              "than on the same pairs laid flat"),
     (_Raising, {"n": 5}, "probing the Environment protocol on a few objects raised NotImplementedError: "
                          "random_outcomes (in random_outcomes, "),
 ])
@@ -104,9 +113,15 @@ class _Without:
         return getattr(self._env, name)
 
 
+class _NoneDescribe(HyperGrid):
+    describe = None  # present, but not a method
+
+
 def test_every_missing_member_is_named_at_once() -> None:
     with pytest.raises(ContractError, match=r"lacks \['describe', 'level'\] of the Environment protocol"):
         check_members(_Without(HyperGrid(2, 4), "level", "describe"))
+    with pytest.raises(ContractError, match=r"_NoneDescribe lacks \['describe'\]"):
+        check_members(_NoneDescribe(2, 4))
 
 
 class _NoMembers(HyperGrid):

@@ -18,9 +18,12 @@ from pipeline_lib.core.rollout import rollout
 
 PROBES = 16  # uniform trajectories rolled out, and random outcomes drawn, per check
 LISTED_STATES = 1 << 20  # the most states an enumerable space is listed for (its index order, a tree's parents)
-# every member of the protocol (its methods and attributes), read off the class so the list cannot drift from it
-MEMBERS = tuple(sorted({name for name in vars(Environment) if not name.startswith("_")}
-                       | set(Environment.__annotations__)))
+# the protocol's methods and attributes, read off the class so the lists cannot drift from it
+METHODS = tuple(sorted(name for name, value in vars(Environment).items()
+                       if callable(value) and not name.startswith("_")))
+ATTRIBUTES = tuple(sorted(Environment.__annotations__))
+MEMBERS = tuple(sorted(METHODS + ATTRIBUTES))
+PAIRS = 8  # states and objects whose pairs probe the methods that work over leading dimensions
 
 
 class ContractError(ValueError):
@@ -29,7 +32,7 @@ class ContractError(ValueError):
 
 def check_members(env) -> None:
     """Raise ContractError naming every member of the protocol ``env`` lacks (``make_env`` asks, for every job)."""
-    absent = [m for m in MEMBERS if not hasattr(env, m)]
+    absent = [m for m in MEMBERS if not (callable(getattr(env, m, None)) if m in METHODS else hasattr(env, m))]
     if absent:
         raise ContractError(f"{type(env).__name__} lacks {absent} of the Environment protocol (core/env.py; README, "
                             f"Extending)")
@@ -69,6 +72,7 @@ def _probe(env) -> None:
                    PROBES, generator=generator)
     _moves(env, traj)
     _listed(env)
+    _leading_dimensions(env, traj.transitions()[2], traj.terminals, generator)
     for label, objects in (("terminals of uniform rollouts", traj.terminals),
                            (f"random_outcomes({PROBES})", env.random_outcomes(PROBES, generator))):
         _objects(env, label, objects, generator)
@@ -106,6 +110,24 @@ def _moves(env, traj) -> None:
         i = int((~rises).nonzero()[0, 0])
         raise ContractError(f"{name}.level must rise with every move: {described(env.describe, state, i)} -> "
                             f"{described(env.describe, child, i)} (move {int(action[i])})")
+
+
+def _leading_dimensions(env, states: torch.Tensor, objects: torch.Tensor, generator: torch.Generator) -> None:
+    """``can_reach`` and ``same`` on [k, k, ...] pairs (as the exact tables call them) answer as on the k * k pairs
+    laid flat: they reduce only the state's own dimensions."""
+    name = type(env).__name__
+    pick = torch.randperm(len(states), generator=generator, device=states.device)[:PAIRS]
+    a, y = states[pick], objects[:PAIRS]
+    grid = (len(a), len(y))
+    left, right = a[:, None].expand(*grid, *a.shape[1:]), y[None].expand(*grid, *y.shape[1:])
+    for method in ("can_reach", "same"):
+        fn = getattr(env, method)
+        paired, flat = fn(left, right), fn(left.reshape(-1, *a.shape[1:]), right.reshape(-1, *y.shape[1:]))
+        if tuple(paired.shape) != grid or not torch.equal(paired.reshape(-1), flat):
+            raise ContractError(f"{name}.{method}(states [{grid[0]}, {grid[1]}, ...], outcomes [{grid[0]}, {grid[1]}, "
+                                f"...]) gives {tuple(paired.shape)}{'' if tuple(paired.shape) != grid else ' values'} "
+                                f"other than on the same pairs laid flat; it must work over any leading dimensions, "
+                                f"reducing only the state's own (the exact tables call it on [S, Y, ...] pairs)")
 
 
 def _objects(env, label: str, y: torch.Tensor, generator: torch.Generator) -> None:
