@@ -1,18 +1,24 @@
 """Parquet results and checkpoints, both written atomically (write to a temp file, then rename)."""
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import glob
 import json
+import logging
 import os
 import pickle
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import pandas as pd
 
 if TYPE_CHECKING:
     import torch
+
+log = logging.getLogger(__name__)
 
 
 def atomic_write(path: Path, write) -> None:
@@ -71,11 +77,13 @@ def save_checkpoint(obj: dict[str, Any], path: str | Path) -> None:
     atomic_write(Path(path), write)
 
 
-def drop_finished_checkpoints(root: str | Path, outputs: dict[str, list[str]]) -> list[Path]:
+def drop_finished_checkpoints(root: str | Path, outputs: dict[str, list[str]],
+                              incomplete: Callable[[list[Path]], bool] = lambda files: False) -> list[Path]:
     """Remove the checkpoints of training jobs that have finished: ``X.ckpt`` whose job's outputs (``outputs[X]``,
-    file names in the same folder) all exist and were written after it. The workflow calls this when a run ends
-    (``onsuccess``, ``onerror``: Snakemake has then recorded every job that finished), so a job killed in the
-    moment between writing its outputs and that record still resumes from its trained state; a checkpoint of an
+    file names in the same folder) all exist, were written after it, and are not held as ``incomplete`` (the
+    workflow asks Snakemake: a job it started and has not recorded as done, e.g. one whose outputs were written just
+    before a Ctrl-C stopped the run, which ``--rerun-incomplete`` runs again). The workflow calls this when a run
+    ends (``onsuccess``, ``onerror``), so such a job still resumes from its trained state; a checkpoint of an
     unfinished or failed job (outputs missing or older) stays for its rerun. Returns the removed paths."""
     removed = []
     for checkpoint in sorted(Path(root).rglob("*.ckpt")):
@@ -84,10 +92,36 @@ def drop_finished_checkpoints(root: str | Path, outputs: dict[str, list[str]]) -
             continue
         written = checkpoint.stat().st_mtime
         files = [checkpoint.parent / name for name in names]
-        if all(f.is_file() and f.stat().st_mtime >= written for f in files):
+        if all(f.is_file() and f.stat().st_mtime >= written for f in files) and not incomplete(files):
             checkpoint.unlink()
             removed.append(checkpoint)
     return removed
+
+
+@contextlib.contextmanager
+def job_lock(outputs: list[str | Path]) -> Iterator[None]:
+    """Hold a training job's folder (a lock file beside its ``outputs``) for the job's whole run. A second process
+    of the same job, e.g. a new run's while the job of a Snakemake killed alone still runs, waits here instead of
+    training beside it and writing the same files; it then resumes from the finished checkpoint. Once held, the
+    temporary files a kill left mid-write (``atomic_write``) of these outputs and their checkpoints are removed.
+    Where the file system has no locks, the job runs without one (logged)."""
+    folder = Path(outputs[0]).parent
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.warning("another process is running this job (%s; a run stopped without its jobs?): waiting for it "
+                        "to end, then resuming from its checkpoint", folder)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            log.info("the other process has ended")
+        except OSError as err:  # e.g. ENOLCK on a network file system without locks
+            log.warning("no lock on %s (%s): running unlocked", folder, err)
+        for out in outputs:
+            for name in (Path(out).name, f"{Path(out).name}.ckpt"):
+                for tmp in folder.glob(f".{glob.escape(name)}.*.tmp"):
+                    tmp.unlink(missing_ok=True)
+        yield
 
 
 def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dict[str, Any]:

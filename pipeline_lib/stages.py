@@ -129,6 +129,11 @@ def pretrain(job: dict[str, Any], seed: int, threads: int, model_out: str, metri
     ``model_out``.ckpt if a previous run was killed (left in place: the workflow removes it once it has recorded the
     job as done, ``io.drop_finished_checkpoints``). ``bands_out``: success and the explorer's, the goals' and
     the evaluation outcomes' shares per level (length) band at every evaluation."""
+    with io.job_lock([model_out, metrics_out, bands_out]):
+        _pretrain(job, seed, threads, model_out, metrics_out, bands_out)
+
+
+def _pretrain(job: dict[str, Any], seed: int, threads: int, model_out: str, metrics_out: str, bands_out: str) -> None:
     configure_process(threads)
     device = select_device(job["device"])
     cfg = PretrainConfig(**job["settings"])
@@ -159,6 +164,12 @@ def finetune(job: dict[str, Any], seed: int, threads: int, pretrained: str | Non
     """Adapt to one task with one method (``plan.finetune_job``), then evaluate the final sampler: its
     curve, its state, ``job['samples']`` objects drawn from it and their metrics (with the exact L1/KL of
     its policy where the space is enumerable). Resumes from ``policy_out``.ckpt (left in place, as in ``pretrain``)."""
+    with io.job_lock([policy_out, curve_out, samples_out, metrics_out]):
+        _finetune(job, seed, threads, pretrained, policy_out, curve_out, samples_out, metrics_out)
+
+
+def _finetune(job: dict[str, Any], seed: int, threads: int, pretrained: str | None, policy_out: str,
+              curve_out: str, samples_out: str, metrics_out: str) -> None:
     configure_process(threads)
     device = select_device(job["device"])
     env = _env(job, device)

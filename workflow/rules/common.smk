@@ -152,14 +152,25 @@ def target_job(wildcards):
     return plan.target_job(config, wildcards.env, wildcards.task)
 
 
+def incomplete(files):
+    """Whether Snakemake holds any of ``files`` as incomplete: written by a job it started and has not recorded as
+    done (a signal stopped the run in between), which ``--rerun-incomplete`` runs again. Snakemake's own record,
+    read through its persistence (the markers under .snakemake/incomplete, or its database)."""
+    from pathlib import Path
+
+    # Snakemake's keys are the output paths as the rules spell them ({RESULTS}/...: "./results" stays as written)
+    keys = [str(f) for f in files] + [f"{RESULTS}/{Path(f).relative_to(Path(RESULTS)).as_posix()}" for f in files]
+    return bool(workflow.persistence._filter_incomplete_keys(keys))
+
+
 def drop_checkpoints():
     """At the end of a run (Snakefile ``onsuccess``, ``onerror``): the checkpoints of training jobs whose outputs are
-    all written (``io.drop_finished_checkpoints``)."""
+    all written and recorded as done (``io.drop_finished_checkpoints``)."""
     from pathlib import Path
 
     from pipeline_lib.io import drop_finished_checkpoints
 
     outputs = {Path(rule.output[0]).name: [Path(f).name for f in rule.output] for rule in (rules.pretrain, rules.finetune)}
-    removed = drop_finished_checkpoints(RESULTS, outputs)
+    removed = drop_finished_checkpoints(RESULTS, outputs, incomplete)
     if removed:
         print(f"removed the checkpoints of {len(removed)} finished training jobs", file=sys.stderr)
