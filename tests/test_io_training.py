@@ -360,3 +360,53 @@ print((faults() - before) / 5)
     if out[-1] == "unsupported":
         pytest.skip("not glibc: malloc's settings are left as they are")
     assert float(out[-1]) < 1000
+
+
+def test_a_checkpoint_whose_job_snakemake_holds_incomplete_stays(tmp_path: Path) -> None:
+    """Outputs written just before a Ctrl-C stopped the run: Snakemake reruns the job (--rerun-incomplete), which
+    must find its trained state."""
+    folder = tmp_path / "grid" / "pretrain" / "full" / "seed0"
+    folder.mkdir(parents=True)
+    checkpoint = folder / "model.pt.ckpt"
+    checkpoint.write_bytes(b"trained")
+    for name in ("model.pt", "metrics.parquet"):
+        (folder / name).write_bytes(b"out")
+    outputs = {"model.pt": ["model.pt", "metrics.parquet"]}
+    asked = []
+
+    def held(files: list[Path]) -> bool:
+        asked.append(files)
+        return True
+
+    assert io.drop_finished_checkpoints(tmp_path, outputs, held) == [] and checkpoint.exists()
+    assert asked == [[folder / "model.pt", folder / "metrics.parquet"]]
+    assert io.drop_finished_checkpoints(tmp_path, outputs, lambda files: False) == [checkpoint]
+
+
+def test_a_second_process_of_a_job_waits_for_the_first(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A job left running by a killed Snakemake and the same job of the next run: the second waits for the first
+    (then resumes from its checkpoint) instead of training beside it; temp files a kill left are removed."""
+    outputs = [tmp_path / "job" / "model.pt", tmp_path / "job" / "metrics.parquet"]
+    order, first_holds, release = [], threading.Event(), threading.Event()
+
+    def first() -> None:
+        with io.job_lock(outputs):
+            order.append("first in")
+            first_holds.set()
+            release.wait(10)
+            order.append("first out")
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    assert first_holds.wait(10)
+    left = [tmp_path / "job" / ".model.pt.ckpt.abc123.tmp", tmp_path / "job" / ".metrics.parquet.xyz.tmp"]
+    other = tmp_path / "job" / ".outcomes.parquet.q.tmp"  # another rule's output in the folder: not this job's
+    for f in [*left, other]:
+        f.write_bytes(b"")
+    threading.Timer(0.5, release.set).start()
+    with caplog.at_level(logging.WARNING, logger="pipeline_lib.io"), io.job_lock(outputs):
+        order.append("second in")
+    thread.join()
+    assert order == ["first in", "first out", "second in"]
+    assert "another process is running this job" in caplog.text
+    assert not any(f.exists() for f in left) and other.exists()
