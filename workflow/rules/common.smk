@@ -160,6 +160,8 @@ def incomplete(files):
 
     # Snakemake's keys are the output paths as the rules spell them ({RESULTS}/...: "./results" stays as written)
     keys = [str(f) for f in files] + [f"{RESULTS}/{Path(f).relative_to(Path(RESULTS)).as_posix()}" for f in files]
+    if workflow.persistence is None:  # no record to read: keep the checkpoint (the next run's end removes it)
+        return True
     return bool(workflow.persistence._filter_incomplete_keys(keys))
 
 
