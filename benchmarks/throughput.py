@@ -26,7 +26,7 @@ import pandas as pd
 import torch
 
 from benchmarks.rule_times import print_rule_times
-from pipeline_lib.config import pretrain_config, read_numbers, read_yaml
+from pipeline_lib.config import load, pretrain_config
 from pipeline_lib.core.nets import GFlowNet
 from pipeline_lib.core.rollout import draw
 from pipeline_lib.core.training import adam
@@ -43,12 +43,7 @@ from pipeline_lib.runtime import configure_process, select_device
 
 def load_config(path: str) -> dict:
     """A config file with the schema's defaults filled, as the workflow sees it."""
-    from snakemake.utils import validate
-
-    config = read_yaml(path)
-    read_numbers(config)
-    validate(config, str(Path(__file__).resolve().parents[1] / "workflow/schemas/config.schema.yaml"))
-    return config
+    return load(path)
 
 
 def _timed(fn, steps: int, warmup: int) -> float:

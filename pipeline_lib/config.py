@@ -416,12 +416,32 @@ def check(config: dict[str, Any]) -> None:
             _check_task(config, name, env, task)
 
 
-if __name__ == "__main__":  # python -m pipeline_lib.config FILE...: where a config file's YAML is broken
+SCHEMA = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def load(path: str | Path) -> dict[str, Any]:
+    """A config file as the workflow reads it: its YAML (a syntax error or a repeated key named with its line),
+    scientific notation read as numbers, the schema's defaults filled (a key it refuses named); then ``check``."""
+    from snakemake.exceptions import WorkflowError
+    from snakemake.utils import validate
+
+    config = read_yaml(path)
+    read_numbers(config)
+    if not SCHEMA.is_file():
+        raise ConfigError(f"the config schema {SCHEMA} is missing: the package runs from a checkout of the pipeline")
+    try:
+        validate(config, str(SCHEMA))
+    except WorkflowError as err:
+        raise ConfigError((schema_message(err) or str(err)).removeprefix("invalid config: ")) from None
+    return config
+
+
+if __name__ == "__main__":  # python -m pipeline_lib.config FILE...: everything the workflow checks, nothing run
     import sys
 
     for config_path in sys.argv[1:]:
         try:
-            read_yaml(config_path)
+            check(load(config_path))
         except (ConfigError, OSError) as error:
-            sys.exit(f"{error}")
-        print(f"{config_path}: valid YAML, no repeated key (`snakemake -n --configfile {config_path}` checks the rest)")
+            sys.exit(f"{config_path}: invalid config: {error}")
+        print(f"{config_path}: valid (YAML, schema, keys and values, domains, rewards on sample objects)")

@@ -52,7 +52,8 @@ def test_schema_fills_defaults(test_config: dict) -> None:
     assert test_config["finetune"]["methods"]["scratch"]["settings"] == {}
     assert "flow" not in test_config["finetune"]["methods"]["exact"]  # method_config supplies flow: policy
     assert test_config["envs"]["grid6"]["finetune"] == {} and test_config["resources"] == "resources"
-    raw = {"envs": {"g": {"domain": "hypergrid", "params": {"ndim": 2, "side": 3}, "tasks": []}}, "tasks": {}}
+    raw = {"envs": {"g": {"domain": "hypergrid", "params": {"ndim": 2, "side": 3}, "tasks": []}}, "tasks": {},
+           "finetune": {"methods": {"mcmc": {"kind": "mcmc"}}}}
     validate(raw, SCHEMA)
     assert raw["results"] == "results" and raw["device"] == "auto" and raw["seeds"] == [0]
     assert raw["pretrain"]["variants"] == {"full": {"ot": "reachable", "contrastive": True}}
@@ -167,9 +168,18 @@ def test_broken_yaml_is_named_with_its_line_and_column(tmp_path: Path) -> None:
         read_yaml(path)
     run = subprocess.run([sys.executable, "-m", "pipeline_lib.config", str(path)], capture_output=True, text=True)
     assert run.returncode == 1 and "c.yaml, line 4, column 5: not valid YAML" in run.stderr
-    path.write_text("seeds: [0]\n")
+    path.write_text("seeds: [0]\n")  # valid YAML, but no envs: the schema's message, with the file
     run = subprocess.run([sys.executable, "-m", "pipeline_lib.config", str(path)], capture_output=True, text=True)
-    assert run.returncode == 0 and "valid YAML, no repeated key" in run.stdout
+    assert run.returncode == 1 and "c.yaml: invalid config: the top level: 'envs' is a required property" in run.stderr
+    path.write_text(yaml.safe_dump({"envs": {"g": {"domain": "hypergrid", "params": {"ndim": 2, "side": 3},
+                                                   "tasks": ["r"]}},
+                                    "tasks": {"r": {"reward": "corner", "params": {"r0": -1.0}}},
+                                    "finetune": {"methods": {"mcmc": {"kind": "mcmc"}}}}))
+    run = subprocess.run([sys.executable, "-m", "pipeline_lib.config", str(path)], capture_output=True, text=True)
+    assert run.returncode == 1 and "c.yaml: invalid config: tasks.r.params: " in run.stderr  # the full check
+    path.write_text(path.read_text().replace("-1.0", "0.1"))
+    run = subprocess.run([sys.executable, "-m", "pipeline_lib.config", str(path)], capture_output=True, text=True)
+    assert run.returncode == 0 and "c.yaml: valid (YAML, schema, keys and values, domains, rewards" in run.stdout
 
 
 def test_unknown_pretrain_setting(test_config: dict) -> None:
