@@ -75,6 +75,19 @@ class _FlatCanReach(HyperGrid):
         return (states <= outcomes).flatten(1).all(1)
 
 
+class _DoubleFeatures(HyperGrid):
+    def featurize(self, states):
+        return super().featurize(states).double()
+
+
+class _Stuck(HyperGrid):
+    """No action at all from the far corner (stop forbidden there)."""
+
+    def forward_mask(self, states):
+        mask = super().forward_mask(states)
+        return mask & ~(states == self.side - 1).all(-1, keepdim=True)
+
+
 class _Raising(Subset):
     def random_outcomes(self, n, generator=None):
         raise NotImplementedError("random_outcomes")
@@ -82,8 +95,10 @@ class _Raising(Subset):
 
 @pytest.mark.parametrize("cls, params, expected", [
     (_PathOffByOne, {"alphabet": "dna", "length": 4}, "path_step disagrees with its moves"),
-    (_WideFeatures, {"ndim": 2, "side": 4}, "featurize(initial_states(2)) gives torch.float32 (2, 9); expected float "
-                                            "(2, 8) (its feature_dim)"),
+    (_WideFeatures, {"ndim": 2, "side": 4}, "featurize(initial_states(2)) gives torch.float32 (2, 9); expected "
+                                            "torch.float32 (2, 8) (its feature_dim)"),
+    (_DoubleFeatures, {"ndim": 2, "side": 4}, "gives torch.float64 (2, 8); expected torch.float32 (2, 8)"),
+    (_Stuck, {"ndim": 1, "side": 2}, "a uniform rollout met a state where forward_mask allows no action"),
     (_ReversedIndex, {"ndim": 2, "side": 4}, "index(all_states()) must be 0, 1, ..., n_states - 1 in order"),
     (_WrongBackAction, {"ndim": 2, "side": 4}, "which backward_mask of its child"),
     (_FlatLevel, {"ndim": 2, "side": 4}, "level must rise with every move"),

@@ -119,13 +119,20 @@ def _rollout(env, policy: PolicyFn, n: int, epsilon: float, greedy: bool, genera
         rows, state = rows[going], state[going]
     else:
         if len(rows):
+            _check_draws(checks)  # an invalid draw (e.g. from a state without a valid action) explains an overrun
             raise ValueError(f"{type(env).__name__}.max_length = {env.max_length}, but {len(rows)} trajectories "
                              f"had not stopped after that many transitions; max_length must count the stop")
-    if not torch.cat(checks).all():  # one synchronisation per rollout, not one per step
+    _check_draws(checks)
+    return _padded(visited, moved, acts, n)
+
+
+def _check_draws(checks: list[torch.Tensor]) -> None:
+    """Every draw of a rollout was one a working policy makes (``draw``): one synchronisation per rollout, not one
+    per step."""
+    if not torch.cat(checks).all():
         step = next(t for t, ok in enumerate(checks) if not ok.all())
         raise FloatingPointError(f"rollout step {step}: the policy gave NaN, no mass on any valid action, or an "
                                  f"invalid action; check the model (non-finite weights?) or the policy table")
-    return _padded(visited, moved, acts, n)
 
 
 def _padded(visited: list[torch.Tensor], moved: list[torch.Tensor], acts: list[torch.Tensor], n: int

@@ -68,8 +68,12 @@ def _probe(env) -> None:
     if not bool(env.is_initial(s0).all()):
         raise ContractError(f"{name}.is_initial(initial_states(2)) must be True")
     generator = torch.Generator(env.device).manual_seed(0)
-    traj = rollout(env, lambda s, rows, mask: masked_log_softmax(torch.zeros(mask.shape, device=mask.device), mask),
-                   PROBES, generator=generator)
+    try:
+        traj = rollout(env, lambda s, rows, mask: masked_log_softmax(torch.zeros(mask.shape, device=mask.device),
+                                                                     mask), PROBES, generator=generator)
+    except FloatingPointError as err:  # what the rollout says of a row without a valid action
+        raise ContractError(f"{name}: a uniform rollout met a state where forward_mask allows no action; every state "
+                            f"must allow stop or a move ({err})") from err
     _moves(env, traj)
     _listed(env)
     _leading_dimensions(env, traj.transitions()[2], traj.terminals, generator)
@@ -79,10 +83,11 @@ def _probe(env) -> None:
 
 
 def _shape(name: str, call: str, value: torch.Tensor, shape: tuple[int, ...], attribute: str, kind: type) -> None:
-    ok = value.is_floating_point() if kind is float else value.dtype == torch.bool
-    if tuple(value.shape) != shape or not ok:
-        raise ContractError(f"{name}.{call} gives {value.dtype} {tuple(value.shape)}; expected "
-                            f"{'float' if kind is float else 'bool'} {shape} (its {attribute})")
+    """``value`` has ``shape`` and is float32 (network inputs: the networks' dtype) or bool (masks)."""
+    dtype = torch.float32 if kind is float else torch.bool
+    if tuple(value.shape) != shape or value.dtype != dtype:
+        raise ContractError(f"{name}.{call} gives {value.dtype} {tuple(value.shape)}; expected {dtype} {shape} (its "
+                            f"{attribute})")
 
 
 def _moves(env, traj) -> None:
