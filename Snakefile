@@ -42,4 +42,4 @@ onsuccess:
 
 
 onerror:
-    drop_checkpoints()
+    drop_checkpoints(error=True)
