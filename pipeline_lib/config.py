@@ -331,7 +331,7 @@ def _check_task(config: dict[str, Any], env_name: str, env, task: str) -> None:
     try:  # its parameters, where its data need not be fetched yet (a domain's bind may raise anything)
         reward = bound_reward(name, fn, params, env, resources)
     except ValueError as err:
-        raise ConfigError(f"tasks.{task}.params: {err}") from err
+        raise ConfigError(f"tasks.{task}.params: {err} (environment {env_name!r})") from err
     except Exception as err:  # noqa: BLE001
         if isinstance(err, OSError) and not fetched:
             return  # a bind that reads its data as it binds: checked once the workflow has fetched them

@@ -148,6 +148,8 @@ TABLE_KEYS = {"pretrain": PRETRAIN_KEYS, "pretrain_bands": PRETRAIN_KEYS, "outco
 def collect(paths: list[str], out: str, keys: tuple[str, ...] = ()) -> None:
     """Concatenate per-job tables into one (figures and report read only these). With no job to gather (no
     descriptor variant, no pre-training), the table is empty but has its ``keys`` columns, so a reader's
-    ``df[df.env == ...]`` selects nothing instead of failing."""
+    ``df[df.env == ...]`` selects nothing instead of failing. Its metadata names the per-job files it gathers
+    (``collected_from``), whose own metadata hold each job's seed and resolved config."""
     frames = [read_parquet(p) for p in paths]
-    write_parquet(pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(keys)), out)
+    write_parquet(pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(keys)), out,
+                  collected_from=[str(p) for p in paths])

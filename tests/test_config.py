@@ -584,3 +584,24 @@ def test_a_describe_column_named_like_a_label_is_refused(test_config: dict, monk
     monkeypatch.setitem(DOMAINS, "taskcolumn", f"{__name__}:_TaskColumn")
     test_config["envs"]["grid6"]["domain"] = "taskcolumn"
     raises_config(test_config, "envs.grid6: _TaskColumn.describe() returns ['task']")
+
+
+@pytest.mark.parametrize("params, reward, message", [
+    ({"alphabet": "bits2", "length": 4, "min_length": 2}, {"reward": "tfbind", "params": {"landscape": "PAX3_REF_R1"}},
+     "reward 'tfbind' scores DNA 8-mers: it needs alphabet dna and length 8 (min_length 8); this environment has "
+     "alphabet ['00', '01', '10', '11'], length 4, min_length 2 (environment 'seq')"),
+    ({"alphabet": "dna", "length": 6}, {"reward": "tfbind", "params": {"landscape": "NOT_FETCHED_R9"}},
+     "reward 'tfbind' scores DNA 8-mers"),
+    ({"alphabet": "bits2", "length": 4, "min_length": 2}, {"reward": "bitseq"},
+     "reward 'bitseq' compares bit strings of one length: it needs min_length = length"),
+])
+def test_a_reward_for_other_objects_is_refused_whatever_is_fetched(test_config: dict, params: dict, reward: dict,
+                                                                  message: str, monkeypatch) -> None:
+    """TF-Bind-8 on anything but DNA 8-mers used to pass the check while its table was not fetched (and fail in the
+    jobs); the objects are checked at bind time, before any data."""
+    from pipeline_lib.domains.sequence import data
+
+    monkeypatch.setattr(data, "known_landscape", lambda folder, name: None)  # any name counts as known here
+    test_config["tasks"]["mine"] = reward
+    test_config["envs"]["seq"] = {"domain": "sequence", "params": params, "tasks": ["mine"]}
+    raises_config(test_config, "tasks.mine.params: " + message)

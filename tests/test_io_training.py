@@ -410,3 +410,15 @@ def test_a_second_process_of_a_job_waits_for_the_first(tmp_path: Path, caplog: p
     assert order == ["first in", "first out", "second in"]
     assert "another process is running this job" in caplog.text
     assert not any(f.exists() for f in left) and other.exists()
+
+
+def test_a_collected_table_names_the_job_files_it_gathers(tmp_path: Path) -> None:
+    for seed in (0, 1):
+        io.write_parquet(pd.DataFrame({"seed": [seed], "x": [seed * 2.0]}), tmp_path / f"s{seed}.parquet", seed=seed)
+    paths = [str(tmp_path / "s0.parquet"), str(tmp_path / "s1.parquet")]
+    io.collect(paths, str(tmp_path / "all.parquet"), ("seed",))
+    assert io.read_parquet(tmp_path / "all.parquet")["x"].tolist() == [0.0, 2.0]
+    assert io.read_meta(tmp_path / "all.parquet") == {"collected_from": paths}
+    assert io.read_meta(paths[1]) == {"seed": 1}  # each job's own file keeps its seed
+    io.collect([], str(tmp_path / "none.parquet"), ("env", "seed"))
+    assert list(io.read_parquet(tmp_path / "none.parquet").columns) == ["env", "seed"]

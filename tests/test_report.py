@@ -386,3 +386,21 @@ def test_an_under_trained_pre_training_is_flagged_beside_its_adaptations() -> No
                            for m, v in (("own", "full"), ("own_long", "long"), ("own_control", "control"))])
     assert report.under_trained(pretrain, curves) == {"e": [("full", 0.3)]}
     assert report.under_trained(pretrain, curves.drop(columns="pretrained")) == {}
+
+
+def test_a_run_past_the_budget_and_one_that_queried_every_object_enter_where_they_should() -> None:
+    """A budget beyond a small space: scratch has queried all 125 cells by step 8 and trains on, so it is compared
+    at its last evaluation (step 60), not its first with 125 calls. A budget below MCMC's first evaluation (its
+    chains start with a call each): MCMC enters at that first evaluation, marked, not with its whole run."""
+    rows = []
+    for step, calls in ((0, 0), (8, 125), (30, 125), (60, 125)):
+        rows.append({**_row("t", 0, "scratch", "scratch", "", calls, step, 0.1), "step": step})
+    for step, calls in ((0, 14), (30, 60), (60, 103)):
+        rows.append({**_row("t", 0, "mcmc", "mcmc", "", calls, step, 0.1), "step": step})
+    at = report.at_distinct_budget(pd.DataFrame(rows), 600).set_index("method")
+    assert at.loc["scratch", "step"] == 60 and not at.loc["scratch", "own_budget"]
+    at = report.at_distinct_budget(pd.DataFrame(rows), 10).set_index("method")
+    assert at.loc["mcmc", "step"] == 0 and at.loc["mcmc", "unique_reward_calls"] == 14 and at.loc["mcmc", "own_budget"]
+    assert at.loc["scratch", "step"] == 0 and not at.loc["scratch", "own_budget"]
+    pairs = report.paired_at(pd.DataFrame(rows), at.reset_index(), "scratch", "mcmc", 10)
+    assert sorted(zip(pairs["method"], pairs["step"])) == [("mcmc", 0), ("scratch", 0)]  # both within 14 calls

@@ -68,7 +68,11 @@ class CategoricalQ(nn.Module):
         self.net = mlp(env.feature_dim, cfg.hidden, cfg.layers, env.n_actions * env.n_states)
         graph = method.task.graph
         self.reach = reachability(env, graph)
-        self.terminal = graph.mask[:, env.stop][None, :]  # which states are objects (stop is valid there)
+        # which listed states are objects: env.terminal_states(), not every state that could stop (a set listed
+        # beyond max_size can, but no trajectory reaches it)
+        objects = torch.zeros(env.n_states, dtype=torch.bool, device=graph.mask.device)
+        objects[env.index(env.terminal_states())] = True
+        self.terminal = objects[None, :]
         self.tables = flow_tables(env, graph, method.model, "policy") if cfg.flow == "policy" else None
 
     def forward(self, feats: torch.Tensor, actions: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:

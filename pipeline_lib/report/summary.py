@@ -234,23 +234,32 @@ def default_budget(df: pd.DataFrame, calls: str) -> float:
 
 
 def at_distinct_budget(curves: pd.DataFrame, budget: float) -> pd.DataFrame:
-    """Each (task, method, seed) at its last evaluation within ``budget`` distinct reward calls. A method
-    that does not train (the exact conversion, one call per object) enters at its own final budget, and so
-    does a run of a STEP_MATCHED kind that took fewer gradient steps by then than the scratch GFlowNets of
-    the same (task, seed) did: it is never reported under-trained, only at its own larger budget.
-    ``own_budget`` marks those rows."""
+    """Each (task, method, seed) at its last evaluation within ``budget`` distinct reward calls (the last, not the
+    first, of those with the most calls: a run that has queried every object of a small space stays there while it
+    trains on). A method that does not train (the exact conversion, one call per object) enters at its own final
+    budget, and so does a run of a STEP_MATCHED kind that took fewer gradient steps by then than the scratch
+    GFlowNets of the same (task, seed) did: it is never reported under-trained, only at its own larger budget. A run
+    whose first evaluation is already past the budget (MCMC's chains start with a call each) enters at that first
+    evaluation, the least budget it has. ``own_budget`` marks the rows at their own budget."""
     keys = ["task", "method", "seed"]
-    within = curves[~curves["kind"].isin(NOT_TRAINED) & (curves["unique_reward_calls"] <= budget)]
-    at = within.loc[within.groupby(keys)["unique_reward_calls"].idxmax()].assign(own_budget=False)
-    final = curves.loc[curves.groupby(keys)["unique_reward_calls"].idxmax()].assign(own_budget=True)
+    trained = curves[~curves["kind"].isin(NOT_TRAINED)]
+    within = trained[trained["unique_reward_calls"] <= budget]
+    at = _last(within, keys).assign(own_budget=False)
     scratch_steps = at[at["kind"] == "scratch"].groupby(["task", "seed"])["step"].max()
     matched = at["kind"].isin(STEP_MATCHED)
     if matched.any() and len(scratch_steps):
         need = scratch_steps.reindex(pd.MultiIndex.from_frame(at[["task", "seed"]])).to_numpy()
         at = at[~(matched.to_numpy() & (at["step"].to_numpy() < need))]
-    done = at.set_index(keys).index
-    late = final[~final.set_index(keys).index.isin(done)]
-    return pd.concat([at, late]).sort_values(keys).reset_index(drop=True)
+    first = trained.loc[trained.groupby(keys)["step"].idxmin()]
+    early = first[~first.set_index(keys).index.isin(within.set_index(keys).index)].assign(own_budget=True)
+    final = _last(curves, keys).assign(own_budget=True)
+    late = final[~final.set_index(keys).index.isin(at.set_index(keys).index.append(early.set_index(keys).index))]
+    return pd.concat([at, early, late]).sort_values(keys).reset_index(drop=True)
+
+
+def _last(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Each group's last evaluation (its largest step)."""
+    return frame.loc[frame.groupby(keys)["step"].idxmax()]
 
 
 def paired_at(curves: pd.DataFrame, at: pd.DataFrame, a: str, b: str, budget: float) -> pd.DataFrame:
@@ -269,7 +278,7 @@ def paired_at(curves: pd.DataFrame, at: pd.DataFrame, a: str, b: str, budget: fl
         limit = limit.where(~own, np.maximum(limit, side.loc[common, "unique_reward_calls"].astype(float)))
     rows = curves[curves["method"].isin((a, b))].join(limit.rename("limit"), on=keys, how="inner")
     rows = rows[rows["unique_reward_calls"] <= rows["limit"]]
-    return rows.loc[rows.groupby([*keys, "method"])["unique_reward_calls"].idxmax()]
+    return _last(rows, [*keys, "method"])
 
 
 def _best(at: pd.DataFrame, rows: pd.Series, metric: str) -> str | None:

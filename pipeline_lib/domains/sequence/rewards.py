@@ -257,6 +257,7 @@ def bind(name: str, params: dict[str, Any], env, resources: str | Path):
     # what bind fills (the table, the AMP model) aside, the rest are the reward's own parameters (RNA's cache too)
     check_kwargs(fn, params, given=("x", "alphabet", "table", "model"), owner=f"reward {name!r}")
     _check_floor(params.get("floor", 1e-3))  # also where the reward's data are not fetched yet
+    _check_objects(name, env)
     if name == "tfbind":
         path = tfbind_table(resources, landscape)
         params["table"] = load_tfbind_table(path) if path.is_file() else path  # missing: fetched by the workflow
@@ -269,6 +270,18 @@ def bind(name: str, params: dict[str, Any], env, resources: str | Path):
     if name == "amp":
         params["model"] = amp_model()
     return Reward(lambda x: fn(x, env.alphabet, **params), caches)
+
+
+def _check_objects(name: str, env) -> None:
+    """The objects a reward scores, against the environment's, at bind time (before any data are fetched): TF-Bind-8
+    reads DNA 8-mers, and bitseq compares strings of one bit length."""
+    if name == "tfbind" and (list(env.alphabet) != list("ACGT") or env.length != 8 or env.min_length != 8):
+        raise ValueError(f"reward 'tfbind' scores DNA 8-mers: it needs alphabet dna and length 8 (min_length 8); "
+                         f"this environment has alphabet {list(env.alphabet)}, length {env.length}, min_length "
+                         f"{env.min_length}")
+    if name == "bitseq" and env.min_length != env.length:
+        raise ValueError(f"reward 'bitseq' compares bit strings of one length: it needs min_length = length; this "
+                         f"environment has length {env.length}, min_length {env.min_length}")
 
 
 def reference_modes(name: str, params: dict[str, Any], env) -> tuple[torch.Tensor, Callable, int]:
