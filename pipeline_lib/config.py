@@ -388,6 +388,10 @@ def check(config: dict[str, Any]) -> None:
             for item in spec.get(key, []):
                 if item not in known:
                     raise ConfigError(f"envs.{name}.{key}: unknown {item!r}; expected some of {sorted(known)}")
+        for key in ("tasks", "variants", "methods"):
+            twice = sorted({item for item in spec.get(key) or [] if spec[key].count(item) > 1})
+            if twice:
+                raise ConfigError(f"envs.{name}.{key}: {twice} listed twice; each runs once, list it once")
         conditionings = {variant: pretrain_config(config, variant, name).conditioning
                          for variant in env_variants(config, name)}
         try:

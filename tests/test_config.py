@@ -605,3 +605,8 @@ def test_a_reward_for_other_objects_is_refused_whatever_is_fetched(test_config: 
     test_config["tasks"]["mine"] = reward
     test_config["envs"]["seq"] = {"domain": "sequence", "params": params, "tasks": ["mine"]}
     raises_config(test_config, "tasks.mine.params: " + message)
+
+
+def test_a_task_listed_twice_on_an_environment_is_named(test_config: dict) -> None:
+    test_config["envs"]["grid6"]["tasks"] = ["corner", "corner"]
+    raises_config(test_config, "envs.grid6.tasks: ['corner'] listed twice")

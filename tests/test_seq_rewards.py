@@ -203,9 +203,11 @@ def test_an_unknown_landscape_fails_the_config_check_where_the_wheel_is_at_hand(
     assert data_files("tfbind", {"landscape": "NOPE_REF_R1"}, tmp_path)  # no wheel yet: checked when fetched
     (tmp_path / "tfbind8/wheel").mkdir(parents=True)
     shutil.copy(wheel, tmp_path / "tfbind8/wheel")  # the wheel an earlier fetch left
-    with pytest.raises(ValueError, match=r"landscape: unknown TF-Bind-8 landscape 'FOO_REF_R2'.*\['FOO_REF_R1'\]"
-                                         r".*tfbind_names"):
+    with pytest.raises(ValueError, match=r"landscape: unknown TF-Bind-8 landscape 'FOO_REF_R2'.*e.g. \['FOO_REF_R1', "
+                                         r"'BAR_REF_R2'\].*tfbind_names"):  # the closest spellings first
         data_files("tfbind", {"landscape": "FOO_REF_R2"}, tmp_path)
+    with pytest.raises(ValueError, match=r"'foo_ref_r1'; .* e.g. \['FOO_REF_R1'\]"):  # the name in another case
+        data_files("tfbind", {"landscape": "foo_ref_r1"}, tmp_path)
     assert data_files("tfbind", {"landscape": "BAR_REF_R2"}, tmp_path) == [tmp_path / "tfbind8/BAR_REF_R2_8mers.txt"]
     monkeypatch.setenv(data.WHEEL_ENV, str(wheel))  # a local copy named by the environment
     with pytest.raises(ValueError, match="unknown TF-Bind-8 landscape 'NOPE'"):

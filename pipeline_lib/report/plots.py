@@ -107,12 +107,12 @@ def pretrain_lengths(bands: pd.DataFrame, env: str, path: str | Path) -> int:
     fig, axes = plt.subplots(1, 3, figsize=(12.0, 3.2), sharex=True)
     sns.barplot(data=shares, x="band", y="share", hue="outcomes", order=order, errorbar=None, ax=axes[0],
                 palette="Greys")
-    axes[0].set(title=f"{env}: outcomes per level band ({shown})", xlabel="level band (length)",
+    axes[0].set(title=f"{env}: outcomes per level band ({shown})", xlabel="level band (moves from s0)",
                 ylabel="share of outcomes")
     axes[0].legend(fontsize=7, frameon=False)
     for ax, rollout in zip(axes[1:], ("sample", "greedy")):
         sns.barplot(data=last, x="band", y=f"success_{rollout}", hue="variant", order=order, errorbar=None, ax=ax)
-        ax.set(ylim=(0, 1.02), title=f"{rollout} success per band (last step)", xlabel="level band (length)",
+        ax.set(ylim=(0, 1.02), title=f"{rollout} success per band (last step)", xlabel="level band (moves from s0)",
                ylabel="success rate")
     _legend(fig, axes[1:])
     _save(fig, path)
@@ -240,14 +240,18 @@ def heatmaps(samples: pd.DataFrame, targets: pd.DataFrame, env: str, path: str |
     for i, task in enumerate(tasks):
         panels = [("target R/Z", targets[targets["task"] == task], "target_prob")]
         panels += [(m, samples[(samples["task"] == task) & (samples["method"] == m)], None) for m in methods]
-        for j, (title, df, weight) in enumerate(panels):
+        images = []
+        for _, df, weight in panels:
             img = np.zeros((side, rows))
             w = df[weight].to_numpy() if weight else np.full(len(df), 1.0 / max(len(df), 1))
             # Collected tables hold every domain, so grid coordinates arrive as floats (NaN elsewhere).
             second = df["x1"].to_numpy(dtype=int) if rows > 1 else np.zeros(len(df), dtype=int)
             np.add.at(img, (df["x0"].to_numpy(dtype=int), second), w)
+            images.append(img)
+        top = max(img.max() for img in images) or 1.0  # one colour scale per task: a flat sampler looks flat
+        for j, ((title, _, _), img) in enumerate(zip(panels, images)):
             ax = axes[i, j]
-            ax.imshow(img.T, origin="lower", cmap="viridis", interpolation="nearest",
+            ax.imshow(img.T, origin="lower", cmap="viridis", interpolation="nearest", vmin=0.0, vmax=top,
                       aspect="auto" if rows == 1 else "equal")
             ax.set_xticks([])
             ax.set_yticks([])
@@ -255,7 +259,9 @@ def heatmaps(samples: pd.DataFrame, targets: pd.DataFrame, env: str, path: str |
                 ax.set_title(title, fontsize=7)
             if j == 0:
                 ax.set_ylabel(task)
-    fig.suptitle(f"{env}: target vs sampled terminal distributions", fontsize=9)
+    marginal = " (marginal over x0, x1)" if "x2" in targets and targets["x2"].notna().any() else ""
+    fig.suptitle(f"{env}: target vs sampled terminal distributions{marginal}; one colour scale per task",
+                 fontsize=9)
     _save(fig, path)
 
 

