@@ -248,7 +248,9 @@ def heatmaps(samples: pd.DataFrame, targets: pd.DataFrame, env: str, path: str |
             second = df["x1"].to_numpy(dtype=int) if rows > 1 else np.zeros(len(df), dtype=int)
             np.add.at(img, (df["x0"].to_numpy(dtype=int), second), w)
             images.append(img)
-        top = max(img.max() for img in images) or 1.0  # one colour scale per task: a flat sampler looks flat
+        # one colour scale per task, the target's: a flat sampler looks flat, and a collapsed one saturates
+        # instead of washing out every other panel
+        top = images[0].max() or max(img.max() for img in images) or 1.0
         for j, ((title, _, _), img) in enumerate(zip(panels, images)):
             ax = axes[i, j]
             ax.imshow(img.T, origin="lower", cmap="viridis", interpolation="nearest", vmin=0.0, vmax=top,
@@ -260,8 +262,8 @@ def heatmaps(samples: pd.DataFrame, targets: pd.DataFrame, env: str, path: str |
             if j == 0:
                 ax.set_ylabel(task)
     marginal = " (marginal over x0, x1)" if "x2" in targets and targets["x2"].notna().any() else ""
-    fig.suptitle(f"{env}: target vs sampled terminal distributions{marginal}; one colour scale per task",
-                 fontsize=9)
+    fig.suptitle(f"{env}: target vs sampled terminal distributions{marginal}; each task on the target's colour "
+                 "scale (above its peak saturates)", fontsize=9)
     _save(fig, path)
 
 
