@@ -610,3 +610,16 @@ def test_a_reward_for_other_objects_is_refused_whatever_is_fetched(test_config: 
 def test_a_task_listed_twice_on_an_environment_is_named(test_config: dict) -> None:
     test_config["envs"]["grid6"]["tasks"] = ["corner", "corner"]
     raises_config(test_config, "envs.grid6.tasks: ['corner'] listed twice")
+
+
+@pytest.mark.parametrize("component, message", [
+    ({"name": "qed", "params": {"floor": 0.01}}, "components[0] (qed): floor is the product's own parameter"),
+    ({"name": "logp", "params": {"lo": 1.0}}, "components[0].params.lo: unknown parameter of objective 'logp'; "
+                                              "expected some of ['low', 'high', 'width']"),
+])
+def test_a_products_component_names_its_own_mistake(test_config: dict, component: dict, message: str) -> None:
+    test_config["tasks"]["mine"] = {"reward": "product", "params": {"components": [component]},
+                                    "modes": {"kind": "tanimoto", "threshold": 0.5}}
+    test_config["envs"]["mol"] = {"domain": "molecule", "params": {"length": 6}, "tasks": ["mine"],
+                                  "methods": ["mcmc"]}
+    raises_config(test_config, "tasks.mine.params: ", message)

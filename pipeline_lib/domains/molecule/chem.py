@@ -112,6 +112,7 @@ def _per_molecule(fn: Callable[[Chem.Mol], float]) -> Callable[[Sequence[str]], 
     @functools.wraps(fn)
     def batch(smiles: Sequence[str]) -> np.ndarray:
         return np.array([one(s) for s in smiles], dtype=np.float64)
+    del batch.__wrapped__  # its signature is its own (smiles), not the per-molecule function's (parameter checks)
     return batch
 
 
@@ -186,10 +187,17 @@ def product(smiles: Sequence[str], components: Sequence[dict[str, Any]] = ()) ->
     if not components:
         raise ValueError("product: params.components must list at least one objective {name, params}")
     out = np.ones(len(smiles))
-    for c in components:
+    for i, c in enumerate(components):
         if not isinstance(c, dict) or c.get("name") not in OBJECTIVES:
             raise ValueError(f"product: each component needs name in {sorted(OBJECTIVES)}, got {c!r}")
-        out = out * OBJECTIVES[c["name"]](smiles, **c.get("params", {}))
+        own = c.get("params", {})
+        if "floor" in own:
+            raise ValueError(f"product: components[{i}] ({c['name']}): floor is the product's own parameter (one floor "
+                             f"keeps the product > 0), not a component's; move it to the task's params")
+        from pipeline_lib.domains import check_kwargs  # here: the registry imports this module's domain lazily
+
+        check_kwargs(OBJECTIVES[c["name"]], own, f"components[{i}].params", ("smiles",), f"objective {c['name']!r}")
+        out = out * OBJECTIVES[c["name"]](smiles, **own)
     return out
 
 
