@@ -41,11 +41,6 @@ from pipeline_lib.ocgfn.pretrain import PretrainConfig, Pretrainer
 from pipeline_lib.runtime import configure_process, select_device
 
 
-def load_config(path: str) -> dict:
-    """A config file with the schema's defaults filled, as the workflow sees it."""
-    return load(path)
-
-
 def _timed(fn, steps: int, warmup: int) -> float:
     for _ in range(warmup):
         fn()
@@ -373,7 +368,7 @@ def main() -> None:
     args = parser.parse_args()
     configure_process(args.threads)  # what a training job sets: its threads, and freed memory kept for reuse
     device = select_device(args.device)
-    config = load_config(args.config)
+    config = load(args.config)
     env = HyperGrid(args.ndim, args.side, device)
     print(f"hypergrid ndim={args.ndim} side={args.side} batches={args.batches} threads={args.threads} "
           f"device={device} torch={torch.__version__}")

@@ -59,10 +59,11 @@ def _probe(env) -> None:
         raise ContractError(f"{name}.stop = {env.stop}: the last forward action must be stop (n_actions - 1 = "
                             f"{env.n_actions - 1})")
     s0 = env.initial_states(2)
-    _shape(name, "featurize(initial_states(2))", env.featurize(s0), (2, env.feature_dim), "feature_dim", float)
-    _shape(name, "forward_mask(initial_states(2))", env.forward_mask(s0), (2, env.n_actions), "n_actions", bool)
+    _shape(name, "featurize(initial_states(2))", env.featurize(s0), (2, env.feature_dim), "feature_dim", torch.float32)
+    _shape(name, "forward_mask(initial_states(2))", env.forward_mask(s0), (2, env.n_actions), "n_actions", torch.bool)
     back = env.backward_mask(s0)
-    _shape(name, "backward_mask(initial_states(2))", back, (2, env.n_backward_actions), "n_backward_actions", bool)
+    _shape(name, "backward_mask(initial_states(2))", back, (2, env.n_backward_actions), "n_backward_actions",
+           torch.bool)
     if bool(back.any()):
         raise ContractError(f"{name}.backward_mask(initial_states(2)) must be all False (s0 has no parent)")
     if not bool(env.is_initial(s0).all()):
@@ -82,9 +83,9 @@ def _probe(env) -> None:
         _objects(env, label, objects, generator)
 
 
-def _shape(name: str, call: str, value: torch.Tensor, shape: tuple[int, ...], attribute: str, kind: type) -> None:
-    """``value`` has ``shape`` and is float32 (network inputs: the networks' dtype) or bool (masks)."""
-    dtype = torch.float32 if kind is float else torch.bool
+def _shape(name: str, call: str, value: torch.Tensor, shape: tuple[int, ...], attribute: str, dtype: torch.dtype
+           ) -> None:
+    """``value`` has ``shape`` and ``dtype``: float32 for network inputs (the networks' dtype), bool for masks."""
     if tuple(value.shape) != shape or value.dtype != dtype:
         raise ContractError(f"{name}.{call} gives {value.dtype} {tuple(value.shape)}; expected {dtype} {shape} (its "
                             f"{attribute})")
@@ -102,11 +103,10 @@ def _moves(env, traj) -> None:
     if not len(action):
         return
     back = env.backward_action(state, action)
-    mask = env.backward_mask(child)
-    if bool(((back < 0) | (back >= env.n_backward_actions)).any()) or not bool(
-            mask.gather(1, back.clamp(0, env.n_backward_actions - 1)[:, None]).all()):
-        i = int((~mask.gather(1, back.clamp(0, env.n_backward_actions - 1)[:, None])[:, 0]
-                 | (back < 0) | (back >= env.n_backward_actions)).nonzero()[0, 0])
+    inside = (back >= 0) & (back < env.n_backward_actions)
+    allowed = inside & env.backward_mask(child).gather(1, back.clamp(0, env.n_backward_actions - 1)[:, None])[:, 0]
+    if not bool(allowed.all()):
+        i = int((~allowed).nonzero()[0, 0])
         raise ContractError(f"{name}: the move {int(action[i])} from {described(env.describe, state, i)} has "
                             f"backward_action {int(back[i])}, which backward_mask of its child "
                             f"{described(env.describe, child, i)} does not allow")
@@ -146,7 +146,7 @@ def _objects(env, label: str, y: torch.Tensor, generator: torch.Generator) -> No
     have = env.capabilities()
     if getattr(env, "pair_dim", 0):
         _shape(name, f"pair_features(states, outcomes) on {label}", env.pair_features(s0, y), (n, env.pair_dim),
-               "pair_dim", float)
+               "pair_dim", torch.float32)
     if have[LOCAL_MOVES] is None:
         out = env.propose(y, generator)
         if not (isinstance(out, tuple) and len(out) == 3 and tuple(out[0].shape) == tuple(y.shape)

@@ -20,6 +20,8 @@ from rdkit import Chem, DataStructs, RDConfig, RDLogger
 from rdkit.Chem import QED, Crippen, Descriptors, rdFingerprintGenerator
 from rdkit.Chem.Scaffolds import MurckoScaffold
 
+from pipeline_lib.domains import check_kwargs
+
 RDLogger.DisableLog("rdApp.*")  # a sampler proposes odd molecules; RDKit's warnings would flood the logs
 
 # Robust SELFIES tokens for C, N, O, F, S and Cl with single, double and triple bonds, ring closures
@@ -194,8 +196,6 @@ def product(smiles: Sequence[str], components: Sequence[dict[str, Any]] = ()) ->
         if "floor" in own:
             raise ValueError(f"product: components[{i}] ({c['name']}): floor is the product's own parameter (one floor "
                              f"keeps the product > 0), not a component's; move it to the task's params")
-        from pipeline_lib.domains import check_kwargs  # here: the registry imports this module's domain lazily
-
         check_kwargs(OBJECTIVES[c["name"]], own, f"components[{i}].params", ("smiles",), f"objective {c['name']!r}")
         out = out * OBJECTIVES[c["name"]](smiles, **own)
     return out
