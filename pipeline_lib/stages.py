@@ -128,7 +128,7 @@ def pretrain(job: dict[str, Any], seed: int, threads: int, model_out: str, metri
     """Reward-free pre-training (``plan.pretrain_job``: the OC-GFN, or the GCRL baseline); resumes from
     ``model_out``.ckpt if a previous run was killed (left in place: the workflow removes it once it has recorded the
     job as done, ``io.drop_finished_checkpoints``). ``bands_out``: success and the explorer's, the goals' and
-    the evaluation outcomes' shares per level (length) band at every evaluation."""
+    the evaluation outcomes' shares per level band (moves from s0) at every evaluation."""
     with io.job_lock([model_out, metrics_out, bands_out]):
         _pretrain(job, seed, threads, model_out, metrics_out, bands_out)
 

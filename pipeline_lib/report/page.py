@@ -42,9 +42,9 @@ HEADERS = {"step": "steps", "steps": "steps", "reward_calls": "reward calls", "u
 CAPTIONS = {
     "pretrain_success": "Pre-training success rate (the share of outcomes y whose y-conditioned sampler ends at y) "
                         "against steps, per variant; solid sampled, dashed greedy (tables/pretrain.parquet).",
-    "pretrain_lengths": "Per level (length) band at the last pre-training step: the share of explorer outcomes, "
-                        "on-policy goals and evaluation outcomes (the first variant listed, named in the title), "
-                        "and each variant's sampled and greedy success "
+    "pretrain_lengths": "Per level band (moves from s0; on sequences the length) at the last pre-training step: "
+                        "the share of explorer outcomes, on-policy goals and evaluation outcomes (the first variant "
+                        "listed, named in the title), and each variant's sampled and greedy success "
                         "(tables/pretrain_bands.parquet).",
     "search": "Search: modes found (and, on domains with a data set, the modes outside its training split), top-100 "
               "mean reward and diversity of the distinct objects each method has queried, "

@@ -85,10 +85,10 @@ def pretrain_success(pretrain: pd.DataFrame, env: str, path: str | Path) -> int:
 
 
 def pretrain_lengths(bands: pd.DataFrame, env: str, path: str | Path) -> int:
-    """Per level (length) band at the last pre-training step: the share of the explorer's outcomes, of the
-    on-policy goals and of the evaluation outcomes (one panel, for the first variant listed; the explorer
-    piles up at the longest objects), and each variant's sampled and greedy success (one panel per
-    rollout); mean over seeds. Returns the number of panels (0 where the domain has no band rows)."""
+    """Per level band (moves from s0; on sequences the length) at the last pre-training step: the share of the
+    explorer's outcomes, of the on-policy goals and of the evaluation outcomes (one panel, for the first variant
+    listed; the explorer piles up at the longest objects), and each variant's sampled and greedy success (one panel
+    per rollout); mean over seeds. Returns the number of panels (0 where the domain has no band rows)."""
     df = bands[bands["env"] == env] if len(bands) else bands
     if df.empty:
         _empty(path, f"{env}: no pre-training band rows")
