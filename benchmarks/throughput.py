@@ -95,17 +95,23 @@ class DBStep:
         self.phases = {"rollout_and_forward": 0.0, "loss": 0.0, "backward": 0.0, "optimizer": 0.0}
         self.last = None
 
+    def _now(self) -> float:
+        """The time once the device has finished what was queued (on CUDA a phase is its kernels, not launches)."""
+        if self.env.device.type == "cuda":
+            torch.cuda.synchronize(self.env.device)
+        return time.perf_counter()
+
     def step(self) -> None:
-        t0 = time.perf_counter()
+        t0 = self._now()
         traj, terms = db_rollout(self.env, self.model, self.batch, 0.05, self.gen)
-        t1 = time.perf_counter()
+        t1 = self._now()
         loss = db_loss(terms, self.reward(traj.terminals).log())
-        t2 = time.perf_counter()
+        t2 = self._now()
         self.opt.zero_grad()
         loss.backward()
-        t3 = time.perf_counter()
+        t3 = self._now()
         self.opt.step()
-        t4 = time.perf_counter()
+        t4 = self._now()
         for name, dt in zip(self.phases, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
             self.phases[name] += dt
         self.last = traj
@@ -380,7 +386,10 @@ def main() -> None:
     for batch in args.batches:
         print(f"--- batch {batch}")
         theirs = None
-        if args.torchgfn_python:
+        if args.torchgfn_python and device.type != "cpu":
+            print(f"torchgfn: skipped on {device} (its worker trains on the CPU; compare with --device cpu)",
+                  file=sys.stderr)
+        elif args.torchgfn_python:
             theirs = TorchgfnWorker(args.torchgfn_python, args.ndim, args.side, batch, args.warmup, args.threads)
         else:
             print("torchgfn: skipped (pass --torchgfn-python PATH to compare)", file=sys.stderr)

@@ -195,6 +195,28 @@ def test_a_checkpoint_for_other_inputs_is_set_aside(test_config: dict, tmp_path:
     assert same.oracle.calls == other.oracle.calls  # the finished checkpoint of the same inputs: nothing retrained
 
 
+def test_a_checkpoint_from_another_device_resumes_with_a_new_seed(test_config: dict, tmp_path: Path, caplog) -> None:
+    """A CPU and a CUDA generator hold states of different sizes (set_state raises): a job killed on a GPU node and
+    rerun on a CPU one (or the reverse) keeps its trained state and rows, draws from a seed derived from the saved
+    generator, and says so."""
+    ckpt = tmp_path / "run.ckpt"
+    first = scratch_trainer(test_config, 4, 2)
+    first.steps = 2  # killed after step 2
+    first.run(ckpt)
+    state = io.load_checkpoint(ckpt)
+    assert state["gen_device"] == "cpu"
+    state["gen_device"], state["gen"] = "cuda", torch.tensor([7] * 16, dtype=torch.uint8)  # a CUDA generator's
+    io.save_checkpoint(state, ckpt)
+    resumed = scratch_trainer(test_config, 4, 2)
+    with caplog.at_level("WARNING"):
+        rows = resumed.run(ckpt)
+    assert "from a checkpoint written on cuda" in caplog.text
+    assert rows["step"].tolist() == [0, 1, 2, 4] and resumed.oracle.calls == 8 * 4  # steps 3 and 4 trained here
+    again = scratch_trainer(test_config, 4, 2)
+    io.save_checkpoint(state, ckpt)
+    assert again.run(ckpt).drop(columns="seconds").equals(rows.drop(columns="seconds"))  # the new seed is fixed
+
+
 def test_fingerprint_sees_the_job_seed_data_and_model_file(tmp_path: Path) -> None:
     from pipeline_lib.stages import fingerprint
 

@@ -68,9 +68,12 @@ def draw(log_probs: torch.Tensor, mask: torch.Tensor, epsilon: float, greedy: bo
         low = torch.finfo(log_probs.dtype).min
         score, actions = torch.where(mask, log_probs.clamp(min=low), float("-inf")).max(-1)
         return actions, score > low  # -inf on the chosen action was clamped to ``low``; NaN compares False
+    # In place on tensors this function made: at a small batch each operation costs its dispatch, not its
+    # arithmetic, so a fresh result per step is an allocation paid for nothing (the same values either way).
     probs = log_probs.exp()
     if epsilon > 0:  # (1 - eps) p + eps / #valid on the valid actions, in the order the test checks
-        probs = (1 - epsilon) * probs + epsilon * mask.sum(-1, keepdim=True, dtype=probs.dtype).reciprocal()
+        uniform = mask.sum(-1, keepdim=True, dtype=probs.dtype).reciprocal_().mul_(epsilon)
+        probs = probs.mul_(1 - epsilon).add_(uniform)
     # masked entries already ~0; -1 removes round-off mass and keeps even a policy without mass on
     # the valid actions (all ratios 0) from drawing an invalid one, which could leave the state space
     probs = torch.where(mask, probs, -1.0)
@@ -78,7 +81,7 @@ def draw(log_probs: torch.Tensor, mask: torch.Tensor, epsilon: float, greedy: bo
     # numbers from the same generator), without its per-call validity checks, which cost several
     # synchronising reductions per rollout step; ``rollout`` checks every draw once at the end instead.
     race = torch.empty_like(probs).exponential_(1, generator=generator)
-    score, actions = (probs / race).max(-1)
+    score, actions = probs.div_(race).max(-1)
     return actions, score > 0
 
 

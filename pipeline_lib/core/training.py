@@ -3,6 +3,7 @@ and exact resume (model, optimiser and RNG states, and the metrics rows written 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import math
 import time
@@ -87,7 +88,7 @@ class Trainer:
         state = {"format": self.FORMAT, "inputs": self.inputs, "input_record": self.input_record,
                  "step": self.step, "rows": self.rows, "progress": self.progress,
                  "elapsed": self.elapsed,
-                 "gen": self.gen.get_state(), "torch_rng": torch.get_rng_state()}
+                 "gen": self.gen.get_state(), "gen_device": self.gen.device.type, "torch_rng": torch.get_rng_state()}
         for name in self.stateful:
             obj = getattr(self, name)
             state[name] = obj.state_dict() if hasattr(obj, "state_dict") else obj
@@ -96,7 +97,15 @@ class Trainer:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.step, self.rows, self.elapsed = state["step"], state["rows"], state["elapsed"]
         self.progress = list(state.get("progress", []))  # a checkpoint from before it kept none
-        self.gen.set_state(state["gen"])
+        saved_on = state.get("gen_device", "cpu")  # a checkpoint from before this key was written on the CPU
+        if saved_on == self.gen.device.type:
+            self.gen.set_state(state["gen"])
+        else:  # a CPU and a CUDA generator hold different states: reseed from the saved one, keep the training
+            seed = int.from_bytes(hashlib.sha256(state["gen"].numpy().tobytes()).digest()[:7], "little")
+            self.gen.manual_seed(seed)
+            log.warning("%s: resuming on %s from a checkpoint written on %s: the model, optimiser and rows carry "
+                        "over; random draws go on from a new seed derived from the saved generator, so the run "
+                        "differs from an uninterrupted one from here on", self.name, self.gen.device.type, saved_on)
         torch.set_rng_state(state["torch_rng"])
         for name in self.stateful:
             obj = getattr(self, name)

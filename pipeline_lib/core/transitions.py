@@ -6,6 +6,7 @@ in all, differentiated in one stacked backward; ``db_rollout``), and those from 
 relabelled with another model's outcomes), which need their own forward pass."""
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Callable
 
@@ -31,13 +32,19 @@ def distinct_rows(*parts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     takes a tenth of that)."""
     n = len(parts[0])
     keys = torch.cat([p.reshape(n, -1).contiguous().view(_INTS[p.element_size()]).long() for p in parts], 1)
-    weights = torch.randint(-2 ** 62, 2 ** 62, (keys.shape[1],), generator=torch.Generator().manual_seed(_HASH_SEED))
-    _, inverse = torch.unique((keys * weights.to(keys.device)).sum(1), return_inverse=True)
+    _, inverse = torch.unique((keys * _hash_weights(keys.shape[1], keys.device)).sum(1), return_inverse=True)
     first = _first_of(inverse, n)
     if not all(torch.equal(p, p[first[inverse]]) for p in parts):
         _, inverse = torch.unique(keys, dim=0, return_inverse=True)
         first = _first_of(inverse, n)
     return inverse, first
+
+
+@functools.lru_cache(maxsize=64)
+def _hash_weights(width: int, device: torch.device) -> torch.Tensor:
+    """The hash's fixed random weights for rows of ``width`` values, made once per width and device (on CUDA a copy
+    from the CPU waits for the queued kernels; a pre-training step hashes several times)."""
+    return torch.randint(-2 ** 62, 2 ** 62, (width,), generator=torch.Generator().manual_seed(_HASH_SEED)).to(device)
 
 
 def _first_of(inverse: torch.Tensor, n: int) -> torch.Tensor:

@@ -28,27 +28,27 @@ HER = ("none", "final", "future", "final+future")
 
 
 class Replay:
-    """A ring buffer of transitions: state, action, next state, goal, reward, done (tensors on the device)."""
+    """A ring buffer of transitions: state, action, next state, goal, reward, done (tensors on ``device``, where
+    a resumed buffer goes back to: checkpoints load on the CPU)."""
 
     KEYS = ("state", "action", "next_state", "goal", "reward", "done")
 
-    def __init__(self, capacity: int) -> None:
-        self.capacity, self.size, self.pos = capacity, 0, 0
+    def __init__(self, capacity: int, device: torch.device) -> None:
+        self.capacity, self.size, self.pos, self.device = capacity, 0, 0, device
         self.data: dict[str, torch.Tensor] = {}
 
     def add(self, **batch: torch.Tensor) -> None:
         n = len(batch["action"])
         if not self.data:
-            self.data = {k: torch.zeros((self.capacity, *v.shape[1:]), dtype=v.dtype, device=v.device)
+            self.data = {k: torch.zeros((self.capacity, *v.shape[1:]), dtype=v.dtype, device=self.device)
                          for k, v in batch.items()}
-        idx = (self.pos + torch.arange(n, device=batch["action"].device)) % self.capacity
+        idx = (self.pos + torch.arange(n, device=self.device)) % self.capacity
         for key in self.KEYS:
             self.data[key][idx] = batch[key]
         self.pos, self.size = (self.pos + n) % self.capacity, min(self.size + n, self.capacity)
 
     def sample(self, n: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        device = self.data["action"].device
-        idx = torch.randint(self.size, (n,), generator=generator, device=device)
+        idx = torch.randint(self.size, (n,), generator=generator, device=self.device)
         return {k: v[idx] for k, v in self.data.items()}
 
     def state_dict(self) -> dict[str, Any]:
@@ -57,7 +57,7 @@ class Replay:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.size, self.pos, self.data = state["size"], state["pos"], {}
         for key, value in state["data"].items():
-            self.data[key] = torch.zeros((self.capacity, *value.shape[1:]), dtype=value.dtype, device=value.device)
+            self.data[key] = torch.zeros((self.capacity, *value.shape[1:]), dtype=value.dtype, device=self.device)
             self.data[key][:len(value)] = value
 
 
@@ -84,7 +84,7 @@ class GCRLPretrainer(Pretrainer):
             raise ValueError(f"her: expected one of {HER}, got {cfg.her!r}")
         super().__init__(env, cfg, seed, device)
         self.target = copy.deepcopy(self.model).requires_grad_(False)
-        self.replay = Replay(cfg.replay_size)
+        self.replay = Replay(cfg.replay_size, device)
 
     def sampler(self) -> torch.nn.Module:
         return Boltzmann(self.model, self.cfg.temperature)

@@ -2,7 +2,7 @@
 named by dotted or file path, bound to their parameters, and checked before any job starts.
 
 A plug-in is ``package.module:function`` or ``path/to/file.py:function``; it is called as
-``function(objects, **params)`` with ``objects = env.objects(x)`` (grid cells as a long tensor
+``function(objects, **params)`` with ``objects = env.objects(x)`` (grid cells as a long CPU tensor
 [B, ndim], strings on sequences, canonical SMILES on molecules) and returns one positive float each.
 """
 from __future__ import annotations

@@ -115,8 +115,9 @@ class HyperGrid(DomainRewards):
         return {name: have.get(name, why.get(name)) for name in CAPABILITIES}
 
     def objects(self, states: torch.Tensor) -> torch.Tensor:
-        """What a reward plug-in receives: the cells themselves, a long tensor [B, ndim]."""
-        return states
+        """What a reward plug-in receives: the cells themselves, a long tensor [B, ndim] on the CPU whatever the
+        training device (a plug-in may call ``.numpy()``, as on other domains' plain Python objects)."""
+        return states.cpu()
 
     def object_keys(self, states: torch.Tensor) -> list[bytes]:
         return row_keys(states)

@@ -12,9 +12,10 @@ def weights(x: torch.Tensor, seed: int = 0, beta: float = 4.0, floor: float = 1e
     from [-1, 1] by a generator seeded with ``seed`` (a modular reward: its modes are the best sets)."""
     if not floor > 0:
         raise ValueError(f"floor must be > 0 so that rewards stay strictly positive, got {floor}")
-    w = torch.rand(x.shape[1], generator=torch.Generator().manual_seed(seed)) * 2 - 1
+    # drawn on the CPU (the same weights on any device), then moved to the sets' device
+    w = (torch.rand(x.shape[1], generator=torch.Generator().manual_seed(seed)) * 2 - 1).to(x.device)
     size = x.sum(-1).clamp(min=1).float()
-    return (torch.exp(beta * (x.float().cpu() @ w) / size) + floor).to(x.device)
+    return torch.exp(beta * (x.float() @ w) / size) + floor
 
 
 REWARDS: dict[str, Callable[..., torch.Tensor]] = {"weights": weights}
