@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,39 @@ def read_numbers(config: Any) -> None:
             config[key] = float(value)
         else:
             read_numbers(value)
+
+
+INTEGER = re.compile(r"[-+]?\d+")
+DECIMAL = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
+def read_overrides(config: Any, overrides: Any) -> None:
+    """``--config`` values as a config file would give them: Snakemake reads a nested one (``finetune={settings:
+    {steps: 60}}``, ``seeds=[0,1]``) with YAML's BaseLoader, every leaf a string, so 60 would be refused as
+    "expected int, got '60'". Each string leaf of ``overrides`` (Snakemake's ``--config`` mapping) that spells an
+    integer, a decimal or true / false becomes that value where ``config`` holds it, in place; other strings stay
+    (``ot: off`` is a mode, not False), and nothing a config file gave is touched."""
+    if isinstance(overrides, Mapping):
+        items = overrides.items()
+    elif isinstance(overrides, (list, tuple)):
+        items = enumerate(overrides)
+    else:
+        return
+    for key, value in items:
+        try:
+            here = config[key]
+        except (KeyError, IndexError, TypeError):
+            continue
+        if isinstance(value, str) and here == value:
+            text = value.strip()
+            if INTEGER.fullmatch(text):
+                config[key] = int(text)
+            elif DECIMAL.fullmatch(text):
+                config[key] = float(text)
+            elif text.lower() in ("true", "false"):
+                config[key] = text.lower() == "true"
+        else:
+            read_overrides(here, value)
 
 
 def read_yaml(path: str | Path) -> Any:

@@ -88,6 +88,39 @@ class _Stuck(HyperGrid):
         return mask & ~(states == self.side - 1).all(-1, keepdim=True)
 
 
+class _LooseCanReach(HyperGrid):
+    """Compares totals only: true on y's paths, but also where a coordinate has passed y's."""
+
+    def can_reach(self, states, outcomes):
+        return states.sum(-1) <= outcomes.sum(-1)
+
+
+class _MissingAncestors(Sequence):
+    """Leaves out the prefixes of length 2 (and the moves into them)."""
+
+    def ancestors(self, outcomes):
+        rows, states, child = super().ancestors(outcomes)
+        keep = self.lengths(states) != 2
+        new = torch.cumsum(keep, 0) - 1
+        child = torch.where(child >= 0, torch.where(keep[child.clamp(min=0)], new[child.clamp(min=0)], -1), -1)
+        return rows[keep], states[keep], child[keep]
+
+
+class _UnsortedAncestors(Sequence):
+    """The right pairs in reverse order: every lookup by searchsorted would miss."""
+
+    def ancestors(self, outcomes):
+        rows, states, child = super().ancestors(outcomes)
+        last = len(rows) - 1
+        return rows.flip(0), states.flip(0), torch.where(child >= 0, last - child, -1).flip(0)
+
+
+class _ChildlessAncestors(Sequence):
+    def ancestors(self, outcomes):
+        rows, states, child = super().ancestors(outcomes)
+        return rows, states, torch.full_like(child, -1)
+
+
 class _Raising(Subset):
     def random_outcomes(self, n, generator=None):
         raise NotImplementedError("random_outcomes")
@@ -107,6 +140,11 @@ class _Raising(Subset):
     (_StopMoves, {"ndim": 2, "side": 4}, "step must return a state unchanged under stop"),
     (_FlatCanReach, {"ndim": 2, "side": 4}, "can_reach(states [8, 8, ...], outcomes [8, 8, ...]) gives (8,) other "
                                               "than on the same pairs laid flat"),
+    (_LooseCanReach, {"ndim": 2, "side": 4}, "following can_reach from s0 towards"),
+    (_MissingAncestors, {"alphabet": "dna", "length": 3}, "ancestors on terminals of uniform rollouts: expected, for "
+                                                          "each outcome in turn, every state from which can_reach"),
+    (_UnsortedAncestors, {"alphabet": "dna", "length": 3}, "in another order or set"),
+    (_ChildlessAncestors, {"alphabet": "dna", "length": 3}, "(each valid move's pair inside the sub-DAG"),
     (_Raising, {"n": 5}, "probing the Environment protocol on a few objects raised NotImplementedError: "
                          "random_outcomes (in random_outcomes, "),
 ])

@@ -86,3 +86,15 @@ def test_pretraining_figures_from_a_real_run(tmp_path: Path) -> None:
     assert plots.pretrain_success(both, "seq", tmp_path / "d.png") == 3
     for name in ("s.png", "l.png", "e.png", "old.png", "d.png"):
         assert (tmp_path / name).stat().st_size > 1000
+
+
+def test_an_exact_l1_at_round_off_does_not_set_the_log_axis(tmp_path: Path, monkeypatch) -> None:
+    """An exact conversion's L1 of 1e-7 (float round-off) is drawn at the floor, so the other curves keep the axis."""
+    curves = _curves({"grid": ["a"]})
+    curves.loc[curves["method"] == "exact", "l1"] = 1e-7
+    drawn = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: drawn.append(fig))
+    plots.curves_figure(curves, "grid", plots.L1_ROWS, plots.method_palette(["scratch", "exact"]), tmp_path / "g.png")
+    ax = drawn[0].axes[0]
+    assert ax.get_yscale() == "log" and ax.get_ylim()[0] > 1e-4
+    assert any(f"drawn at {plots.DIVERGENCE_FLOOR:g}" in t.get_text() for t in ax.texts)

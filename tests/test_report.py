@@ -329,6 +329,26 @@ def test_the_best_method_is_compared_on_its_runs_within_the_budget() -> None:
     assert (best["a"], best["pairs"], best["a_minus_b"], best["a_calls"]) == ("amortized", 2, 10.0, 1000.0)
 
 
+def test_the_best_method_is_not_chosen_on_a_subset_of_the_tasks() -> None:
+    """Tasks differ in scale (here 20 modes on one, 2 on the other): a method within the budget on the easy task only
+    must not be "best" by a mean over that task alone, while the others' means include the hard one."""
+    rows = []
+    for seed in (0, 1):
+        for task, scale in (("easy", 10.0), ("hard", 1.0)):
+            rows += [{**_row(task, seed, "scratch", "scratch", "", calls, 1.0 * scale, 0.1), "step": step}
+                     for step, calls in ((0, 0), (100, 1000))]
+            rows += [{**_row(task, seed, "mcmc", "mcmc", "", calls, 2.0 * scale, 0.1), "step": step}
+                     for step, calls in ((0, 0), (100, 1000))]
+        # within the budget on "easy"; on "hard" its first evaluation is already past it
+        rows += [{**_row("easy", seed, "own", "amortized", "full", calls, 1.5 * 10.0, 0.1), "step": step}
+                 for step, calls in ((0, 0), (100, 1000))]
+        rows.append({**_row("hard", seed, "own", "amortized", "full", 5000, 1.5, 0.1), "step": 100})
+    verdict = report.verdict_table(pd.DataFrame(rows), {"e": 1000}).set_index(["metric", "comparison"])
+    best = verdict.loc[("modes_found", "best - best scratch")]
+    assert best["a"] == "mcmc" and best["a_minus_b"] == 5.5  # 20 - 10 on easy and 2 - 1 on hard, two seeds each
+    assert ("modes_found", "best - MCMC") not in verdict.index  # the best is MCMC itself
+
+
 def test_final_samplers_pair_each_oc_gfn_method_with_its_control(tmp_path: Path) -> None:
     """The exact conversion's search equals its control's, so the verdict compares their final samplers (exact L1,
     modes among the samples), per task and seed, on the page too; grids, led by the L1, get the same pairs."""

@@ -84,6 +84,32 @@ def test_bad_domain_params_name_the_key(tmp_path: Path) -> None:
     assert "envs.grid6.params.side: expected int, got 'six'" in result.stdout + result.stderr
 
 
+def test_command_line_overrides_mean_what_a_config_file_would(tmp_path: Path) -> None:
+    """Snakemake reads a nested --config value as strings; numbers and true/false become what a file would give,
+    other strings stay (ot: off), and the dry run shows the jobs the new values make."""
+    base = ["-n", "all", "--cores", "1", "--configfile", "config/test.yaml", "--config",
+            f"results={tmp_path / 'results'}"]
+    result = snakemake(*base, "finetune={settings: {steps: 60, eval_every: 20}}", "seeds=[0,1]",
+                       "pretrain={variants: {full: {ot: 'off', contrastive: false}}}")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    one_seed = snakemake(*base)
+    pretrain = [int(re.search(r"^pretrain\s+(\d+)", r.stdout + r.stderr, re.M).group(1)) for r in (result, one_seed)]
+    assert pretrain[0] == 2 * pretrain[1]  # seeds [0, 1]: twice the pre-training jobs
+    bad = snakemake(*base, "finetune={settings: {steps: sixty}}")
+    assert bad.returncode != 0 and "finetune.settings.steps: expected int, got 'sixty'" in bad.stdout + bad.stderr
+
+
+def test_read_overrides_touches_only_the_overridden_strings() -> None:
+    from pipeline_lib.config import read_overrides
+
+    config = {"a": {"n": "60", "x": "0.5", "e": "1e-3", "flag": "False", "mode": "off", "name": "07"},
+              "seeds": ["0", "1"], "kept": "60"}
+    overrides = {"a": {"n": "60", "x": "0.5", "e": "1e-3", "flag": "False", "mode": "off"}, "seeds": ["0", "1"]}
+    read_overrides(config, overrides)
+    assert config == {"a": {"n": 60, "x": 0.5, "e": 0.001, "flag": False, "mode": "off", "name": "07"},
+                      "seeds": [0, 1], "kept": "60"}
+
+
 @pytest.mark.slow
 def test_tiny_end_to_end(tmp_path: Path) -> None:
     """The whole DAG on a 6x6 grid: every table, figure and the report are written and coherent."""

@@ -130,8 +130,10 @@ class Environment(Protocol):
     #   neighbours(states) -> (near [B, K, ...], valid bool [B, K]; an invalid entry repeats the state)  NEIGHBOURS
     #   path_step(y, b, j) -> (state at depth j of outcome y[b]'s one trajectory, the action taken there)  TREE
     #   pair_features(states, outcomes) -> float [B, pair_dim], with the int attribute pair_dim  (conditioning: pairs)
-    #   ancestors(...), completion_mask / completion_phase / completion_paths: ANCESTORS, COMPLETIONS (see
-    #   domains/sequence/env.py for their contracts).
+    #   ancestors(outcomes [Y, ...]) -> (rows [P], states [P, ...], child [P, n_actions]): each (outcome, state that
+    #     can still produce it) pair once, s0 included, sorted by (row, index(state)); child: the pair each valid move
+    #     leads to inside the same outcome's sub-DAG, -1 for stop, invalid moves and moves that leave it  ANCESTORS
+    #   completion_mask / completion_phase / completion_paths: COMPLETIONS (see domains/sequence/env.py).
 
     def domain_rewards(self) -> Any:
         """The domain's rewards module: REWARDS, bind, data_files, fetch, reference_modes."""

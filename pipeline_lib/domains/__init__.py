@@ -106,7 +106,7 @@ def check_kwargs(fn: Callable[..., Any], params: dict[str, Any], where: str = ""
             raise ValueError(f"{prefix}{key}: expected {_hint_name(hint)}, got {value!r}")
     absent = [p for p in allowed if signature.parameters[p].default is inspect.Parameter.empty and p not in params]
     if absent:
-        raise ValueError(f"{where or 'params'}: {owner or 'it'} needs {absent}")
+        raise ValueError(f"{where + ': ' if where else ''}{owner or 'it'} needs {absent}")
 
 
 def make_env(domain: str, params: dict[str, Any], device: torch.device | str = "cpu") -> Environment:

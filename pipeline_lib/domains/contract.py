@@ -11,10 +11,11 @@ import traceback
 
 import torch
 
-from pipeline_lib.core.env import ENUMERABLE, LOCAL_MOVES, NEIGHBOURS, TREE, Environment, described
+from pipeline_lib.core.env import ANCESTORS, ENUMERABLE, LOCAL_MOVES, NEIGHBOURS, TREE, Environment, described
 from pipeline_lib.core.exact import listed_states
 from pipeline_lib.core.nets import masked_log_softmax
 from pipeline_lib.core.rollout import rollout
+from pipeline_lib.ocgfn.sources import GoalReaching
 
 PROBES = 16  # uniform trajectories rolled out, and random outcomes drawn, per check
 LISTED_STATES = 1 << 20  # the most states an enumerable space is listed for (its index order, a tree's parents)
@@ -24,6 +25,7 @@ METHODS = tuple(sorted(name for name, value in vars(Environment).items()
 ATTRIBUTES = tuple(sorted(Environment.__annotations__))
 MEMBERS = tuple(sorted(METHODS + ATTRIBUTES))
 PAIRS = 8  # states and objects whose pairs probe the methods that work over leading dimensions
+ANCESTOR_PROBES = 4  # outcomes whose sub-DAG (ancestors) is checked against every listed state
 
 
 class ContractError(ValueError):
@@ -81,6 +83,8 @@ def _probe(env) -> None:
     for label, objects in (("terminals of uniform rollouts", traj.terminals),
                            (f"random_outcomes({PROBES})", env.random_outcomes(PROBES, generator))):
         _objects(env, label, objects, generator)
+        _reaching(env, label, objects, generator)
+        _ancestors(env, label, objects[:ANCESTOR_PROBES])
 
 
 def _shape(name: str, call: str, value: torch.Tensor, shape: tuple[int, ...], attribute: str, dtype: torch.dtype
@@ -215,3 +219,58 @@ def _listed(env) -> None:
         raise ContractError(f"{name} declares 'tree' (one trajectory per object), but the state "
                             f"{described(env.describe, states, i)} has {int(parents[i])} parents (backward_mask): on "
                             f"a DAG give 'tree' a reason it is absent in capabilities()")
+
+
+def _reaching(env, label: str, y: torch.Tensor, generator: torch.Generator) -> None:
+    """The no-pre-training control (moves after which ``can_reach`` still holds, stop only at y) ends at y: a
+    ``can_reach`` that says True where no moves lead to y sends it astray, one that says False on y's own path
+    leaves it no move. Every pre-trained method's goal test and the control's exact conversion read it."""
+    name, control = type(env).__name__, GoalReaching(env)
+
+    def policy(states: torch.Tensor, rows: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return masked_log_softmax(control(states, y[rows])[1], mask)
+
+    ended = rollout(env, policy, len(y), generator=generator).terminals
+    missed = ~env.same(ended, y)
+    if bool(missed.any()):
+        i = int(missed.nonzero()[0, 0])
+        raise ContractError(f"{name}: following can_reach from s0 towards {described(env.describe, y, i)} ({label}) "
+                            f"ended at {described(env.describe, ended, i)}; can_reach(s, y) must be True exactly where "
+                            f"some sequence of moves leads from s to y")
+
+
+def _ancestors(env, label: str, y: torch.Tensor) -> None:
+    """Where the space is listed: ``ancestors(y)`` gives, once each and sorted by (row, index), exactly the states
+    from which ``can_reach`` reaches y, and ``child`` each valid move's pair inside y's sub-DAG (-1 for stop, for an
+    invalid move and for one that leaves it). The sparse exact conversion reads nothing else: a wrong sub-DAG gives
+    wrong "exact" results in silence."""
+    have, name = env.capabilities(), type(env).__name__
+    if have[ANCESTORS] is not None or have[ENUMERABLE] is not None or env.n_states > LISTED_STATES:
+        return
+    rows, states, child = env.ancestors(y)
+    n, where = env.n_states, f"{name}.ancestors on {label}"
+    if tuple(child.shape) != (len(rows), env.n_actions) or len(states) != len(rows):
+        raise ContractError(f"{where} gives rows {tuple(rows.shape)}, states [{len(states)}, ...] and child "
+                            f"{tuple(child.shape)}; expected one row, state and child row [n_actions = "
+                            f"{env.n_actions}] per (outcome, state) pair")
+    key = rows * n + env.index(states)
+    listed = listed_states(env)
+    expected = torch.cat([j * n + env.index(listed[env.can_reach(listed, y[j].expand_as(listed))])
+                          for j in range(len(y))])
+    if not torch.equal(key, expected):
+        raise ContractError(f"{where}: expected, for each outcome in turn, every state from which can_reach reaches "
+                            f"it, once each and in index order ({len(expected)} pairs in all); got {len(key)} pairs"
+                            f"{'' if len(key) != len(expected) else ' in another order or set'}")
+    mask = env.forward_mask(states)
+    mask[:, env.stop] = False
+    p, a = mask.nonzero(as_tuple=True)
+    nxt = env.step(states[p], a)
+    pos = torch.searchsorted(key, rows[p] * n + env.index(nxt)).clamp(max=len(key) - 1)
+    want = torch.full_like(child, -1)
+    want[p, a] = torch.where(env.can_reach(nxt, y[rows[p]]), pos, -1)
+    if not torch.equal(child, want):
+        i = int((child != want).any(-1).nonzero()[0, 0])
+        raise ContractError(f"{where}: child of the pair ({described(env.describe, y, int(rows[i]))}, "
+                            f"{described(env.describe, states, i)}) is {child[i].tolist()}; expected "
+                            f"{want[i].tolist()} (each valid move's pair inside the sub-DAG, -1 for stop, an invalid "
+                            f"move and a move that leaves it)")

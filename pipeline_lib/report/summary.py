@@ -179,10 +179,13 @@ VERDICT_METRICS = ("modes_found", "top100_reward")
 
 
 def interval(values: pd.Series, seed: int = 0, draws: int = 2000) -> tuple[float, float, float]:
-    """Mean and 95% bootstrap percentile interval (fixed seed, so the report is reproducible)."""
+    """Mean and 95% bootstrap percentile interval (fixed seed, so the report is reproducible); with one value, no
+    interval (NaN bounds: one run has no spread to resample)."""
     v = values.dropna().to_numpy(dtype=float)
     if not len(v):
         return float("nan"), float("nan"), float("nan")
+    if len(v) == 1:
+        return float(v[0]), float("nan"), float("nan")
     rng = np.random.default_rng(seed)
     means = rng.choice(v, size=(draws, len(v)), replace=True).mean(1)
     return float(v.mean()), float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
@@ -282,9 +285,17 @@ def paired_at(curves: pd.DataFrame, at: pd.DataFrame, a: str, b: str, budget: fl
 
 
 def _best(at: pd.DataFrame, rows: pd.Series, metric: str) -> str | None:
-    """The method among ``rows`` with the highest mean ``metric`` (None if there is none)."""
-    means = at[rows].groupby("method")[metric].mean()
-    return None if means.empty else str(means.idxmax())
+    """The method among ``rows`` with the highest mean ``metric``, its mean over tasks of its per-task means,
+    among the methods present on the most tasks (None if there is none): tasks differ in scale, so a method
+    present on only some of them (within the budget on one, past it on another) would otherwise win or lose by
+    which tasks its mean covers. Seeds are replicates: a method missing one is still compared."""
+    frame = at[rows].dropna(subset=[metric])
+    if frame.empty:
+        return None
+    tasks = frame.groupby("method")["task"].nunique()
+    frame = frame[frame["method"].isin(tasks[tasks == tasks.max()].index)]
+    means = frame.groupby(["method", "task"])[metric].mean().groupby("method").mean()
+    return str(means.idxmax())
 
 
 def verdict_table(curves: pd.DataFrame, budgets: dict[str, int | None],

@@ -84,7 +84,16 @@ def bound_reward(name: str, fn: Callable[..., Any] | None, params: dict[str, Any
         return env.bind_reward(name, dict(params), str(resources))
     from pipeline_lib.domains import check_kwargs
 
-    check_kwargs(fn, params, given=tuple(inspect.signature(fn).parameters)[:1], owner=f"reward {name!r}")
+    first = next(iter(inspect.signature(fn).parameters.values()), None)
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                  inspect.Parameter.VAR_POSITIONAL)
+    if first is None or first.kind not in positional or first.name in params:
+        got = ("takes no argument" if first is None else f"takes {first.name!r} first, a key of its params too"
+               if first.name in params else f"takes no positional argument (its first is {first})")
+        raise ValueError(f"reward {name!r} is called as function(objects, **params), but it {got}; give it a "
+                         f"first parameter for the objects, e.g. def {getattr(fn, '__name__', 'reward')}(objects, "
+                         f"{', '.join(params) or '...'})")
+    check_kwargs(fn, params, given=(first.name,), owner=f"reward {name!r} (called as function(objects, **params))")
     # float64 until ``reward_values`` has checked them, so a value beyond float32's range is named as written
     return Reward(lambda x: _floats(fn(env.objects(x), **params), name, torch.float64).to(x.device))
 

@@ -6,7 +6,15 @@ import sys
 from snakemake.utils import validate
 
 from pipeline_lib import plan
-from pipeline_lib.config import ConfigError, check, env_methods, read_numbers, read_yaml, schema_message
+from pipeline_lib.config import (
+    ConfigError,
+    check,
+    env_methods,
+    read_numbers,
+    read_overrides,
+    read_yaml,
+    schema_message,
+)
 from pipeline_lib.methods import method_class
 from pipeline_lib.ocgfn.sources import CONTROL
 
@@ -15,6 +23,8 @@ try:  # the --configfile files (the Snakefile has read the default one so before
         read_yaml(path)
 except ConfigError as err:
     raise WorkflowError(f"invalid config: {err}")
+# --config values: nested ones arrive as strings (``finetune={settings: {steps: 60}}``)
+read_overrides(config, getattr(getattr(workflow, "config_settings", None), "config", None) or {})
 read_numbers(config)
 try:
     validate(config, schema="../schemas/config.schema.yaml")

@@ -107,7 +107,8 @@ class Subset(DomainRewards):
 
     # --- enumeration ---
     def all_states(self) -> torch.Tensor:
-        """Every set with at most ``max_size`` items is listed (2^n rows; larger sets are never visited)."""
+        """Every subset of the n items, 2^n rows (those beyond ``max_size`` are listed for a plain index order, and
+        never visited)."""
         return torch.cartesian_prod(*[torch.arange(2, device=self.device)] * self.n).reshape(-1, self.n)
 
     def terminal_states(self) -> torch.Tensor:
