@@ -29,7 +29,11 @@ class ConfigError(ValueError):
 
 
 # YAML 1.1 (what Snakemake and PyYAML read) takes a float only with a dot: 1e-3 is the string '1e-3'
-SCIENTIFIC = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+MANTISSA = r"[-+]?(\d+\.?\d*|\.\d+)"
+SCIENTIFIC = re.compile(MANTISSA + r"[eE][-+]?\d+")
+DECIMAL = re.compile(MANTISSA + r"([eE][-+]?\d+)?")
+INTEGER = re.compile(r"[-+]?\d+")
+INFINITY = {".inf": math.inf, "+.inf": math.inf, "-.inf": -math.inf}
 
 
 def read_numbers(config: Any) -> None:
@@ -45,16 +49,14 @@ def read_numbers(config: Any) -> None:
             read_numbers(value)
 
 
-INTEGER = re.compile(r"[-+]?\d+")
-DECIMAL = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
-
-
-def read_overrides(config: Any, overrides: Any) -> None:
-    """``--config`` values as a config file would give them: Snakemake reads a nested one (``finetune={settings:
-    {steps: 60}}``, ``seeds=[0,1]``) with YAML's BaseLoader, every leaf a string, so 60 would be refused as
-    "expected int, got '60'". Each string leaf of ``overrides`` (Snakemake's ``--config`` mapping) that spells an
-    integer, a decimal or true / false becomes that value where ``config`` holds it, in place; other strings stay
-    (``ot: off`` is a mode, not False), and nothing a config file gave is touched."""
+def read_overrides(config: Any, overrides: Any, files: Any) -> None:
+    """``--config`` values as a config file would give them. Snakemake reads a nested one (``finetune={settings:
+    {steps: 60}}``, ``seeds=[0,1]``) with YAML's BaseLoader: every leaf a string, quotes dropped, so 60 would be
+    refused as "expected int, got '60'". Each string leaf of ``overrides`` (Snakemake's ``--config`` mapping)
+    keeps the type of what it replaces in ``files`` (the config files' values): a string stays a string (a
+    landscape "0101", RNA ``targets: "2"``, ``ot: off``); a number, a boolean or a new key is read as YAML reads a
+    number (int, decimal, .inf), true / false or null. In place in ``config``; nothing a config file gave is
+    touched."""
     if isinstance(overrides, Mapping):
         items = overrides.items()
     elif isinstance(overrides, (list, tuple)):
@@ -66,16 +68,33 @@ def read_overrides(config: Any, overrides: Any) -> None:
             here = config[key]
         except (KeyError, IndexError, TypeError):
             continue
-        if isinstance(value, str) and here == value:
-            text = value.strip()
-            if INTEGER.fullmatch(text):
-                config[key] = int(text)
-            elif DECIMAL.fullmatch(text):
-                config[key] = float(text)
-            elif text.lower() in ("true", "false"):
-                config[key] = text.lower() == "true"
+        if isinstance(files, Mapping):
+            before = files.get(key)
+        elif isinstance(files, list) and files:  # a list's items share a type: a new item is read as the first
+            before = files[key] if isinstance(key, int) and key < len(files) else files[0]
         else:
-            read_overrides(here, value)
+            before = None
+        if isinstance(value, str) and here == value:
+            if not isinstance(before, str):
+                config[key] = _yaml_scalar(value)
+        else:
+            read_overrides(here, value, before)
+
+
+def _yaml_scalar(text: str) -> Any:
+    """What a config file's YAML makes of an unquoted ``text``: an int, a float, a boolean, None, or the string."""
+    plain = text.strip()
+    if INTEGER.fullmatch(plain):
+        return int(plain)
+    if DECIMAL.fullmatch(plain):
+        return float(plain)
+    if plain.lower() in INFINITY:
+        return INFINITY[plain.lower()]
+    if plain.lower() in ("true", "false"):
+        return plain.lower() == "true"
+    if plain in ("null", "~"):
+        return None
+    return text
 
 
 def read_yaml(path: str | Path) -> Any:

@@ -38,9 +38,12 @@ class Descriptor:
         self.bins = [len(cut) + 1 for cut in self.edges]
         self.size = math.prod(self.bins)  # |Y|
         self.width = sum(self.bins)  # the one-hot outcome input of the OC-GFN
-        self._radix = torch.tensor([math.prod(self.bins[i + 1:]) for i in range(len(self.bins))])
+        # on the environment's device, where outcomes are indexed (on CUDA a copy from the CPU would wait for the
+        # queued kernels, and rollouts index outcomes at every step)
+        device = getattr(env, "device", "cpu")
+        self._radix = torch.tensor([math.prod(self.bins[i + 1:]) for i in range(len(self.bins))], device=device)
+        self._bins = torch.tensor(self.bins, device=device)
         self._cache: dict[Any, np.ndarray] = {}
-        self._on_device: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
 
     # --- objects to outcomes ---
     def values_of(self, objects: list) -> np.ndarray:
@@ -97,18 +100,10 @@ class Descriptor:
 
     # --- the outcome space ---
     def index(self, y: torch.Tensor) -> torch.Tensor:
-        return (y * self._radix_on(y.device)[0]).sum(-1)
+        return (y * self._radix.to(y.device)).sum(-1)
 
     def from_index(self, idx: torch.Tensor) -> torch.Tensor:
-        radix, bins = self._radix_on(idx.device)
-        return (idx[:, None] // radix) % bins
-
-    def _radix_on(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        """The radix and bin counts on ``device``, copied there once (on CUDA a copy from the CPU waits for the
-        queued kernels, and rollouts index outcomes at every step)."""
-        if device not in self._on_device:
-            self._on_device[device] = (self._radix.to(device), torch.tensor(self.bins, device=device))
-        return self._on_device[device]
+        return (idx[:, None] // self._radix.to(idx.device)) % self._bins.to(idx.device)
 
     def all_outcomes(self, device: torch.device | str = "cpu") -> torch.Tensor:
         return self.from_index(torch.arange(self.size, device=device))

@@ -228,6 +228,7 @@ def test_an_undertrained_amortized_run_enters_at_its_own_budget() -> None:
 
 
 def test_interval_brackets_the_mean() -> None:
+    assert report.interval(pd.Series([4.0]))[0] == 4.0 and np.isnan(report.interval(pd.Series([4.0]))[1:]).all()
     mean, low, high = report.interval(pd.Series([1.0, 2.0, 3.0, 10.0]))
     assert mean == 4.0 and low < mean < high and low >= 1.0 and high <= 10.0
 

@@ -102,6 +102,23 @@ def test_make_reward_plugin_file_path(tmp_path: Path) -> None:
     assert reward(t([[0, 0], [1, 2], [3, 3]])).tolist() == [2.0, 8.0, 14.0]
 
 
+@pytest.mark.parametrize("source, params, expected", [
+    ("def fn(side):\n    return side\n", {"side": 4}, "it takes 'side' first, a key of its params too; give it a "
+                                                        "first parameter for the objects, e.g. def fn(objects, side)"),
+    ("def fn(*, side=1):\n    return side\n", {}, "it takes no positional argument (its first is side=1)"),
+    ("def fn():\n    return 1\n", {}, "it takes no argument"),
+    ("def fn(x, y, side=1):\n    return x\n", {}, "reward 'PATH:fn' (called as function(objects, **params)) needs "
+                                                   "['y']"),
+])
+def test_a_plugin_signature_is_named_with_how_plugins_are_called(tmp_path: Path, source: str, params: dict,
+                                                                  expected: str) -> None:
+    path = tmp_path / "bad.py"
+    path.write_text(source)
+    with pytest.raises(ValueError) as info:
+        make_reward(f"{path}:fn", params, HyperGrid(ndim=2, side=4))
+    assert expected.replace("PATH", str(path)) in str(info.value), str(info.value)
+
+
 def test_make_reward_plugin_dotted_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     module = f"plugin_{uuid.uuid4().hex}"
     (tmp_path / f"{module}.py").write_text("def double_plus_one(x):\n    return 1.0 + 2.0 * x[:, 0].float()\n")

@@ -99,15 +99,21 @@ def test_command_line_overrides_mean_what_a_config_file_would(tmp_path: Path) ->
     assert bad.returncode != 0 and "finetune.settings.steps: expected int, got 'sixty'" in bad.stdout + bad.stderr
 
 
-def test_read_overrides_touches_only_the_overridden_strings() -> None:
+def test_read_overrides_keeps_the_type_of_what_it_replaces() -> None:
+    """Quotes are gone by the time Snakemake hands over a nested --config value: a string the config files hold
+    stays a string (a landscape of digits, RNA targets "2", ot: off); numbers, booleans and new keys are read as YAML
+    reads them; what the files gave and no override touched stays as it is."""
     from pipeline_lib.config import read_overrides
 
-    config = {"a": {"n": "60", "x": "0.5", "e": "1e-3", "flag": "False", "mode": "off", "name": "07"},
-              "seeds": ["0", "1"], "kept": "60"}
-    overrides = {"a": {"n": "60", "x": "0.5", "e": "1e-3", "flag": "False", "mode": "off"}, "seeds": ["0", "1"]}
-    read_overrides(config, overrides)
-    assert config == {"a": {"n": 60, "x": 0.5, "e": 0.001, "flag": False, "mode": "off", "name": "07"},
-                      "seeds": [0, 1], "kept": "60"}
+    files = {"a": {"n": 10, "x": 0.1, "flag": True, "mode": "off", "targets": "1", "name": "07"}, "seeds": [0],
+             "modes": ["0011"], "kept": "60"}
+    overrides = {"a": {"n": "60", "x": "0.5", "e": "1e-3", "flag": "False", "mode": "off", "targets": "2",
+                       "top": ".inf", "none": "null"}, "seeds": ["0", "1"], "modes": ["0101", "1100"]}
+    config = {"a": {**files["a"], **overrides["a"]}, "seeds": ["0", "1"], "modes": ["0101", "1100"], "kept": "60"}
+    read_overrides(config, overrides, files)
+    assert config == {"a": {"n": 60, "x": 0.5, "e": 0.001, "flag": False, "mode": "off", "targets": "2",
+                            "name": "07", "top": float("inf"), "none": None},
+                      "seeds": [0, 1], "modes": ["0101", "1100"], "kept": "60"}
 
 
 @pytest.mark.slow

@@ -59,7 +59,8 @@ def sample_actions(log_probs: torch.Tensor, mask: torch.Tensor, epsilon: float, 
 
 def draw(log_probs: torch.Tensor, mask: torch.Tensor, epsilon: float, greedy: bool,
          generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """``sample_actions`` and, bool [B], whether each draw is one a working policy makes: the winning
+    """``sample_actions`` (``log_probs`` of the mask's shape [B, A]) and, bool [B], whether each draw is one a
+    working policy makes: the winning
     score, read off the same reduction that picks the action, so the check costs no operation of its
     own in the rollout loop. A NaN on a valid action wins the race and fails the check; so does a
     policy without mass on any valid action (every valid score 0, every invalid one negative)."""

@@ -44,7 +44,9 @@ def distinct_rows(*parts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def _hash_weights(width: int, device: torch.device) -> torch.Tensor:
     """The hash's fixed random weights for rows of ``width`` values, made once per width and device (on CUDA a copy
     from the CPU waits for the queued kernels; a pre-training step hashes several times)."""
-    return torch.randint(-2 ** 62, 2 ** 62, (width,), generator=torch.Generator().manual_seed(_HASH_SEED)).to(device)
+    with torch.inference_mode(False):  # a first call inside a rollout would otherwise keep an inference tensor
+        weights = torch.randint(-2 ** 62, 2 ** 62, (width,), generator=torch.Generator().manual_seed(_HASH_SEED))
+        return weights.to(device)
 
 
 def _first_of(inverse: torch.Tensor, n: int) -> torch.Tensor:

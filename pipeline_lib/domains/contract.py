@@ -15,7 +15,7 @@ from pipeline_lib.core.env import ANCESTORS, ENUMERABLE, LOCAL_MOVES, NEIGHBOURS
 from pipeline_lib.core.exact import listed_states
 from pipeline_lib.core.nets import masked_log_softmax
 from pipeline_lib.core.rollout import rollout
-from pipeline_lib.ocgfn.sources import GoalReaching
+from pipeline_lib.ocgfn.sources import control_rollout
 
 PROBES = 16  # uniform trajectories rolled out, and random outcomes drawn, per check
 LISTED_STATES = 1 << 20  # the most states an enumerable space is listed for (its index order, a tree's parents)
@@ -78,13 +78,14 @@ def _probe(env) -> None:
         raise ContractError(f"{name}: a uniform rollout met a state where forward_mask allows no action; every state "
                             f"must allow stop or a move ({err})") from err
     _moves(env, traj)
-    _listed(env)
+    listed = _listed(env)
     _leading_dimensions(env, traj.transitions()[2], traj.terminals, generator)
     for label, objects in (("terminals of uniform rollouts", traj.terminals),
                            (f"random_outcomes({PROBES})", env.random_outcomes(PROBES, generator))):
         _objects(env, label, objects, generator)
         _reaching(env, label, objects, generator)
-        _ancestors(env, label, objects[:ANCESTOR_PROBES])
+        if listed is not None:
+            _ancestors(env, label, objects[:ANCESTOR_PROBES], listed)
 
 
 def _shape(name: str, call: str, value: torch.Tensor, shape: tuple[int, ...], attribute: str, dtype: torch.dtype
@@ -202,35 +203,33 @@ def _paths(env, label: str, y: torch.Tensor) -> None:
                                 f"{depth} leads to {described(env.describe, state, i)}")
 
 
-def _listed(env) -> None:
-    """Where the space is listed: every state once in ``index`` order from s0 and, on a tree, one parent each."""
+def _listed(env) -> torch.Tensor | None:
+    """Where the space is listed: every state once in ``index`` order from s0 and, on a tree, one parent each.
+    Returns the states (None where the space is not listed)."""
     have, name = env.capabilities(), type(env).__name__
     if have[ENUMERABLE] is not None or env.n_states > LISTED_STATES:
-        return
+        return None
     try:
         states = listed_states(env)
     except ValueError as err:
         raise ContractError(str(err)) from err
     if have[TREE] is not None:
-        return
+        return states
     parents = env.backward_mask(states).sum(-1)
     if bool((parents > 1).any()):
         i = int((parents > 1).nonzero()[0, 0])
         raise ContractError(f"{name} declares 'tree' (one trajectory per object), but the state "
                             f"{described(env.describe, states, i)} has {int(parents[i])} parents (backward_mask): on "
                             f"a DAG give 'tree' a reason it is absent in capabilities()")
+    return states
 
 
 def _reaching(env, label: str, y: torch.Tensor, generator: torch.Generator) -> None:
     """The no-pre-training control (moves after which ``can_reach`` still holds, stop only at y) ends at y: a
     ``can_reach`` that says True where no moves lead to y sends it astray, one that says False on y's own path
     leaves it no move. Every pre-trained method's goal test and the control's exact conversion read it."""
-    name, control = type(env).__name__, GoalReaching(env)
-
-    def policy(states: torch.Tensor, rows: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return masked_log_softmax(control(states, y[rows])[1], mask)
-
-    ended = rollout(env, policy, len(y), generator=generator).terminals
+    name = type(env).__name__
+    ended = control_rollout(env, y, generator).terminals
     missed = ~env.same(ended, y)
     if bool(missed.any()):
         i = int(missed.nonzero()[0, 0])
@@ -239,13 +238,13 @@ def _reaching(env, label: str, y: torch.Tensor, generator: torch.Generator) -> N
                             f"some sequence of moves leads from s to y")
 
 
-def _ancestors(env, label: str, y: torch.Tensor) -> None:
+def _ancestors(env, label: str, y: torch.Tensor, listed: torch.Tensor) -> None:
     """Where the space is listed: ``ancestors(y)`` gives, once each and sorted by (row, index), exactly the states
     from which ``can_reach`` reaches y, and ``child`` each valid move's pair inside y's sub-DAG (-1 for stop, for an
     invalid move and for one that leaves it). The sparse exact conversion reads nothing else: a wrong sub-DAG gives
     wrong "exact" results in silence."""
-    have, name = env.capabilities(), type(env).__name__
-    if have[ANCESTORS] is not None or have[ENUMERABLE] is not None or env.n_states > LISTED_STATES:
+    name = type(env).__name__
+    if env.capabilities()[ANCESTORS] is not None:
         return
     rows, states, child = env.ancestors(y)
     n, where = env.n_states, f"{name}.ancestors on {label}"
@@ -254,7 +253,6 @@ def _ancestors(env, label: str, y: torch.Tensor) -> None:
                             f"{tuple(child.shape)}; expected one row, state and child row [n_actions = "
                             f"{env.n_actions}] per (outcome, state) pair")
     key = rows * n + env.index(states)
-    listed = listed_states(env)
     expected = torch.cat([j * n + env.index(listed[env.can_reach(listed, y[j].expand_as(listed))])
                           for j in range(len(y))])
     if not torch.equal(key, expected):

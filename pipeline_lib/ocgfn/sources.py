@@ -103,6 +103,12 @@ def paths_to(env, outcomes: torch.Tensor, generator: torch.Generator | None = No
         valid = steps[:-1, None] <= depth[None, :]
         actions = actions.view(len(steps), len(outcomes))[:-1].masked_fill(~valid, -1)
         return Trajectories(states, actions, valid, outcomes.clone())
+    return control_rollout(env, outcomes, generator)
+
+
+def control_rollout(env, outcomes: torch.Tensor, generator: torch.Generator | None = None) -> Trajectories:
+    """Trajectories of the no-pre-training control towards ``outcomes`` (``GoalReaching``), each ending at its
+    outcome wherever ``can_reach`` keeps its contract (``domains.contract`` checks that it does)."""
     control = GoalReaching(env)
 
     def policy(states: torch.Tensor, rows: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

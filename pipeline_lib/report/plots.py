@@ -162,8 +162,8 @@ AXIS_LABELS = {"step": "training steps", "reward_calls": "reward calls", "unique
 SEARCH_ROWS = [("modes_found", "unique_reward_calls"), ("novel_modes_found", "unique_reward_calls"),
                ("top100_reward", "unique_reward_calls"), ("top100_diversity", "unique_reward_calls")]
 MAX_COLUMNS = 6  # panels per row of a curves figure
-# exact L1 / KL below this are drawn at it (and the panel says so): an exact conversion's float round-off would
-# otherwise set a log axis's bottom and squash every other curve into its top decade
+# an exact conversion's L1 below this is drawn at it (and the panel says so): its float round-off would otherwise
+# set a log axis's bottom and squash every other curve into its top decade
 DIVERGENCE_FLOOR = 1e-3
 L1_ROWS = [("l1", "step"), ("l1", "unique_reward_calls"), ("l1", "seconds")]
 
@@ -200,10 +200,12 @@ def curves_figure(curves: pd.DataFrame, env: str, rows: list[tuple[str, str]], p
             log_x = x != "step" and len(positive) and positive.max() / positive.min() > 100
             if log_x:  # a point at x = 0 (a curve's first row, before any call) has no place on a log axis
                 data = data[data[x] > 0]
-            clipped = metric in ("l1", "kl") and bool((data[metric] < DIVERGENCE_FLOOR).any())
-            if clipped:  # an exact conversion's round-off (1e-7) would stretch a log axis over six empty decades
-                data = data.assign(**{metric: data[metric].clip(lower=DIVERGENCE_FLOOR)})
             once = data["kind"].isin(NOT_TRAINED)  # no training: one point (or line) at its own budget
+            # an exact conversion's round-off (1e-7) would stretch a log axis over six empty decades; trained
+            # curves keep their values
+            clipped = metric == "l1" and bool((once & (data[metric] < DIVERGENCE_FLOOR)).any())
+            if clipped:
+                data = data.assign(**{metric: data[metric].where(~once, data[metric].clip(lower=DIVERGENCE_FLOOR))})
             trained, exact = data[~once], data[once]
             if len(trained) and x == "step":  # seeds share their evaluation steps: mean and sd
                 sns.lineplot(data=trained, x=x, y=metric, hue="method", palette=palette, errorbar="sd",
@@ -223,10 +225,10 @@ def curves_figure(curves: pd.DataFrame, env: str, rows: list[tuple[str, str]], p
                 ax.set_xscale("log")
                 ax.xaxis.set_minor_formatter(NullFormatter())
             values = data.loc[data[metric] > 0, metric]
-            if metric in ("l1", "kl") and len(values) and values.max() / values.min() > 100:
+            if metric == "l1" and len(values) and values.max() / values.min() > 100:
                 ax.set_yscale("log")
             if clipped:
-                ax.text(0.02, 0.02, f"below {DIVERGENCE_FLOOR:g}: drawn at {DIVERGENCE_FLOOR:g}", fontsize=6,
+                ax.text(0.02, 0.02, f"exact below {DIVERGENCE_FLOOR:g}: drawn at {DIVERGENCE_FLOOR:g}", fontsize=6,
                         transform=ax.transAxes, color="0.35")
             ax.set(title=task if i == 0 or per_metric > 1 else "", xlabel=AXIS_LABELS.get(x, x),
                    ylabel=AXIS_LABELS.get(metric, metric) if j == 0 else "")

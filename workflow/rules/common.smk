@@ -3,7 +3,7 @@ import os
 import re
 import sys
 
-from snakemake.utils import validate
+from snakemake.utils import update_config, validate
 
 from pipeline_lib import plan
 from pipeline_lib.config import (
@@ -19,12 +19,13 @@ from pipeline_lib.methods import method_class
 from pipeline_lib.ocgfn.sources import CONTROL
 
 try:  # the --configfile files (the Snakefile has read the default one so before Snakemake parsed it)
-    for path in workflow.overwrite_configfiles:
-        read_yaml(path)
+    FILES = {}  # what the config files say, merged as Snakemake merges them
+    for path in workflow.overwrite_configfiles or [p for p in ["config/config.yaml"] if os.path.exists(p)]:
+        update_config(FILES, read_yaml(path) or {})
 except ConfigError as err:
     raise WorkflowError(f"invalid config: {err}")
-# --config values: nested ones arrive as strings (``finetune={settings: {steps: 60}}``)
-read_overrides(config, getattr(getattr(workflow, "config_settings", None), "config", None) or {})
+# --config values: nested ones arrive as strings (``finetune={settings: {steps: 60}}``), read as the files' would be
+read_overrides(config, workflow.config_settings.config, FILES)
 read_numbers(config)
 try:
     validate(config, schema="../schemas/config.schema.yaml")

@@ -103,7 +103,13 @@ class Sequence(DomainRewards):
         grow = ([0] * self.vocab) + ([1] * self.vocab if self.prepend else [])
         self._mask_low = torch.tensor(grow + [min_length], device=self.device)
         self._mask_high = torch.tensor([length] * len(grow) + [length + 1], device=self.device)
-        self._log_completions: torch.Tensor | None = None  # per length, made on first use (log_completions)
+        # log of the objects below a state of each length (log_completions): sum over lengths j in [max(k,
+        # min_length), length] of V^(j - k), made once (a policy reads it at every rollout step)
+        k = torch.arange(length + 1, dtype=torch.float64)
+        j = k[None, :].expand(len(k), -1)
+        terms = torch.where((j >= k[:, None]) & (j >= min_length), (j - k[:, None]) * math.log(self.vocab),
+                            torch.tensor(-math.inf, dtype=torch.float64))
+        self._log_completions = torch.logsumexp(terms, 1).float().to(self.device)
 
     def lengths(self, states: torch.Tensor) -> torch.Tensor:
         return (states != self.pad).sum(-1)
@@ -281,12 +287,6 @@ class Sequence(DomainRewards):
         policy uniform over objects (ocgfn/descriptor.py), which needs no training."""
         if self.prepend:
             raise ValueError("log_completions: prepend-or-append generation is no tree (objects have many paths)")
-        if self._log_completions is None:  # per length, made once (a policy reads it at every rollout step)
-            k = torch.arange(self.length + 1, dtype=torch.float64)
-            j = k[None, :].expand(len(k), -1)
-            terms = torch.where((j >= k[:, None]) & (j >= self.min_length), (j - k[:, None]) * math.log(self.vocab),
-                                torch.tensor(-math.inf, dtype=torch.float64))
-            self._log_completions = torch.logsumexp(terms, 1).float().to(self.device)
         return self._log_completions.to(states.device)[self.lengths(states)]
 
     figure_kinds: tuple[str, ...] = ()  # figures the report draws for this domain (report/plots.py)
