@@ -87,13 +87,14 @@ def bound_reward(name: str, fn: Callable[..., Any] | None, params: dict[str, Any
     first = next(iter(inspect.signature(fn).parameters.values()), None)
     positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD,
                   inspect.Parameter.VAR_POSITIONAL)
+    got = None
     if first is None:
         got = "takes no argument"
     elif first.kind not in positional:
         got = f"takes no positional argument (its first is {first})"
     elif first.name in params:
         got = f"takes {first.name!r} first, a key of its params too"
-    if first is None or first.kind not in positional or first.name in params:
+    if got:
         raise ValueError(f"reward {name!r} is called as function(objects, **params), but it {got}; give it a "
                          f"first parameter for the objects, e.g. def {getattr(fn, '__name__', 'reward')}(objects, "
                          f"{', '.join(params) or '...'})")
