@@ -145,11 +145,17 @@ TABLE_KEYS = {"pretrain": PRETRAIN_KEYS, "pretrain_bands": PRETRAIN_KEYS, "outco
               "evaluation": ADAPTATION_KEYS, "samples": ADAPTATION_KEYS, "targets": ("env", "task")}
 
 
-def collect(paths: list[str], out: str, keys: tuple[str, ...] = ()) -> None:
-    """Concatenate per-job tables into one (figures and report read only these). With no job to gather (no
-    descriptor variant, no pre-training), the table is empty but has its ``keys`` columns, so a reader's
-    ``df[df.env == ...]`` selects nothing instead of failing. Its metadata names the per-job files it gathers
-    (``collected_from``), whose own metadata hold each job's seed and resolved config."""
+def gather(paths: list[str], keys: tuple[str, ...] = ()) -> pd.DataFrame:
+    """The per-job tables ``paths`` as one, in their order. With no job to gather (no descriptor variant, no
+    pre-training), the table is empty but has its ``keys`` columns, so a reader's ``df[df.env == ...]`` selects
+    nothing instead of failing."""
     frames = [read_parquet(p) for p in paths]
-    write_parquet(pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(keys)), out,
-                  collected_from=[str(p) for p in paths])
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(keys))
+
+
+def collect(paths: list[str], out: str, keys: tuple[str, ...] = ()) -> None:
+    """Write the per-job tables ``paths`` as one (``gather``): the tables the summary reads and users open. Figures
+    gather their own domain's jobs (the same rows), so a rerun task redraws only its domain's figures. Its metadata
+    names the per-job files it gathers (``collected_from``), whose own metadata hold each job's seed and resolved
+    config."""
+    write_parquet(gather(paths, keys), out, collected_from=[str(p) for p in paths])

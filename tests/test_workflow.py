@@ -6,6 +6,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -114,6 +115,30 @@ def test_read_overrides_keeps_the_type_of_what_it_replaces() -> None:
     assert config == {"a": {"n": 60, "x": 0.5, "e": 0.001, "flag": False, "mode": "off", "targets": "2",
                             "name": "07", "top": float("inf"), "none": None},
                       "seeds": [0, 1], "modes": ["0101", "1100"], "kept": "60"}
+
+
+def test_a_rerun_task_redraws_only_its_own_domains_figures(tmp_path: Path) -> None:
+    """Figures read their domain's per-job tables, not the collected ones, so newer results of one domain's task
+    rerun the collected tables, that domain's figures and the summary, and leave every other domain's figures alone
+    (the outputs stand in for a finished run: every file the DAG writes, made in order by --touch)."""
+    base = ["all", "--cores", "1", "--configfile", "config/seqtest.yaml", "--config", f"results={tmp_path}"]
+    planned = snakemake("-n", "--forceall", *base)
+    assert planned.returncode == 0, planned.stderr[-3000:]
+    outputs = [Path(f) for line in re.findall(r"^\s+output: (.+)$", planned.stdout + planned.stderr, re.M)
+               for f in line.split(", ")]
+    assert outputs and all(tmp_path in f.parents for f in outputs)
+    for f in outputs:
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.touch()
+    assert snakemake("--touch", *base).returncode == 0
+    assert "Nothing to be done" in (lambda r: r.stdout + r.stderr)(snakemake("-n", *base))
+    time.sleep(0.05)
+    (tmp_path / "bits8/finetune/bits_modes/scratch/seed0/curve.parquet").touch()
+    log = (lambda r: r.stdout + r.stderr)(snakemake("-n", *base))
+    jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", log.split("Job stats:")[1].split("Reasons:")[0], re.M))
+    redrawn = set(re.findall(r"output: \S+/figures/(\w+)/", log))
+    assert redrawn == {"bits8"}, redrawn
+    assert jobs["collect"] == "1" and jobs["summary"] == "1" and "finetune" not in jobs and "pretrain" not in jobs
 
 
 @pytest.mark.slow

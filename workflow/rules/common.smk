@@ -58,25 +58,35 @@ wildcard_constraints:
     seed=r"\d+",
 
 
+def in_scope(wildcards, env, task=None):
+    """Whether a job of ``env`` (and ``task``) is read by the job with these wildcards. A figure of one domain (or
+    one task) reads only that domain's per-job tables, so a rerun task redraws only its own domain's figures; the
+    collect job, without wildcards, reads them all."""
+    return getattr(wildcards, "env", env) == env and (task is None or getattr(wildcards, "task", task) == task)
+
+
 def pretrain_tables(name):
-    """Input function: one table per pre-training job (metrics or bands)."""
+    """Input function: one table per pre-training job (metrics or bands), of the asking job's domain if it has one."""
 
     def files(wildcards):
         return [
             f"{RESULTS}/{env}/pretrain/{variant}/seed{seed}/{name}.parquet"
             for env, variant, seed in plan.pretrain_jobs(config)
+            if in_scope(wildcards, env)
         ]
 
     return files
 
 
 def descriptor_tables(name):
-    """Input function: one table per descriptor variant's evaluation (outcomes or windows)."""
+    """Input function: one table per descriptor variant's evaluation (outcomes or windows), of the asking job's
+    domain if it has one."""
 
     def files(wildcards):
         return [
             f"{RESULTS}/{env}/pretrain/{variant}/seed{seed}/{name}.parquet"
             for env, variant, seed in plan.outcomes_jobs(config)
+            if in_scope(wildcards, env)
         ]
 
     return files
@@ -87,12 +97,14 @@ def outcomes_job(wildcards):
 
 
 def per_job(name):
-    """Input function: one file per adaptation job (curve, samples or metrics)."""
+    """Input function: one file per adaptation job (curve, samples or metrics), of the asking job's domain and task
+    if it has them."""
 
     def paths(wildcards):
         return [
             f"{RESULTS}/{env}/finetune/{task}/{method}/seed{seed}/{name}.parquet"
             for env, task, method, seed in plan.adaptation_jobs(config)
+            if in_scope(wildcards, env, task)
         ]
 
     return paths
@@ -108,10 +120,12 @@ def task_evaluations(wildcards):
 
 
 def targets(wildcards):
-    """What is known of every task before any search (exact targets where enumerable)."""
+    """What is known of every task before any search (exact targets where enumerable), of the asking job's domain if it
+    has one."""
     return [
         f"{RESULTS}/{env}/prepare/{task}/target.parquet"
         for env, task in plan.target_jobs(config)
+        if in_scope(wildcards, env)
     ]
 
 

@@ -1,13 +1,15 @@
-# Figures: one rule per figure kind, one job per domain (or per molecule task), each from the collected
-# parquet only, so a new task or method appears without code changes and figure changes rerun only the
-# figures and the summary. Colours follow the configured method list (the same colour everywhere).
+# Figures: one rule per figure kind, one job per domain (or per molecule task), each from the parquet of the
+# pipeline only (the per-job tables of its domain: the rows of the collected tables it draws, so a rerun task
+# redraws only the figures of its own domain), so a new task or method appears without code changes and figure
+# changes rerun only the figures and the summary. Colours follow the configured method list (the same colour
+# everywhere).
 FIGURE_PATHS = {
     (kind, env, task): f"{RESULTS}/figures/{env}/{kind}{'_' + task if task else ''}.png"
     for kind, env, task in FIGURES
 }
 rule figure_pretrain_success:
     input:
-        pretrain=rules.collect.output.pretrain,
+        pretrain=pretrain_tables("metrics"),
     output:
         report(
             f"{RESULTS}/figures/{{env}}/pretrain_success.png",
@@ -29,7 +31,7 @@ rule figure_pretrain_success:
 
 rule figure_pretrain_lengths:
     input:
-        bands=rules.collect.output.pretrain_bands,
+        pretrain_bands=pretrain_tables("bands"),
     output:
         report(
             f"{RESULTS}/figures/{{env}}/pretrain_lengths.png",
@@ -51,7 +53,7 @@ rule figure_pretrain_lengths:
 
 rule figure_descriptor:
     input:
-        outcomes=rules.collect.output.outcomes,
+        outcomes=descriptor_tables("outcomes"),
     output:
         report(
             f"{RESULTS}/figures/{{env}}/descriptor.png",
@@ -73,7 +75,7 @@ rule figure_descriptor:
 
 rule figure_search:
     input:
-        curves=rules.collect.output.curves,
+        curves=per_job("curve"),
     output:
         report(
             f"{RESULTS}/figures/{{env}}/search.png",
@@ -96,7 +98,7 @@ rule figure_search:
 
 rule figure_l1:
     input:
-        curves=rules.collect.output.curves,
+        curves=per_job("curve"),
     output:
         report(
             f"{RESULTS}/figures/{{env}}/l1.png",
@@ -119,8 +121,8 @@ rule figure_l1:
 
 rule figure_heatmaps:
     input:
-        samples=rules.collect.output.samples,
-        targets=rules.collect.output.targets,
+        samples=per_job("samples"),
+        targets=targets,
     output:
         report(
             f"{RESULTS}/figures/{{env}}/heatmaps.png",
@@ -142,7 +144,7 @@ rule figure_heatmaps:
 
 rule figure_molecules:
     input:
-        samples=rules.collect.output.samples,
+        samples=per_job("samples"),
     output:
         report(
             f"{RESULTS}/figures/{{env}}/molecules_{{task}}.png",
