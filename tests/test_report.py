@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from pipeline_lib.report import page
 from pipeline_lib.report import summary as report
@@ -30,7 +31,7 @@ def test_sequence_table_at_a_budget_with_win_rates() -> None:
     # mcmc beats scratch (2 > 1) on both seeds at 150 calls; ocgfn loses both.
     assert rows.loc["mcmc", "win_rate_vs_scratch"] == 1.0
     assert rows.loc["ocgfn", "win_rate_vs_scratch"] == 0.0
-    assert rows.loc["scratch", "win_rate_vs_scratch"] == 0.5
+    assert np.isnan(rows.loc["scratch", "win_rate_vs_scratch"])  # the baseline against itself: no win rate
     table, used = report.sequence_table(_curves(), "tf", None)  # the largest budget all reached
     assert used == 200
     rows = table.set_index("method")
@@ -184,6 +185,31 @@ def test_verdict_compares_at_equal_distinct_calls_with_intervals() -> None:
     assert own["a"] == "exact" and abs(own["a_minus_b"] - 0.3) < 1e-9 and own["a_calls"] == 500
 
 
+def test_twins_are_read_at_the_same_distinct_calls() -> None:
+    """An OC-GFN method that reached 2,214 calls against its control at 2,396, both past the budget at their own: both
+    are read at 2,214, the control interpolated between its evaluations at 2,000 and 2,396 calls, not one run at
+    2,214 against the other at 2,396 (nor the control at its evaluation 214 calls earlier)."""
+    rows = []
+    for seed in (0, 1):
+        for step, (calls, modes) in enumerate(((0, 0), (1000, 40), (2214, 100))):
+            rows.append({**_row("t", seed, "own", "amortized", "full", calls, modes, 0.5), "step": step})
+        for step, (calls, modes) in enumerate(((0, 0), (2000, 80), (2396, 180))):
+            rows.append({**_row("t", seed, "own_control", "amortized", "control", calls, modes, 0.5), "step": step})
+        rows += [{**_row("t", seed, "scratch", "scratch", "", calls, 1, 0.5), "step": 10 * step}
+                 for step, calls in enumerate((0, 500, 1000))]
+    curves = pd.DataFrame(rows)
+    at = report.at_distinct_budget(curves, 1000)
+    assert at.set_index("method").loc["own", "own_budget"].all()  # fewer steps than scratch by 1,000 calls
+    pairs = report.paired_at(curves, at, "own", "own_control", 1000).set_index("method")
+    assert (pairs["unique_reward_calls"] == 2214).all()
+    assert pairs.loc["own", "modes_found"].tolist() == [100, 100]
+    assert pairs.loc["own_control", "modes_found"].tolist() == pytest.approx([80 + 100 * 214 / 396] * 2)
+    verdict = report.verdict_table(curves, {"e": 1000}, {"own": "own_control"})
+    row = verdict[(verdict["metric"] == "modes_found") & (verdict["comparison"] == "amortized: OC-GFN - control")]
+    assert row.iloc[0]["a_calls"] == row.iloc[0]["b_calls"] == 2214
+    assert row.iloc[0]["a_minus_b"] == pytest.approx(20 - 100 * 214 / 396)
+
+
 def test_novel_modes_enter_the_tables_and_the_verdict_where_a_domain_has_data(tmp_path: Path) -> None:
     """A domain whose curves count novel modes (a data set) gets them as a table column, a verdict metric and a
     verdict sentence; a domain without them gets none of the three."""
@@ -227,10 +253,17 @@ def test_an_undertrained_amortized_run_enters_at_its_own_budget() -> None:
     assert best["a_minus_b"] == 198.0
 
 
-def test_interval_brackets_the_mean() -> None:
+def test_interval_is_students_t_over_the_replicates() -> None:
+    """Two seeds get t(1) = 12.71 standard errors, not their range (which a bootstrap of two values returns, and
+    which holds the mean half the time); one value gets no interval."""
     assert report.interval(pd.Series([4.0]))[0] == 4.0 and np.isnan(report.interval(pd.Series([4.0]))[1:]).all()
+    for dof, table in ((1, 12.7062), (2, 4.3027), (3, 3.1824), (4, 2.7764), (9, 2.2622), (30, 2.0423), (120, 1.9799)):
+        assert report.t_quantile(dof) == pytest.approx(table, abs=1e-4)
+    mean, low, high = report.interval(pd.Series([35.0, 39.0, np.nan]))
+    assert mean == 37.0 and (low, high) == pytest.approx((37 - 12.7062 * 2, 37 + 12.7062 * 2), abs=1e-3)
     mean, low, high = report.interval(pd.Series([1.0, 2.0, 3.0, 10.0]))
-    assert mean == 4.0 and low < mean < high and low >= 1.0 and high <= 10.0
+    half = 3.1824 * np.std([1.0, 2.0, 3.0, 10.0], ddof=1) / 2
+    assert mean == 4.0 and (low, high) == pytest.approx((4 - half, 4 + half), abs=1e-3)
 
 
 def test_budget_table_compares_at_equal_steps_calls_and_seconds() -> None:

@@ -223,8 +223,9 @@ def summary_page(pretrain: pd.DataFrame, evaluation: pd.DataFrame, curves: pd.Da
          f"<style>{STYLE}</style>{CHECK_SCRIPT}</head><body>",
          "<h1>Pre-training and adapting outcome-conditioned GFlowNets: results</h1>",
          f"<p class=note>{domains}, seeds {', '.join(map(str, seeds))}; software and device: "
-         f"{html.escape(env_line)}. Intervals: 95% bootstrap percentile intervals over replicates (seeds, or tasks "
-         f"x seeds), shown only where n &gt; 1; bold: the best value of a column within a domain and task.</p>"]
+         f"{html.escape(env_line)}. Intervals: 95% Student-t intervals of the mean over replicates (seeds, or tasks x "
+         f"seeds), shown only where n &gt; 1; bold: the best value of a column among the rows that compare (one domain "
+         f"and task, one side of the budget), unless most of them share it.</p>"]
     toc = [("verdict", "Verdict"), *[(f"env-{e}", e) for e in adapted], ("tables", "Tables"),
            ("figures", "All figures")]
     h.append("<nav>" + "".join(f"<a href='#{a}'>{html.escape(t)}</a>" for a, t in toc) + "</nav>")

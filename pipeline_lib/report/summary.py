@@ -1,6 +1,8 @@
 """Result tables of the summary page (``report.page`` renders them), built only from the collected parquet tables."""
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pandas as pd
 
@@ -18,8 +20,8 @@ def number(v: float) -> str:
 
 
 def _mean_interval(df: pd.DataFrame, keys: list[str], cols: list[str]) -> pd.DataFrame:
-    """Per group: n (the replicates: seeds, or tasks x seeds) and each column's mean with its 95% bootstrap
-    interval, as text; with n = 1 the value alone (one run has no spread to show)."""
+    """Per group: n (the replicates: seeds, or tasks x seeds) and each column's mean with its 95% t interval
+    (``interval``), as text; with n = 1 the value alone (one run has no spread to show)."""
     g = df.groupby(keys, sort=False)
     out = g.size().rename("n").to_frame()
     for c in cols:
@@ -109,7 +111,8 @@ def sequence_table(curves: pd.DataFrame, env: str, budget: float | None,
     """One domain's methods at a fixed budget of distinct reward calls (what a user pays; total calls for
     curves written before they were counted): modes found, top-100 reward and diversity of the objects
     queried so far, mean and 95% interval over tasks and seeds (over seeds per task when ``by_task``), and
-    the win rate against scratch (share of (task, seed) pairs with more modes found; ties count one half).
+    the win rate against scratch (share of (task, seed) pairs with more modes found; ties count one half; none for
+    the scratch baseline itself).
     As in the verdict (``at_distinct_budget``), a run that does not train, or that took fewer gradient steps
     than scratch by then, enters at its own larger budget: ``unique_reward_calls`` says what each used, and
     ``own_budget`` marks those rows (no win rate at the budget, best cells apart)."""
@@ -139,8 +142,8 @@ def sequence_table(curves: pd.DataFrame, env: str, budget: float | None,
             joined = m[["modes_found"]].join(base[["modes_found"]].add_suffix("_scratch"), how="inner")
             score = (joined["modes_found"] > joined["modes_found_scratch"]) + 0.5 * (
                 joined["modes_found"] == joined["modes_found_scratch"])
-            own = bool(key.get("own_budget", False))
-            wins.append(float(score.mean()) if len(score) and not own else float("nan"))
+            own = bool(key.get("own_budget", False))  # and the baseline against itself: no win rate
+            wins.append(float(score.mean()) if len(score) and not own and key["method"] != name else float("nan"))
         out["win_rate_vs_scratch"] = wins
     out.insert(0, "distinct_calls" if distinct else "reward_calls", int(budget))
     return out, budget
@@ -178,17 +181,46 @@ ADAPTATION_KINDS = ("exact", "amortized", "finetuned", "outcome_conversion", "ou
 VERDICT_METRICS = ("modes_found", "top100_reward")
 
 
-def interval(values: pd.Series, seed: int = 0, draws: int = 2000) -> tuple[float, float, float]:
-    """Mean and 95% bootstrap percentile interval (fixed seed, so the report is reproducible); with one value, no
-    interval (NaN bounds: one run has no spread to resample)."""
+def interval(values: pd.Series) -> tuple[float, float, float]:
+    """Mean and 95% Student-t interval (mean +- t s / sqrt(n)); with one value, no interval (NaN bounds: one run has
+    no spread). A bootstrap percentile interval of a few seeds is their range, which holds the mean about as often as
+    a coin toss (with two seeds, half the time); t widens with the few replicates a run has."""
     v = values.dropna().to_numpy(dtype=float)
     if not len(v):
         return float("nan"), float("nan"), float("nan")
+    mean = float(v.mean())
     if len(v) == 1:
-        return float(v[0]), float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    means = rng.choice(v, size=(draws, len(v)), replace=True).mean(1)
-    return float(v.mean()), float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+        return mean, float("nan"), float("nan")
+    half = t_quantile(len(v) - 1) * float(v.std(ddof=1)) / np.sqrt(len(v))
+    return mean, mean - half, mean + half
+
+
+@functools.lru_cache(maxsize=None)
+def t_quantile(dof: int, level: float = 0.95) -> float:
+    """The two-sided ``level`` quantile of Student's t with ``dof`` degrees of freedom: t with P(|T| <= t) = level,
+    by bisection on its closed-form distribution for whole degrees of freedom (Abramowitz and Stegun 26.7.3-4)."""
+    def inside(t: float) -> float:  # P(|T| <= t)
+        theta = np.arctan(t / np.sqrt(dof))
+        c2, term, total = np.cos(theta) ** 2, 1.0, 1.0
+        if dof % 2 == 0:
+            for k in range(2, dof - 1, 2):
+                term *= c2 * (k - 1) / k
+                total += term
+            return float(np.sin(theta) * total)
+        if dof == 1:
+            return float(2 * theta / np.pi)
+        for k in range(3, dof - 1, 2):
+            term *= c2 * (k - 1) / k
+            total += term
+        return float(2 / np.pi * (theta + np.sin(theta) * np.cos(theta) * total))
+
+    low, high = 0.0, 1.0
+    while inside(high) < level:
+        high *= 2
+    for _ in range(60):
+        mid = (low + high) / 2
+        low, high = (mid, high) if inside(mid) < level else (low, mid)
+    return (low + high) / 2
 
 
 STEP_MATCHED = ("amortized",)  # kinds that may spend many reward calls per gradient step (K per transition)
@@ -266,9 +298,12 @@ def _last(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
 
 
 def paired_at(curves: pd.DataFrame, at: pd.DataFrame, a: str, b: str, budget: float) -> pd.DataFrame:
-    """Methods ``a`` and ``b`` per (task, seed) at one number of distinct calls: ``budget``, or where either
-    entered ``at`` at its own larger budget (``at_distinct_budget``), the larger of the two, each at its last
-    evaluation within it. So "OC-GFN minus control" never sets a run at 10k calls against one at 5k."""
+    """Methods ``a`` and ``b`` per (task, seed) at one number of distinct calls. Within ``budget``, or where either
+    entered ``at`` at its own larger budget (``at_distinct_budget``) the larger of the two, each run reached some
+    number of calls at its last evaluation; both are read at the smaller of the two, the other run interpolated
+    linearly between its evaluations either side of it (``_read_at``). Read at its last evaluation before, it would
+    lose what it found since, and of two equal runs the one evaluated more often would win. So "OC-GFN minus
+    control" sets two runs at the same calls, never one at 2,400 against one at 2,200."""
     keys = ["task", "seed"]
     curves = curves.reset_index(drop=True)
     pa, pb = (at[at["method"] == m].set_index(keys) for m in (a, b))
@@ -280,8 +315,38 @@ def paired_at(curves: pd.DataFrame, at: pd.DataFrame, a: str, b: str, budget: fl
         own = side.loc[common, "own_budget"].astype(bool)
         limit = limit.where(~own, np.maximum(limit, side.loc[common, "unique_reward_calls"].astype(float)))
     rows = curves[curves["method"].isin((a, b))].join(limit.rename("limit"), on=keys, how="inner")
-    rows = rows[rows["unique_reward_calls"] <= rows["limit"]]
-    return _last(rows, [*keys, "method"])
+    reached = _last(rows[rows["unique_reward_calls"] <= rows["limit"]], [*keys, "method"])
+    both = reached.groupby(keys)["method"].transform("nunique") == 2
+    calls = reached[both].groupby(keys)["unique_reward_calls"].min()
+    out = []
+    for (task, seed, _), run in rows.groupby([*keys, "method"], sort=False):
+        out.append(_read_at(run, calls.get((task, seed), run["limit"].iloc[0])))
+    return pd.DataFrame(out).reset_index(drop=True) if out else curves.iloc[:0]
+
+
+INTERPOLATED = (*SEQUENCE_METRICS, NOVEL)  # of the objects queried so far: they move with the calls
+
+
+def _read_at(run: pd.DataFrame, calls: float) -> pd.Series:
+    """One run's curve at ``calls`` distinct calls: its last evaluation within them, or, where the next evaluation
+    is past them, the search metrics interpolated linearly between the two (``unique_reward_calls`` then ``calls``).
+    A run whose first evaluation is already past them (MCMC's chains start with a call each) enters at it."""
+    run = run.sort_values("step")
+    within = run[run["unique_reward_calls"] <= calls]
+    if not len(within):
+        return run.iloc[0]
+    lo = within.iloc[-1]
+    after = run[run["step"] > lo["step"]]
+    if lo["unique_reward_calls"] == calls or not len(after):
+        return lo
+    hi = after.iloc[0]
+    share = (calls - lo["unique_reward_calls"]) / (hi["unique_reward_calls"] - lo["unique_reward_calls"])
+    out = lo.copy()
+    for col in INTERPOLATED:
+        if col in run:
+            out[col] = lo[col] + share * (hi[col] - lo[col])
+    out["unique_reward_calls"] = calls
+    return out
 
 
 def _best(at: pd.DataFrame, rows: pd.Series, metric: str) -> str | None:
