@@ -289,6 +289,17 @@ def test_numbers_carry_an_interval_only_with_replicates() -> None:
     assert report.number(1.963e-05) == "1.96e-05" and report.number(float("nan")) == "-"
 
 
+def test_intervals_stay_within_what_a_metric_can_take() -> None:
+    """Two seeds' t interval of a count or a rate reaches past 0 or 1: it is cut there (the mean lies inside, so the
+    cut interval holds it at least as often); a column of no known range keeps its whole interval."""
+    df = pd.DataFrame({"env": "e", "method": "a", "modes_found": [4.0, 60.0], "success_sample": [0.9, 1.0],
+                       "other": [4.0, 60.0]})
+    row = report._mean_interval(df, ["env", "method"], ["modes_found", "success_sample", "other"]).iloc[0]
+    assert row["modes_found"] == "32 [0, 388]" and row["success_sample"] == "0.95 [0.315, 1]"
+    assert row["other"] == "32 [-324, 388]"
+    assert report.metric_range("l1") == (0.0, float("inf")) and report.metric_range("a_minus_b")[0] == float("-inf")
+
+
 def test_best_cells_are_marked_per_domain_and_direction() -> None:
     table = pd.DataFrame({"env": ["g", "g", "h", "h"], "method": ["a", "b", "a", "b"],
                           "l1": ["0.1 [0.05, 0.2]", "0.3", "2", "1"], "modes_found": ["3", "5", "1", "1"]})

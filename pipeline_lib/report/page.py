@@ -224,8 +224,9 @@ def summary_page(pretrain: pd.DataFrame, evaluation: pd.DataFrame, curves: pd.Da
          "<h1>Pre-training and adapting outcome-conditioned GFlowNets: results</h1>",
          f"<p class=note>{domains}, seeds {', '.join(map(str, seeds))}; software and device: "
          f"{html.escape(env_line)}. Intervals: 95% Student-t intervals of the mean over replicates (seeds, or tasks x "
-         f"seeds), shown only where n &gt; 1; bold: the best value of a column among the rows that compare (one domain "
-         f"and task, one side of the budget), unless most of them share it.</p>"]
+         f"seeds), shown only where n &gt; 1 and cut to the values a column can take (counts from 0, rates to 1); "
+         f"bold: the best value of a column among the rows that compare (one domain and task, one side of the "
+         f"budget), unless most of them share it.</p>"]
     toc = [("verdict", "Verdict"), *[(f"env-{e}", e) for e in adapted], ("tables", "Tables"),
            ("figures", "All figures")]
     h.append("<nav>" + "".join(f"<a href='#{a}'>{html.escape(t)}</a>" for a, t in toc) + "</nav>")
@@ -236,7 +237,9 @@ def summary_page(pretrain: pd.DataFrame, evaluation: pd.DataFrame, curves: pd.Da
              "calls (OC-GFN minus its no-pre-training control, of each adaptation kind) and how the best method "
              "compares with the best scratch GFlowNet and MCMC. The exact conversion, one call per object, and an "
              "amortized run with fewer gradient steps than scratch by the budget enter at their own budget; "
-             "an OC-GFN method and its control are then both read at the larger of their two budgets.</p>")
+             "an OC-GFN method and its control are both read at the same number of distinct calls, the fewer "
+             "that either reached within the larger of their two budgets (the other run interpolated between its "
+             "evaluations either side).</p>")
     md += ["## Verdict", ""]
     for env in adapted:
         lines = (verdict_lines(verdict, evaluation, env, headlines.get(env, "search"), sampler)

@@ -21,13 +21,16 @@ def number(v: float) -> str:
 
 def _mean_interval(df: pd.DataFrame, keys: list[str], cols: list[str]) -> pd.DataFrame:
     """Per group: n (the replicates: seeds, or tasks x seeds) and each column's mean with its 95% t interval
-    (``interval``), as text; with n = 1 the value alone (one run has no spread to show)."""
+    (``interval``) cut to the values the column can take (``metric_range``), as text; with n = 1 the value alone
+    (one run has no spread to show)."""
     g = df.groupby(keys, sort=False)
     out = g.size().rename("n").to_frame()
     for c in cols:
         cells = []
+        floor, ceiling = metric_range(c)
         for _, values in g[c]:
             mean, low, high = interval(values)
+            low, high = max(low, floor), min(high, ceiling)  # NaN bounds (one value) stay NaN
             n = int(values.notna().sum())
             cells.append("-" if n == 0 else number(mean) if n == 1 or low == high == mean
                          else f"{number(mean)} [{number(low)}, {number(high)}]")
@@ -193,6 +196,24 @@ def interval(values: pd.Series) -> tuple[float, float, float]:
         return mean, float("nan"), float("nan")
     half = t_quantile(len(v) - 1) * float(v.std(ddof=1)) / np.sqrt(len(v))
     return mean, mean - half, mean + half
+
+
+FRACTIONS = ("success_sample", "success_greedy", "unique_fraction", "validity", "uniqueness", "in_window",
+             "on_outcome", "outcome_coverage", "random_in_window")
+COUNTS_AND_SCORES = ("modes_found", "novel_modes_found", "modes_in_samples", "modes_total", "top100_reward",
+                     "top100_diversity", "top100_scaffolds", "l1", "kl", "l1_empirical", "outcome_l1",
+                     "outcome_l1_exact", "step", "window_outcomes", "lift")  # rewards are positive (tasks/rewards.py)
+
+
+def metric_range(column: str) -> tuple[float, float]:
+    """The values a result column can take: [0, 1] for rates, [0, inf) for counts, distances and the (positive)
+    rewards, else unbounded. A t interval of a few seeds reaches past them (modes 32 [-324, 388]); cut to them, it
+    still holds the mean at least as often, since the mean lies inside them."""
+    if column in FRACTIONS:
+        return 0.0, 1.0
+    if column in COUNTS_AND_SCORES:
+        return 0.0, float("inf")
+    return float("-inf"), float("inf")
 
 
 @functools.lru_cache(maxsize=None)
