@@ -98,3 +98,23 @@ def test_an_exact_l1_at_round_off_does_not_set_the_log_axis(tmp_path: Path, monk
     ax = drawn[0].axes[0]
     assert ax.get_yscale() == "log" and ax.get_ylim()[0] > 1e-4
     assert any(f"drawn at {plots.DIVERGENCE_FLOOR:g}" in t.get_text() for t in ax.texts)
+
+
+def test_every_figure_draws_from_a_domain_without_samplers(tmp_path: Path) -> None:
+    """A domain with tasks but ``methods: []`` has no per-job tables: each figure gets the empty table ``io.gather``
+    makes (its key columns only) and draws a placeholder instead of failing on a column that only samples hold."""
+    from pipeline_lib.io import TABLE_KEYS, gather
+
+    def empty(name: str) -> pd.DataFrame:
+        return gather([], TABLE_KEYS[name])
+
+    palette = plots.method_palette([])
+    plots.top_molecules(empty("samples"), "mol", "t", tmp_path / "mol.png")
+    targets = pd.DataFrame({"env": "g", "task": "t", "x0": [0, 1], "x1": [1, 1], "target_prob": [0.5, 0.5]})
+    plots.heatmaps(empty("samples"), targets, "g", tmp_path / "heat.png")  # targets: every task has its own
+    plots.curves_figure(empty("curves"), "g", plots.SEARCH_ROWS, palette, tmp_path / "search.png")
+    plots.pretrain_success(empty("pretrain"), "g", tmp_path / "success.png")
+    plots.pretrain_lengths(empty("pretrain_bands"), "g", tmp_path / "lengths.png")
+    plots.descriptor_success(empty("outcomes"), "g", tmp_path / "descriptor.png")
+    assert all((tmp_path / f"{name}.png").stat().st_size > 0
+               for name in ("mol", "heat", "search", "success", "lengths", "descriptor"))

@@ -208,6 +208,17 @@ def test_twins_are_read_at_the_same_distinct_calls() -> None:
     row = verdict[(verdict["metric"] == "modes_found") & (verdict["comparison"] == "amortized: OC-GFN - control")]
     assert row.iloc[0]["a_calls"] == row.iloc[0]["b_calls"] == 2214
     assert row.iloc[0]["a_minus_b"] == pytest.approx(20 - 100 * 214 / 396)
+    # within the budget both are read at it, the one without an evaluation there interpolated; a run whose first
+    # evaluation is past the other's reach sets where both are read
+    for calls_a, calls_b, budget, at_calls, modes_b in (((0, 500, 1000, 1500), (0, 400, 800, 1200), 1000, 1000, 25),
+                                                        ((1200, 2400), (0, 500, 1000, 1500), 1000, 1200, 28)):
+        rows = [{**_row("t", 0, "own", "amortized", "full", c, c / 40, 0.5), "step": i} for i, c in enumerate(calls_a)]
+        rows += [{**_row("t", 0, "own_control", "amortized", "control", c, c / 40, 0.5), "step": i}
+                 for i, c in enumerate(calls_b)]
+        curves = pd.DataFrame(rows)
+        pairs = report.paired_at(curves, report.at_distinct_budget(curves, budget), "own", "own_control", budget)
+        assert (pairs["unique_reward_calls"] == at_calls).all()
+        assert pairs.set_index("method").loc["own_control", "modes_found"] == pytest.approx(at_calls / 40)
 
 
 def test_novel_modes_enter_the_tables_and_the_verdict_where_a_domain_has_data(tmp_path: Path) -> None:

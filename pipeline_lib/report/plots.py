@@ -283,6 +283,8 @@ def top_molecules(samples: pd.DataFrame, env: str, task: str, path: str | Path, 
     from rdkit import Chem
     from rdkit.Chem import Draw
 
+    if "smiles" not in samples:  # no sampler ran on this task (a domain with ``methods: []``)
+        samples = samples.assign(smiles=pd.Series(dtype=object))
     df = samples[(samples["env"] == env) & (samples["task"] == task) & (samples["smiles"].fillna("") != "")]
     mols, legends = [], []
     for method, rows in df.groupby("method", sort=True):

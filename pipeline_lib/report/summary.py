@@ -319,12 +319,12 @@ def _last(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
 
 
 def paired_at(curves: pd.DataFrame, at: pd.DataFrame, a: str, b: str, budget: float) -> pd.DataFrame:
-    """Methods ``a`` and ``b`` per (task, seed) at one number of distinct calls. Within ``budget``, or where either
-    entered ``at`` at its own larger budget (``at_distinct_budget``) the larger of the two, each run reached some
-    number of calls at its last evaluation; both are read at the smaller of the two, the other run interpolated
-    linearly between its evaluations either side of it (``_read_at``). Read at its last evaluation before, it would
-    lose what it found since, and of two equal runs the one evaluated more often would win. So "OC-GFN minus
-    control" sets two runs at the same calls, never one at 2,400 against one at 2,200."""
+    """Methods ``a`` and ``b`` per (task, seed), both read at one number of distinct calls (``_read_at``): the
+    budget, or, where either entered ``at`` at its own larger budget (``at_distinct_budget``), the larger of the
+    two; the end of a run that ended before it; the first evaluation of a run whose first is past it (MCMC's chains
+    start with a call each). Read at its last evaluation within, a run would lose what it found since, and of two
+    equal runs the one evaluated more often would win: "OC-GFN minus control" never sets a run at 2,400 calls
+    against one at 2,200."""
     keys = ["task", "seed"]
     curves = curves.reset_index(drop=True)
     pa, pb = (at[at["method"] == m].set_index(keys) for m in (a, b))
@@ -336,12 +336,10 @@ def paired_at(curves: pd.DataFrame, at: pd.DataFrame, a: str, b: str, budget: fl
         own = side.loc[common, "own_budget"].astype(bool)
         limit = limit.where(~own, np.maximum(limit, side.loc[common, "unique_reward_calls"].astype(float)))
     rows = curves[curves["method"].isin((a, b))].join(limit.rename("limit"), on=keys, how="inner")
-    reached = _last(rows[rows["unique_reward_calls"] <= rows["limit"]], [*keys, "method"])
-    both = reached.groupby(keys)["method"].transform("nunique") == 2
-    calls = reached[both].groupby(keys)["unique_reward_calls"].min()
-    out = []
-    for (task, seed, _), run in rows.groupby([*keys, "method"], sort=False):
-        out.append(_read_at(run, calls.get((task, seed), run["limit"].iloc[0])))
+    span = rows.groupby([*keys, "method"])["unique_reward_calls"].agg(["min", "max"]).astype(float)
+    ends = span["max"].groupby(level=keys).min()
+    calls = np.maximum(np.minimum(ends, limit.reindex(ends.index)), span["min"].groupby(level=keys).max())
+    out = [_read_at(run, float(calls[(task, seed)])) for (task, seed, _), run in rows.groupby([*keys, "method"])]
     return pd.DataFrame(out).reset_index(drop=True) if out else curves.iloc[:0]
 
 

@@ -1,4 +1,5 @@
-"""Gather the per-job tables into the tables figures and the report read (pandas only: no torch to import)."""
+"""Gather the per-job tables into the tables the summary and users read (each figure gathers its own domain's
+rows itself: io.gather); pandas only, no torch to import."""
 from pipeline_lib.io import TABLE_KEYS, collect
 from pipeline_lib.logs import logged
 

@@ -1,5 +1,7 @@
 """One figure of one domain, from its per-job parquet tables only (the rows of the collected tables it draws;
 rerunning this never retrains anything); which figure is the rule's name (workflow/rules/report.smk)."""
+import pandas as pd
+
 from pipeline_lib.io import TABLE_KEYS, gather
 from pipeline_lib.logs import logged
 from pipeline_lib.report import plots
@@ -8,7 +10,7 @@ with logged(snakemake.log[0]):
     i, out, w = snakemake.input, snakemake.output[0], snakemake.wildcards
     rule = snakemake.rule
 
-    def table(name: str):
+    def table(name: str) -> pd.DataFrame:
         """The rule's input ``name``: its domain's per-job tables of the collected table ``name`` (TABLE_KEYS)."""
         return gather(list(getattr(i, name)), TABLE_KEYS[name])
 
