@@ -21,13 +21,23 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)  # read once: the permissions any other new file of this process gets
+
+
 def atomic_write(path: Path, write) -> None:
-    """Write via a temp file in the same folder, then rename: readers never see a half-written file."""
+    """Write via a temp file in the same folder, then rename: readers never see a half-written file. The temp files
+    that a kill left mid-write of ``path`` go first (each file has one writer: Snakemake runs a job once, and a
+    training job holds its folder, ``job_lock``), and the file gets the permissions of any other new file, not
+    mkstemp's owner-only ones (results shared on a cluster stay readable to the group)."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.{'?' * 8}.tmp"):  # mkstemp's 8 random characters
+        stale.unlink(missing_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)
         with open(tmp, "rb+") as f:  # on disk before the rename: after a lost node no empty file takes its place
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -102,9 +112,9 @@ def drop_finished_checkpoints(root: str | Path, outputs: dict[str, list[str]],
 def job_lock(outputs: list[str | Path]) -> Iterator[None]:
     """Hold a training job's folder (a lock file beside its ``outputs``) for the job's whole run. A second process
     of the same job, e.g. a new run's while the job of a Snakemake killed alone still runs, waits here instead of
-    training beside it and writing the same files; it then resumes from the finished checkpoint. Once held, the
-    temporary files a kill left mid-write (``atomic_write``) of these outputs and their checkpoints are removed.
-    Where the file system has no locks, the job runs without one (logged)."""
+    training beside it and writing the same files; it then resumes from the finished checkpoint. The lock file stays
+    (removing it would let a waiting process and a new one each hold a lock of their own). Where the file system has
+    no locks, the job runs without one (logged)."""
     folder = Path(outputs[0]).parent
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / ".lock", "a") as handle:
@@ -117,10 +127,6 @@ def job_lock(outputs: list[str | Path]) -> Iterator[None]:
             log.info("the other process has ended")
         except OSError as err:  # e.g. ENOLCK on a network file system without locks
             log.warning("no lock on %s (%s): running unlocked", folder, err)
-        for out in outputs:
-            for name in (Path(out).name, f"{Path(out).name}.ckpt"):
-                for tmp in folder.glob(f".{glob.escape(name)}.*.tmp"):
-                    tmp.unlink(missing_ok=True)
         yield
 
 

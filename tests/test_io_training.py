@@ -407,7 +407,7 @@ def test_a_checkpoint_whose_job_snakemake_holds_incomplete_stays(tmp_path: Path)
 
 def test_a_second_process_of_a_job_waits_for_the_first(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """A job left running by a killed Snakemake and the same job of the next run: the second waits for the first
-    (then resumes from its checkpoint) instead of training beside it; temp files a kill left are removed."""
+    (then resumes from its checkpoint) instead of training beside it."""
     outputs = [tmp_path / "job" / "model.pt", tmp_path / "job" / "metrics.parquet"]
     order, first_holds, release = [], threading.Event(), threading.Event()
 
@@ -421,17 +421,27 @@ def test_a_second_process_of_a_job_waits_for_the_first(tmp_path: Path, caplog: p
     thread = threading.Thread(target=first)
     thread.start()
     assert first_holds.wait(10)
-    left = [tmp_path / "job" / ".model.pt.ckpt.abc123.tmp", tmp_path / "job" / ".metrics.parquet.xyz.tmp"]
-    other = tmp_path / "job" / ".outcomes.parquet.q.tmp"  # another rule's output in the folder: not this job's
-    for f in [*left, other]:
-        f.write_bytes(b"")
     threading.Timer(0.5, release.set).start()
     with caplog.at_level(logging.WARNING, logger="pipeline_lib.io"), io.job_lock(outputs):
         order.append("second in")
     thread.join()
     assert order == ["first in", "first out", "second in"]
     assert "another process is running this job" in caplog.text
-    assert not any(f.exists() for f in left) and other.exists()
+
+
+def test_a_write_removes_what_a_kill_left_of_it_and_is_readable_as_any_new_file(tmp_path: Path, monkeypatch) -> None:
+    """A kill mid-write leaves a hidden temp file beside the target: the next write of that file (a rerun of any job,
+    training or not) removes it, and only it; the file written gets the umask's permissions, not mkstemp's 0600."""
+    left = tmp_path / ".table.parquet.ab12cd_3.tmp"
+    keep = [tmp_path / ".table.parquet.ckpt.ab12cd_3.tmp", tmp_path / ".other.parquet.ab12cd_3.tmp"]
+    for f in [left, *keep]:
+        f.write_bytes(b"half")
+    monkeypatch.setattr(io, "_UMASK", 0o027)  # a process's umask, read once at import
+    io.write_parquet(pd.DataFrame({"x": [1]}), tmp_path / "table.parquet")
+    assert not left.exists() and all(f.exists() for f in keep)
+    assert (tmp_path / "table.parquet").stat().st_mode & 0o777 == 0o640
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([".other.parquet.ab12cd_3.tmp",
+                                                                 ".table.parquet.ckpt.ab12cd_3.tmp", "table.parquet"])
 
 
 def test_a_collected_table_names_the_job_files_it_gathers(tmp_path: Path) -> None:
