@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from pipeline_lib.core.env import LABEL_COLUMNS
+from pipeline_lib.core.env import HEADLINES, LABEL_COLUMNS
 from pipeline_lib.core.losses import OT_MODES
 from pipeline_lib.core.nets import CONDITIONING
 from pipeline_lib.domains import DOMAINS, check_params, domain_class, make_env
@@ -21,6 +21,7 @@ from pipeline_lib.methods import METHODS, method_class
 from pipeline_lib.ocgfn.pretrain import PretrainConfig
 from pipeline_lib.ocgfn.sources import CONTROL
 from pipeline_lib.tasks import modes
+from pipeline_lib.tasks.metrics import PIPELINE_METRICS
 from pipeline_lib.tasks.rewards import bound_reward, reward_function, validate_reward
 
 
@@ -459,6 +460,15 @@ def check(config: dict[str, Any]) -> None:
         if clash:
             raise ConfigError(f"envs.{name}: {type(env).__name__}.describe() returns {clash}, column names the "
                               f"pipeline's tables label objects with (core.env.LABEL_COLUMNS); rename them")
+        objects = env.random_outcomes(2, torch.Generator(env.device).manual_seed(0))
+        clash = sorted(set(env.sample_metrics(objects, objects)) & {*LABEL_COLUMNS, *PIPELINE_METRICS})
+        if clash:
+            raise ConfigError(f"envs.{name}: {type(env).__name__}.sample_metrics() returns {clash}, names of the "
+                              f"pipeline's own columns (core.env.LABEL_COLUMNS, tasks.metrics.PIPELINE_METRICS), "
+                              f"which they would overwrite; rename them")
+        if getattr(env, "headline", "search") not in HEADLINES:
+            raise ConfigError(f"envs.{name}: {type(env).__name__}.headline is {env.headline!r}; expected one of "
+                              f"{HEADLINES} (the figure the domain's summary leads with)")
         pair_width = getattr(env, "pair_dim", None)
         if "pairs" in conditionings.values() and not (isinstance(pair_width, int) and pair_width > 0):
             variant = next(v for v, conditioning in conditionings.items() if conditioning == "pairs")

@@ -236,17 +236,27 @@ def headline_figure(config: dict[str, Any], env: str) -> str:
 
 def control_twins(config: dict[str, Any]) -> dict[str, str]:
     """Each method that adapts a pre-trained model and the method that runs the same entry (kind, settings)
-    on the no-pre-training control instead: the pairs the verdict's "OC-GFN - control" compares. ``flow`` is
-    not part of the recipe: the control has no flow head, so the twin of a ``flow: learned`` run is the control
-    with its exact F (``flow: policy``)."""
+    on the no-pre-training control instead: the pairs the verdict's "OC-GFN - control" compares. The control is
+    ``pretrained: control``, or the settings that make an entry of its kind its own control (``control_settings``:
+    fine-tuning from ``init: random``). ``flow`` is not part of the recipe: the control has no flow head, so the
+    twin of a ``flow: learned`` run is the control with its exact F (``flow: policy``)."""
     methods = config["finetune"]["methods"]
 
+    def own_control(entry: dict[str, Any]) -> dict[str, Any]:
+        return method_class(entry["kind"]).control_settings
+
+    def is_control(entry: dict[str, Any]) -> bool:
+        settings, own = entry.get("settings", {}), own_control(entry)
+        return entry.get("pretrained") == CONTROL or bool(own) and all(settings.get(k) == v for k, v in own.items())
+
     def recipe(name: str) -> str:
-        return json.dumps({k: v for k, v in methods[name].items() if k not in ("pretrained", "flow")},
-                          sort_keys=True)
-    controls = {recipe(name): name for name, entry in methods.items() if entry.get("pretrained") == CONTROL}
+        entry = methods[name]
+        settings = {k: v for k, v in entry.get("settings", {}).items() if k not in own_control(entry)}
+        rest = {k: v for k, v in entry.items() if k not in ("pretrained", "flow", "settings")}
+        return json.dumps({**rest, "settings": settings}, sort_keys=True)
+    controls = {recipe(name): name for name, entry in methods.items() if is_control(entry)}
     return {name: controls[recipe(name)] for name, entry in methods.items()
-            if entry.get("pretrained") not in (None, CONTROL) and recipe(name) in controls}
+            if entry.get("pretrained") not in (None, CONTROL) and not is_control(entry) and recipe(name) in controls}
 
 
 def per_task_envs(config: dict[str, Any]) -> list[str]:

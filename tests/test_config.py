@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
@@ -584,6 +585,39 @@ def test_a_describe_column_named_like_a_label_is_refused(test_config: dict, monk
     monkeypatch.setitem(DOMAINS, "taskcolumn", f"{__name__}:_TaskColumn")
     test_config["envs"]["grid6"]["domain"] = "taskcolumn"
     raises_config(test_config, "envs.grid6: _TaskColumn.describe() returns ['task']")
+
+
+class _OwnMetrics(HyperGrid):
+    def sample_metrics(self, states, top):
+        return {"corners": 1.0, "seed": 99, "top100_reward": 0.0}
+
+
+class _Headline(HyperGrid):
+    headline = "L1"
+
+
+def test_a_domains_own_metric_or_headline_that_the_pipeline_would_misread_is_refused(test_config: dict,
+                                                                                     monkeypatch) -> None:
+    """A final sampler's metrics row holds the labels and the pipeline's metrics beside a domain's own: a name of
+    either would be overwritten in silence. A headline the summary does not know would be ignored in silence."""
+    monkeypatch.setitem(DOMAINS, "ownmetrics", f"{__name__}:_OwnMetrics")
+    monkeypatch.setitem(DOMAINS, "headline", f"{__name__}:_Headline")
+    test_config["envs"]["grid6"]["domain"] = "ownmetrics"
+    raises_config(test_config, "envs.grid6: _OwnMetrics.sample_metrics() returns ['seed', 'top100_reward'], names "
+                  "of the pipeline's own columns")
+    test_config["envs"]["grid6"]["domain"] = "headline"
+    raises_config(test_config, "envs.grid6: _Headline.headline is 'L1'; expected one of ('search', 'l1')")
+
+
+def test_the_pipelines_metric_names_are_those_a_final_sampler_row_holds() -> None:
+    """PIPELINE_METRICS (what a domain's own metrics may not be named) lists every column sample_summary writes."""
+    from pipeline_lib.tasks.metrics import PIPELINE_METRICS, sample_summary
+    from pipeline_lib.tasks.modes import ThresholdModes
+
+    env = HyperGrid(2, 4)
+    x = env.random_outcomes(10, torch.Generator().manual_seed(0))
+    summary = sample_summary(env, x, torch.rand(10) + 0.1, ThresholdModes(0.5, 1, env.distance))
+    assert set(summary) <= set(PIPELINE_METRICS)
 
 
 @pytest.mark.parametrize("params, reward, message", [

@@ -208,3 +208,19 @@ def test_make_env_and_the_config_check_name_the_domains_mistakes(test_config: di
     test_config["envs"]["grid6"] = {"domain": "offbyone", "params": {"alphabet": "dna", "length": 3}, "tasks": []}
     with pytest.raises(ConfigError, match=r"envs.grid6: _PathOffByOne.path_step disagrees with its moves"):
         check(test_config)
+
+
+def test_the_contract_runs_alone_on_one_domain_instance() -> None:
+    """``python -m pipeline_lib.domains DOMAIN PARAMS``: a new domain's probes without writing a config; an answer the
+    probes refuse, or bad parameters, exit non-zero with the message."""
+    import subprocess
+    import sys
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "pipeline_lib.domains", *args], capture_output=True, text=True)
+
+    good = run("hypergrid", "{ndim: 2, side: 5}")
+    assert good.returncode == 0 and "contract holds" in good.stdout, good.stderr
+    bad = run("hypergrid", "{ndim: 0, side: 5}")
+    assert bad.returncode == 1 and "hypergrid needs ndim >= 1" in bad.stderr
+    assert run("nothere").returncode == 1 and "unknown domain 'nothere'" in run("nothere").stderr

@@ -102,10 +102,13 @@ def test_each_oc_gfn_method_is_compared_with_its_own_control_twin() -> None:
         "own": {"kind": "amortized", "pretrained": "full", "settings": {"outcomes": "own"}},
         "own_control": {"kind": "amortized", "pretrained": "control", "settings": {"outcomes": "own"}},
         "lonely": {"kind": "amortized", "pretrained": "full", "settings": {"steps": 7}},
+        "ft": {"kind": "finetuned", "pretrained": "full", "settings": {"loss": "tb"}},
+        "ft_random": {"kind": "finetuned", "pretrained": "full", "settings": {"init": "random", "loss": "tb"}},
         "scratch": {"kind": "scratch"}}}}
     twins = plan.control_twins(config)
-    # settings' key order does not matter, nor flow (the control has no flow head)
-    assert twins == {"fast": "fast_control", "own": "own_control"}
+    # settings' key order does not matter, nor flow (the control has no flow head); fine-tuning's control is the
+    # same entry from a random initialisation (it cannot adapt pretrained: control, whose architecture it reads)
+    assert twins == {"fast": "fast_control", "own": "own_control", "ft": "ft_random"}
     rows = []
     for seed in (0, 1):
         rows += [_row("t", seed, "fast", "amortized", "full", 100, 9, 0.5),
@@ -183,6 +186,16 @@ def test_verdict_compares_at_equal_distinct_calls_with_intervals() -> None:
     assert top["a"] == "amortized" and abs(top["a_minus_b"] - 0.2) < 1e-9
     own = verdict.loc[("top100_reward", "best at its own budget - best scratch")]  # the exact conversion, apart
     assert own["a"] == "exact" and abs(own["a_minus_b"] - 0.3) < 1e-9 and own["a_calls"] == 500
+
+
+def test_tasks_on_different_scales_are_told_apart() -> None:
+    """Top-100 rewards of about 0.8 and 57 on one domain: pooled, the mean is the large task's and its interval
+    spans both, so such tasks are listed apart whatever the domain's per_task_report; rewards of one scale pool."""
+    rows = [_row(task, seed, "scratch", "scratch", "", 100, 1, top) for seed in (0, 1)
+            for task, top in (("small", 0.8), ("large", 57.0))]
+    assert report.scales_differ(pd.DataFrame(rows))
+    assert not report.scales_differ(pd.DataFrame(rows).assign(top100_reward=0.8))
+    assert not report.scales_differ(pd.DataFrame(rows[:1]))
 
 
 def test_twins_are_read_at_the_same_distinct_calls() -> None:

@@ -36,6 +36,9 @@ CAPABILITY_METHODS = {ENUMERABLE: ("all_states", "terminal_states", "index"), TR
                       COMPLETIONS: ("completion_mask", "completion_phase", "completion_paths")}
 
 
+# what a domain's optional ``headline`` may name: the figure its summary section leads with (plan.headline_figure)
+HEADLINES = ("search", "l1")
+
 # the columns the pipeline's tables of objects (samples, targets, data sets) label them with: ``describe`` keys must
 # differ, else a label is overwritten in silence
 LABEL_COLUMNS = ("env", "task", "method", "seed", "kind", "pretrained", "variant", "split", "reward", "is_mode", "step")
@@ -128,7 +131,8 @@ class Environment(Protocol):
     # Optional methods, each serving the capability or setting named (their shapes, as the methods call them):
     #   propose(x, generator) -> (new [B, ...], log q(x|new) - log q(new|x) [B], moved bool [B])  LOCAL_MOVES
     #   neighbours(states) -> (near [B, K, ...], valid bool [B, K]; an invalid entry repeats the state)  NEIGHBOURS
-    #   path_step(y, b, j) -> (state at depth j of outcome y[b]'s one trajectory, the action taken there)  TREE
+    #   path_step(y, b, j) -> (state at depth j of outcome y[b]'s one trajectory, the action taken there; b and j
+    #     1-D long tensors of one length, each pair one query)  TREE
     #   pair_features(states, outcomes) -> float [B, pair_dim], with the int attribute pair_dim  (conditioning: pairs)
     #   ancestors(outcomes [Y, ...]) -> (rows [P], states [P, ...], child [P, n_actions]): each (outcome, state that
     #     can still produce it) pair once, s0 included, sorted by (row, index(state)); child: the pair each valid move

@@ -272,3 +272,4 @@ def _ancestors(env, label: str, y: torch.Tensor, listed: torch.Tensor) -> None:
                             f"{described(env.describe, states, i)}) is {child[i].tolist()}; expected "
                             f"{want[i].tolist()} (each valid move's pair inside the sub-DAG, -1 for stop, an invalid "
                             f"move and a move that leaves it)")
+

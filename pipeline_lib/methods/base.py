@@ -20,6 +20,7 @@ from pipeline_lib.core.exact import terminal_distribution
 from pipeline_lib.core.nets import NEG_INF
 from pipeline_lib.core.rollout import rollout
 from pipeline_lib.core.training import Trainer
+from pipeline_lib.ocgfn.sources import CONTROL
 from pipeline_lib.runtime import seed_everything
 from pipeline_lib.tasks.metrics import distribution_metrics
 from pipeline_lib.tasks.task import Task
@@ -55,6 +56,9 @@ class Method(Trainer):
     Settings: ClassVar[type] = TrainedSettings
     needs: ClassVar[tuple[str, ...]] = ()
     uses_pretrained: ClassVar[bool] = False
+    # settings that make an entry of this kind its own no-pre-training control, where ``pretrained: control`` cannot
+    # (fine-tuning reads a variant's architecture: ``init: random``); the verdict pairs each run with such a twin
+    control_settings: ClassVar[dict[str, Any]] = {}
     stateful: tuple[str, ...] = ("oracle", "trajectories", "transitions")
 
     @classmethod
@@ -85,9 +89,10 @@ class Method(Trainer):
         return None
 
     def starts_from(self, pretrained: str) -> str:
-        """The ``pretrained`` label of this run's rows: the variant (or the control) it adapts. The report
-        pairs each OC-GFN run with the control of the same kind by it."""
-        return pretrained
+        """The ``pretrained`` label of this run's rows: the variant (or the control) it adapts, the control too where
+        its settings make it one (``control_settings``). The report pairs each OC-GFN run with its control by it."""
+        own = self.control_settings
+        return CONTROL if own and all(getattr(self.cfg, k) == v for k, v in own.items()) else pretrained
 
     def __init__(self, task: Task, settings: Any, seed: int, device: torch.device,
                  pretrained=None, data: torch.Tensor | None = None) -> None:

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 import torch
 
 from pipeline_lib.methods.scratch import Scratch, ScratchSettings
-from pipeline_lib.ocgfn.sources import CONTROL
 
 INITS = ("pretrained", "random")
 
@@ -25,6 +24,7 @@ class FineTuned(Scratch):
     kind = "finetuned"
     Settings = FineTunedSettings
     uses_pretrained = True
+    control_settings = {"init": "random"}  # random initialisation: this kind's no-pre-training control
 
     @classmethod
     def unsupported(cls, env, settings: FineTunedSettings) -> str | None:
@@ -36,10 +36,6 @@ class FineTuned(Scratch):
     def without_weights(cls, settings: FineTunedSettings) -> str | None:
         return ("pretrained: fine-tuning starts from a pre-trained variant's weights, and with init: random still "
                 "reads its architecture: name a variant; the no-pre-training control of this kind is init: random")
-
-    def starts_from(self, pretrained: str) -> str:
-        """Random initialisation is this kind's no-pre-training control (labelled as the control)."""
-        return CONTROL if self.cfg.init == "random" else pretrained
 
     def build(self, pretrained) -> tuple[torch.nn.Module, torch.nn.Parameter]:
         from pipeline_lib.ocgfn.pretrain import outcome_free

@@ -20,6 +20,7 @@ from pipeline_lib.report.summary import (
     number,
     pretrain_table,
     sampler_verdict,
+    scales_differ,
     sequence_table,
     under_trained,
     verdict_table,
@@ -48,10 +49,12 @@ CAPTIONS = {
                         "(tables/pretrain_bands.parquet).",
     "search": "Search: modes found (and, on domains with a data set, the modes outside its training split), top-100 "
               "mean reward and diversity of the distinct objects each method has queried, "
-              "against distinct reward calls; mean and sd over seeds; diamonds: exact conversions at their own "
-              "budget (tables/finetune_curves.parquet).",
-    "l1": "Exact L1 between each policy's terminal distribution and R/Z, against training steps, distinct reward "
-          "calls and wall-clock seconds; dashed: exact conversions (no training) (tables/finetune_curves.parquet).",
+              "against distinct reward calls; one line per seed (seeds spend calls at different steps); markers "
+              "(diamond, square, ...): methods that do not train, at their own budget "
+              "(tables/finetune_curves.parquet).",
+    "l1": "Exact L1 between each policy's terminal distribution and R/Z, against training steps (mean and sd over "
+          "seeds), distinct reward calls and wall-clock seconds (one line per seed); methods that do not train: "
+          "dashed, dotted or dash-dotted lines against steps, markers elsewhere (tables/finetune_curves.parquet).",
     "heatmaps": "Target R/Z next to each final sampler's empirical distribution (tables/samples.parquet).",
     "molecules": "The best distinct molecules each final sampler drew for this task (tables/samples.parquet).",
     "descriptor": "Descriptor outcomes y = phi(x): per dimension and bin, the share of y-conditioned samples whose "
@@ -206,7 +209,8 @@ def summary_page(pretrain: pd.DataFrame, evaluation: pd.DataFrame, curves: pd.Da
                  twins: dict[str, str] | None = None) -> None:
     """Write the summary page. ``figures``: (kind, env, task, path) of every figure; ``headlines``: the kind
     each domain's section leads with; ``budgets``: each domain's distinct-call budget (None: the smallest
-    final one); domains in ``per_task`` (molecule objectives) get a table row per task and method; ``windows``:
+    final one); domains in ``per_task`` (molecule objectives), and any whose tasks reward on different scales
+    (``scales_differ``), get a table row per task and method; ``windows``:
     the descriptor-window sampler's rows (descriptor variants), if any; ``twins``: each OC-GFN method's
     no-pre-training twin (``plan.control_twins``)."""
     budgets, headlines = budgets or {}, headlines or {}
@@ -259,7 +263,8 @@ def summary_page(pretrain: pd.DataFrame, evaluation: pd.DataFrame, curves: pd.Da
         if (kind, env, "") in by_kind:
             h.append(_img(by_kind[(kind, env, "")], CAPTIONS[kind]))
             md += [f"![{env} {kind}]({os.path.relpath(by_kind[(kind, env, '')], Path(out_md).parent)})", ""]
-        table, used = sequence_table(curves, env, budgets.get(env), env in per_task)
+        own = curves[curves["env"] == env]  # tasks listed apart where the domain says or their scales differ
+        table, used = sequence_table(curves, env, budgets.get(env), env in per_task or scales_differ(own))
         unit = "distinct reward calls" if "unique_reward_calls" in table else "reward calls"
         title = f"Objects queried within {number(used)} {unit}"
         h += [f"<h3>{html.escape(title)}</h3>", _html_table(table)]

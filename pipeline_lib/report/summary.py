@@ -109,6 +109,21 @@ def at_budget(curves: pd.DataFrame, budget: float) -> pd.DataFrame:
     return within.loc[within.groupby(["task", "method", "seed"])["reward_calls"].idxmax()]
 
 
+SCALE_RATIO = 10.0  # tasks whose best rewards differ more than this are listed apart, whatever the domain says
+
+
+def scales_differ(curves: pd.DataFrame) -> bool:
+    """Whether the tasks of one domain's ``curves`` reward on different scales: the best top-100 reward any method
+    reached differs more than SCALE_RATIO-fold between two of them. Pooled over such tasks, a mean is the large
+    task's value and its interval spans both (rewards of about 0.8 and 57 read 29.1 [0, 81.1]), whatever
+    ``env.per_task_report`` says of the domain's usual tasks."""
+    if "top100_reward" not in curves or curves["task"].nunique() < 2:
+        return False
+    best = curves.groupby("task")["top100_reward"].max()
+    best = best[best > 0]
+    return bool(len(best) > 1 and best.max() > SCALE_RATIO * best.min())
+
+
 def sequence_table(curves: pd.DataFrame, env: str, budget: float | None,
                    by_task: bool = False) -> tuple[pd.DataFrame, float]:
     """One domain's methods at a fixed budget of distinct reward calls (what a user pays; total calls for

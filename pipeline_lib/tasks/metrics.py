@@ -32,6 +32,13 @@ def first_of_each(keys: list) -> list[int]:
     return sorted({k: i for i, k in reversed(list(enumerate(keys)))}.values())
 
 
+# the columns of a final sampler's metrics row beside the labels and a domain's own ``sample_metrics`` (this
+# module's ``sample_summary`` at top_k 100, the modes known in all, the empirical and exact L1s): a domain's names
+# must differ (the config check refuses a clash, which would overwrite a value in silence)
+PIPELINE_METRICS = ("samples", "unique_fraction", "modes_in_samples", "top100_reward", "top100_diversity",
+                    "mean_reward", "modes_total", "l1_empirical", "l1", "kl", "outcome_l1", "outcome_l1_exact")
+
+
 def sample_summary(env, x: torch.Tensor, reward: torch.Tensor, modes, top_k: int = 100) -> dict[str, float]:
     """Metrics of a set of final samples: modes among them (``modes`` is a fresh counter of the task's
     mode definition), top-K mean reward (``top_mean``) and diversity of the distinct objects (``env.object_keys``),
