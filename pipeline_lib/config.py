@@ -263,6 +263,9 @@ def method_config(config: dict[str, Any], method: str, env: str | None = None) -
         cls = method_class(entry["kind"])
     except ValueError as err:
         raise ConfigError(f"{where}.{err}") from err
+    if "pretrained" in entry and not cls.uses_pretrained:
+        raise ConfigError(f"{where}.pretrained: kind {entry['kind']!r} adapts no pre-trained model (nor the "
+                          f"control); remove the key")
     own_fields = _fields(cls.Settings)
     every = set().union(*(_fields(c.Settings) for c in METHODS.values()))
     shared = config["finetune"].get("settings", {})
@@ -284,6 +287,10 @@ def method_config(config: dict[str, Any], method: str, env: str | None = None) -
     if entry.get("matched_to"):
         if entry["kind"] != "scratch":
             raise ConfigError(f"{where}.matched_to: only scratch methods are compute-matched")
+        have = env_variants(config, env) if env else sorted(config["pretrain"]["variants"])
+        if entry["matched_to"] not in have:
+            raise ConfigError(f"{where}.matched_to: expected a variant pre-trained on {env or 'every environment'} "
+                              f"{have}, whose sampled trajectories it matches; got {entry['matched_to']!r}")
         pre = pretrain_config(config, entry["matched_to"], env)
         cfg.steps += math.ceil(2 * pre.steps * pre.batch_size / cfg.batch_size)
     if cls.uses_pretrained and entry.get("pretrained") == CONTROL:
@@ -368,9 +375,10 @@ def _check_task(config: dict[str, Any], env_name: str, env, task: str) -> None:
     spec = entry.get("modes") or modes.DEFAULT
     reason = modes.unsupported(env, spec, entry["reward"], entry.get("params", {}))
     if reason:
-        raise ConfigError(f"tasks.{task}.modes.{reason} (environment {env_name!r})" if reason.startswith(
+        implicit = "" if entry.get("modes") else f"; the task names no modes, so {modes.DEFAULT} applies: set one"
+        raise ConfigError((f"tasks.{task}.modes.{reason} (environment {env_name!r}" if reason.startswith(
             ("kind", "threshold")) else f"tasks.{task}.modes.kind: {spec.get('kind')!r} {reason} "
-                                       f"(environment {env_name!r})")
+                                        f"(environment {env_name!r}") + f"{implicit})")
     resources = config.get("resources", "resources")
     params, name = entry.get("params", {}), entry["reward"]
     try:
@@ -380,7 +388,8 @@ def _check_task(config: dict[str, Any], env_name: str, env, task: str) -> None:
     try:  # an unknown name, or a plug-in that does not import
         fn = reward_function(name, env)
     except ValueError as err:
-        raise ConfigError(f"tasks.{task}.reward: {err}") from err
+        raise ConfigError(f"tasks.{task}.reward: {err} (environment {env_name!r}, domain "
+                          f"{config['envs'][env_name]['domain']!r})") from err
     fetched = all(f.exists() for f in files)
     try:  # its parameters, where its data need not be fetched yet (a domain's bind may raise anything)
         reward = bound_reward(name, fn, params, env, resources)

@@ -390,6 +390,22 @@ def test_schema_negative_seed(raw_test_config: dict) -> None:
     assert "-1 is less than the minimum of 0" in schema_error(raw_test_config)
 
 
+def test_schema_empty_results_folder(raw_test_config: dict) -> None:
+    raw_test_config["results"] = ""  # every output would be written below the file system's root
+    message = schema_error(raw_test_config)
+    assert "results" in message and ("short" in message or "non-empty" in message), message
+
+
+def test_a_method_entry_names_keys_its_kind_reads(test_config: dict) -> None:
+    """pretrained: on a kind that adapts no model would make it an "OC-GFN minus control" twin of nothing; a
+    matched_to variant that this domain does not pre-train is named under its own key."""
+    test_config["finetune"]["methods"]["mcmc_full"] = {"kind": "mcmc", "pretrained": "full"}
+    raises_config(test_config, "finetune.methods.mcmc_full.pretrained: kind 'mcmc' adapts no pre-trained model")
+    del test_config["finetune"]["methods"]["mcmc_full"]
+    test_config["finetune"]["methods"]["matched"] = {"kind": "scratch", "matched_to": "nosuch"}
+    raises_config(test_config, "finetune.methods.matched.matched_to: expected a variant pre-trained on grid6")
+
+
 def test_schema_repeated_seed(raw_test_config: dict) -> None:
     raw_test_config["seeds"] = [0, 1, 0]  # would run seed 0 once and count its rows twice in every table
     message = schema_error(raw_test_config)

@@ -477,6 +477,17 @@ def test_an_under_trained_pre_training_is_flagged_beside_its_adaptations() -> No
     assert report.under_trained(pretrain, curves.drop(columns="pretrained")) == {}
 
 
+def test_a_compute_matched_scratch_does_not_set_the_steps_a_predictor_must_have_taken() -> None:
+    """An amortized run enters at the budget when it took as many gradient steps by then as the plain scratch
+    GFlowNet; scratch_matched, which trains for longer by design, does not push it to its own budget."""
+    rows = [{**_row("t", 0, m, kind, p, calls, 1, 0.5), "step": step}
+            for m, kind, p, steps in (("scratch", "scratch", "", (0, 20)), ("scratch_matched", "scratch", "", (0, 80)),
+                                      ("amortized", "amortized", "full", (0, 30)))
+            for step, calls in zip(steps, (0, 100))]
+    at = report.at_distinct_budget(pd.DataFrame(rows), 150).set_index("method")
+    assert not at["own_budget"].any() and at.loc["amortized", "step"] == 30
+
+
 def test_a_run_past_the_budget_and_one_that_queried_every_object_enter_where_they_should() -> None:
     """A budget beyond a small space: scratch has queried all 125 cells by step 8 and trains on, so it is compared
     at its last evaluation (step 60), not its first with 125 calls. A budget below MCMC's first evaluation (its

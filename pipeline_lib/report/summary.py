@@ -308,15 +308,16 @@ def at_distinct_budget(curves: pd.DataFrame, budget: float) -> pd.DataFrame:
     """Each (task, method, seed) at its last evaluation within ``budget`` distinct reward calls (the last, not the
     first, of those with the most calls: a run that has queried every object of a small space stays there while it
     trains on). A method that does not train (the exact conversion, one call per object) enters at its own final
-    budget, and so does a run of a STEP_MATCHED kind that took fewer gradient steps by then than the scratch
-    GFlowNets of the same (task, seed) did: it is never reported under-trained, only at its own larger budget. A run
+    budget, and so does a run of a STEP_MATCHED kind that took fewer gradient steps by then than every scratch
+    GFlowNet of the same (task, seed) did: it is never reported under-trained, only at its own larger budget. A run
     whose first evaluation is already past the budget (MCMC's chains start with a call each) enters at that first
     evaluation, the least budget it has. ``own_budget`` marks the rows at their own budget."""
     keys = ["task", "method", "seed"]
     trained = curves[~curves["kind"].isin(NOT_TRAINED)]
     within = trained[trained["unique_reward_calls"] <= budget]
     at = _last(within, keys).assign(own_budget=False)
-    scratch_steps = at[at["kind"] == "scratch"].groupby(["task", "seed"])["step"].max()
+    # the fewest of the scratch GFlowNets' (a compute-matched one, scratch_matched, trains for longer by design)
+    scratch_steps = at[at["kind"] == "scratch"].groupby(["task", "seed"])["step"].min()
     matched = at["kind"].isin(STEP_MATCHED)
     if matched.any() and len(scratch_steps):
         need = scratch_steps.reindex(pd.MultiIndex.from_frame(at[["task", "seed"]])).to_numpy()

@@ -37,6 +37,8 @@ except ConfigError as err:
     raise WorkflowError(f"invalid config: {err}")
 
 
+for key in ("results", "resources"):  # "x/" would spell outputs "x//y", which no --forcerun path matches
+    config[key] = config[key].rstrip(os.sep) or os.sep
 RESULTS = config["results"]
 RESOURCES = config["resources"]
 FIGURES = plan.figures(config)
@@ -55,7 +57,7 @@ wildcard_constraints:
     variant=one_of(config["pretrain"]["variants"]),
     method=one_of(config["finetune"]["methods"]),
     task=one_of(config["tasks"]),
-    seed=r"\d+",
+    seed=one_of(str(seed) for seed in config["seeds"]),
 
 
 def in_scope(wildcards, env, task=None):
