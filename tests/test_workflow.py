@@ -100,6 +100,18 @@ def test_command_line_overrides_mean_what_a_config_file_would(tmp_path: Path) ->
     assert bad.returncode != 0 and "finetune.settings.steps: expected int, got 'sixty'" in bad.stdout + bad.stderr
 
 
+def test_a_target_the_config_does_not_run_is_refused_by_name(tmp_path: Path) -> None:
+    """Each name of a job path exists somewhere in the config, but this environment runs no such method (or seed):
+    asking for it by path is refused naming what the environment runs, instead of planning a job no table lists."""
+    base = ["-n", "--cores", "1", "--configfile", "config/seqtest.yaml", "--config", f"results={tmp_path}"]
+    result = snakemake(str(tmp_path / "bits8_pa/finetune/bits_modes/dqn/seed0/curve.parquet"), *base)
+    assert result.returncode != 0
+    assert "bits8_pa runs no method 'dqn' (its methods: ['exact', 'exact_control', 'scratch', 'mcmc']" in (
+        result.stdout + result.stderr)
+    unseeded = snakemake(str(tmp_path / "bits8/finetune/bits_modes/scratch/seed7/curve.parquet"), *base)
+    assert unseeded.returncode != 0 and "No rule to produce" in unseeded.stdout + unseeded.stderr
+
+
 def test_read_overrides_keeps_the_type_of_what_it_replaces() -> None:
     """Quotes are gone by the time Snakemake hands over a nested --config value: a string the config files hold
     stays a string (a landscape of digits, RNA targets "2", ot: off); numbers, booleans and new keys are read as YAML

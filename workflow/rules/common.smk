@@ -10,6 +10,7 @@ from pipeline_lib.config import (
     ConfigError,
     check,
     env_methods,
+    env_variants,
     read_numbers,
     read_overrides,
     read_yaml,
@@ -163,11 +164,24 @@ def pretrained_model(wildcards):
 # the library, which never re-reads the config. A training rule's params leave out checkpoint_every
 # (plan.result_job: when a run saves, not what it computes), so its script builds the whole job from
 # the config with the same plan function.
+def configured(env, **names):
+    """Refuse a job path (a target asked for by name) whose environment does not run these tasks, methods or
+    variants: the wildcards only know each name exists somewhere in the config."""
+    runs = {"task": config["envs"][env]["tasks"], "method": env_methods(config, env),
+            "variant": env_variants(config, env)}
+    for key, name in names.items():
+        if name not in runs[key]:
+            raise WorkflowError(f"{env} runs no {key} {name!r} (its {key}s: {runs[key]}, envs.{env} in the config); "
+                                f"ask for a job the config runs")
+
+
 def pretrain_job(wildcards):
+    configured(wildcards.env, variant=wildcards.variant)
     return plan.result_job(plan.pretrain_job(config, wildcards.env, wildcards.variant))
 
 
 def finetune_job(wildcards):
+    configured(wildcards.env, task=wildcards.task, method=wildcards.method)
     return plan.result_job(plan.finetune_job(config, wildcards.env, wildcards.task, wildcards.method))
 
 
