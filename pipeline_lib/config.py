@@ -376,9 +376,9 @@ def _check_task(config: dict[str, Any], env_name: str, env, task: str) -> None:
     reason = modes.unsupported(env, spec, entry["reward"], entry.get("params", {}))
     if reason:
         implicit = "" if entry.get("modes") else f"; the task names no modes, so {modes.DEFAULT} applies: set one"
-        raise ConfigError((f"tasks.{task}.modes.{reason} (environment {env_name!r}" if reason.startswith(
+        raise ConfigError((f"tasks.{task}.modes.{reason} (environment {env_name!r})" if reason.startswith(
             ("kind", "threshold")) else f"tasks.{task}.modes.kind: {spec.get('kind')!r} {reason} "
-                                        f"(environment {env_name!r}") + f"{implicit})")
+                                        f"(environment {env_name!r})") + implicit)
     resources = config.get("resources", "resources")
     params, name = entry.get("params", {}), entry["reward"]
     try:
