@@ -217,32 +217,30 @@ def pretrain_config(config: dict[str, Any], variant: str, env: str | None = None
         raise ConfigError(f"pretrain.variants: {CONTROL!r} is reserved for the no-pre-training control; rename it")
     if variant not in variants:
         raise ConfigError(f"pretrain.variants: no variant {variant!r}; have {sorted(variants)}")
+    from pipeline_lib.ocgfn.descriptor import BOUNDARIES, DESCRIPTOR_LOSSES, OUTCOMES
+    from pipeline_lib.ocgfn.gcrl import ALGORITHMS, HER
+
     settings = config["pretrain"].get("settings", {})
     _build(PretrainConfig, settings, "pretrain.settings")
+    layers = [("pretrain.settings", settings), (f"pretrain.variants.{variant}", variants[variant])]
     if env is not None:
         own = config["envs"][env].get("pretrain", {})
         _build(PretrainConfig, {**settings, **own}, f"envs.{env}.pretrain")
         settings = {**settings, **own}
+        layers.insert(1, (f"envs.{env}.pretrain", own))
     cfg = _build(PretrainConfig, {**settings, **variants[variant]}, f"pretrain.variants.{variant}")
-    if cfg.ot not in OT_MODES:
-        raise ConfigError(f"{pretrain_key(config, variant, env, 'ot')}: expected one of {OT_MODES}, got {cfg.ot!r}")
-    if cfg.conditioning not in CONDITIONING:
-        raise ConfigError(f"{pretrain_key(config, variant, env, 'conditioning')}: expected one of {CONDITIONING}, "
-                          f"got {cfg.conditioning!r}")
+    choices = {"ot": OT_MODES, "conditioning": CONDITIONING, "algorithm": ALGORITHMS, "her": HER, "outcomes": OUTCOMES,
+               "descriptor_loss": DESCRIPTOR_LOSSES, "descriptor_boundary": BOUNDARIES}
+    for where, values in layers:  # each layer's own values, also those a later one overrides (a typo stays one)
+        for key in sorted(choices.keys() & values.keys()):
+            if values[key] not in choices[key]:
+                raise ConfigError(f"{where}.{key}: expected one of {choices[key]}, got {values[key]!r}")
     if env is not None and cfg.conditioning == "pairs":
         domain = config["envs"][env]["domain"]
         if not hasattr(domain_class(domain), "pair_features"):
             raise ConfigError(f"{pretrain_key(config, variant, env, 'conditioning')}: 'pairs' needs "
                               f"pair_features(states, outcomes) on the {domain!r} environment of {env!r}, which has "
                               f"none; use 'product' or 'concat'")
-    from pipeline_lib.ocgfn.descriptor import BOUNDARIES, DESCRIPTOR_LOSSES, OUTCOMES
-    from pipeline_lib.ocgfn.gcrl import ALGORITHMS, HER
-
-    for key, allowed in (("algorithm", ALGORITHMS), ("her", HER), ("outcomes", OUTCOMES),
-                         ("descriptor_loss", DESCRIPTOR_LOSSES), ("descriptor_boundary", BOUNDARIES)):
-        if getattr(cfg, key) not in allowed:
-            raise ConfigError(f"pretrain.variants.{variant}.{key}: expected one of {allowed}, "
-                              f"got {getattr(cfg, key)!r}")
     return cfg
 
 

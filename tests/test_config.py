@@ -271,6 +271,16 @@ def test_bad_ot(test_config: dict, ot) -> None:
     raises_config(test_config, "pretrain.variants.no_ot.ot")
 
 
+def test_a_bad_value_that_every_variant_overrides_is_still_named(test_config: dict) -> None:
+    """Each variant of config/test.yaml sets its own ot: a typo in the shared settings or an environment's
+    overrides would never reach a job, and stays a typo (a later variant without ot would read it)."""
+    test_config["pretrain"]["settings"]["ot"] = "bogus"
+    raises_config(test_config, "pretrain.settings.ot: expected one of")
+    del test_config["pretrain"]["settings"]["ot"]
+    test_config["envs"]["grid6"]["pretrain"] = {"conditioning": "pair"}
+    raises_config(test_config, "envs.grid6.pretrain.conditioning: expected one of")
+
+
 def test_reward_plugin_returning_nan(test_config: dict, tmp_path: Path) -> None:
     path = tmp_path / "nan_reward.py"
     path.write_text("import torch\n\ndef f(x):\n    r = torch.ones(len(x))\n    r[-1] = float('nan')\n"
