@@ -242,16 +242,14 @@ def control_twins(config: dict[str, Any]) -> dict[str, str]:
     twin of a ``flow: learned`` run is the control with its exact F (``flow: policy``)."""
     methods = config["finetune"]["methods"]
 
-    def own_control(entry: dict[str, Any]) -> dict[str, Any]:
-        return method_class(entry["kind"]).control_settings
-
     def is_control(entry: dict[str, Any]) -> bool:
-        settings, own = entry.get("settings", {}), own_control(entry)
-        return entry.get("pretrained") == CONTROL or bool(own) and all(settings.get(k) == v for k, v in own.items())
+        return entry.get("pretrained") == CONTROL or method_class(entry["kind"]).controls_itself(
+            entry.get("settings", {}))
 
     def recipe(name: str) -> str:
         entry = methods[name]
-        settings = {k: v for k, v in entry.get("settings", {}).items() if k not in own_control(entry)}
+        own = method_class(entry["kind"]).control_settings
+        settings = {k: v for k, v in entry.get("settings", {}).items() if k not in own}
         rest = {k: v for k, v in entry.items() if k not in ("pretrained", "flow", "settings")}
         return json.dumps({**rest, "settings": settings}, sort_keys=True)
     controls = {recipe(name): name for name, entry in methods.items() if is_control(entry)}

@@ -88,11 +88,17 @@ class Method(Trainer):
             return "flow: learned reads the OC-GFN's flow head, which the control has not; use flow: policy"
         return None
 
+    @classmethod
+    def controls_itself(cls, settings: dict[str, Any]) -> bool:
+        """Whether ``settings`` (a method entry's, or a run's as a dict) make it this kind's own no-pre-training
+        control (``control_settings``)."""
+        own = cls.control_settings
+        return bool(own) and all(settings.get(k) == v for k, v in own.items())
+
     def starts_from(self, pretrained: str) -> str:
         """The ``pretrained`` label of this run's rows: the variant (or the control) it adapts, the control too where
-        its settings make it one (``control_settings``). The report pairs each OC-GFN run with its control by it."""
-        own = self.control_settings
-        return CONTROL if own and all(getattr(self.cfg, k) == v for k, v in own.items()) else pretrained
+        its settings make it one (``controls_itself``). The report pairs each OC-GFN run with its control by it."""
+        return CONTROL if self.controls_itself(vars(self.cfg)) else pretrained
 
     def __init__(self, task: Task, settings: Any, seed: int, device: torch.device,
                  pretrained=None, data: torch.Tensor | None = None) -> None:

@@ -159,11 +159,6 @@ def pretrained_model(wildcards):
     return f"{RESULTS}/{wildcards.env}/pretrain/{entry['pretrained']}/seed{wildcards.seed}/model.pt"
 
 
-# Params carry each job's resolved settings (plan.*_job) so that editing them in the config reruns
-# exactly the affected jobs (Snakemake's params rerun trigger); the scripts hand the same object to
-# the library, which never re-reads the config. A training rule's params leave out checkpoint_every
-# (plan.result_job: when a run saves, not what it computes), so its script builds the whole job from
-# the config with the same plan function.
 def configured(env, **names):
     """Refuse a job path (a target asked for by name) whose environment does not run these tasks, methods or
     variants: the wildcards only know each name exists somewhere in the config."""
@@ -175,6 +170,11 @@ def configured(env, **names):
                                 f"ask for a job the config runs")
 
 
+# Params carry each job's resolved settings (plan.*_job) so that editing them in the config reruns
+# exactly the affected jobs (Snakemake's params rerun trigger); the scripts hand the same object to
+# the library, which never re-reads the config. A training rule's params leave out checkpoint_every
+# (plan.result_job: when a run saves, not what it computes), so its script builds the whole job from
+# the config with the same plan function.
 def pretrain_job(wildcards):
     configured(wildcards.env, variant=wildcards.variant)
     return plan.result_job(plan.pretrain_job(config, wildcards.env, wildcards.variant))
