@@ -401,6 +401,8 @@ def _check_task(config: dict[str, Any], env_name: str, env, task: str) -> None:
     if not fetched:
         return  # fetched by the workflow's data rule, which names a file it cannot fetch; values checked then
     sample = env.random_outcomes(16, torch.Generator(env.device).manual_seed(0))
+    if hasattr(env, "check_outcomes"):  # objects a reward must also handle (molecules: the empty one)
+        sample = torch.cat([sample, env.check_outcomes().to(sample.device)])
     try:
         validate_reward(reward, sample, name, env.describe)
     except (TypeError, ValueError) as err:  # a reward that fails or returns bad values with these params

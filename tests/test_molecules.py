@@ -113,7 +113,17 @@ def test_rewards_are_positive_with_floor(env: Molecule) -> None:
     ("product", {"components": [{"name": "banana"}]}, "component"),
     ("product", {}, "components"),
     ("qed", {"floor": 0.0}, "floor"),
-    ("logp", {"center": 1.0}, "bad params"),
+    ("logp", {"center": 1.0}, "unknown parameter"),
+    ("logp", {"low": "one"}, "low: expected float"),
+    ("qed", {"floor": "abc"}, "floor: expected float"),
+    ("logp", {"low": 3.0, "high": 1.0}, "low <= high"),
+    ("tpsa", {"width": 0.0}, "width must be > 0"),
+    ("logp", {"width": -1.0}, "width must be > 0"),
+    ("similarity", {"references": []}, "at least one"),
+    ("similarity", {"references": [""]}, "neither a known drug"),  # RDKit: a molecule without atoms
+    ("similarity", {"references": ["CC O"]}, "neither a known drug"),  # RDKit: ethane named 'O'
+    ("similarity", {"references": [False]}, "references: expected"),  # YAML 1.1 reads a bare NO as false
+    ("product", {"components": [{"name": "similarity", "references": ["caffeine"]}]}, "unknown keys"),
 ])
 def test_bad_objective_params(env: Molecule, name: str, params: dict, needle: str) -> None:
     with pytest.raises(ValueError, match=needle):
@@ -167,6 +177,27 @@ def test_plugin_receives_canonical_smiles(tmp_path: Path, test_config: dict, env
     check(molecule_config(test_config, f"{path}:reward"))
     reward = make_reward(f"{path}:reward", {}, env)
     assert reward(env.encode(["[O][C][C]"])).tolist() == [4.0]  # "CCO": 1 + 3
+
+
+def test_a_plugin_computes_each_distinct_molecule_once(tmp_path: Path, env: Molecule) -> None:
+    """The final evaluation and MCMC re-read molecules the search already scored: a slow plug-in is not paid
+    again, and two strings of one molecule are one call."""
+    path, log = tmp_path / "counted.py", tmp_path / "calls.txt"
+    path.write_text(f"def reward(smiles):\n    open({str(log)!r}, 'a').write(''.join(s + '\\n' for s in smiles))\n"
+                    "    return [1.0 + len(s) for s in smiles]\n")
+    reward = make_reward(f"{path}:reward", {}, env)
+    first = reward(env.encode(["[O][C][C]", "[C][C][O]", "[C]"]))  # "CCO" twice, then "C"
+    again = reward(env.encode(["[C]", "[C][C][O]", "[N]"]))
+    assert first.tolist() == [4.0, 4.0, 2.0] and again.tolist() == [2.0, 4.0, 2.0]
+    assert log.read_text().split() == ["CCO", "C", "N"]
+
+
+def test_the_config_check_tries_a_plugin_on_the_empty_molecule(tmp_path: Path, test_config: dict) -> None:
+    """About 3% of random strings decode to no atom (''); a reward written for real molecules meets it first."""
+    path = tmp_path / "weight.py"
+    path.write_text("def reward(smiles):\n    return [0.0 if s == '' else 1.0 for s in smiles]\n")
+    with pytest.raises(ConfigError, match="tasks.t.reward.*'smiles': ''"):
+        check(molecule_config(test_config, f"{path}:reward"))
 
 
 def test_tanimoto_modes_config_checks(test_config: dict) -> None:

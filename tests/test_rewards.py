@@ -102,6 +102,14 @@ def test_make_reward_plugin_file_path(tmp_path: Path) -> None:
     assert reward(t([[0, 0], [1, 2], [3, 3]])).tolist() == [2.0, 8.0, 14.0]
 
 
+def test_a_plugin_file_imports_a_helper_module_beside_it(tmp_path: Path) -> None:
+    helper = f"helper_{uuid.uuid4().hex}"
+    (tmp_path / f"{helper}.py").write_text("def bonus(x):\n    return 1.0 + x.sum(-1).float()\n")
+    (tmp_path / "uses_helper.py").write_text(f"from {helper} import bonus\n\ndef fn(x):\n    return bonus(x)\n")
+    reward = make_reward(f"{tmp_path / 'uses_helper.py'}:fn", {}, HyperGrid(ndim=2, side=4))
+    assert reward(t([[0, 0], [1, 2]])).tolist() == [1.0, 4.0]
+
+
 @pytest.mark.parametrize("source, params, expected", [
     ("def fn(side):\n    return side\n", {"side": 4}, "it takes 'side' first, a key of its params too; give it a "
                                                         "first parameter for the objects, e.g. def fn(objects, side)"),

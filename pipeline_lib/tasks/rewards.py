@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import inspect
+import sys
 from pathlib import Path
 from typing import Any, Callable
 
@@ -38,7 +39,7 @@ class Reward:
 
 def load_callable(spec: str, what: str = "reward") -> Callable[..., Any]:
     """Resolve ``package.module:function`` or ``path/to/file.py:function`` to the function (``what`` it is, for
-    messages)."""
+    messages). A file's folder is appended to the import path, so the file may import a module beside it."""
     if ":" not in spec:
         raise ValueError(f"{what} {spec!r}: expected a registered name of the domain or "
                          "'package.module:function' or 'path/to/file.py:function'")
@@ -48,6 +49,9 @@ def load_callable(spec: str, what: str = "reward") -> Callable[..., Any]:
             path = Path(target)
             if not path.is_file():
                 raise FileNotFoundError(f"no such file {path.resolve()}")
+            folder = str(path.resolve().parent)  # as ``python file.py`` would: a helper module beside it imports
+            if folder not in sys.path:
+                sys.path.append(folder)
             module_spec = importlib.util.spec_from_file_location(path.stem, path)
             module = importlib.util.module_from_spec(module_spec)
             module_spec.loader.exec_module(module)
@@ -99,8 +103,25 @@ def bound_reward(name: str, fn: Callable[..., Any] | None, params: dict[str, Any
                          f"first parameter for the objects, e.g. def {getattr(fn, '__name__', 'reward')}(objects, "
                          f"{', '.join(params) or '...'})")
     check_kwargs(fn, params, given=(first.name,), owner=f"reward {name!r} (called as function(objects, **params))")
-    # float64 until ``reward_values`` has checked them, so a value beyond float32's range is named as written
-    return Reward(lambda x: _floats(fn(env.objects(x), **params), name, torch.float64).to(x.device))
+    # float64 until ``reward_values`` has checked them, so a value beyond float32's range is named as written.
+    # Each distinct object (``env.object_keys``) is computed once per job, as the built-in molecule rewards do: the
+    # final evaluation and MCMC's sampling re-read objects the oracle already paid for, and repeats.
+    known: dict[Any, float] = {}
+
+    def cached(x: torch.Tensor) -> torch.Tensor:
+        keys = env.object_keys(x)
+        new = {}
+        for i, key in enumerate(keys):
+            if key not in known and key not in new:
+                new[key] = i
+        if new:
+            rows = torch.tensor(list(new.values()), dtype=torch.long, device=x.device)
+            values = _floats(fn(env.objects(x[rows]), **params), name, torch.float64)
+            if values.shape != (len(new),):  # the shape, as reward_values would name it for this call
+                return values
+            known.update(zip(new, values.tolist()))
+        return torch.tensor([known[k] for k in keys], dtype=torch.float64).to(x.device)
+    return Reward(cached)
 
 
 def _floats(values: Any, name: str, dtype: torch.dtype) -> torch.Tensor:
@@ -108,7 +129,9 @@ def _floats(values: Any, name: str, dtype: torch.dtype) -> torch.Tensor:
     try:
         return torch.as_tensor(values, dtype=dtype)
     except (TypeError, ValueError, RuntimeError) as err:
-        sample = values[0] if isinstance(values, (list, tuple)) and len(values) else values
+        sample = values
+        if isinstance(values, (list, tuple)) and len(values):  # the first value that is not a number
+            sample = next((v for v in values if isinstance(v, bool) or not isinstance(v, (int, float))), values[0])
         raise ValueError(f"reward {name!r} returned {type(sample).__name__} values ({sample!r:.40}); "
                          "expected one float per object") from err
 

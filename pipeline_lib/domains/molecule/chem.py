@@ -1,7 +1,7 @@
 """Molecules with RDKit: SELFIES decoding, canonical SMILES, fingerprints and property objectives.
 
 Every objective maps canonical SMILES to values in [0, 1] (0 for the empty molecule), computed once
-per distinct molecule (an LRU cache keyed by canonical SMILES) because RDKit descriptors cost about
+per distinct molecule (a dict keyed by canonical SMILES, kept for the job) because RDKit descriptors cost about
 a millisecond each. Rewards add a positive ``floor`` so that log R stays finite. Definitions, with
 their sources, are in config/README.md (molecule rewards).
 """
@@ -132,6 +132,14 @@ def sa_score(mol: Chem.Mol) -> float:
     return float(_sascorer().calculateScore(mol))
 
 
+def check_window(name: str, low: float, high: float, width: float) -> None:
+    """A window's bounds: low <= high and width > 0 (width 0 divided by zero only once a molecule fell inside)."""
+    if not low <= high:
+        raise ValueError(f"{name}: expected low <= high, got low={low}, high={high}")
+    if not width > 0:
+        raise ValueError(f"{name}: width must be > 0 (the fall-off outside [low, high]), got {width}")
+
+
 def window(value: float, low: float, high: float, width: float) -> float:
     """1 inside [low, high], a Gaussian fall-off of ``width`` outside."""
     gap = max(low - value, 0.0, value - high)
@@ -152,18 +160,24 @@ def _in_window(values: np.ndarray, smiles: Sequence[str], low: float, high: floa
 
 def logp(smiles: Sequence[str], low: float = 1.0, high: float = 3.0, width: float = 1.0) -> np.ndarray:
     """Crippen logP inside a window (1 inside, Gaussian fall-off outside); empty molecules score 0."""
+    check_window("logp", low, high, width)
     return _in_window(_logp(smiles), smiles, low, high, width)
 
 
 def tpsa(smiles: Sequence[str], low: float = 40.0, high: float = 90.0, width: float = 20.0) -> np.ndarray:
     """Topological polar surface area (A^2) inside a window; empty molecules score 0."""
+    check_window("tpsa", low, high, width)
     return _in_window(_tpsa(smiles), smiles, low, high, width)
 
 
 def _reference(name: str) -> str:
     """Canonical SMILES of a reference drug name or SMILES."""
-    mol = Chem.MolFromSmiles(REFERENCE_DRUGS.get(name, name))
-    if mol is None:
+    if not isinstance(name, str):  # YAML 1.1 reads NO / ON / yes as booleans, 123 as a number
+        raise ValueError(f"similarity: reference {name!r} is not a string (a drug name or a SMILES; quote it in YAML)")
+    smiles = REFERENCE_DRUGS.get(name, name)
+    # RDKit reads '' as a molecule with no atom and text after a space as the molecule's name: refuse both
+    mol = Chem.MolFromSmiles(smiles) if smiles.strip() and not any(c.isspace() for c in smiles) else None
+    if mol is None or not mol.GetNumAtoms():
         raise ValueError(f"similarity: reference {name!r} is neither a known drug {sorted(REFERENCE_DRUGS)} "
                          "nor a valid SMILES")
     return Chem.MolToSmiles(mol)
@@ -173,6 +187,8 @@ def similarity(smiles: Sequence[str], references: Sequence[str] | str = "aspirin
                aggregate: str = "max") -> np.ndarray:
     """Tanimoto similarity to reference drugs (names in REFERENCE_DRUGS or SMILES), max or mean over them."""
     refs = [references] if isinstance(references, str) else list(references)
+    if not refs:
+        raise ValueError("similarity: references must name at least one drug or SMILES")
     resolved = [_reference(r) for r in refs]
     if aggregate not in ("max", "mean"):
         raise ValueError(f"similarity: aggregate must be 'max' or 'mean', got {aggregate!r}")
@@ -192,6 +208,10 @@ def product(smiles: Sequence[str], components: Sequence[dict[str, Any]] = ()) ->
     for i, c in enumerate(components):
         if not isinstance(c, dict) or c.get("name") not in OBJECTIVES:
             raise ValueError(f"product: each component needs name in {sorted(OBJECTIVES)}, got {c!r}")
+        stray = sorted(set(c) - {"name", "params"})
+        if stray:
+            raise ValueError(f"product: components[{i}] ({c['name']}): unknown keys {stray}; an objective's "
+                             "parameters go under params, e.g. {name: similarity, params: {references: [caffeine]}}")
         own = c.get("params", {})
         if "floor" in own:
             raise ValueError(f"product: components[{i}] ({c['name']}): floor is the product's own parameter (one floor "
@@ -208,10 +228,14 @@ def molecule_reward(name: str, params: dict[str, Any]) -> Callable[[Sequence[str
     """Bind an objective to its parameters, plus ``floor`` (default 1e-3) so that every reward is > 0. The
     bound reward computes each distinct SMILES once and keeps the values (its own cache)."""
     params = dict(params)
-    floor = float(params.pop("floor", 1e-3))
+    floor = params.pop("floor", 1e-3)
+    if isinstance(floor, bool) or not isinstance(floor, (int, float)):
+        raise ValueError(f"reward {name!r}: floor: expected float, got {floor!r}")
+    floor = float(floor)
     if not floor > 0:
         raise ValueError(f"reward {name!r}: floor must be > 0 so that rewards stay strictly positive, got {floor}")
     fn = MOLECULE_REWARDS[name]
+    check_kwargs(fn, params, "", ("smiles",), f"reward {name!r}")  # names and type hints, naming the key
     fn([""], **params)  # bad parameters fail here, with the objective's own message
     values: dict[str, float] = {}
 

@@ -59,7 +59,10 @@ class Sequence(DomainRewards):
     def __init__(self, alphabet: list[str] | str, length: int, min_length: int | None = None, mode: str = "append",
                  device: torch.device | str = "cpu", pairs: str = "offsets") -> None:
         alphabet = resolve_alphabet(alphabet)
-        if len(alphabet) < 2 or len(set(alphabet)) != len(alphabet):
+        if len(set(alphabet)) != len(alphabet):
+            twice = sorted({a for a in alphabet if alphabet.count(a) > 1})
+            raise ValueError(f"alphabet: expected each token once, got {twice} more than once in {alphabet}")
+        if len(alphabet) < 2:
             raise ValueError(f"alphabet: expected at least 2 distinct tokens, got {alphabet}")
         if length < 1:
             raise ValueError(f"length: expected >= 1, got {length}")
