@@ -218,7 +218,7 @@ def pretrain_config(config: dict[str, Any], variant: str, env: str | None = None
     if variant not in variants:
         raise ConfigError(f"pretrain.variants: no variant {variant!r}; have {sorted(variants)}")
     from pipeline_lib.ocgfn.descriptor import BOUNDARIES, DESCRIPTOR_LOSSES, OUTCOMES
-    from pipeline_lib.ocgfn.gcrl import ALGORITHMS, HER
+    from pipeline_lib.ocgfn.gcrl import ALGORITHMS, HER, UNREAD
 
     settings = config["pretrain"].get("settings", {})
     _build(PretrainConfig, settings, "pretrain.settings")
@@ -241,7 +241,14 @@ def pretrain_config(config: dict[str, Any], variant: str, env: str | None = None
             raise ConfigError(f"{pretrain_key(config, variant, env, 'conditioning')}: 'pairs' needs "
                               f"pair_features(states, outcomes) on the {domain!r} environment of {env!r}, which has "
                               f"none; use 'product' or 'concat'")
-    return cfg
+    unread = UNREAD[cfg.algorithm]
+    stray = sorted(set(unread) & set(variants[variant]))
+    if stray:
+        raise ConfigError(f"pretrain.variants.{variant}: {stray}: algorithm {cfg.algorithm!r} never reads them "
+                          f"(the settings of {'the GCRL baseline' if cfg.algorithm == 'ocgfn' else 'the OC-GFN'}); "
+                          "remove them")
+    defaults = {f.name: f.default for f in dataclasses.fields(PretrainConfig)}
+    return dataclasses.replace(cfg, **{key: defaults[key] for key in unread})
 
 
 def method_config(config: dict[str, Any], method: str, env: str | None = None) -> tuple[dict[str, Any], Any]:
@@ -277,6 +284,11 @@ def method_config(config: dict[str, Any], method: str, env: str | None = None) -
             _check_value(owner, key, value, label)
     values = {k: v for k, v in {**shared, **overrides}.items() if k in own_fields}
     values.update(entry.get("settings", {}))
+    for label, layer in (("finetune.settings", shared), (f"envs.{env}.finetune", overrides),
+                         (f"{where}.settings", entry.get("settings", {}))):
+        if "flow" in layer:  # it would be replaced by the entry's own (default policy) in silence
+            raise ConfigError(f"{label}.flow: the flow source is a key of each method entry ({where}.flow), "
+                              "not of settings")
     if "flow" in own_fields:
         values["flow"] = entry.get("flow", "policy")
     elif "flow" in entry:
@@ -364,6 +376,13 @@ def _check_descriptor(config: dict[str, Any], name: str, env) -> None:
                               ("data_goals", cfg.uses_data, "descriptor outcomes take no data set")):
             if bad:
                 raise ConfigError(f"{where}.{key}: {getattr(cfg, key)!r} with outcomes: descriptor on {name}: {why}")
+        if cfg.descriptor_loss == "classifier":
+            from pipeline_lib.ocgfn.descriptor import classifier_unsupported
+
+            reason = classifier_unsupported(env)
+            if reason:
+                raise ConfigError(f"{pretrain_key(config, variant, name, 'descriptor_loss')}: 'classifier' on {name} "
+                                  f"{reason}; use descriptor_loss: tb")
 
 
 def _check_task(config: dict[str, Any], env_name: str, env, task: str) -> None:

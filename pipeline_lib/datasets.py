@@ -97,7 +97,15 @@ def raw_objects(name: str, resources: str | Path) -> list[str]:
             raise ValueError(f"{spec.requirement}: {spec.files} hold no {spec.what}")
         payload = gzip.compress(("\n".join(objects) + "\n").encode(), mtime=0)
         atomic_write(path, lambda tmp: Path(tmp).write_bytes(payload))
-    return [s for s in gzip.decompress(path.read_bytes()).decode().splitlines() if s]
+    try:
+        objects = [s for s in gzip.decompress(path.read_bytes()).decode().splitlines() if s]
+    except (OSError, EOFError, UnicodeDecodeError) as err:  # e.g. a file a user wrote by hand, not gzipped
+        raise ValueError(f"{path}: expected the objects one per line, gzipped (UTF-8); could not read it: "
+                         f"{type(err).__name__}: {err}. Delete it to extract the wheel's again, or rewrite it") from err
+    if not objects:
+        raise ValueError(f"{path}: holds no objects; delete it to extract the wheel's again, or write the objects one "
+                         "per line, gzipped")
+    return objects
 
 
 def prepare(env, spec: dict[str, Any], resources: str | Path) -> tuple[pd.DataFrame, dict[str, int]]:

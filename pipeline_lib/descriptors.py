@@ -130,21 +130,27 @@ class Descriptor:
         if unknown:
             raise ValueError(f"window dimensions {unknown}: expected some of {self.dims}")
         ys, inside = self.all_outcomes(), torch.ones(self.size, dtype=torch.bool)
-        for name, (low, high) in window.items():
-            d = self.dims.index(name)
-            ok = [b for b in range(self.bins[d]) if low <= self.interval(d, b)[0] and self.interval(d, b)[1] <= high]
-            if not ok:
-                raise ValueError(f"window {name}: [{low}, {high}] contains no whole bin; the bins of {name!r} are "
-                                 f"{[self.label(d, b) for b in range(self.bins[d])]}")
-            inside &= torch.isin(ys[:, d], torch.tensor(ok))
+        for name, bounds in window.items():
+            inside &= torch.isin(ys[:, self.dims.index(name)], torch.tensor(self._window_bins(name, bounds)))
         return inside
 
     def in_window(self, values: np.ndarray, window: dict[str, list[float]]) -> np.ndarray:
-        """Bool [N]: raw values inside the window on every dimension it names."""
-        ok = np.ones(len(values), dtype=bool)
-        for name, (low, high) in window.items():
-            v = values[:, self.dims.index(name)]
-            ok &= (v >= low) & (v <= high)
+        """Bool [N]: raw values whose outcome is one of the window's (``window_outcomes``): on every dimension it
+        names, their bin is one of the whole bins inside it. Bins are half-open, so a value on the window's upper
+        bound lies in the bin above it, outside (a test on the raw bounds would count it in)."""
+        bins, ok = self.binned(values).numpy(), np.ones(len(values), dtype=bool)
+        for name, bounds in window.items():
+            d = self.dims.index(name)
+            ok &= np.isin(bins[:, d], self._window_bins(name, bounds)) & ~np.isnan(values[:, d])
+        return ok
+
+    def _window_bins(self, name: str, bounds: list[float]) -> list[int]:
+        """The bins of dimension ``name`` that lie whole inside [low, high]; none is an error."""
+        (low, high), d = bounds, self.dims.index(name)
+        ok = [b for b in range(self.bins[d]) if low <= self.interval(d, b)[0] and self.interval(d, b)[1] <= high]
+        if not ok:
+            raise ValueError(f"window {name}: [{low}, {high}] contains no whole bin; the bins of {name!r} are "
+                             f"{[self.label(d, b) for b in range(self.bins[d])]}")
         return ok
 
 
@@ -162,6 +168,9 @@ def make_descriptor(spec: dict[str, Any], env) -> Descriptor:
             raise ValueError(f"descriptor {name!r}: edges missing for {missing}; a plug-in gives edges: {{dim: "
                              f"[increasing cut points]}} for every dimension")
         return Descriptor(name, dims, [edges[d] for d in dims], lambda objects: fn(objects, **params), env)
+    if spec.get("dims"):
+        raise ValueError(f"descriptor {name!r}: dims lists a plug-in's values; a built-in keeps a subset of its "
+                         f"dimensions with params: {{dims: {list(spec['dims'])}}}")
     builtins = domain_descriptors(env)
     if name not in builtins:
         raise ValueError(f"descriptor {name!r}: this domain's built-in descriptors are {sorted(builtins)}; or name a "
@@ -189,6 +198,9 @@ def binned_reward(objects: list, descriptor: str, prefer: dict[str, list[float]]
     one reward call per outcome (methods/outcome_conversion.py). ``descriptor`` names a built-in of the
     molecule or sequence domain, or a plug-in with its ``dims`` and ``edges``."""
     desc = _standalone(descriptor, params or {}, edges or {}, dims)
+    unknown = sorted(set(prefer) - set(desc.dims))
+    if unknown:
+        raise ValueError(f"prefer: unknown dimensions {unknown}; descriptor {descriptor!r} has {desc.dims}")
     y = desc.binned(desc.values_of(list(objects)))
     total = np.zeros(len(objects))
     for name, weights in prefer.items():

@@ -257,6 +257,18 @@ def control_twins(config: dict[str, Any]) -> dict[str, str]:
             if entry.get("pretrained") not in (None, CONTROL) and not is_control(entry) and recipe(name) in controls}
 
 
+def adapted_models(config: dict[str, Any]) -> dict[str, str]:
+    """What each method that adapts a pre-trained variant adapts, as the verdict names it beside its control: an
+    "OC-GFN", or the "GCRL baseline" (a variant pre-trained with ``algorithm: gcrl``, a goal-conditioned Q network)."""
+    names = {}
+    for name, entry in config["finetune"]["methods"].items():
+        variant = entry.get("pretrained")
+        if variant not in (None, CONTROL) and variant in config["pretrain"]["variants"]:
+            gcrl = pretrain_config(config, variant).algorithm == "gcrl"
+            names[name] = "GCRL baseline" if gcrl else "OC-GFN"
+    return names
+
+
 def per_task_envs(config: dict[str, Any]) -> list[str]:
     """Environments whose report tables list each task apart (``env.per_task_report``: e.g. molecule
     objectives, which differ in scale)."""

@@ -251,6 +251,18 @@ def test_flow_only_for_methods_with_a_flow_source(test_config: dict) -> None:
     raises_config(test_config, "finetune.methods.scratch.flow: kind 'scratch' takes no flow source")
 
 
+@pytest.mark.parametrize("layer", ["shared", "entry"])
+def test_a_flow_under_settings_is_refused_not_replaced(test_config: dict, layer: str) -> None:
+    """flow is a key of the method entry; under settings it was replaced by the entry's (default policy) in silence."""
+    if layer == "shared":
+        test_config["finetune"].setdefault("settings", {})["flow"] = "learned"
+        expected = "finetune.settings.flow: the flow source is a key of each method entry"
+    else:
+        test_config["finetune"]["methods"]["exact"]["settings"] = {"flow": "learned"}
+        expected = "finetune.methods.exact.settings.flow: the flow source is a key of each method entry"
+    raises_config(test_config, expected)
+
+
 def test_unknown_method_kind_names_the_registry(test_config: dict) -> None:
     """The schema leaves kind open; check() refuses a kind that is not in the method registry, listing it."""
     test_config["finetune"]["methods"]["exact"]["kind"] = "magic"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import math
+import re
 import subprocess
 import zipfile
 from pathlib import Path
@@ -72,6 +73,16 @@ def test_raw_objects_are_extracted_once(wheels_here: Path, monkeypatch: pytest.M
     assert len(datasets.raw_objects("modlamp_amp", wheels_here)) == 4
     with pytest.raises(ValueError, match="data.source: expected one of"):
         datasets.raw_objects("chembl", wheels_here)
+
+
+@pytest.mark.parametrize("payload, needle", [(b"no gzip here", "expected the objects one per line, gzipped"),
+                                             (gzip.compress(b"\n"), "holds no objects")])
+def test_a_hand_written_objects_file_that_cannot_be_read_is_named(tmp_path: Path, payload: bytes, needle: str) -> None:
+    path = tmp_path / "datasets" / "modlamp_amp-modlamp-4.3.3.txt.gz"  # the file the README says a user may write
+    path.parent.mkdir()
+    path.write_bytes(payload)
+    with pytest.raises(ValueError, match=f"(?i){re.escape(str(path))}: {needle}.*delete it"):
+        datasets.raw_objects("modlamp_amp", tmp_path)
 
 
 def test_a_failed_download_names_the_wheel_and_the_way_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

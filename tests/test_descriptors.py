@@ -108,6 +108,12 @@ def test_descriptor_errors_name_what_is_wrong(tmp_path: Path) -> None:
         desc.window_outcomes({"ones": [0.6, 1.4]})
     assert desc.window_outcomes({"ones": [1.5, 9]}).tolist() == [False, False, True, True, False]
     assert desc.window_outcomes({"ones": [1.5, float("inf")]}).tolist() == [False, False, True, True, True]
+    # a raw value is inside where its outcome is: 3.5 lies in the bin [3.5, inf), beyond the window's bound 3.5,
+    # and 1.2 in [0.5, 1.5), which the window holds only in part
+    values = np.array([[2.0], [3.49], [3.5], [1.2], [np.nan]])
+    assert desc.in_window(values, {"ones": [1.0, 3.5]}).tolist() == [True, True, False, False, False]
+    with pytest.raises(ValueError, match="a built-in keeps a subset of its dimensions with params"):
+        make_descriptor({"name": "peptide", "dims": ["charge"]}, env)
 
 
 def test_classifier_flows_learn_the_exact_counts() -> None:
@@ -343,6 +349,8 @@ def descriptor_config() -> dict:
     (lambda c: c["envs"]["bits"]["descriptor"].update(windows={"w": {"ones": [0.6, 1.4]}}),
      "envs.bits.descriptor: windows.w: .*contains no whole bin"),
     (lambda c: c["envs"]["bits"]["descriptor"].update(name="nope"), "envs.bits.descriptor: descriptor 'nope'"),
+    (lambda c: c["envs"]["bits"]["params"].update(mode="prepend_append"),  # a DAG: refused before any job
+     "pretrain.settings.descriptor_loss: 'classifier' on bits needs the 'tree' capability.*use descriptor_loss: tb"),
 ])
 def test_descriptor_config_errors_name_the_key(edit, message: str) -> None:
     from pipeline_lib.config import ConfigError, check

@@ -118,6 +118,28 @@ def test_gcrl_policy_enters_the_same_adaptation(tmp_path: Path) -> None:
     assert (p - task.target.double()).abs().sum() < 0.3
 
 
+def test_settings_an_algorithm_never_reads_rerun_nothing(test_config: dict) -> None:
+    """A GCRL setting shared by every variant leaves the OC-GFN variants' jobs as they were (their params carry it at
+    its default), and the reverse; set on one variant's own entry, it is refused as a mistake."""
+    from pipeline_lib.plan import pretrain_job
+
+    variants = test_config["pretrain"]["variants"]
+    variants["gcrl"] = {"algorithm": "gcrl"}
+    test_config["envs"]["grid6"]["variants"] = [*test_config["envs"]["grid6"].get("variants", ["full"]), "gcrl"]
+    before = {v: pretrain_job(test_config, "grid6", v) for v in ("full", "gcrl")}
+    test_config["pretrain"]["settings"].update(her="future", temperature=3.0, negative_epsilon=0.2)
+    after = {v: pretrain_job(test_config, "grid6", v) for v in ("full", "gcrl")}
+    assert after["full"]["settings"] == {**before["full"]["settings"], "negative_epsilon": 0.2}
+    assert after["gcrl"]["settings"] == {**before["gcrl"]["settings"], "her": "future", "temperature": 3.0}
+    variants["full"]["gamma"] = 0.5
+    with pytest.raises(ConfigError, match=r"pretrain.variants.full: \['gamma'\]: algorithm 'ocgfn' never reads"):
+        pretrain_config(test_config, "full")
+    variants["full"].pop("gamma")
+    variants["gcrl"]["contrastive"] = False
+    with pytest.raises(ConfigError, match=r"pretrain.variants.gcrl: \['contrastive'\]: algorithm 'gcrl' never"):
+        pretrain_config(test_config, "gcrl")
+
+
 def test_gcrl_config_is_checked(test_config: dict) -> None:
     variants = test_config["pretrain"]["variants"]
     variants["gcrl"] = {"algorithm": "gcrl", "her": "sometimes"}

@@ -125,6 +125,13 @@ def test_each_oc_gfn_method_is_compared_with_its_own_control_twin() -> None:
     row = untwinned[(untwinned["metric"] == "modes_found")
                     & (untwinned["comparison"] == "amortized: OC-GFN - control")].iloc[0]
     assert (row["a"], row["b"]) == ("fast", "own_control")
+    # a variant pre-trained as the goal-conditioned RL baseline is named as such, not as an OC-GFN
+    config["pretrain"] = {"settings": {}, "variants": {"full": {"algorithm": "gcrl"}}}
+    models = plan.adapted_models(config)
+    assert models == {name: "GCRL baseline" for name in ("fast", "own", "lonely", "ft", "ft_random")}
+    named = report.verdict_table(pd.DataFrame(rows), {"e": 200}, twins, models)
+    assert set(named.loc[named["a"] == "fast", "comparison"]) >= {"amortized: GCRL baseline - control"}
+    assert not named["comparison"].str.contains("OC-GFN").any()
 
 
 def test_an_oc_gfn_method_and_its_control_are_compared_at_one_budget() -> None:

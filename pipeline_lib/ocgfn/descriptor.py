@@ -254,6 +254,13 @@ class ClassifierModel(DescriptorModel):
         return torch.logsumexp(flow_logits(self.env, self.model, s0, self.descriptor.index(y)), -1)
 
 
+def classifier_unsupported(env) -> str | None:
+    """Why ``descriptor_loss: classifier`` cannot train on ``env`` (None: it can): its labels count an object's
+    completions, which needs a tree and the domain's ``log_completions``; the config check asks before any job."""
+    return missing(env, (TREE,)) or (None if hasattr(env, "log_completions") else
+                                     f"needs {type(env).__name__}.log_completions")
+
+
 class ClassifierPretrainer(Trainer):
     """Descriptor pre-training on a tree without a balance loss (``descriptor_loss: classifier``): each step
     draws ``batch_size`` objects from the policy uniform over objects (closed form on a tree: no explorer
@@ -267,8 +274,7 @@ class ClassifierPretrainer(Trainer):
 
     def __init__(self, env, cfg: PretrainConfig, seed: int, device: torch.device, descriptor: Descriptor) -> None:
         super().__init__()
-        reason = missing(env, (TREE,)) or (None if hasattr(env, "log_completions") else
-                                           f"needs {type(env).__name__}.log_completions")
+        reason = classifier_unsupported(env)
         if reason:
             raise ValueError(f"descriptor_loss: classifier {reason}; use descriptor_loss: tb")
         self.steps, self.eval_every, self.checkpoint_every = cfg.steps, cfg.eval_every, cfg.checkpoint_every

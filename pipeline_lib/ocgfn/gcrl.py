@@ -25,6 +25,10 @@ from pipeline_lib.ocgfn.pretrain import OCGFNPolicy, PretrainConfig, Pretrainer
 
 ALGORITHMS = ("ocgfn", "gcrl")
 HER = ("none", "final", "future", "final+future")
+# The settings each algorithm never reads (the OC-GFN's loss and rollouts; this double DQN's): a job carries them at
+# their defaults, so a value set for every variant reruns only the variants that read it (config.pretrain_config)
+UNREAD = {"ocgfn": ("her", "gamma", "temperature", "target_every", "replay_size", "replay_batch"),
+          "gcrl": ("ot", "contrastive", "relabel_own", "negative_epsilon", "log_eps_fail")}
 
 
 class Replay:

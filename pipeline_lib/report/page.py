@@ -206,17 +206,17 @@ def summary_page(pretrain: pd.DataFrame, evaluation: pd.DataFrame, curves: pd.Da
                  figures: list[tuple[str, str, str, str]], out_html: str, out_md: str,
                  budgets: dict[str, int | None] | None = None, per_task: list[str] = (),
                  headlines: dict[str, str] | None = None, windows: pd.DataFrame | None = None,
-                 twins: dict[str, str] | None = None) -> None:
+                 twins: dict[str, str] | None = None, models: dict[str, str] | None = None) -> None:
     """Write the summary page. ``figures``: (kind, env, task, path) of every figure; ``headlines``: the kind
     each domain's section leads with; ``budgets``: each domain's distinct-call budget (None: the smallest
     final one); domains in ``per_task`` (molecule objectives), and any whose tasks reward on different scales
     (``scales_differ``), get a table row per task and method; ``windows``:
     the descriptor-window sampler's rows (descriptor variants), if any; ``twins``: each OC-GFN method's
-    no-pre-training twin (``plan.control_twins``)."""
+    no-pre-training twin (``plan.control_twins``); ``models``: what each adapts (``plan.adapted_models``)."""
     budgets, headlines = budgets or {}, headlines or {}
-    verdict = verdict_table(curves, budgets, twins) if len(curves) else pd.DataFrame()
+    verdict = verdict_table(curves, budgets, twins, models) if len(curves) else pd.DataFrame()
     kinds = dict(zip(curves["method"], curves["kind"])) if len(curves) and "kind" in curves else {}
-    sampler = sampler_verdict(evaluation, kinds, twins)
+    sampler = sampler_verdict(evaluation, kinds, twins, models)
     weak = under_trained(pretrain, curves)
     budget = budget_table(curves) if len(curves) else pd.DataFrame()
     adapted = [env for env in dict.fromkeys(curves["env"])] if len(curves) else []
@@ -238,7 +238,8 @@ def summary_page(pretrain: pd.DataFrame, evaluation: pd.DataFrame, curves: pd.Da
           f"{domains}, seeds {', '.join(map(str, seeds))}; software and device: {env_line}.", ""]
 
     h.append("<h2 id=verdict>Verdict</h2><p class=note>What pre-training buys per domain at equal distinct reward "
-             "calls (OC-GFN minus its no-pre-training control, of each adaptation kind) and how the best method "
+             "calls (OC-GFN minus its no-pre-training control, of each adaptation kind; the goal-conditioned RL "
+             "baseline's adaptations minus the same control are named GCRL baseline) and how the best method "
              "compares with the best scratch GFlowNet and MCMC. The exact conversion, one call per object, and an "
              "amortized run with fewer gradient steps than scratch by the budget enter at their own budget; "
              "an OC-GFN method and its control are both read at the same number of distinct calls, the fewer "

@@ -184,6 +184,7 @@ rule summary:
         budgets={env: spec.get("budget") for env, spec in config["envs"].items()},
         per_task=plan.per_task_envs(config),
         twins=plan.control_twins(config),
+        models=plan.adapted_models(config),
         figures=[[kind, env, task] for kind, env, task in FIGURES],
         headlines={env: plan.headline_figure(config, env) for env in config["envs"] if config["envs"][env]["tasks"]},
     log:

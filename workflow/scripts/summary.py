@@ -10,4 +10,4 @@ with logged(snakemake.log[0]):
     summary_page(read_parquet(i.pretrain), read_parquet(i.evaluation), read_parquet(i.curves),
                  read_parquet(i.environment[0]), figures, snakemake.output.html, snakemake.output.markdown,
                  budgets=p.budgets, per_task=p.per_task, headlines=p.headlines, windows=read_parquet(i.windows),
-                 twins=p.twins)
+                 twins=p.twins, models=p.models)
