@@ -153,6 +153,17 @@ def test_a_rerun_task_redraws_only_its_own_domains_figures(tmp_path: Path) -> No
     assert jobs["collect"] == "1" and jobs["summary"] == "1" and "finetune" not in jobs and "pretrain" not in jobs
 
 
+def test_with_device_cuda_every_job_that_reads_the_device_asks_for_a_gpu(tmp_path: Path) -> None:
+    """On a cluster a job gets a GPU only if it asks: setup checks the configured device (and records the GPU), so it
+    asks as the training jobs do; the figures and tables never touch one."""
+    planned = snakemake("-n", "all", "--cores", "1", "--configfile", "config/test.yaml", "--config", "device=cuda",
+                        f"results={tmp_path}")
+    assert planned.returncode == 0, planned.stderr[-3000:]
+    jobs = re.findall(r"^rule (\w+):\n(?:.*\n)*?\s+resources: (.*)$", planned.stdout + planned.stderr, re.M)
+    asks = {rule: "gpu=1" in resources for rule, resources in jobs}
+    assert {rule for rule, gpu in asks.items() if gpu} == {"setup", "pretrain", "finetune"}, asks
+
+
 @pytest.mark.slow
 def test_tiny_end_to_end(tmp_path: Path) -> None:
     """The whole DAG on a 6x6 grid: every table, figure and the report are written and coherent."""

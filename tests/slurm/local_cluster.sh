@@ -86,8 +86,8 @@ done
 sinfo -h -o "%P %T %G" | tee "$work/sinfo.txt"
 grep -q idle "$work/sinfo.txt" || { echo "FAIL: the node never became idle"; cat "$work/log/slurmctld.log"; exit 1; }
 
-# run the tiny config through the slurm profile, every job a real sbatch submission; pre-training
-# asks for gpu=1 as it does with device: cuda (it computes on the CPU here: device auto)
+# run the tiny config through the slurm profile, every training job a real sbatch submission (tables and figures
+# are local rules); pre-training asks for gpu=1 as it does with device: cuda (config/test.yaml computes on the CPU)
 results="$work/results"
 python3 - "$repo/$config" "$results" "$work/config.yaml" <<'PY'
 import sys, yaml
@@ -100,7 +100,7 @@ start=$(date +%s)
 snakemake all --workflow-profile profiles/slurm --configfile "$work/config.yaml" \
     --slurm-status-command squeue --slurm-no-account --slurm-logdir "$work/slurm-logs" \
     --default-resources slurm_partition=debug runtime=30 mem_mb=1000 gpu=0 \
-    --set-resources pretrain:gpu=1 2>&1 | tee "$work/snakemake.log"
+    --set-resources pretrain:gpu=1 --verbose 2>&1 | tee "$work/snakemake.log"
 echo "workflow wall time on local SLURM: $(( $(date +%s) - start )) s"
 
 python3 - "$results" <<'PY'
@@ -116,6 +116,10 @@ assert (out / "report/summary.html").stat().st_size > 10_000
 print(f"OK: {len(evaluation)} evaluated policies, report written")
 PY
 echo "$(grep -c 'submitted with SLURM jobid' "$work/snakemake.log") jobs went through sbatch"
-gpu_jobs=$(grep -c "gpu=1" "$work/snakemake.log" || true)
-[ "$gpu_jobs" -gt 0 ] || { echo "FAIL: no job requested gpu=1"; exit 1; }
-echo "$gpu_jobs job(s) requested gpu=1 and ran on the placeholder GPU"
+# what sbatch itself was given (--verbose prints each call), not Snakemake's resource lines
+gpu_jobs=$(grep "sbatch call:" "$work/snakemake.log" | grep "rule_pretrain" | grep -c -- "--gpus=1" || true)
+[ "$gpu_jobs" -gt 0 ] || { echo "FAIL: no pretrain job was submitted with --gpus=1"; exit 1; }
+if grep "sbatch call:" "$work/snakemake.log" | grep -q "rule_figure_\|rule_collect\|rule_summary"; then
+    echo "FAIL: a local rule (figures, tables, summary) went through sbatch"; exit 1
+fi
+echo "$gpu_jobs pretrain job(s) submitted with --gpus=1 ran on the placeholder GPU"

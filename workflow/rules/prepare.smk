@@ -7,6 +7,10 @@ rule setup:
         f"{RESULTS}/benchmarks/setup.tsv"
     conda:
         "../envs/pipeline.yaml"
+    # it checks the configured device and records the GPU: on a cluster it needs the GPU the training jobs get
+    resources:
+        gpu=GPU,
+        gpu_model=config["gpu_model"],
     params:
         device=config["device"],
     script:
