@@ -69,6 +69,22 @@ def test_peaks_default_centres() -> None:
         assert value == pytest.approx(r.max().item())
     # a cell far from every centre is at the floor r0
     assert r[env.index(t([[5, 0]]))].item() == pytest.approx(0.01, abs=1e-4)
+    # on a line, three separate peaks of the same height (not two stacked at 0.2)
+    line = peaks(torch.arange(side)[:, None], side=side)
+    assert [round(v, 3) for v in line[[2, 5, 8]].tolist()] == [1.01, 1.01, 1.01] and line.max() < 1.011
+
+
+def test_a_grid_too_large_to_list_is_not_enumerable(test_config: dict) -> None:
+    """Its exact target would allocate every cell (5000^3: a terabyte): a method or modes kind that lists the space
+    is refused before any job, and no heatmap of a target is planned."""
+    from pipeline_lib.config import ConfigError, check
+
+    big = HyperGrid(ndim=3, side=5000)
+    assert big.capabilities()["enumerable"].startswith("5000^3 cells are more than") and big.figure_kinds == ()
+    assert HyperGrid(ndim=2, side=2048).capabilities()["enumerable"] is None  # 2^22 cells: still listed
+    test_config["envs"]["grid6"].update(params={"ndim": 3, "side": 5000}, methods=["scratch"])
+    with pytest.raises(ConfigError, match="needs the 'enumerable' capability: 5000\\^3 cells"):
+        check(test_config)
 
 
 def test_peaks_custom_centres_and_heights() -> None:

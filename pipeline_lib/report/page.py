@@ -39,7 +39,7 @@ HEADERS = {"step": "steps", "steps": "steps", "reward_calls": "reward calls", "u
            "success_greedy": "success (greedy)", "modes_found": "modes found",
            "novel_modes_found": "novel modes (not in the data)", "top100_reward": "top-100 reward",
            "top100_diversity": "top-100 diversity", "win_rate_vs_scratch": "win rate vs scratch",
-           "modes_in_samples": "modes among the final samples", "own_budget": "at its own larger budget"}
+           "modes_in_samples": "modes among the final samples", "own_budget": "at its own budget"}
 CAPTIONS = {
     "pretrain_success": "Pre-training success rate (the share of outcomes y whose y-conditioned sampler ends at y) "
                         "against steps, per variant; solid sampled, dashed greedy (tables/pretrain.parquet).",

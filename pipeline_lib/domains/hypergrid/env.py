@@ -15,14 +15,16 @@ from pipeline_lib.core.env import (
     row_keys,
 )
 
+MAX_ENUMERABLE = 1 << 22  # cells; as on sequences, the largest space whose every object a job lists
+
 
 class HyperGrid(DomainRewards):
     """Batched hypergrid. States are long tensors [B, ndim]; action i < ndim increments coordinate i.
 
     Every cell is a terminal object (reached by stop). Outcome y is reachable from s iff s <= y
     coordinatewise, which is what reachability-aware teleportation and the conversion use. The grid
-    is enumerable, a DAG (not a tree: a cell has many paths), and has local moves (one step along
-    one axis) for MCMC and neighbours for local-optimum modes.
+    is enumerable (up to MAX_ENUMERABLE cells), a DAG (not a tree: a cell has many paths), and has local moves (one
+    step along one axis) for MCMC and neighbours for local-optimum modes.
     """
 
     rewards_module = "pipeline_lib.domains.hypergrid.rewards"
@@ -102,13 +104,21 @@ class HyperGrid(DomainRewards):
     def level(self, states: torch.Tensor) -> torch.Tensor:
         return states.sum(-1)
 
-    figure_kinds: tuple[str, ...] = ("heatmap",)  # figures the report draws for this domain (report/plots.py)
     headline = "l1"  # the summary leads with the exact L1 curves: every method sees every cell within steps
     per_task_report = False  # report tables list each task apart (objectives on different scales)
 
+    @property
+    def figure_kinds(self) -> tuple[str, ...]:
+        """The heatmaps draw the target R/Z beside the samples: only where the grid can be listed."""
+        return ("heatmap",) if self.n_states <= MAX_ENUMERABLE else ()
+
     def capabilities(self) -> dict[str, str | None]:
-        have = {ENUMERABLE: None, LOCAL_MOVES: None, NEIGHBOURS: None}
-        why = {"tree": "a grid cell is reached by many trajectories (a DAG, not a tree)",
+        have = {LOCAL_MOVES: None, NEIGHBOURS: None}
+        if self.n_states <= MAX_ENUMERABLE:  # the exact target, L1 and the explorer's coverage table are built
+            have[ENUMERABLE] = None
+        why = {ENUMERABLE: f"{self.side}^{self.ndim} cells are more than the {MAX_ENUMERABLE} states a space may have "
+                           "to be listed",
+               "tree": "a grid cell is reached by many trajectories (a DAG, not a tree)",
                "ancestors": "not listed: a grid is small enough for the dense conversion",
                "molecules": "grid cells are not molecules",
                "completions": "no canonical completion order: a categorical Q over the cells serves"}

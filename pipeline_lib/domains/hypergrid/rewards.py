@@ -37,8 +37,9 @@ def peaks(x: torch.Tensor, side: int, r0: float = 0.01, width: float = 0.06,
     _positive(r0=r0, width=width)
     u = x.float() / (side - 1)
     ndim = u.shape[-1]
-    if centers is None:
-        centers = [[0.2] * ndim, [0.8] * ndim, [0.2] + [0.8] * (ndim - 1), [0.75] + [0.3] * (ndim - 1)]
+    if centers is None:  # on a line the four corners' pattern would put two peaks on 0.2 and two near 0.8
+        centers = ([[0.2], [0.5], [0.8]] if ndim == 1 else
+                   [[0.2] * ndim, [0.8] * ndim, [0.2] + [0.8] * (ndim - 1), [0.75] + [0.3] * (ndim - 1)])
     c = torch.tensor(centers, dtype=u.dtype, device=u.device)
     if c.ndim != 2 or c.shape[1] != ndim:
         raise ValueError(f"peaks: centers must be a list of {ndim}-dimensional points, got shape {tuple(c.shape)}")
