@@ -241,6 +241,9 @@ def pretrain_config(config: dict[str, Any], variant: str, env: str | None = None
             raise ConfigError(f"{pretrain_key(config, variant, env, 'conditioning')}: 'pairs' needs "
                               f"pair_features(states, outcomes) on the {domain!r} environment of {env!r}, which has "
                               f"none; use 'product' or 'concat'")
+    if cfg.outcomes == "descriptor" and cfg.algorithm != "ocgfn":  # named before its settings (ot) are
+        raise ConfigError(f"{pretrain_key(config, variant, env, 'algorithm')}: {cfg.algorithm!r} with outcomes: "
+                          "descriptor: the GCRL baseline conditions on objects; use algorithm: ocgfn")
     unread = UNREAD[cfg.algorithm]
     stray = sorted(set(unread) & set(variants[variant]))
     if stray:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import gzip
 import logging
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,7 +100,7 @@ def raw_objects(name: str, resources: str | Path) -> list[str]:
         atomic_write(path, lambda tmp: Path(tmp).write_bytes(payload))
     try:
         objects = [s for s in gzip.decompress(path.read_bytes()).decode().splitlines() if s]
-    except (OSError, EOFError, UnicodeDecodeError) as err:  # e.g. a file a user wrote by hand, not gzipped
+    except (OSError, EOFError, UnicodeDecodeError, zlib.error) as err:  # e.g. written by hand, not gzipped
         raise ValueError(f"{path}: expected the objects one per line, gzipped (UTF-8); could not read it: "
                          f"{type(err).__name__}: {err}. Delete it to extract the wheel's again, or rewrite it") from err
     if not objects:

@@ -11,6 +11,7 @@ the last bins are open-ended, so every object has an outcome. A flat index order
 from __future__ import annotations
 
 import importlib
+import inspect
 import math
 from typing import Any, Callable
 
@@ -168,13 +169,14 @@ def make_descriptor(spec: dict[str, Any], env) -> Descriptor:
             raise ValueError(f"descriptor {name!r}: edges missing for {missing}; a plug-in gives edges: {{dim: "
                              f"[increasing cut points]}} for every dimension")
         return Descriptor(name, dims, [edges[d] for d in dims], lambda objects: fn(objects, **params), env)
-    if spec.get("dims"):
-        raise ValueError(f"descriptor {name!r}: dims lists a plug-in's values; a built-in keeps a subset of its "
-                         f"dimensions with params: {{dims: {list(spec['dims'])}}}")
     builtins = domain_descriptors(env)
     if name not in builtins:
         raise ValueError(f"descriptor {name!r}: this domain's built-in descriptors are {sorted(builtins)}; or name a "
                          f"plug-in 'package.module:function' or 'path/to/file.py:function'")
+    if spec.get("dims"):
+        subset = ("keeps a subset of its dimensions with params: {dims: " + str(list(spec["dims"])) + "}"
+                  if "dims" in inspect.signature(builtins[name]).parameters else "has fixed dimensions")
+        raise ValueError(f"descriptor {name!r}: dims lists a plug-in's values; this built-in {subset}")
     try:
         dims, defaults, fn = builtins[name](**params)
     except TypeError as err:
@@ -221,5 +223,5 @@ def _standalone(name: str, params: dict, edges: dict, dims: list[str] | None) ->
         if name in found:
             class Holder:
                 descriptors_module = module
-            return make_descriptor({"name": name, "params": params, "edges": edges}, Holder())
+            return make_descriptor({"name": name, "params": params, "edges": edges, "dims": dims}, Holder())
     raise ValueError(f"descriptor {name!r}: no built-in of that name")

@@ -257,15 +257,18 @@ def control_twins(config: dict[str, Any]) -> dict[str, str]:
             if entry.get("pretrained") not in (None, CONTROL) and not is_control(entry) and recipe(name) in controls}
 
 
-def adapted_models(config: dict[str, Any]) -> dict[str, str]:
-    """What each method that adapts a pre-trained variant adapts, as the verdict names it beside its control: an
-    "OC-GFN", or the "GCRL baseline" (a variant pre-trained with ``algorithm: gcrl``, a goal-conditioned Q network)."""
-    names = {}
-    for name, entry in config["finetune"]["methods"].items():
-        variant = entry.get("pretrained")
-        if variant not in (None, CONTROL) and variant in config["pretrain"]["variants"]:
-            gcrl = pretrain_config(config, variant).algorithm == "gcrl"
-            names[name] = "GCRL baseline" if gcrl else "OC-GFN"
+def adapted_models(config: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """Per environment, what each method that adapts a pre-trained variant there adapts, as the verdict names it
+    beside its control: an "OC-GFN", or the "GCRL baseline" (a variant pre-trained with ``algorithm: gcrl``, a
+    goal-conditioned Q network; an environment's own pre-training settings may choose it)."""
+    names: dict[str, dict[str, str]] = {}
+    for env in config["envs"]:
+        variants = env_variants(config, env)
+        for name in env_methods(config, env):
+            variant = config["finetune"]["methods"][name].get("pretrained")
+            if variant in variants:
+                gcrl = pretrain_config(config, variant, env).algorithm == "gcrl"
+                names.setdefault(env, {})[name] = "GCRL baseline" if gcrl else "OC-GFN"
     return names
 
 

@@ -112,7 +112,7 @@ def test_descriptor_errors_name_what_is_wrong(tmp_path: Path) -> None:
     # and 1.2 in [0.5, 1.5), which the window holds only in part
     values = np.array([[2.0], [3.49], [3.5], [1.2], [np.nan]])
     assert desc.in_window(values, {"ones": [1.0, 3.5]}).tolist() == [True, True, False, False, False]
-    with pytest.raises(ValueError, match="a built-in keeps a subset of its dimensions with params"):
+    with pytest.raises(ValueError, match="dims lists a plug-in's values; this built-in has fixed dimensions"):
         make_descriptor({"name": "peptide", "dims": ["charge"]}, env)
 
 

@@ -135,6 +135,9 @@ def test_settings_an_algorithm_never_reads_rerun_nothing(test_config: dict) -> N
     with pytest.raises(ConfigError, match=r"pretrain.variants.full: \['gamma'\]: algorithm 'ocgfn' never reads"):
         pretrain_config(test_config, "full")
     variants["full"].pop("gamma")
+    variants["gcrl_phi"] = {"algorithm": "gcrl", "outcomes": "descriptor"}  # the algorithm is what is wrong
+    with pytest.raises(ConfigError, match="pretrain.variants.gcrl_phi.algorithm: 'gcrl' with outcomes: descriptor"):
+        pretrain_config(test_config, "gcrl_phi")
     variants["gcrl"]["contrastive"] = False
     with pytest.raises(ConfigError, match=r"pretrain.variants.gcrl: \['contrastive'\]: algorithm 'gcrl' never"):
         pretrain_config(test_config, "gcrl")

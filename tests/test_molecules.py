@@ -200,6 +200,13 @@ def test_the_config_check_tries_a_plugin_on_the_empty_molecule(tmp_path: Path, t
         check(molecule_config(test_config, f"{path}:reward"))
 
 
+@pytest.mark.parametrize("min_length", [1, 3])
+def test_the_empty_molecule_the_check_adds_is_an_object_of_the_space(min_length: int) -> None:
+    space = Molecule(length=6, min_length=min_length)
+    empty = space.check_outcomes()
+    assert len(empty) == 1 and space.smiles(empty) == [""] and int(space.lengths(empty)[0]) == min_length
+
+
 def test_tanimoto_modes_config_checks(test_config: dict) -> None:
     config = molecule_config(copy.deepcopy(test_config), "qed")
     config["tasks"]["t"]["modes"] = {"kind": "tanimoto"}

@@ -126,9 +126,14 @@ def test_each_oc_gfn_method_is_compared_with_its_own_control_twin() -> None:
                     & (untwinned["comparison"] == "amortized: OC-GFN - control")].iloc[0]
     assert (row["a"], row["b"]) == ("fast", "own_control")
     # a variant pre-trained as the goal-conditioned RL baseline is named as such, not as an OC-GFN
-    config["pretrain"] = {"settings": {}, "variants": {"full": {"algorithm": "gcrl"}}}
+    config["pretrain"] = {"settings": {}, "variants": {"full": {}}}
+    config["envs"] = {"e": {"variants": ["full"], "methods": list(config["finetune"]["methods"])},
+                      "f": {"variants": ["full"], "methods": ["fast"], "pretrain": {"algorithm": "gcrl"}}}
+    models = plan.adapted_models(config)  # an environment's own settings choose the algorithm
+    assert models["f"] == {"fast": "GCRL baseline"} and set(models["e"].values()) == {"OC-GFN"}
+    config["pretrain"]["variants"]["full"] = {"algorithm": "gcrl"}
     models = plan.adapted_models(config)
-    assert models == {name: "GCRL baseline" for name in ("fast", "own", "lonely", "ft", "ft_random")}
+    assert models["e"] == {name: "GCRL baseline" for name in ("fast", "own", "lonely", "ft", "ft_random")}
     named = report.verdict_table(pd.DataFrame(rows), {"e": 200}, twins, models)
     assert set(named.loc[named["a"] == "fast", "comparison"]) >= {"amortized: GCRL baseline - control"}
     assert not named["comparison"].str.contains("OC-GFN").any()
@@ -450,7 +455,7 @@ def test_final_samplers_pair_each_oc_gfn_method_with_its_control(tmp_path: Path)
         assert "exact L1 of the final sampler (lower is better" in text
         assert "exact: OC-GFN - control: exact - exact_control = +0.4" in text
         assert ("modes among the final samples (higher is better" in text) == (headline == "search")
-        assert "Final samplers, each OC-GFN method - its no-pre-training control" in text
+        assert "Final samplers, each method that adapts a pre-trained model (OC-GFN or GCRL baseline) - its " in text
 
 
 def test_rows_past_the_budget_are_marked_and_compared_apart() -> None:

@@ -118,6 +118,22 @@ def test_make_reward_plugin_file_path(tmp_path: Path) -> None:
     assert reward(t([[0, 0], [1, 2], [3, 3]])).tolist() == [2.0, 8.0, 14.0]
 
 
+def test_a_plugin_computes_each_cell_once_and_names_a_wrong_length(tmp_path: Path) -> None:
+    """On a space that can be listed the values sit in a table over the cells: a batch's repeats and the cells an
+    earlier batch computed are not asked again; a wrong number of values is named against what the plug-in got."""
+    path, log = tmp_path / "logged.py", tmp_path / "cells.txt"
+    path.write_text(f"def fn(x, extra=0):\n    open({str(log)!r}, 'a').write(repr(x.tolist()) + '\\n')\n"
+                    "    return [1.0 + float(v) for v in x.sum(-1)] + [1.0] * extra\n")
+    env = HyperGrid(ndim=2, side=4)
+    reward = make_reward(f"{path}:fn", {}, env)
+    assert reward(t([[0, 0], [1, 2], [0, 0]])).tolist() == [1.0, 4.0, 1.0]
+    assert reward(t([[1, 2], [3, 3]])).tolist() == [4.0, 7.0]
+    assert reward(t([[0, 0]])[:0]).shape == (0,)
+    assert log.read_text().split("\n")[:-1] == ["[[0, 0], [1, 2]]", "[[3, 3]]"]
+    with pytest.raises(ValueError, match=r"returned shape \(3,\) for 2 distinct objects; expected \(2,\)"):
+        make_reward(f"{path}:fn", {"extra": 1}, env)(t([[0, 1], [0, 1], [2, 0]]))
+
+
 def test_a_plugin_file_imports_a_helper_module_beside_it(tmp_path: Path) -> None:
     helper = f"helper_{uuid.uuid4().hex}"
     (tmp_path / f"{helper}.py").write_text("def bonus(x):\n    return 1.0 + x.sum(-1).float()\n")

@@ -206,13 +206,14 @@ def summary_page(pretrain: pd.DataFrame, evaluation: pd.DataFrame, curves: pd.Da
                  figures: list[tuple[str, str, str, str]], out_html: str, out_md: str,
                  budgets: dict[str, int | None] | None = None, per_task: list[str] = (),
                  headlines: dict[str, str] | None = None, windows: pd.DataFrame | None = None,
-                 twins: dict[str, str] | None = None, models: dict[str, str] | None = None) -> None:
+                 twins: dict[str, str] | None = None, models: dict[str, dict[str, str]] | None = None) -> None:
     """Write the summary page. ``figures``: (kind, env, task, path) of every figure; ``headlines``: the kind
     each domain's section leads with; ``budgets``: each domain's distinct-call budget (None: the smallest
     final one); domains in ``per_task`` (molecule objectives), and any whose tasks reward on different scales
     (``scales_differ``), get a table row per task and method; ``windows``:
     the descriptor-window sampler's rows (descriptor variants), if any; ``twins``: each OC-GFN method's
-    no-pre-training twin (``plan.control_twins``); ``models``: what each adapts (``plan.adapted_models``)."""
+    no-pre-training twin (``plan.control_twins``); ``models``: per environment, what each adapts
+    (``plan.adapted_models``)."""
     budgets, headlines = budgets or {}, headlines or {}
     verdict = verdict_table(curves, budgets, twins, models) if len(curves) else pd.DataFrame()
     kinds = dict(zip(curves["method"], curves["kind"])) if len(curves) and "kind" in curves else {}
@@ -272,8 +273,8 @@ def summary_page(pretrain: pd.DataFrame, evaluation: pd.DataFrame, curves: pd.Da
         md += [f"### {title}", "", _md_table(table), ""]
 
     tables = [("Verdict table (a - b per task and seed, mean and 95% interval)", verdict),
-              ("Final samplers, each OC-GFN method - its no-pre-training control (per task and seed, mean and 95% "
-               "interval)", sampler),
+              ("Final samplers, each method that adapts a pre-trained model (OC-GFN or GCRL baseline) - its "
+               "no-pre-training control (per task and seed, mean and 95% interval)", sampler),
               ("Pre-training: final success rate on the evaluation outcomes", pretrain_table(pretrain)),
               ("Final samplers: exact L1 / KL of the policy (enumerable spaces) and metrics of its samples",
                evaluation_table(evaluation)),

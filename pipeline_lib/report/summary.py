@@ -266,13 +266,13 @@ SAMPLER_METRICS = ("l1", "modes_in_samples")  # of the final samplers (tables/ev
 
 
 def sampler_verdict(evaluation: pd.DataFrame, kinds: dict[str, str], twins: dict[str, str] | None,
-                    models: dict[str, str] | None = None) -> pd.DataFrame:
+                    models: dict[str, dict[str, str]] | None = None) -> pd.DataFrame:
     """Each OC-GFN method minus its no-pre-training twin (``plan.control_twins``) on its final sampler: the exact L1
     of its policy to R/Z where the space can be listed, and the modes among its samples; per (task, seed)
     differences, mean and 95% interval. What the search metrics cannot say for a method that queries every outcome
     whatever its model (the exact conversion: its search is its control's), and the headline of the domains that
-    lead with the L1. ``kinds``: each method's kind; ``models``: what each adapts (``plan.adapted_models``; default
-    an OC-GFN)."""
+    lead with the L1. ``kinds``: each method's kind; ``models``: per environment, what each adapts
+    (``plan.adapted_models``; default an OC-GFN)."""
     rows = []
     if not twins or not len(evaluation):
         return pd.DataFrame(rows)
@@ -290,8 +290,7 @@ def sampler_verdict(evaluation: pd.DataFrame, kinds: dict[str, str], twins: dict
                 mean, low, high = interval(diff)
                 kind = kinds.get(a, "")
                 rows.append({"env": env, "metric": metric, "kind": kind,
-                             "comparison": f"{kind or '?'}: {(models or {}).get(a, 'OC-GFN')} - control", "a": a,
-                             "b": b,
+                             "comparison": f"{kind or '?'}: {adapted(models, env, a)} - control", "a": a, "b": b,
                              "a_minus_b": mean, "ci95_low": low, "ci95_high": high, "pairs": len(diff)})
     return pd.DataFrame(rows)
 
@@ -401,15 +400,20 @@ def _best(at: pd.DataFrame, rows: pd.Series, metric: str) -> str | None:
     return str(means.idxmax())
 
 
-def verdict_table(curves: pd.DataFrame, budgets: dict[str, int | None],
-                  twins: dict[str, str] | None = None, models: dict[str, str] | None = None) -> pd.DataFrame:
+def adapted(models: dict[str, dict[str, str]] | None, env: str, method: str) -> str:
+    """What ``method`` adapts on ``env`` as the verdict names it (``plan.adapted_models``), an OC-GFN by default."""
+    return (models or {}).get(env, {}).get(method, "OC-GFN")
+
+
+def verdict_table(curves: pd.DataFrame, budgets: dict[str, int | None], twins: dict[str, str] | None = None,
+                  models: dict[str, dict[str, str]] | None = None) -> pd.DataFrame:
     """What pre-training buys, per domain, at equal distinct reward calls: each OC-GFN method minus its twin
     on the no-pre-training control (``twins``, ``plan.control_twins``: the same entry but ``pretrained``; without
     it, per adaptation kind its best OC-GFN method minus its best control, which may pair two algorithms), and
     the best method within the budget against the best scratch GFlowNet and against MCMC (and, where a run at
     its own larger budget does better, that run against scratch, on a row of its own); per (task, seed)
-    differences, mean and 95% interval. ``models``: what each method adapts (``plan.adapted_models``: an OC-GFN or the
-    GCRL baseline; default an OC-GFN), which names its comparison."""
+    differences, mean and 95% interval. ``models``: per environment, what each method adapts (``plan.adapted_models``:
+    an OC-GFN or the GCRL baseline; default an OC-GFN), which names its comparison."""
     if not len(curves) or "pretrained" not in curves:
         return pd.DataFrame()
     rows = []
@@ -431,7 +435,7 @@ def verdict_table(curves: pd.DataFrame, budgets: dict[str, int | None],
                                   _best(at, of_kind & control, metric), None))
                     continue
                 present = set(at.loc[of_kind, "method"])
-                pairs += [(f"{kind}: {(models or {}).get(a, 'OC-GFN')} - control", a, twins[a], None)
+                pairs += [(f"{kind}: {adapted(models, env, a)} - control", a, twins[a], None)
                           for a in dict.fromkeys(at.loc[of_kind, "method"]) if a in twins and twins[a] in present]
             # "best" at equal distinct calls is chosen among the runs within the budget; where a run that
             # entered at its own larger budget (the exact conversion) does better, it gets its own row

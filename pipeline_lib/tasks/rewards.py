@@ -49,7 +49,9 @@ def load_callable(spec: str, what: str = "reward") -> Callable[..., Any]:
             path = Path(target)
             if not path.is_file():
                 raise FileNotFoundError(f"no such file {path.resolve()}")
-            folder = str(path.resolve().parent)  # as ``python file.py`` would: a helper module beside it imports
+            # a helper module beside the file imports (appended: an installed package of the same name wins, and
+            # one module name is one module per process, whichever folder it was first found in)
+            folder = str(path.resolve().parent)
             if folder not in sys.path:
                 sys.path.append(folder)
             module_spec = importlib.util.spec_from_file_location(path.stem, path)
@@ -103,25 +105,56 @@ def bound_reward(name: str, fn: Callable[..., Any] | None, params: dict[str, Any
                          f"first parameter for the objects, e.g. def {getattr(fn, '__name__', 'reward')}(objects, "
                          f"{', '.join(params) or '...'})")
     check_kwargs(fn, params, given=(first.name,), owner=f"reward {name!r} (called as function(objects, **params))")
-    # float64 until ``reward_values`` has checked them, so a value beyond float32's range is named as written.
-    # Each distinct object (``env.object_keys``) is computed once per job, as the built-in molecule rewards do: the
-    # final evaluation and MCMC's sampling re-read objects the oracle already paid for, and repeats.
-    known: dict[Any, float] = {}
+    # float64 until ``reward_values`` has checked them, so a value beyond float32's range is named as written
 
-    def cached(x: torch.Tensor) -> torch.Tensor:
-        keys = env.object_keys(x)
-        new = {}
+    def compute(x: torch.Tensor) -> torch.Tensor:
+        values = _floats(fn(env.objects(x), **params), name, torch.float64)
+        if values.shape != (len(x),):
+            raise ValueError(f"reward {name!r} returned shape {tuple(values.shape)} for {len(x)} distinct objects; "
+                             f"expected ({len(x)},), one value per object")
+        return values.cpu()
+    return Reward(ObjectValues(env, compute))
+
+
+class ObjectValues:
+    """A plug-in reward computed once per distinct object of a job, as the built-in molecule rewards are: the final
+    evaluation and MCMC's sampling re-read objects the oracle already paid for, and batches repeat objects. Where
+    the space can be listed, a table over ``env.index`` (NaN: not yet computed; 32 MB at 2^22 states) keeps a
+    landscape of millions of objects vectorised; elsewhere a dict keyed by ``env.object_keys``."""
+
+    def __init__(self, env: Any, compute: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        from pipeline_lib.core.env import ENUMERABLE
+
+        self.env, self.compute = env, compute
+        self.listed = env.capabilities()[ENUMERABLE] is None
+        self.table: torch.Tensor | None = None
+        self.known: dict[Any, float] = {}
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if not len(x):
+            return torch.zeros(0, dtype=torch.float64, device=x.device)
+        if self.listed:
+            return self._listed(x).to(x.device)
+        keys = self.env.object_keys(x)
+        new: dict[Any, int] = {}
         for i, key in enumerate(keys):
-            if key not in known and key not in new:
+            if key not in self.known and key not in new:
                 new[key] = i
         if new:
             rows = torch.tensor(list(new.values()), dtype=torch.long, device=x.device)
-            values = _floats(fn(env.objects(x[rows]), **params), name, torch.float64)
-            if values.shape != (len(new),):  # the shape, as reward_values would name it for this call
-                return values
-            known.update(zip(new, values.tolist()))
-        return torch.tensor([known[k] for k in keys], dtype=torch.float64).to(x.device)
-    return Reward(cached)
+            self.known.update(zip(new, self.compute(x[rows]).tolist()))
+        return torch.tensor([self.known[k] for k in keys], dtype=torch.float64).to(x.device)
+
+    def _listed(self, x: torch.Tensor) -> torch.Tensor:
+        if self.table is None:
+            self.table = torch.full((self.env.n_states,), float("nan"), dtype=torch.float64)
+        index = self.env.index(x).cpu()
+        todo = torch.isnan(self.table[index]).nonzero()[:, 0]
+        if len(todo):  # the first row of each object not yet computed
+            distinct, inverse = torch.unique(index[todo], return_inverse=True)
+            first = torch.full((len(distinct),), len(todo)).scatter_reduce(0, inverse, torch.arange(len(todo)), "amin")
+            self.table[distinct] = self.compute(x[todo[first].to(x.device)])
+        return self.table[index]
 
 
 def _floats(values: Any, name: str, dtype: torch.dtype) -> torch.Tensor:

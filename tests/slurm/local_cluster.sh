@@ -119,7 +119,7 @@ echo "$(grep -c 'submitted with SLURM jobid' "$work/snakemake.log") jobs went th
 # what sbatch itself was given (--verbose prints each call), not Snakemake's resource lines
 gpu_jobs=$(grep "sbatch call:" "$work/snakemake.log" | grep "rule_pretrain" | grep -c -- "--gpus=1" || true)
 [ "$gpu_jobs" -gt 0 ] || { echo "FAIL: no pretrain job was submitted with --gpus=1"; exit 1; }
-if grep "sbatch call:" "$work/snakemake.log" | grep -q "rule_figure_\|rule_collect\|rule_summary"; then
+if grep "sbatch call:" "$work/snakemake.log" | grep -q "rule_figure_\|rule_collect\|rule_summary\|rule_run_config\|rule_adapt_task\|rule_all "; then
     echo "FAIL: a local rule (figures, tables, summary) went through sbatch"; exit 1
 fi
 echo "$gpu_jobs pretrain job(s) submitted with --gpus=1 ran on the placeholder GPU"

@@ -119,9 +119,10 @@ class HyperGrid(DomainRewards):
         why = {ENUMERABLE: f"{self.side}^{self.ndim} cells are more than the {MAX_ENUMERABLE} states a space may have "
                            "to be listed",
                "tree": "a grid cell is reached by many trajectories (a DAG, not a tree)",
-               "ancestors": "not listed: a grid is small enough for the dense conversion",
+               "ancestors": "not listed: the dense conversion serves where the grid can be listed",
                "molecules": "grid cells are not molecules",
-               "completions": "no canonical completion order: a categorical Q over the cells serves"}
+               "completions": "no canonical completion order: a categorical Q over the cells serves where they can "
+                              "be listed"}
         return {name: have.get(name, why.get(name)) for name in CAPABILITIES}
 
     def objects(self, states: torch.Tensor) -> torch.Tensor:

@@ -59,9 +59,10 @@ class Molecule(Sequence):
         return super().from_objects([chem.selfies_of(s) or "" for s in objects])
 
     def check_outcomes(self) -> torch.Tensor:
-        """Objects the config check adds to its random sample of a reward: the empty molecule ('', a string that
-        decodes to no atom, about 3% of random strings), which a plug-in written for real molecules meets first."""
-        empty = [t for t in self.alphabet if chem.canonical(t) == ""][:1]
+        """Objects the config check adds to its random sample of a reward: the empty molecule ('', a string of
+        ``min_length`` tokens that decodes to no atom, about 3% of random strings), which a plug-in written for real
+        molecules meets first (none where no token decodes to nothing: no string over the alphabet does)."""
+        empty = [t * self.min_length for t in self.alphabet if chem.canonical(t * self.min_length) == ""][:1]
         states, _ = Sequence.from_objects(self, empty)
         return states
 
