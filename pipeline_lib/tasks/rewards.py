@@ -150,10 +150,11 @@ class ObjectValues:
             self.table = torch.full((self.env.n_states,), float("nan"), dtype=torch.float64)
         index = self.env.index(x).cpu()
         todo = torch.isnan(self.table[index]).nonzero()[:, 0]
-        if len(todo):  # the first row of each object not yet computed
-            distinct, inverse = torch.unique(index[todo], return_inverse=True)
-            first = torch.full((len(distinct),), len(todo)).scatter_reduce(0, inverse, torch.arange(len(todo)), "amin")
-            self.table[distinct] = self.compute(x[todo[first].to(x.device)])
+        if len(todo):  # the first row of each object not yet computed (a scatter over the cells, not a sort)
+            first = torch.full(self.table.shape, len(todo)).scatter_reduce(0, index[todo], torch.arange(len(todo)),
+                                                                          "amin")
+            distinct = (first < len(todo)).nonzero()[:, 0]
+            self.table[distinct] = self.compute(x[todo[first[distinct]].to(x.device)])
         return self.table[index]
 
 
