@@ -375,7 +375,6 @@ def _check_descriptor(config: dict[str, Any], name: str, env) -> None:
                               f"the environment defines no descriptor; add envs.{name}.descriptor: {{name: ...}}")
         for key, bad, why in (("ot", cfg.ot == "reachable", "no reachability test exists for a descriptor; use off"),
                               ("conditioning", cfg.conditioning == "pairs", "pair features need object outcomes"),
-                              ("algorithm", cfg.algorithm != "ocgfn", "the GCRL baseline conditions on objects"),
                               ("data_goals", cfg.uses_data, "descriptor outcomes take no data set")):
             if bad:
                 raise ConfigError(f"{where}.{key}: {getattr(cfg, key)!r} with outcomes: descriptor on {name}: {why}")

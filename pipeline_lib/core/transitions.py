@@ -33,10 +33,10 @@ def distinct_rows(*parts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     n = len(parts[0])
     keys = torch.cat([p.reshape(n, -1).contiguous().view(_INTS[p.element_size()]).long() for p in parts], 1)
     _, inverse = torch.unique((keys * _hash_weights(keys.shape[1], keys.device)).sum(1), return_inverse=True)
-    first = _first_of(inverse, n)
+    first = first_of(inverse, n)
     if not all(torch.equal(p, p[first[inverse]]) for p in parts):
         _, inverse = torch.unique(keys, dim=0, return_inverse=True)
-        first = _first_of(inverse, n)
+        first = first_of(inverse, n)
     return inverse, first
 
 
@@ -49,8 +49,9 @@ def _hash_weights(width: int, device: torch.device) -> torch.Tensor:
         return weights.to(device)
 
 
-def _first_of(inverse: torch.Tensor, n: int) -> torch.Tensor:
-    """The smallest row index of each group of ``inverse``."""
+def first_of(inverse: torch.Tensor, n: int) -> torch.Tensor:
+    """The smallest row index of each group of ``inverse`` (its n group ids, e.g. the cells of an index), ``n``
+    for a group id below its largest that no row has: a scatter, not a sort."""
     rows = torch.arange(n, device=inverse.device)
     return torch.full((int(inverse.max()) + 1 if n else 0,), n, device=inverse.device).scatter_reduce(
         0, inverse, rows, "amin")

@@ -17,6 +17,8 @@ from typing import Any, Callable
 import torch
 
 from pipeline_lib.core.env import described
+from pipeline_lib.core.transitions import first_of
+from pipeline_lib.tasks.metrics import first_of_each
 
 RewardFn = Callable[[torch.Tensor], torch.Tensor]
 
@@ -136,13 +138,10 @@ class ObjectValues:
         if self.listed:
             return self._listed(x).to(x.device)
         keys = self.env.object_keys(x)
-        new: dict[Any, int] = {}
-        for i, key in enumerate(keys):
-            if key not in self.known and key not in new:
-                new[key] = i
+        new = [i for i in first_of_each(keys) if keys[i] not in self.known]
         if new:
-            rows = torch.tensor(list(new.values()), dtype=torch.long, device=x.device)
-            self.known.update(zip(new, self.compute(x[rows]).tolist()))
+            values = self.compute(x[torch.tensor(new, device=x.device)])
+            self.known.update(zip((keys[i] for i in new), values.tolist()))
         return torch.tensor([self.known[k] for k in keys], dtype=torch.float64).to(x.device)
 
     def _listed(self, x: torch.Tensor) -> torch.Tensor:
@@ -150,9 +149,8 @@ class ObjectValues:
             self.table = torch.full((self.env.n_states,), float("nan"), dtype=torch.float64)
         index = self.env.index(x).cpu()
         todo = torch.isnan(self.table[index]).nonzero()[:, 0]
-        if len(todo):  # the first row of each object not yet computed (a scatter over the cells, not a sort)
-            first = torch.full(self.table.shape, len(todo)).scatter_reduce(0, index[todo], torch.arange(len(todo)),
-                                                                          "amin")
+        if len(todo):  # the first row of each object not yet computed
+            first = first_of(index[todo], len(todo))
             distinct = (first < len(todo)).nonzero()[:, 0]
             self.table[distinct] = self.compute(x[todo[first[distinct]].to(x.device)])
         return self.table[index]

@@ -110,7 +110,7 @@ class HyperGrid(DomainRewards):
     @property
     def figure_kinds(self) -> tuple[str, ...]:
         """The heatmaps draw the target R/Z beside the samples: only where the grid can be listed."""
-        return ("heatmap",) if self.n_states <= MAX_ENUMERABLE else ()
+        return ("heatmap",) if self.capabilities()[ENUMERABLE] is None else ()
 
     def capabilities(self) -> dict[str, str | None]:
         have = {LOCAL_MOVES: None, NEIGHBOURS: None}
