@@ -108,13 +108,19 @@ class HyperGrid(DomainRewards):
     per_task_report = False  # report tables list each task apart (objectives on different scales)
 
     @property
+    def listed(self) -> bool:
+        """Whether the grid is small enough to list (MAX_ENUMERABLE): its exact target, L1 and the explorer's
+        coverage table are built only then."""
+        return self.n_states <= MAX_ENUMERABLE
+
+    @property
     def figure_kinds(self) -> tuple[str, ...]:
         """The heatmaps draw the target R/Z beside the samples: only where the grid can be listed."""
-        return ("heatmap",) if self.capabilities()[ENUMERABLE] is None else ()
+        return ("heatmap",) if self.listed else ()
 
     def capabilities(self) -> dict[str, str | None]:
         have = {LOCAL_MOVES: None, NEIGHBOURS: None}
-        if self.n_states <= MAX_ENUMERABLE:  # the exact target, L1 and the explorer's coverage table are built
+        if self.listed:
             have[ENUMERABLE] = None
         why = {ENUMERABLE: f"{self.side}^{self.ndim} cells are more than the {MAX_ENUMERABLE} states a space may have "
                            "to be listed",
