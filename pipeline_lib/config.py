@@ -409,6 +409,11 @@ def _check_task(config: dict[str, Any], env_name: str, env, task: str) -> None:
     except ValueError as err:
         raise ConfigError(f"tasks.{task}.reward: {err} (environment {env_name!r}, domain "
                           f"{config['envs'][env_name]['domain']!r})") from err
+    root = Path(resources).resolve()
+    outside = [str(f) for f in files if not Path(f).resolve().is_relative_to(root)]
+    if outside:  # the workflow's data rule fetches into resources, so a file elsewhere would never be made
+        raise ConfigError(f"tasks.{task}: reward {name!r} reads {outside}, outside the resources folder {resources!r}; "
+                          f"a domain's data_files must name paths under the resources folder bind is given")
     fetched = all(f.exists() for f in files)
     try:  # its parameters, where its data need not be fetched yet (a domain's bind may raise anything)
         reward = bound_reward(name, fn, params, env, resources)

@@ -695,3 +695,41 @@ def test_a_products_component_names_its_own_mistake(test_config: dict, component
     test_config["envs"]["mol"] = {"domain": "molecule", "params": {"length": 6}, "tasks": ["mine"],
                                   "methods": ["mcmc"]}
     raises_config(test_config, "tasks.mine.params: ", message)
+
+
+FAKE_OUTSIDE = '''
+from pathlib import Path
+
+from pipeline_lib.domains.hypergrid.env import HyperGrid
+from pipeline_lib.domains.hypergrid.rewards import REWARDS, bind, fetch, reference_modes
+
+
+def data_files(name, params, resources):
+    return [Path(resources).resolve().parent / "elsewhere" / "table.csv"]
+
+
+class OutsideGrid(HyperGrid):
+    """Its rewards read a file beside the resources folder, which the workflow's data rule never makes."""
+    rewards_module = "fake_outside"
+
+
+class KeywordGrid(HyperGrid):
+    """A wrapper that passes every keyword on, device included."""
+
+    def __init__(self, **params):
+        super().__init__(**params)
+'''
+
+
+def test_a_data_file_outside_resources_is_refused_and_a_keyword_constructor_is_taken(
+        test_config: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "fake_outside.py").write_text(FAKE_OUTSIDE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(DOMAINS, "outside", "fake_outside:OutsideGrid")
+    monkeypatch.setitem(DOMAINS, "keywords", "fake_outside:KeywordGrid")
+    test_config["resources"] = str(tmp_path / "resources")
+    test_config["envs"]["grid6"]["domain"] = "outside"
+    raises_config(test_config, "tasks.corner: reward 'corner' reads", "elsewhere/table.csv'], outside the resources "
+                  f"folder {str(tmp_path / 'resources')!r}")
+    test_config["envs"]["grid6"]["domain"] = "keywords"
+    check(test_config)  # **params takes device: the constructor is not refused

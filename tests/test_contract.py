@@ -126,6 +126,21 @@ class _Raising(Subset):
         raise NotImplementedError("random_outcomes")
 
 
+class _NoStopAtOutcomes(Subset):
+    """Draws outcomes below ``min_size``, where the masks forbid stop: the control's walk would fail, and can_reach
+    take the blame."""
+
+    def random_outcomes(self, n, generator=None):
+        return torch.zeros(n, self.n, dtype=torch.long)
+
+
+class _HighLevel(HyperGrid):
+    """A rank above max_length: the length report counts levels 0 to max_length."""
+
+    def level(self, states):
+        return super().level(states) * 10
+
+
 @pytest.mark.parametrize("cls, params, expected", [
     (_PathOffByOne, {"alphabet": "dna", "length": 4}, "path_step disagrees with its moves"),
     (_WideFeatures, {"ndim": 2, "side": 4}, "featurize(initial_states(2)) gives torch.float32 (2, 9); expected "
@@ -145,6 +160,9 @@ class _Raising(Subset):
                                                           "each outcome in turn, every state from which can_reach"),
     (_UnsortedAncestors, {"alphabet": "dna", "length": 3}, "in another order or set"),
     (_ChildlessAncestors, {"alphabet": "dna", "length": 3}, "(each valid move's pair inside the sub-DAG"),
+    (_NoStopAtOutcomes, {"n": 5, "min_size": 2}, "random_outcomes(16) include {'items': ''}, where forward_mask does "
+                                                 "not allow stop"),
+    (_HighLevel, {"ndim": 2, "side": 4}, "at level 10, above max_length = 7"),
     (_Raising, {"n": 5}, "probing the Environment protocol on a few objects raised NotImplementedError: "
                          "random_outcomes (in random_outcomes, "),
 ])

@@ -355,3 +355,15 @@ def test_the_control_reaches_its_goal_by_dp_on_a_space_without_a_usable_index(al
     other = ys.roll(1, 0)  # another outcome: almost surely no substring of this one
     got = dag_log_probs(env, GoalReaching(env), other, ys, stop, "policy")
     assert (got < -60).all()
+
+
+def test_an_index_is_trusted_where_the_space_is_listed_or_the_domain_says_so() -> None:
+    """A domain's ``index`` is promised where its space can be listed; beyond, only where it sets ``indexable``
+    (README, Extending): a large space's index may overflow, so its (state, outcome) pairs are hashed instead."""
+    from pipeline_lib.domains.sequence.env import Sequence
+    from pipeline_lib.domains.subset.env import Subset
+    from pipeline_lib.ocgfn.tables import indexed
+
+    assert indexed(Subset(8)) and not indexed(Subset(40))  # both have an index; the second cannot be listed
+    assert indexed(Sequence("ACGT", 20, mode="prepend_append"))  # it sets indexable: 4^20 objects fit an int64
+    assert not indexed(Sequence("ACGT", 40, mode="prepend_append"))

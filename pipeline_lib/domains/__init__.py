@@ -76,7 +76,8 @@ def _hint_name(hint: Any) -> str:
 def check_params(domain: str, params: dict[str, Any], where: str = "params") -> None:
     """Names and types of a domain's parameters against its constructor, before anything is built."""
     cls = domain_class(domain)
-    if "device" not in inspect.signature(cls.__init__).parameters:
+    spec = inspect.signature(cls.__init__).parameters
+    if "device" not in spec and not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in spec.values()):
         raise ValueError(f"domain {domain!r}: {cls.__name__}.__init__ takes no 'device' keyword; an environment is "
                          f"built as {cls.__name__}(**params, device=...) (README, Extending)")
     check_kwargs(cls.__init__, params, where, ("self", "device"), f"domain {domain!r}")

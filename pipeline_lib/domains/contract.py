@@ -144,6 +144,18 @@ def _objects(env, label: str, y: torch.Tensor, generator: torch.Generator) -> No
     """What the methods ask of terminal objects: s0 reaches them, each is the same as itself, and the shapes of the
     optional methods where the environment has them; on a tree, each object's one path (``path_step``)."""
     name, n = type(env).__name__, len(y)
+    stops = env.forward_mask(y)[:, env.stop]
+    if not bool(stops.all()):  # else the control's walk towards y fails, and can_reach would take the blame
+        i = int((~stops).nonzero()[0, 0])
+        raise ContractError(f"{name}: {label} include {described(env.describe, y, i)}, where forward_mask does not "
+                            f"allow stop: every terminal object (random_outcomes' included) must be a state where "
+                            f"stop is valid")
+    levels = env.level(y)
+    if bool((levels > env.max_length).any()):  # the length report counts levels 0 to max_length
+        i = int((levels > env.max_length).nonzero()[0, 0])
+        raise ContractError(f"{name}: {label} include {described(env.describe, y, i)} at level {int(levels[i])}, "
+                            f"above max_length = {env.max_length}: every object is built within max_length "
+                            f"transitions (the stop included), and its level may not exceed that")
     s0 = env.initial_states(n)
     for call, value in (("can_reach(initial_states(n), y)", env.can_reach(s0, y)), ("same(y, y)", env.same(y, y))):
         if tuple(value.shape) != (n,) or not bool(value.all()):

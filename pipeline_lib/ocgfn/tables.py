@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import torch
 
+from pipeline_lib.core.env import ENUMERABLE
 from pipeline_lib.core.exact import StateGraph, visit_probabilities
 from pipeline_lib.core.nets import masked_log_softmax
 from pipeline_lib.ocgfn.sources import GoalReaching
@@ -119,8 +120,10 @@ def pair_keys(env, rows: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
 
 
 def indexed(env) -> bool:
-    """Whether the environment gives every state an int64 index (else ``pair_keys`` hashes them)."""
-    return getattr(env, "indexable", True)
+    """Whether the environment gives every state an int64 index (else ``pair_keys`` hashes them): its ``indexable``,
+    else whether it can be listed (an ``index`` is only promised there; beyond, it may overflow)."""
+    indexable = getattr(env, "indexable", None)
+    return env.capabilities()[ENUMERABLE] is None if indexable is None else bool(indexable)
 
 
 @dataclass
