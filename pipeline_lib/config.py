@@ -292,6 +292,12 @@ def method_config(config: dict[str, Any], method: str, env: str | None = None) -
         if "flow" in layer:  # it would be replaced by the entry's own (default policy) in silence
             raise ConfigError(f"{label}.flow: the flow source is a key of each method entry ({where}.flow), "
                               "not of settings")
+    own = entry.get("settings", {})  # named where they are written: the shared layers were checked above
+    unknown = sorted(set(own) - own_fields)
+    if unknown:
+        raise ConfigError(f"{where}.settings: unknown key(s) {unknown}; expected some of {sorted(own_fields)}")
+    for key, value in own.items():
+        _check_value(cls.Settings, key, value, f"{where}.settings")
     if "flow" in own_fields:
         values["flow"] = entry.get("flow", "policy")
     elif "flow" in entry:

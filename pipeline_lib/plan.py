@@ -71,10 +71,7 @@ def result_job(job: dict[str, Any]) -> dict[str, Any]:
     def saving_aside(settings: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in settings.items() if k != "checkpoint_every"}
 
-    job = {**job, "settings": saving_aside(job["settings"])} if "settings" in job else job
-    if "settings" in job.get("method", {}):  # a method's own entry (finetune.methods.NAME.settings)
-        job = {**job, "method": {**job["method"], "settings": saving_aside(job["method"]["settings"])}}
-    return job
+    return {**job, "settings": saving_aside(job["settings"])} if "settings" in job else job
 
 
 def pretrain_job(config: dict[str, Any], env: str, variant: str) -> dict[str, Any]:
@@ -148,7 +145,9 @@ def target_job(config: dict[str, Any], env: str, task: str) -> dict[str, Any]:
 
 def finetune_job(config: dict[str, Any], env: str, task: str, method: str) -> dict[str, Any]:
     entry, settings = method_config(config, method, env)
-    job = {"env": env_spec(config, env), "task": task_spec(config, task), "method": {"name": method, **entry},
+    # the entry less its own settings, which ``settings`` holds resolved: a shared value restated there is no change
+    own = {k: v for k, v in entry.items() if k != "settings"}
+    job = {"env": env_spec(config, env), "task": task_spec(config, task), "method": {"name": method, **own},
            "settings": job_settings(settings), "samples": config["evaluate"]["samples"],
            "device": config["device"], "resources": config["resources"]}
     if method_class(entry["kind"]).uses_data(settings):

@@ -43,6 +43,28 @@ def gc_reward(strings: list[str]) -> list[float]:
 GC_REWARD = f"{Path(__file__).resolve()}:gc_reward"
 
 
+def tiny_gc_reward(strings: list[str]) -> list[float]:
+    """``gc_reward`` times 1e-32: the same target R/Z, on values float32 holds (down to about 1.2e-38)."""
+    return [1e-32 * r for r in gc_reward(strings)]
+
+
+def huge_reward(objects: list) -> list[float]:
+    """1e30 everywhere: within float32, but not once squared."""
+    return [1e30] * len(objects)
+
+
+def test_a_landscape_of_tiny_rewards_keeps_its_shape() -> None:
+    """log R is taken of the checked values themselves, with no floor: a reward scaled by 1e-32 trains on the same
+    differences of log R (what every method's loss and the DQN's log scale read) as the unscaled one."""
+    env = Sequence(alphabet="dna", length=3)
+    ys = env.terminal_states()
+    unit = Task(env, {"reward": GC_REWARD, "params": {}}, "resources")
+    tiny = Task(env, {"reward": f"{Path(__file__).resolve()}:tiny_gc_reward", "params": {}}, "resources")
+    for read in ("log_reward", "uncounted_log_reward"):
+        a, b = getattr(unit, read)(ys), getattr(tiny, read)(ys)
+        assert torch.allclose(b - b.max(), a - a.max(), atol=1e-4), read
+
+
 def curve(df: pd.DataFrame) -> pd.DataFrame:
     """A curve without its wall-clock column (the only one that may differ between identical runs)."""
     assert "seconds" in df.columns
@@ -199,6 +221,9 @@ def test_dqn_reward_scales(test_config: dict, scale: str) -> None:
         assert torch.allclose(r, expected)
     elif scale == "raw":
         assert torch.allclose(r, expected.exp())
+        huge = Task(task.env, {"reward": f"{Path(__file__).resolve()}:huge_reward", "exponent": 2}, "resources")
+        with pytest.raises(FloatingPointError, match=r"reward_scale 'raw': R\^exponent = exp\(138.2\) exceeds float32"):
+            DQN(huge, cfg, seed=0, device=CPU).terminal_reward(x)  # (1e30)^2: named, not a non-finite loss later
     else:
         assert r.min() >= 0 and r.max() <= 1 and r.max() > r.min()
         order = expected.argsort()

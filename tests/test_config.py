@@ -195,7 +195,7 @@ def test_unknown_shared_pretrain_setting(test_config: dict) -> None:
 
 def test_unknown_finetune_setting(test_config: dict) -> None:
     test_config["finetune"]["methods"]["scratch"]["settings"] = {"epsilom": 0.1}
-    raises_config(test_config, "finetune.methods.scratch: unknown key", "epsilom")
+    raises_config(test_config, "finetune.methods.scratch.settings: unknown key", "epsilom")
 
 
 @pytest.mark.parametrize("section,key,value,expected", [
@@ -243,7 +243,9 @@ def test_shared_finetune_settings_reach_the_methods_that_have_them(test_config: 
 def test_a_method_setting_it_does_not_have_is_refused(test_config: dict) -> None:
     """Unlike the shared settings, a method's own settings must all be its fields."""
     test_config["finetune"]["methods"]["scratch"]["settings"] = {"buffer_size": 10}
-    raises_config(test_config, "finetune.methods.scratch: unknown key(s) ['buffer_size']")
+    raises_config(test_config, "finetune.methods.scratch.settings: unknown key(s) ['buffer_size']")
+    test_config["finetune"]["methods"]["scratch"]["settings"] = {"lr": 0.0}
+    raises_config(test_config, "finetune.methods.scratch.settings.lr: expected a positive number")
 
 
 def test_flow_only_for_methods_with_a_flow_source(test_config: dict) -> None:
@@ -596,10 +598,23 @@ def test_checkpoint_every_is_no_part_of_a_jobs_params_wherever_it_is_set(test_co
     check(test_config)
     job = plan.finetune_job(test_config, "grid6", "corner", "mcmc")
     assert job["settings"]["checkpoint_every"] == 10  # the run saves every 10 steps
-    assert plan.result_job(job) == {**before, "method": {**before["method"], "settings": {}}}
+    assert plan.result_job(job) == before
     test_config["finetune"]["methods"]["mcmc"]["settings"]["steps"] = 7  # what it computes: its params change
-    assert plan.result_job(plan.finetune_job(test_config, "grid6", "corner", "mcmc"))["method"]["settings"] == {
-        "steps": 7}
+    assert plan.result_job(plan.finetune_job(test_config, "grid6", "corner", "mcmc"))["settings"]["steps"] == 7
+
+
+def test_a_shared_setting_restated_in_a_methods_entry_reruns_nothing(test_config: dict) -> None:
+    """A job's params hold its resolved settings once: the same value written again in the method's own entry is
+    the same job, while another value is another."""
+    from pipeline_lib import plan
+
+    test_config["finetune"]["settings"]["lr"] = 0.003
+    before = plan.result_job(plan.finetune_job(test_config, "grid6", "corner", "amortized"))
+    test_config["finetune"]["methods"]["amortized"]["settings"] = {"lr": 0.003}
+    check(test_config)
+    assert plan.result_job(plan.finetune_job(test_config, "grid6", "corner", "amortized")) == before
+    test_config["finetune"]["methods"]["amortized"]["settings"] = {"lr": 0.001}
+    assert plan.result_job(plan.finetune_job(test_config, "grid6", "corner", "amortized")) != before
 
 
 class _MisspeltRewards(HyperGrid):

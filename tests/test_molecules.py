@@ -64,6 +64,14 @@ def test_env_objects_are_canonical_molecules(env: Molecule) -> None:
     assert have["molecules"] is None and have["tree"] is None and have["enumerable"] is not None
 
 
+def test_a_small_molecule_space_is_not_listed_as_its_strings() -> None:
+    """Three tokens of three letters are 39 strings but 27 molecules ([C][C][O] and [O][C][C] are both CCO): the
+    state tables over strings would count a molecule once per spelling, so no space of molecules is enumerable."""
+    env = Molecule(length=3, alphabet=["[C]", "[N]", "[O]"])
+    assert "not token strings" in env.capabilities()["enumerable"]
+    assert env.objects(torch.tensor([[0, 0, 2], [2, 0, 0]])) == ["CCO", "CCO"]
+
+
 def test_env_rejects_tokens_that_are_not_robust() -> None:
     with pytest.raises(ValueError, match="robust SELFIES"):
         Molecule(length=5, alphabet=["[C]", "[Xx]"])

@@ -503,7 +503,8 @@ def test_a_compute_matched_scratch_does_not_set_the_steps_a_predictor_must_have_
 def test_a_run_past_the_budget_and_one_that_queried_every_object_enter_where_they_should() -> None:
     """A budget beyond a small space: scratch has queried all 125 cells by step 8 and trains on, so it is compared
     at its last evaluation (step 60), not its first with 125 calls. A budget below MCMC's first evaluation (its
-    chains start with a call each): MCMC enters at that first evaluation, marked, not with its whole run."""
+    chains start with a call each): MCMC enters at that first evaluation, marked, not with its whole run; and
+    scratch, which has called nothing within it, at its first evaluation with a call, not as its untrained start."""
     rows = []
     for step, calls in ((0, 0), (8, 125), (30, 125), (60, 125)):
         rows.append({**_row("t", 0, "scratch", "scratch", "", calls, step, 0.1), "step": step})
@@ -513,6 +514,7 @@ def test_a_run_past_the_budget_and_one_that_queried_every_object_enter_where_the
     assert at.loc["scratch", "step"] == 60 and not at.loc["scratch", "own_budget"]
     at = report.at_distinct_budget(pd.DataFrame(rows), 10).set_index("method")
     assert at.loc["mcmc", "step"] == 0 and at.loc["mcmc", "unique_reward_calls"] == 14 and at.loc["mcmc", "own_budget"]
-    assert at.loc["scratch", "step"] == 0 and not at.loc["scratch", "own_budget"]
+    assert at.loc["scratch", "step"] == 8 and at.loc["scratch", "own_budget"]
     pairs = report.paired_at(pd.DataFrame(rows), at.reset_index(), "scratch", "mcmc", 10)
-    assert sorted(zip(pairs["method"], pairs["step"])) == [("mcmc", 0), ("scratch", 0)]  # both within 14 calls
+    # both read at the same calls: MCMC's last (103), scratch's search metrics interpolated towards its 125
+    assert sorted(zip(pairs["method"], pairs["unique_reward_calls"])) == [("mcmc", 103), ("scratch", 103)]

@@ -114,7 +114,12 @@ class DQN(Method):
         if self.cfg.reward_scale == "log":
             return log_r
         if self.cfg.reward_scale == "raw":
-            return log_r.exp()
+            raw = log_r.exp()
+            if not bool(torch.isfinite(raw).all()):
+                top = float(log_r[~torch.isfinite(raw)].max())
+                raise FloatingPointError(f"dqn: reward_scale 'raw': R^exponent = exp({top:.4g}) exceeds float32; use "
+                                         f"reward_scale 'log' or 'rank' for this task")
+            return raw
         return self.oracle.rank((log_r / self.task.exponent).exp())  # R itself: R^exponent may underflow
 
     def policy(self, states: torch.Tensor, rows: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

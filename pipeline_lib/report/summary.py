@@ -313,9 +313,15 @@ def at_distinct_budget(curves: pd.DataFrame, budget: float) -> pd.DataFrame:
     budget, and so does a run of a STEP_MATCHED kind that took fewer gradient steps by then than every scratch
     GFlowNet of the same (task, seed) did: it is never reported under-trained, only at its own larger budget. A run
     whose first evaluation is already past the budget (MCMC's chains start with a call each) enters at that first
-    evaluation, the least budget it has. ``own_budget`` marks the rows at their own budget."""
+    evaluation, the least budget it has; so does a run that has called the reward nowhere within the budget (one
+    below its first batch) but does later: its first evaluation with a call, not its untrained start. ``own_budget``
+    marks the rows at their own budget."""
     keys = ["task", "method", "seed"]
     trained = curves[~curves["kind"].isin(NOT_TRAINED)]
+    called = trained[trained["unique_reward_calls"] > 0]
+    blind = _last(trained[trained["unique_reward_calls"] <= budget], keys)
+    blind = blind[blind["unique_reward_calls"] == 0].set_index(keys).index.intersection(called.set_index(keys).index)
+    trained = trained[~trained.set_index(keys).index.isin(blind) | (trained["unique_reward_calls"] > 0).to_numpy()]
     within = trained[trained["unique_reward_calls"] <= budget]
     at = _last(within, keys).assign(own_budget=False)
     # the fewest of the scratch GFlowNets' (a compute-matched one, scratch_matched, trains for longer by design)

@@ -55,12 +55,13 @@ class Task:
                           dict(self.spec.get("params", {})), lambda: self.landscape)
 
     def log_reward(self, x: torch.Tensor) -> torch.Tensor:
-        """exponent * log R(x), through the counting oracle (what the methods train on)."""
-        return self.exponent * self.oracle(x).clamp(min=1e-30).log()
+        """exponent * log R(x), through the counting oracle (what the methods train on). No floor: every value was
+        checked positive and finite in float32 (``tasks.rewards``), so a landscape of 1e-32 keeps its shape."""
+        return self.exponent * self.oracle(x).log()
 
     def uncounted_log_reward(self, x: torch.Tensor) -> torch.Tensor:
         """exponent * log R(x) without the oracle: for evaluating final samplers, not for search."""
-        return self.exponent * torch.as_tensor(self.reward(x), dtype=torch.float32).clamp(min=1e-30).log()
+        return self.exponent * torch.as_tensor(self.reward(x), dtype=torch.float32).log()
 
     @cached_property
     def graph(self) -> StateGraph:

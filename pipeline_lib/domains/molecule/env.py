@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from pipeline_lib.core.env import MOLECULES
+from pipeline_lib.core.env import ENUMERABLE, MOLECULES
 from pipeline_lib.domains.molecule import chem
 from pipeline_lib.domains.sequence.env import Sequence
 
@@ -38,7 +38,11 @@ class Molecule(Sequence):
     per_task_report = True  # report tables list each task apart (objectives on different scales)
 
     def capabilities(self) -> dict[str, str | None]:
-        return {**super().capabilities(), MOLECULES: None}
+        # distinct objects are molecules (canonical SMILES), not token strings: tables over the strings (the exact
+        # target, relative and local-optimum modes) would count a molecule once per string that spells it
+        return {**super().capabilities(), MOLECULES: None,
+                ENUMERABLE: "distinct objects are molecules, not token strings: a table over the strings would count "
+                            "a molecule once per SELFIES string that spells it"}
 
     def describe(self, states: torch.Tensor) -> dict[str, Any]:
         return {"sequence": self.decode(states), "smiles": self.smiles(states)}
