@@ -52,11 +52,8 @@ rule all:
         rules.run_config.output,
 
 
-# A training job keeps its last checkpoint (its trained state) until Snakemake has recorded it as done; the run's end
-# removes those of the jobs that finished (a job killed before that record reruns from its trained state).
+# A training job keeps its last checkpoint (its trained state) until a run ends without error: a run stopped early
+# (Ctrl-C, SIGTERM, a failed job) keeps every one, so the same command, --forcerun included, restores the forced jobs
+# that had finished instead of training them again; the next run that succeeds removes those of finished jobs.
 onsuccess:
     drop_checkpoints()
-
-
-onerror:
-    drop_checkpoints(error=True)

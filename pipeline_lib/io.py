@@ -61,11 +61,18 @@ def write_parquet(df: pd.DataFrame, path: str | Path, **meta: Any) -> None:
 
 
 def read_parquet(path: str | Path) -> pd.DataFrame:
-    """Read a table written by ``write_parquet``, with a clear error for a missing file."""
+    """Read a table written by ``write_parquet``, with a clear error for a missing or unreadable file (writes are
+    atomic, so that is a file damaged or replaced by hand)."""
+    import pyarrow as pa
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"results table {path} does not exist; run the rule that writes it")
-    return pd.read_parquet(path)
+    try:
+        return pd.read_parquet(path)
+    except (pa.ArrowException, OSError) as err:
+        raise ValueError(f"results table {path} is truncated or corrupt ({type(err).__name__}: {err}); remake it: "
+                         f"snakemake --cores 8 all --forcerun {path} (its job and what reads it rerun)") from err
 
 
 def read_meta(path: str | Path) -> dict[str, Any]:
@@ -89,15 +96,16 @@ def save_checkpoint(obj: dict[str, Any], path: str | Path) -> None:
 
 def drop_finished_checkpoints(root: str | Path, outputs: dict[str, list[str]],
                               incomplete: Callable[[list[Path]], bool] = lambda files: False) -> list[Path]:
-    """Remove the checkpoints of training jobs that have finished: ``X.ckpt`` whose job's outputs (``outputs[X]``,
-    file names in the same folder) all exist, were written after it, and are not held as ``incomplete`` (the
-    workflow asks Snakemake: a job it started and has not recorded as done, e.g. one whose outputs were written just
-    before a Ctrl-C stopped the run, which ``--rerun-incomplete`` runs again). The workflow calls this when a run
-    ends (``onsuccess``, ``onerror``), so such a job still resumes from its trained state; a checkpoint of an
-    unfinished or failed job (outputs missing or older) stays for its rerun. Returns the removed paths."""
+    """Remove the checkpoints of training jobs that have finished: ``X.ckpt`` (and ``X.ckpt.stale``, one set aside
+    for other inputs) whose job's outputs (``outputs[X]``, file names in the same folder) all exist, were written
+    after it, and are not held as ``incomplete`` (the workflow asks Snakemake: a job it started and has not recorded
+    as done, which ``--rerun-incomplete`` runs again). The workflow calls this only when a run succeeds
+    (``onsuccess``): a run stopped early keeps them all, so a job it finished still restores its trained state when
+    the same command, ``--forcerun`` included, runs again; a checkpoint of an unfinished or failed job (outputs
+    missing or older) stays for its rerun. Returns the removed paths."""
     removed = []
-    for checkpoint in sorted(Path(root).rglob("*.ckpt")):
-        names = outputs.get(checkpoint.name[: -len(".ckpt")])
+    for checkpoint in sorted([*Path(root).rglob("*.ckpt"), *Path(root).rglob("*.ckpt.stale")]):
+        names = outputs.get(checkpoint.name[: checkpoint.name.rindex(".ckpt")])
         if not names:
             continue
         written = checkpoint.stat().st_mtime

@@ -405,6 +405,21 @@ def test_a_checkpoint_whose_job_snakemake_holds_incomplete_stays(tmp_path: Path)
     assert io.drop_finished_checkpoints(tmp_path, outputs, lambda files: False) == [checkpoint]
 
 
+def test_a_checkpoint_set_aside_for_other_inputs_goes_once_its_job_has_finished(tmp_path: Path) -> None:
+    """``X.ckpt.stale`` (a killed run's state for settings since changed) is removed with the finished job's own
+    checkpoint, not left behind for ever; a job still to finish keeps both."""
+    folder = tmp_path / "grid" / "finetune" / "corner" / "dqn" / "seed0"
+    folder.mkdir(parents=True)
+    stale, checkpoint = folder / "policy.pt.ckpt.stale", folder / "policy.pt.ckpt"
+    stale.write_bytes(b"old inputs")
+    checkpoint.write_bytes(b"trained")
+    outputs = {"policy.pt": ["policy.pt", "curve.parquet"]}
+    (folder / "policy.pt").write_bytes(b"out")
+    assert io.drop_finished_checkpoints(tmp_path, outputs) == [] and stale.exists()  # curve.parquet not written
+    (folder / "curve.parquet").write_bytes(b"out")
+    assert io.drop_finished_checkpoints(tmp_path, outputs) == [checkpoint, stale]
+
+
 def test_a_second_process_of_a_job_waits_for_the_first(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """A job left running by a killed Snakemake and the same job of the next run: the second waits for the first
     (then resumes from its checkpoint) instead of training beside it."""
@@ -454,3 +469,13 @@ def test_a_collected_table_names_the_job_files_it_gathers(tmp_path: Path) -> Non
     assert io.read_meta(paths[1]) == {"seed": 1}  # each job's own file keeps its seed
     io.collect([], str(tmp_path / "none.parquet"), ("env", "seed"))
     assert list(io.read_parquet(tmp_path / "none.parquet").columns) == ["env", "seed"]
+
+
+def test_a_damaged_results_table_is_named_with_the_way_out(tmp_path: Path) -> None:
+    """A table cut short by hand (a kill cannot: writes are atomic) is named with the command that remakes it."""
+    path = tmp_path / "curve.parquet"
+    io.write_parquet(pd.DataFrame({"step": [0, 1]}), path)
+    path.write_bytes(path.read_bytes()[:40])
+    with pytest.raises(ValueError, match=r"curve.parquet is truncated or corrupt \(.*\); remake it: snakemake --cores "
+                                         r"8 all --forcerun .*curve.parquet"):
+        io.read_parquet(path)

@@ -193,30 +193,29 @@ def target_job(wildcards):
     return plan.target_job(config, wildcards.env, wildcards.task)
 
 
-def incomplete(files, error):
+def incomplete(files):
     """Whether Snakemake holds any of ``files`` as incomplete: written by a job it started and has not recorded as
-    done (a signal stopped the run in between), which ``--rerun-incomplete`` runs again. Snakemake's own record,
-    read through its persistence where it answers that query (9.27 does; 9.0 did not); else, or without
-    a record, every job counts as incomplete when the run ``error``ed and none when it succeeded (every job it ran is
-    then recorded)."""
+    done, which ``--rerun-incomplete`` runs again. Snakemake's own record, read through its persistence where it
+    answers that query (9.27 does; 9.0 did not); else none (the run succeeded: every job it ran is recorded)."""
     from pathlib import Path
 
     query = getattr(workflow.persistence, "_filter_incomplete_keys", None)
     if query is None:
-        return error
+        return False
     # Snakemake's keys are the output paths as the rules spell them ({RESULTS}/...: "./results" stays as written)
     keys = [str(f) for f in files] + [f"{RESULTS}/{Path(f).relative_to(Path(RESULTS)).as_posix()}" for f in files]
     return bool(query(keys))
 
 
-def drop_checkpoints(error=False):
-    """At the end of a run (Snakefile ``onsuccess``, ``onerror`` with ``error``): the checkpoints of training jobs
-    whose outputs are all written and recorded as done (``io.drop_finished_checkpoints``)."""
+def drop_checkpoints():
+    """At the end of a run that succeeded (Snakefile ``onsuccess``): the checkpoints of training jobs whose outputs
+    are all written and recorded as done (``io.drop_finished_checkpoints``), those of earlier runs stopped early
+    included."""
     from pathlib import Path
 
     from pipeline_lib.io import drop_finished_checkpoints
 
     outputs = {Path(rule.output[0]).name: [Path(f).name for f in rule.output] for rule in (rules.pretrain, rules.finetune)}
-    removed = drop_finished_checkpoints(RESULTS, outputs, lambda files: incomplete(files, error))
+    removed = drop_finished_checkpoints(RESULTS, outputs, incomplete)
     if removed:
         print(f"removed the checkpoints of {len(removed)} finished training jobs", file=sys.stderr)
