@@ -57,11 +57,11 @@ def _timed(fn, steps: int, warmup: int) -> float:
 MATRIX_PRODUCTS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::mv", "aten::addmv")
 
 
-def matrix_product_seconds(fn, calls: int) -> float:
+def matrix_product_seconds(fn, calls: int, device: torch.device) -> float:
     """CPU seconds per call of ``fn`` inside matrix products (their self time under the torch profiler), as ``fn``
     issues them: what is left once everything else is removed (issuing them otherwise, e.g. stacked, moves it
-    too). CPU only (on CUDA the profiler's CPU time of a product is its launch): NaN there."""
-    if torch.cuda.is_available():
+    too). CPU only (on CUDA the profiler's CPU time of a product is its launch): NaN on another ``device``."""
+    if device.type != "cpu":
         return float("nan")
     from torch.profiler import ProfilerActivity, profile
 
@@ -297,8 +297,8 @@ def report(name: str, env, reward, config_env: str, config: dict, batch: int, ar
           f"{_profile_line(_shares(trainer.phases))}")
     # the matrix products alone (as each step issues them) against a whole DB step: what OC-GFN / DB would be
     # with everything else removed
-    db_products = matrix_product_seconds(db.step, max(per_round // 4, 5))
-    ot_products = matrix_product_seconds(trainer.train_step, max(per_round // 5, 2))
+    db_products = matrix_product_seconds(db.step, max(per_round // 4, 5), env.device)
+    ot_products = matrix_product_seconds(trainer.train_step, max(per_round // 5, 2), env.device)
     figures["ot_products_over_db"] = ot_products / step_s
     print(f"{name} matrix products: {1000 * db_products:.2f} ms of a DB step, {1000 * ot_products:.1f} ms of an "
           f"OC-GFN step (profiler self time), which alone is {figures['ot_products_over_db']:.2f}x a DB step")
@@ -374,6 +374,8 @@ def main() -> None:
     args = parser.parse_args()
     configure_process(args.threads)  # what a training job sets: its threads, and freed memory kept for reuse
     device = select_device(args.device)
+    if device.type == "cuda":  # the timers synchronise the current device: the one benchmarked
+        torch.cuda.set_device(device)
     config = load(args.config)
     env = HyperGrid(args.ndim, args.side, device)
     print(f"hypergrid ndim={args.ndim} side={args.side} batches={args.batches} threads={args.threads} "

@@ -18,12 +18,19 @@ log = logging.getLogger(__name__)
 
 
 def select_device(requested: str = "auto") -> torch.device:
-    """``auto`` picks CUDA when present, else CPU; asking for CUDA without one is an error."""
+    """``auto`` picks CUDA when present, else CPU; asking for CUDA without one, or for a GPU number this process cannot
+    see (a scheduler that grants one GPU per job shows it as cuda:0), is an error naming what it sees."""
     if requested == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if requested.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"device: {requested!r} requested but torch sees no CUDA device")
-    return torch.device(requested)
+    device = torch.device(requested)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError(f"device: {requested!r} requested but torch sees no CUDA device")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise RuntimeError(f"device: {requested!r}, but torch sees {torch.cuda.device_count()} CUDA device(s) "
+                               f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')!r}); where a "
+                               f"scheduler assigns each job its GPU, use device: cuda")
+    return device
 
 
 def seed_everything(seed: int, device: torch.device) -> torch.Generator:

@@ -48,7 +48,7 @@ def environment_info(requested_device: str, out: str) -> None:
     device = select_device(requested_device)
     rows = {"python": platform.python_version(), "torch": torch.__version__, "device": str(device),
             "cuda_available": torch.cuda.is_available(),
-            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "",
+            "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else "",
             "platform": platform.platform(), "pandas": pd.__version__}
     io.write_parquet(pd.DataFrame([rows]), out, device=requested_device)
 

@@ -44,3 +44,45 @@ def test_a_resumed_replay_goes_back_to_its_device() -> None:
     replay = Replay(8, META)
     replay.load_state_dict({"size": 2, "pos": 2, "data": {k: torch.zeros(2, 3) for k in Replay.KEYS}})
     assert all(v.device == META for v in replay.data.values())
+
+
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device: these run where one is")
+
+
+def test_cuda_without_a_gpu_is_named() -> None:
+    from pipeline_lib.runtime import select_device
+
+    if torch.cuda.is_available():
+        n = torch.cuda.device_count()  # a GPU number past those this process sees (one per job on a scheduler)
+        with pytest.raises(RuntimeError, match=rf"device: 'cuda:{n}', but torch sees {n} CUDA device\(s\)"):
+            select_device(f"cuda:{n}")
+    else:
+        with pytest.raises(RuntimeError, match="'cuda:1' requested but torch sees no CUDA device"):
+            select_device("cuda:1")
+    assert select_device("cpu") == torch.device("cpu")
+
+
+@CUDA
+@pytest.mark.slow
+def test_the_test_config_runs_on_cuda_and_reruns_a_forced_job(tmp_path) -> None:
+    """The whole DAG of config/test.yaml on the GPU (every method of the grid, the figures, the summary), then a
+    forced pre-training job and the adaptations that read it again: what the meta-device tests above cannot reach
+    (generators, CPU tables indexed from the device, checkpoints written and read beside the GPU)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import pandas as pd
+
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "results"
+    run = [sys.executable, "-m", "snakemake", "all", "--cores", "2", "--configfile", "config/test.yaml",
+           "--config", f"results={out}", "device=cuda"]
+    result = subprocess.run(run, cwd=root, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-5000:]
+    assert pd.read_parquet(out / "environment.parquet")["gpu"].iloc[0] != ""
+    curves = pd.read_parquet(out / "tables/finetune_curves.parquet")
+    assert curves["l1"].notna().any() and (curves["unique_reward_calls"] >= 0).all()
+    model = out / "grid6/pretrain/full/seed0/model.pt"
+    result = subprocess.run([*run, "--forcerun", str(model)], cwd=root, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-5000:]

@@ -90,7 +90,7 @@ def converted_policy(graph: StateGraph, reach: torch.Tensor, log_r: torch.Tensor
         for a in range(n_act):
             if a == graph.stop:
                 keep = torch.zeros_like(reach[rows])
-                keep[torch.arange(len(rows)), rows] = True
+                keep[torch.arange(len(rows), device=rows.device), rows] = True
             else:
                 child = graph.child[rows, a]
                 keep = reach[child.clamp(min=0)] & (child >= 0)[:, None]

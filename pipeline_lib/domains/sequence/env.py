@@ -356,7 +356,7 @@ class Sequence(DomainRewards):
         sites = torch.arange(self.length, device=states.device).repeat_interleave(self.vocab)
         tokens = torch.arange(self.vocab, device=states.device).repeat(self.length)
         near = states[:, None, :].repeat(1, len(sites), 1)
-        near[:, torch.arange(len(sites)), sites] = tokens
+        near[:, torch.arange(len(sites), device=states.device), sites] = tokens
         valid = sites[None, :] < self.lengths(states)[:, None]
         return torch.where(valid[..., None], near, states[:, None, :]), valid
 
