@@ -121,12 +121,13 @@ def dataset_path(config: dict[str, Any], env: str) -> str:
 
 
 def dataset_job(config: dict[str, Any], env: str) -> dict[str, Any]:
-    """The data set's spec and the wheel it comes from (a new version reruns its preparation)."""
+    """The data set's spec and the wheel it comes from (a new version reruns its preparation). Where the wheel is
+    cached (``resources``) is not part of it: moving that folder changes no object, so it reruns nothing here (the
+    script reads it from the config)."""
     from pipeline_lib.datasets import source
 
     spec = config["envs"][env]["data"]
-    return {"env": env_spec(config, env), "data": spec, "wheel": source(spec["source"]).requirement,
-            "resources": config["resources"]}
+    return {"env": env_spec(config, env), "data": spec, "wheel": source(spec["source"]).requirement}
 
 
 def uses_dataset(job: dict[str, Any]) -> str | None:

@@ -61,11 +61,11 @@ def prepare_data(job: dict[str, Any]) -> None:
     log.info("%s ready", job["path"])
 
 
-def prepare_dataset(job: dict[str, Any], out: str) -> None:
+def prepare_dataset(job: dict[str, Any], out: str, resources: str) -> None:
     """An environment's data set (``plan.dataset_job``): the objects of its source that the environment can
     build, distinct, with the held-out split; how many fit is logged and kept in the file's metadata."""
     env = _env(job, torch.device("cpu"))
-    table, counts = datasets.prepare(env, job["data"], job["resources"])
+    table, counts = datasets.prepare(env, job["data"], resources)
     log.info("data set %s on %s: %s", job["data"]["source"], job["env"]["name"],
              ", ".join(f"{k} {v}" for k, v in counts.items()))
     io.write_parquet(table.assign(env=job["env"]["name"]), out, config=job, counts=counts)

