@@ -545,6 +545,15 @@ def test_pairs_conditioning_needs_the_domains_pair_width(test_config: dict, monk
     check(test_config)  # the built-in grid has both
 
 
+def fake_domains(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str, **classes: str) -> None:
+    """``source`` as the module ``fake_domains`` (importable for this test), each of its ``classes`` a domain."""
+    (tmp_path / "fake_domains.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "fake_domains", raising=False)  # another test's source under the same name
+    for domain, cls in classes.items():
+        monkeypatch.setitem(DOMAINS, domain, f"fake_domains:{cls}")
+
+
 FAKE_DOMAINS = '''
 from pipeline_lib.domains.subset.env import Subset
 
@@ -570,10 +579,7 @@ def test_a_declared_capability_needs_its_methods_and_a_tree_one_parent_per_state
         test_config: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from pipeline_lib.domains import make_env
 
-    (tmp_path / "fake_domains.py").write_text(FAKE_DOMAINS)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setitem(DOMAINS, "nopropose", "fake_domains:NoPropose")
-    monkeypatch.setitem(DOMAINS, "treesubset", "fake_domains:TreeSubset")
+    fake_domains(tmp_path, monkeypatch, FAKE_DOMAINS, nopropose="NoPropose", treesubset="TreeSubset")
     with pytest.raises(ValueError, match=r"NoPropose declares 'local_moves' \(capabilities\(\) None\) but has no "
                                          r"propose"):
         make_env("nopropose", {"n": 4})
@@ -725,7 +731,7 @@ def data_files(name, params, resources):
 
 class OutsideGrid(HyperGrid):
     """Its rewards read a file beside the resources folder, which the workflow's data rule never makes."""
-    rewards_module = "fake_outside"
+    rewards_module = "fake_domains"
 
 
 class KeywordGrid(HyperGrid):
@@ -738,10 +744,7 @@ class KeywordGrid(HyperGrid):
 
 def test_a_data_file_outside_resources_is_refused_and_a_keyword_constructor_is_taken(
         test_config: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    (tmp_path / "fake_outside.py").write_text(FAKE_OUTSIDE)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setitem(DOMAINS, "outside", "fake_outside:OutsideGrid")
-    monkeypatch.setitem(DOMAINS, "keywords", "fake_outside:KeywordGrid")
+    fake_domains(tmp_path, monkeypatch, FAKE_OUTSIDE, outside="OutsideGrid", keywords="KeywordGrid")
     test_config["resources"] = str(tmp_path / "resources")
     test_config["envs"]["grid6"]["domain"] = "outside"
     raises_config(test_config, "tasks.corner: reward 'corner' reads", "elsewhere/table.csv'], outside the resources "
