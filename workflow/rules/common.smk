@@ -44,7 +44,8 @@ RESULTS = config["results"]
 RESOURCES = config["resources"]
 FIGURES = plan.figures(config)
 REPORT_CODE = plan.source_hash("pipeline_lib.report")  # figure and summary params: edited drawing code reruns them
-DATA_FILES = [os.path.relpath(f, RESOURCES) for f in plan.data_files(config)]
+FETCHED = plan.data_files(config)  # every data file a configured task reads, and the domain that fetches it
+DATA_FILES = [os.path.relpath(f, RESOURCES) for f in FETCHED]
 
 
 def _writable_folder(path):
@@ -55,7 +56,7 @@ def _writable_folder(path):
     return os.access(folder, os.W_OK)
 
 
-_unfetchable = [f for f in plan.data_files(config) if not os.path.exists(f) and not _writable_folder(f)]
+_unfetchable = [f for f in FETCHED if not os.path.exists(f) and not _writable_folder(f)]
 if _unfetchable:  # Snakemake itself would stop with a traceback while preparing the first fetch job
     raise WorkflowError(f"invalid config: resources: {RESOURCES} is not writable, and these data files are not there "
                         f"yet: {_unfetchable}; put them there, or set resources to a writable folder (copying the "
