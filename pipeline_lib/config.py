@@ -176,14 +176,19 @@ def _check_value(cls, key: str, value: Any, where: str) -> None:
         raise ConfigError(f"{where}.{key}: expected a positive number, got {value!r}")
 
 
-def _build(cls, values: dict[str, Any], where: str):
-    """Instantiate a settings dataclass, checking names, types and ranges of ``values``."""
+def _check_values(cls, values: dict[str, Any], where: str) -> None:
+    """Names, types and ranges of ``values`` against the fields of a settings dataclass, named under ``where``."""
     fields = _fields(cls)
     unknown = sorted(set(values) - fields)
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {unknown}; expected some of {sorted(fields)}")
     for key, value in values.items():
         _check_value(cls, key, value, where)
+
+
+def _build(cls, values: dict[str, Any], where: str):
+    """Instantiate a settings dataclass, checking names, types and ranges of ``values``."""
+    _check_values(cls, values, where)
     return cls(**values)
 
 
@@ -292,12 +297,8 @@ def method_config(config: dict[str, Any], method: str, env: str | None = None) -
         if "flow" in layer:  # it would be replaced by the entry's own (default policy) in silence
             raise ConfigError(f"{label}.flow: the flow source is a key of each method entry ({where}.flow), "
                               "not of settings")
-    own = entry.get("settings", {})  # named where they are written: the shared layers were checked above
-    unknown = sorted(set(own) - own_fields)
-    if unknown:
-        raise ConfigError(f"{where}.settings: unknown key(s) {unknown}; expected some of {sorted(own_fields)}")
-    for key, value in own.items():
-        _check_value(cls.Settings, key, value, f"{where}.settings")
+    # named where they are written (the shared layers were checked above)
+    _check_values(cls.Settings, entry.get("settings", {}), f"{where}.settings")
     if "flow" in own_fields:
         values["flow"] = entry.get("flow", "policy")
     elif "flow" in entry:

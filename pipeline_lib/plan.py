@@ -68,10 +68,9 @@ def result_job(job: dict[str, Any]) -> dict[str, Any]:
     """The job less ``checkpoint_every``, which says when a run saves, not what it computes (a resumed run equals an
     uninterrupted one): a training rule's params, so changing it reruns no job, and its checkpoint's digest, so
     changing it keeps a killed run's checkpoint."""
-    def saving_aside(settings: dict[str, Any]) -> dict[str, Any]:
-        return {k: v for k, v in settings.items() if k != "checkpoint_every"}
-
-    return {**job, "settings": saving_aside(job["settings"])} if "settings" in job else job
+    if "settings" not in job:
+        return job
+    return {**job, "settings": {k: v for k, v in job["settings"].items() if k != "checkpoint_every"}}
 
 
 def pretrain_job(config: dict[str, Any], env: str, variant: str) -> dict[str, Any]:

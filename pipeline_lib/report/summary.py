@@ -318,10 +318,10 @@ def at_distinct_budget(curves: pd.DataFrame, budget: float) -> pd.DataFrame:
     marks the rows at their own budget."""
     keys = ["task", "method", "seed"]
     trained = curves[~curves["kind"].isin(NOT_TRAINED)]
-    called = trained[trained["unique_reward_calls"] > 0]
-    blind = _last(trained[trained["unique_reward_calls"] <= budget], keys)
-    blind = blind[blind["unique_reward_calls"] == 0].set_index(keys).index.intersection(called.set_index(keys).index)
-    trained = trained[~trained.set_index(keys).index.isin(blind) | (trained["unique_reward_calls"] > 0).to_numpy()]
+    # a run's start before any call is no result of a run that calls the reward later (what it enters at otherwise
+    # always has a call, past the start)
+    calls = trained["unique_reward_calls"]
+    trained = trained[(calls > 0) | (calls.groupby([trained[k] for k in keys]).transform("max") == 0)]
     within = trained[trained["unique_reward_calls"] <= budget]
     at = _last(within, keys).assign(own_budget=False)
     # the fewest of the scratch GFlowNets' (a compute-matched one, scratch_matched, trains for longer by design)
